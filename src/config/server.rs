@@ -1,0 +1,556 @@
+//! `config/portcullis.toml`: the server's own settings.
+//!
+//! Every key has a default (so an empty file is valid) and can be overridden by an environment
+//! variable named `PORTCULLIS_<SECTION>_<KEY>` in upper case, e.g. `[database] url` →
+//! `PORTCULLIS_DATABASE_URL`. Lists are comma-separated in the environment.
+
+use super::{ConfigError, from_toml_error};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    pub server: ServerSection,
+    pub tls: TlsSection,
+    pub paths: PathsSection,
+    pub database: DatabaseSection,
+    pub keys: KeysSection,
+    pub cache: CacheSection,
+    pub reload: ReloadSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub listen: String,
+    pub mtls_listen: String,
+    pub http_listen: String,
+    pub public_base_url: String,
+    pub mtls_base_url: String,
+    pub trusted_proxies: Vec<String>,
+    pub ops_networks: Vec<String>,
+    pub shutdown_grace_seconds: u64,
+    pub request_timeout_seconds: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    pub cert: String,
+    pub key: String,
+    pub dev_certs: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsSection {
+    pub tenants_dir: String,
+    pub providers_dir: String,
+    pub certs_dir: String,
+    pub data_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    pub url: String,
+    pub schema: String,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysSection {
+    pub master_key: String,
+    pub master_key_file: String,
+    pub rotation_interval_seconds: i64,
+    pub propagation_seconds: i64,
+    pub retention_seconds: i64,
+    pub rsa_bits: u32,
+}
+
+impl std::fmt::Debug for KeysSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysSection")
+            .field(
+                "master_key",
+                &if self.master_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("master_key_file", &self.master_key_file)
+            .field("rotation_interval_seconds", &self.rotation_interval_seconds)
+            .field("propagation_seconds", &self.propagation_seconds)
+            .field("retention_seconds", &self.retention_seconds)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    pub client_capacity: u64,
+    pub client_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadSection {
+    pub watch_interval_seconds: u64,
+    pub sync_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            server: ServerSection {
+                listen: "0.0.0.0:8443".into(),
+                mtls_listen: "0.0.0.0:8444".into(),
+                http_listen: String::new(),
+                public_base_url: "https://localhost:8443".into(),
+                mtls_base_url: "https://localhost:8444".into(),
+                trusted_proxies: Vec::new(),
+                ops_networks: vec![
+                    "127.0.0.0/8".into(),
+                    "::1/128".into(),
+                    "10.0.0.0/8".into(),
+                    "172.16.0.0/12".into(),
+                    "192.168.0.0/16".into(),
+                ],
+                shutdown_grace_seconds: 20,
+                request_timeout_seconds: 30,
+                max_body_bytes: 64 * 1024,
+            },
+            tls: TlsSection {
+                cert: String::new(),
+                key: String::new(),
+                dev_certs: true,
+            },
+            paths: PathsSection {
+                tenants_dir: "tenants".into(),
+                providers_dir: "providers".into(),
+                certs_dir: "certs".into(),
+                data_dir: "data".into(),
+            },
+            database: DatabaseSection {
+                url: String::new(),
+                schema: String::new(),
+                max_connections: 16,
+            },
+            keys: KeysSection {
+                master_key: String::new(),
+                master_key_file: String::new(),
+                // IdentityServer's automatic key management defaults: rotate every 90 days,
+                // announce 14 days ahead, keep publishing 14 days after retirement.
+                rotation_interval_seconds: 90 * 86_400,
+                propagation_seconds: 14 * 86_400,
+                retention_seconds: 14 * 86_400,
+                rsa_bits: 2048,
+            },
+            cache: CacheSection {
+                client_capacity: 100_000,
+                client_ttl_seconds: 300,
+            },
+            reload: ReloadSection {
+                watch_interval_seconds: 2,
+                sync_interval_seconds: 10,
+            },
+            log: LogSection {
+                format: "text".into(),
+                level: "info".into(),
+            },
+        }
+    }
+}
+
+macro_rules! section_defaults {
+    ($($ty:ident => $field:ident),* $(,)?) => {
+        $(impl Default for $ty {
+            fn default() -> Self {
+                ServerFile::default().$field
+            }
+        })*
+    };
+}
+
+section_defaults!(
+    ServerSection => server,
+    TlsSection => tls,
+    PathsSection => paths,
+    DatabaseSection => database,
+    KeysSection => keys,
+    CacheSection => cache,
+    ReloadSection => reload,
+    LogSection => log,
+);
+
+/// The resolved server configuration the rest of the code reads.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub file: ServerFile,
+    /// Directory relative paths are resolved against (the current directory).
+    pub base_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub mtls_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub ops_networks: Vec<IpNet>,
+    pub database_url: String,
+}
+
+impl ServerConfig {
+    pub fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+    pub fn tenants_dir(&self) -> PathBuf {
+        self.path(&self.file.paths.tenants_dir)
+    }
+    pub fn providers_dir(&self) -> PathBuf {
+        self.path(&self.file.paths.providers_dir)
+    }
+    pub fn certs_dir(&self) -> PathBuf {
+        self.path(&self.file.paths.certs_dir)
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.path(&self.file.paths.data_dir)
+    }
+    pub fn server_cert_path(&self) -> PathBuf {
+        if self.file.tls.cert.is_empty() {
+            self.certs_dir().join("server.pem")
+        } else {
+            self.path(&self.file.tls.cert)
+        }
+    }
+    pub fn server_key_path(&self) -> PathBuf {
+        if self.file.tls.key.is_empty() {
+            self.certs_dir().join("server-key.pem")
+        } else {
+            self.path(&self.file.tls.key)
+        }
+    }
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+    pub fn is_ops_network(&self, ip: IpAddr) -> bool {
+        self.ops_networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Loads the file at `path` (a missing file means all defaults only when `required` is false),
+    /// applies environment overrides and resolves.
+    pub fn load(path: &Path, required: bool) -> Result<Self, Vec<ConfigError>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(vec![err(path, "", format!("cannot read: {e}"))]),
+        };
+        let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Self::from_text(path, &text, &|k| std::env::var(k).ok(), base_dir)
+    }
+
+    pub fn from_text(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        base_dir: PathBuf,
+    ) -> Result<Self, Vec<ConfigError>> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| vec![from_toml_error(path, text, &e)])?;
+        apply_env(&mut table, env).map_err(|e| vec![err(path, &e.0, e.1)])?;
+        let file: ServerFile = table
+            .try_into()
+            .map_err(|e: toml::de::Error| vec![from_toml_error(path, text, &e)])?;
+        resolve(path, file, base_dir)
+    }
+}
+
+fn err(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        line: None,
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The environment variable that overrides `section.key`.
+pub fn env_name(section: &str, key: &str) -> String {
+    format!(
+        "PORTCULLIS_{}_{}",
+        section.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
+    )
+}
+
+/// Every `(section, key)` the file knows, with its default value (the shape env values take).
+pub fn known_keys() -> Vec<(String, String, toml::Value)> {
+    let mut out = Vec::new();
+    if let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(ServerFile::default()) {
+        for (section, v) in defaults {
+            if let toml::Value::Table(keys) = v {
+                for (k, d) in keys {
+                    out.push((section.clone(), k, d));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn apply_env(
+    table: &mut toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    for (section, key, default) in known_keys() {
+        let name = env_name(&section, &key);
+        let Some(raw) = env(&name) else { continue };
+        let value = match default {
+            toml::Value::String(_) => toml::Value::String(raw),
+            toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                (
+                    format!("{section}.{key}"),
+                    format!("{name} must be an integer"),
+                )
+            })?),
+            toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
+                (
+                    format!("{section}.{key}"),
+                    format!("{name} must be true or false"),
+                )
+            })?),
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+            _ => continue,
+        };
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = entry {
+            t.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+fn resolve(
+    path: &Path,
+    file: ServerFile,
+    base_dir: PathBuf,
+) -> Result<ServerConfig, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let addr = |key: &str, v: &str, errors: &mut Vec<ConfigError>| -> Option<SocketAddr> {
+        if v.is_empty() {
+            return None;
+        }
+        match v.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errors.push(err(
+                    path,
+                    key,
+                    format!("`{v}` is not an address like 0.0.0.0:8443"),
+                ));
+                None
+            }
+        }
+    };
+    let listen = addr("server.listen", &file.server.listen, &mut errors);
+    if listen.is_none() && file.server.listen.is_empty() {
+        errors.push(err(path, "server.listen", "the main listener is required"));
+    }
+    let mtls_listen = addr("server.mtls_listen", &file.server.mtls_listen, &mut errors);
+    let http_listen = addr("server.http_listen", &file.server.http_listen, &mut errors);
+    let nets = |key: &str, list: &[String], errors: &mut Vec<ConfigError>| -> Vec<IpNet> {
+        list.iter()
+            .filter_map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        errors.push(err(
+                            path,
+                            key,
+                            format!("`{s}` is not a network like 10.0.0.0/8"),
+                        ))
+                    })
+                    .ok()
+            })
+            .collect()
+    };
+    let trusted_proxies = nets(
+        "server.trusted_proxies",
+        &file.server.trusted_proxies,
+        &mut errors,
+    );
+    let ops_networks = nets(
+        "server.ops_networks",
+        &file.server.ops_networks,
+        &mut errors,
+    );
+    for (key, url) in [
+        ("server.public_base_url", &file.server.public_base_url),
+        ("server.mtls_base_url", &file.server.mtls_base_url),
+    ] {
+        if !url.starts_with("https://") && !url.starts_with("http://") || url.ends_with('/') {
+            errors.push(err(
+                path,
+                key,
+                "must be an absolute http(s) URL without a trailing slash",
+            ));
+        }
+    }
+    match file.log.format.as_str() {
+        "text" | "json" => {}
+        other => errors.push(err(
+            path,
+            "log.format",
+            format!("`{other}` is neither `text` nor `json`"),
+        )),
+    }
+    let k = &file.keys;
+    if k.rotation_interval_seconds <= 0 || k.propagation_seconds < 0 || k.retention_seconds < 0 {
+        errors.push(err(path, "keys", "key lifetimes must be positive"));
+    } else if k.propagation_seconds >= k.rotation_interval_seconds {
+        errors.push(err(
+            path,
+            "keys.propagation_seconds",
+            "must be shorter than keys.rotation_interval_seconds",
+        ));
+    }
+    if !matches!(k.rsa_bits, 2048 | 3072 | 4096) {
+        errors.push(err(path, "keys.rsa_bits", "must be 2048, 3072 or 4096"));
+    }
+    if file.server.max_body_bytes < 1024 {
+        errors.push(err(path, "server.max_body_bytes", "must be at least 1024"));
+    }
+    let database_url = if file.database.url.is_empty() {
+        let db = if Path::new(&file.paths.data_dir).is_absolute() {
+            PathBuf::from(&file.paths.data_dir)
+        } else {
+            base_dir.join(&file.paths.data_dir)
+        };
+        format!("sqlite://{}?mode=rwc", db.join("portcullis.db").display())
+    } else {
+        file.database.url.clone()
+    };
+    if !(database_url.starts_with("sqlite:")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        errors.push(err(
+            path,
+            "database.url",
+            "must start with sqlite:, postgres:// or postgresql://",
+        ));
+    }
+    match (errors.is_empty(), listen) {
+        (true, Some(listen)) => Ok(ServerConfig {
+            file,
+            base_dir,
+            listen,
+            mtls_listen,
+            http_listen,
+            trusted_proxies,
+            ops_networks,
+            database_url,
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<ServerConfig, Vec<ConfigError>> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        ServerConfig::from_text(
+            Path::new("portcullis.toml"),
+            text,
+            &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            PathBuf::from("/srv"),
+        )
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(c.mtls_listen.unwrap().to_string(), "0.0.0.0:8444");
+        assert!(c.http_listen.is_none());
+        assert_eq!(c.database_url, "sqlite:///srv/data/portcullis.db?mode=rwc");
+    }
+
+    #[test]
+    fn environment_variables_override_every_kind_of_key() {
+        let c = load(
+            "[database]\nurl = \"sqlite::memory:\"\n",
+            &[
+                (
+                    "PORTCULLIS_DATABASE_URL",
+                    "postgres://postgres@127.0.0.1/test",
+                ),
+                ("PORTCULLIS_SERVER_SHUTDOWN_GRACE_SECONDS", "3"),
+                (
+                    "PORTCULLIS_SERVER_TRUSTED_PROXIES",
+                    "10.0.0.0/8, 192.168.1.1",
+                ),
+                ("PORTCULLIS_TLS_DEV_CERTS", "false"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.database_url, "postgres://postgres@127.0.0.1/test");
+        assert_eq!(c.file.server.shutdown_grace_seconds, 3);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(!c.file.tls.dev_certs);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let errors = load("[server]\nlisten = \"0.0.0.0:1\"\nlisten_typo = 1\n", &[]).unwrap_err();
+        assert_eq!(errors[0].line, Some(3), "{errors:?}");
+        assert!(errors[0].message.contains("listen_typo"), "{errors:?}");
+    }
+
+    #[test]
+    fn every_key_in_the_shipped_file_is_known_and_documented() {
+        let shipped = include_str!("../../config/portcullis.toml");
+        load(shipped, &[]).unwrap();
+        for (section, key, _) in known_keys() {
+            let needle = format!("{key} =");
+            assert!(
+                shipped.contains(&needle),
+                "config/portcullis.toml does not document {section}.{key}"
+            );
+            assert!(
+                shipped.contains(&env_name(&section, &key)),
+                "no env name documented for {section}.{key}"
+            );
+        }
+    }
+}

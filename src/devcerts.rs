@@ -1,0 +1,134 @@
+//! Development certificates: a local CA, a server certificate for localhost, and a demo client
+//! certificate for mTLS. Never for production; the files are git-ignored.
+
+use crate::keys::crypto::write_private;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use std::path::Path;
+
+pub const FILES: [&str; 6] = [
+    "ca.pem",
+    "ca-key.pem",
+    "server.pem",
+    "server-key.pem",
+    "demo-client.pem",
+    "demo-client-key.pem",
+];
+
+/// Subject CN of the demo client certificate.
+pub const DEMO_CLIENT_CN: &str = "acme-mtls";
+
+/// A certificate authority that can issue leaf certificates (also used by tests).
+pub struct DevCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A PEM certificate and its PEM private key.
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub der: Vec<u8>,
+}
+
+fn err(e: rcgen::Error) -> String {
+    format!("certificate generation failed: {e}")
+}
+
+impl DevCa {
+    pub fn new(common_name: &str) -> Result<Self, String> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        dn.push(DnType::OrganizationName, "Portcullis development");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().map_err(err)?;
+        Ok(Self {
+            issuer: CertifiedIssuer::self_signed(params, key).map_err(err)?,
+        })
+    }
+
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    pub fn der(&self) -> Vec<u8> {
+        self.issuer.der().to_vec()
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> Result<Issued, String> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .map_err(err)?;
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("localhost"),
+        );
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.issue(params)
+    }
+
+    /// A client certificate with subject CN `cn` (and optional SANs).
+    pub fn client(&self, cn: &str, sans: Vec<SanType>) -> Result<Issued, String> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Portcullis development");
+        params.subject_alt_names = sans;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.issue(params)
+    }
+
+    pub fn issue(&self, params: CertificateParams) -> Result<Issued, String> {
+        let key = KeyPair::generate().map_err(err)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        })
+    }
+}
+
+/// Writes the development CA, server and demo client certificates into `dir` unless all of them
+/// are already there (or `force`). Returns true if it wrote new files.
+pub fn ensure(dir: &Path, force: bool) -> Result<bool, String> {
+    if !force && FILES.iter().all(|f| dir.join(f).is_file()) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let ca = DevCa::new("Portcullis Development CA")?;
+    let server = ca.server(&["localhost", "127.0.0.1", "::1"])?;
+    let client = ca.client(DEMO_CLIENT_CN, Vec::new())?;
+    let write = |name: &str, text: &str, private: bool| -> Result<(), String> {
+        let path = dir.join(name);
+        let r = if private {
+            write_private(&path, text.as_bytes())
+        } else {
+            std::fs::write(&path, text)
+        };
+        r.map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    write("ca.pem", &ca.cert_pem(), false)?;
+    write("ca-key.pem", &ca.key_pem(), true)?;
+    write("server.pem", &server.cert_pem, false)?;
+    write("server-key.pem", &server.key_pem, true)?;
+    write("demo-client.pem", &client.cert_pem, false)?;
+    write("demo-client-key.pem", &client.key_pem, true)?;
+    Ok(true)
+}

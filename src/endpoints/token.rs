@@ -1,0 +1,67 @@
+//! `POST /{tenant}/connect/token` (RFC 6749 §3.2): extract → authenticate → validate → issue.
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::frontdoor::middleware::RequestContext;
+use crate::frontdoor::tenant::CurrentTenant;
+use crate::protocol::token::TokenRequest;
+use crate::response;
+use crate::state::AppState;
+use crate::validation::client_auth;
+use crate::validation::form::FormBody;
+use crate::validation::token::client_credentials;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+pub async fn token(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let form = match form {
+        Ok(FormBody(form)) => form,
+        Err(rejection) => {
+            crate::events::request_rejected(
+                tenant.slug(),
+                "token",
+                &ctx.request_id,
+                "invalid_request",
+                "unreadable body",
+            );
+            return rejection;
+        }
+    };
+    let result = async {
+        let client = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
+        match TokenRequest::parse(&form)? {
+            TokenRequest::ClientCredentials(request) => {
+                let validated = client_credentials::validate(&tenant, client, request)?;
+                response::token::client_credentials(&state, &tenant, validated, &ctx).await
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e: OAuthError| {
+        if e.code != ErrorCode::InvalidClient {
+            crate::events::request_rejected(
+                tenant.slug(),
+                "token",
+                &ctx.request_id,
+                e.code.as_str(),
+                &e.description,
+            );
+        }
+        e.into_response()
+    })
+}
+
+/// RFC 6749 §3.2: the token endpoint is POST only.
+pub async fn wrong_method() -> Response {
+    OAuthError::new(
+        ErrorCode::MethodNotAllowed,
+        "the token endpoint accepts only POST",
+    )
+    .into_response()
+}

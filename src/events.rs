@@ -1,0 +1,40 @@
+//! Structured security events (target `security`): one function per event, so every event
+//! carries the same fields and nothing secret can slip into one.
+
+use crate::keys::Alg;
+
+pub fn token_issued(
+    tenant: &str,
+    client_id: &str,
+    request_id: &str,
+    grant_type: &str,
+    jti_tag: &str,
+) {
+    tracing::info!(target: "security", event = "token_issued", tenant, client_id, request_id, grant_type, token = jti_tag);
+}
+
+pub fn client_auth_failed(tenant: &str, client_id: &str, request_id: &str, reason: &str) {
+    tracing::warn!(target: "security", event = "client_authentication_failed", tenant, client_id, request_id, reason);
+}
+
+pub fn request_rejected(
+    tenant: &str,
+    endpoint: &str,
+    request_id: &str,
+    error: &str,
+    description: &str,
+) {
+    tracing::warn!(target: "security", event = "request_rejected", tenant, endpoint, request_id, error, description);
+}
+
+pub fn key_created(tenant: &str, kid: &str, alg: Alg, activates_at: i64) {
+    tracing::info!(target: "security", event = "signing_key_created", tenant, kid, alg = alg.as_str(), activates_at);
+}
+
+pub fn config_rejected(file: &str, errors: usize) {
+    tracing::error!(target: "security", event = "config_rejected", file, errors);
+}
+
+pub fn tenant_loaded(tenant: &str, source: &str) {
+    tracing::info!(target: "security", event = "tenant_loaded", tenant, source);
+}

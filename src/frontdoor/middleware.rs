@@ -1,0 +1,176 @@
+//! Cross-cutting request handling: request id, client address behind trusted proxies, host-based
+//! tenant routing, body limits, timeouts, security headers.
+
+use super::{ConnectionInfo, ListenerKind};
+use crate::error::{ErrorCode, OAuthError};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Per-request facts every handler may need.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: Arc<str>,
+    /// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
+    pub client_ip: Option<IpAddr>,
+    /// The connection came over TLS (directly, or a trusted proxy says `X-Forwarded-Proto: https`).
+    pub secure: bool,
+    pub listener: Option<ListenerKind>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(|| RequestContext {
+                request_id: Arc::from("-"),
+                client_ip: None,
+                secure: false,
+                listener: None,
+            }))
+    }
+}
+
+/// The outermost layer: runs before routing, so it may rewrite the path of host-routed tenants.
+pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let request_id: Arc<str> = Arc::from(state.next_request_id());
+    let conn = req.extensions().get::<ConnectionInfo>().cloned();
+    let peer_ip = conn.as_ref().map(|c| c.remote.ip());
+    let trusted = peer_ip.is_some_and(|ip| state.config.is_trusted_proxy(ip));
+    // Forwarded headers count only from trusted proxies. (Read in a block: a borrow of the
+    // request must not live across an await, the body is not Sync.)
+    let (fwd_for, fwd_proto, fwd_host) = {
+        let forwarded = |name: &str| -> Option<String> {
+            if !trusted {
+                return None;
+            }
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (
+            forwarded("x-forwarded-for"),
+            forwarded("x-forwarded-proto"),
+            forwarded("x-forwarded-host"),
+        )
+    };
+    // X-Forwarded-For: the left-most address is the original client (as proxies append).
+    let client_ip = fwd_for
+        .and_then(|v| v.split(',').next().and_then(|s| s.trim().parse().ok()))
+        .or(peer_ip);
+    let listener = conn.as_ref().map(|c| c.listener);
+    let secure = match listener {
+        Some(ListenerKind::Main | ListenerKind::Mtls) => true,
+        _ => fwd_proto.is_some_and(|p| p.eq_ignore_ascii_case("https")),
+    };
+
+    // Tenants with their own host names are served at the root of those hosts: route them as if
+    // the path carried the slug. The issuer never comes from the Host header (DESIGN.md).
+    if state.registry.has_hosts() {
+        let host = fwd_host
+            .or_else(|| req.uri().host().map(str::to_string))
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            });
+        if let Some(host) = host {
+            let name = host
+                .rsplit_once(':')
+                .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host.as_str(), |(h, _)| h);
+            if let Some(slug) = state.registry.slug_for_host(&name.to_ascii_lowercase()) {
+                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                if let Ok(uri) = format!("/{slug}{pq}").parse::<Uri>() {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
+    }
+
+    let max = state.config.file.server.max_body_bytes;
+    let too_large = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64);
+
+    req.extensions_mut().insert(RequestContext {
+        request_id: request_id.clone(),
+        client_ip,
+        secure,
+        listener,
+    });
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    let mut response = if too_large {
+        body_too_large()
+    } else {
+        let timeout = Duration::from_secs(state.config.file.server.request_timeout_seconds);
+        match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _enter = span.enter();
+                tracing::warn!("request timed out");
+                OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the request took too long",
+                )
+                .into_response()
+            }
+        }
+    };
+    set_security_headers(&mut response, secure, &request_id);
+    response
+}
+
+pub fn body_too_large() -> Response {
+    OAuthError::invalid_request("the request body is too large")
+        .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+        .into_response()
+}
+
+fn set_security_headers(response: &mut Response, secure: bool, request_id: &str) {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if secure {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v);
+    }
+}

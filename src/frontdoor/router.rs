@@ -1,0 +1,48 @@
+//! The routes. Tenant routes sit behind tenant resolution; everything sits behind the front layer.
+
+use super::{middleware, tenant};
+use crate::endpoints::{discovery, health, jwks, token};
+use crate::error::OAuthError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+pub fn app(state: AppState) -> Router {
+    let tenant_routes = Router::new()
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/{tenant}",
+            get(discovery::openid_configuration),
+        )
+        .route("/{tenant}/.well-known/jwks", get(jwks::jwks))
+        .route(
+            "/{tenant}/connect/token",
+            post(token::token).fallback(token::wrong_method),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            tenant::resolve,
+        ));
+    let routes = Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .merge(tenant_routes)
+        .fallback(|| async { OAuthError::not_found("no such endpoint").into_response() })
+        .layer(DefaultBodyLimit::max(
+            state.config.file.server.max_body_bytes,
+        ))
+        .with_state(state.clone());
+    // The front layer wraps the router as a whole so that it runs before routing.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::front,
+        ))
+}

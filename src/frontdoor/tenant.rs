@@ -1,0 +1,84 @@
+//! Tenant resolution: the first path segment names the tenant (host-routed tenants had it added
+//! by the front layer). Unknown tenants are answered 404 here, before any endpoint runs.
+
+use crate::error::OAuthError;
+use crate::metrics::Endpoint;
+use crate::registry::Tenant;
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The tenant a request is for. Only this module creates it.
+#[derive(Debug, Clone)]
+pub struct CurrentTenant(pub Arc<Tenant>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CurrentTenant {
+    type Rejection = OAuthError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<CurrentTenant>()
+            .cloned()
+            .ok_or_else(|| OAuthError::not_found("unknown tenant"))
+    }
+}
+
+fn endpoint_of(route: Option<&str>) -> Endpoint {
+    match route.unwrap_or_default() {
+        r if r.ends_with("/.well-known/openid-configuration")
+            || r.starts_with("/.well-known/oauth-authorization-server") =>
+        {
+            Endpoint::Discovery
+        }
+        r if r.ends_with("/.well-known/jwks") => Endpoint::Jwks,
+        r if r.ends_with("/connect/token") => Endpoint::Token,
+        _ => Endpoint::Other,
+    }
+}
+
+/// Route layer of every tenant route: resolves the tenant and records its metrics.
+pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let endpoint = endpoint_of(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let slug = req
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    // RFC 8414 §3: /.well-known/oauth-authorization-server/{slug}
+    let slug = if slug == ".well-known" {
+        req.uri().path().rsplit('/').next().unwrap_or_default()
+    } else {
+        slug
+    };
+    let Some(tenant) = state.registry.get(slug) else {
+        let response = OAuthError::not_found("unknown tenant").into_response();
+        state.unknown_metrics.record(
+            endpoint,
+            response.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
+        return response;
+    };
+    let metrics = tenant.metrics.clone();
+    req.extensions_mut().insert(CurrentTenant(tenant));
+    let response = next.run(req).await;
+    metrics.record(
+        endpoint,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}

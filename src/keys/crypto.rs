@@ -1,0 +1,136 @@
+//! Encryption of private keys at rest: AES-256-GCM under the master key, bound to tenant and kid.
+
+use crate::error::InternalError;
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use std::path::Path;
+
+/// The 256-bit key that encrypts every tenant's private signing keys.
+pub struct MasterKey {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, InternalError> {
+        if bytes.len() != 32 {
+            return Err(InternalError::Other(
+                "the master key must be 32 bytes".into(),
+            ));
+        }
+        let key = UnboundKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| InternalError::Crypto("master key"))?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+        })
+    }
+
+    pub fn from_base64(text: &str) -> Result<Self, InternalError> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| InternalError::Other("the master key is not base64".into()))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Reads a configured key, or creates a development key file with a warning.
+    pub fn load_or_create(
+        inline: &str,
+        file: &str,
+        dev_path: &Path,
+    ) -> Result<Self, InternalError> {
+        if !inline.is_empty() {
+            return Self::from_base64(inline);
+        }
+        if !file.is_empty() {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                InternalError::Other(format!("cannot read master key file {file}: {e}"))
+            })?;
+            return Self::from_base64(&text);
+        }
+        if let Ok(text) = std::fs::read_to_string(dev_path) {
+            tracing::warn!(path = %dev_path.display(), "using the development master key; set PORTCULLIS_KEYS_MASTER_KEY in production");
+            return Self::from_base64(&text);
+        }
+        let bytes: [u8; 32] = crate::secrets::random_bytes();
+        if let Some(dir) = dev_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                InternalError::Other(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        write_private(dev_path, STANDARD.encode(bytes).as_bytes()).map_err(|e| {
+            InternalError::Other(format!("cannot write {}: {e}", dev_path.display()))
+        })?;
+        tracing::warn!(path = %dev_path.display(), "generated a development master key; set PORTCULLIS_KEYS_MASTER_KEY in production");
+        Self::from_bytes(&bytes)
+    }
+
+    /// nonce ‖ ciphertext ‖ tag, authenticated together with `aad`.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, InternalError> {
+        let nonce_bytes: [u8; NONCE_LEN] = crate::secrets::random_bytes();
+        let mut out = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad),
+                &mut out,
+            )
+            .map_err(|_| InternalError::Crypto("seal"))?;
+        let mut sealed = nonce_bytes.to_vec();
+        sealed.extend_from_slice(&out);
+        Ok(sealed)
+    }
+
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, InternalError> {
+        let (nonce, ciphertext) = sealed
+            .split_at_checked(NONCE_LEN)
+            .ok_or(InternalError::Crypto("sealed key too short"))?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| InternalError::Crypto("nonce"))?;
+        let mut buf = ciphertext.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| {
+                InternalError::Crypto("a signing key does not decrypt: wrong master key?")
+            })?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options.open(path)?;
+    f.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_key_and_binding() {
+        let k = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let sealed = k.seal(b"private", b"acme|kid1").unwrap();
+        assert_eq!(k.open(&sealed, b"acme|kid1").unwrap(), b"private");
+        assert!(
+            k.open(&sealed, b"globex|kid1").is_err(),
+            "a key moved to another tenant must not open"
+        );
+        let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        assert!(other.open(&sealed, b"acme|kid1").is_err());
+        assert!(k.open(&sealed[..5], b"acme|kid1").is_err());
+    }
+}

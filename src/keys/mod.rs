@@ -1,0 +1,42 @@
+//! Per-tenant signing keys: generation, JWK export, encryption at rest, automatic rotation.
+
+pub mod crypto;
+pub mod ring;
+pub mod signer;
+
+pub use crypto::MasterKey;
+pub use ring::{KeyPolicy, KeyRecord, KeyRing, KeySet};
+pub use signer::Signer;
+
+use serde::{Deserialize, Serialize};
+
+/// JWS algorithms (RFC 7518 §3.1, RFC 8037) this server signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Alg {
+    RS256,
+    PS256,
+    ES256,
+    EdDSA,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::PS256 => "PS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Alg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,325 @@
+//! Automatic key rotation in the manner of IdentityServer's automatic key management.
+//!
+//! For each tenant and algorithm the store holds a sequence of keys (generation 0, 1, 2, …).
+//! A key is *announced* (published in JWKS) from its creation, *signs* from `activates_at`
+//! until `activates_at + rotation_interval`, after which it is *retired* and stays published for
+//! `retention` more, then is deleted. A successor is created `propagation` before the current
+//! key expires, so relying parties have seen it in JWKS before it signs anything.
+//!
+//! Nodes sharing a database agree without coordination: a new key is inserted as generation
+//! `max + 1` under a unique (tenant, alg, generation) constraint, so of two racing nodes one
+//! insert wins and both reload the winner.
+
+use super::{Alg, MasterKey, Signer, signer};
+use crate::clock::UnixTime;
+use crate::error::InternalError;
+use crate::stores::Store;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPolicy {
+    pub rotation_interval: i64,
+    pub propagation: i64,
+    pub retention: i64,
+    pub rsa_bits: u32,
+}
+
+/// A key as stored: public JWK in clear, PKCS#8 private key sealed under the master key.
+#[derive(Clone)]
+pub struct KeyRecord {
+    pub tenant: String,
+    pub kid: String,
+    pub alg: Alg,
+    pub generation: i64,
+    pub created_at: UnixTime,
+    pub activates_at: UnixTime,
+    pub public_jwk: String,
+    pub private_sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("tenant", &self.tenant)
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("generation", &self.generation)
+            .field("activates_at", &self.activates_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a key is in its life at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Announced,
+    Active,
+    Retired,
+    Expired,
+}
+
+impl KeyRecord {
+    pub fn expires_at(&self, p: &KeyPolicy) -> UnixTime {
+        self.activates_at.saturating_add(p.rotation_interval)
+    }
+    pub fn removed_at(&self, p: &KeyPolicy) -> UnixTime {
+        self.expires_at(p).saturating_add(p.retention)
+    }
+    fn aad(tenant: &str, kid: &str) -> Vec<u8> {
+        format!("portcullis-key|{tenant}|{kid}").into_bytes()
+    }
+}
+
+/// What a node needs in memory for one tenant: the signer per algorithm and the JWKS document.
+#[derive(Debug)]
+pub struct KeySet {
+    signers: HashMap<Alg, Arc<Signer>>,
+    pub jwks: Bytes,
+    pub kids: Vec<(String, Alg, KeyState)>,
+}
+
+impl KeySet {
+    pub fn empty() -> Self {
+        Self {
+            signers: HashMap::new(),
+            jwks: Bytes::from_static(b"{\"keys\":[]}"),
+            kids: Vec::new(),
+        }
+    }
+    pub fn signer(&self, alg: Alg) -> Option<&Arc<Signer>> {
+        self.signers.get(&alg)
+    }
+}
+
+/// A tenant's current key set, swapped atomically when keys change (no lock on the token path).
+#[derive(Debug)]
+pub struct KeyRing {
+    current: ArcSwap<KeySet>,
+}
+
+impl Default for KeyRing {
+    fn default() -> Self {
+        Self {
+            current: ArcSwap::from_pointee(KeySet::empty()),
+        }
+    }
+}
+
+impl KeyRing {
+    pub fn load(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.current.load()
+    }
+    pub fn store(&self, set: KeySet) {
+        self.current.store(Arc::new(set));
+    }
+}
+
+/// The key that signs for `alg` at `now`: the most recently activated one.
+fn signing_record<'a>(records: &'a [KeyRecord], alg: Alg, now: UnixTime) -> Option<&'a KeyRecord> {
+    records
+        .iter()
+        .filter(|r| r.alg == alg && r.activates_at <= now)
+        .max_by_key(|r| (r.activates_at, r.generation))
+}
+
+pub fn state_of(records: &[KeyRecord], r: &KeyRecord, p: &KeyPolicy, now: UnixTime) -> KeyState {
+    if r.activates_at > now {
+        KeyState::Announced
+    } else if signing_record(records, r.alg, now).is_some_and(|s| s.kid == r.kid) {
+        KeyState::Active
+    } else if now < r.removed_at(p) {
+        KeyState::Retired
+    } else {
+        KeyState::Expired
+    }
+}
+
+/// Decides whether `alg` needs a new key at `now`, and when that key should start signing.
+pub fn successor_needed(
+    records: &[KeyRecord],
+    alg: Alg,
+    p: &KeyPolicy,
+    now: UnixTime,
+) -> Option<UnixTime> {
+    let latest = records
+        .iter()
+        .filter(|r| r.alg == alg)
+        .max_by_key(|r| r.generation);
+    match latest {
+        // First key of a tenant: nobody can have cached anything yet, so it signs at once.
+        None => Some(now),
+        Some(l) if l.activates_at > now => None,
+        Some(l) if now >= l.expires_at(p) => Some(now),
+        Some(l) if now >= l.expires_at(p) - p.propagation => Some(now + p.propagation),
+        Some(_) => None,
+    }
+}
+
+/// Creates a key for `alg` as generation `max + 1`; returns false if another node won the race.
+pub async fn create_key(
+    store: &Store,
+    master: &MasterKey,
+    tenant: &str,
+    alg: Alg,
+    records: &[KeyRecord],
+    activates_at: UnixTime,
+    p: &KeyPolicy,
+    now: UnixTime,
+) -> Result<bool, InternalError> {
+    let pkcs8 = tokio::task::block_in_place(|| signer::generate_pkcs8(alg, p.rsa_bits))?;
+    let s = Signer::from_pkcs8(alg, &pkcs8)?;
+    let generation = records
+        .iter()
+        .filter(|r| r.alg == alg)
+        .map(|r| r.generation + 1)
+        .max()
+        .unwrap_or(0);
+    let record = KeyRecord {
+        tenant: tenant.to_string(),
+        kid: s.kid.clone(),
+        alg,
+        generation,
+        created_at: now,
+        activates_at,
+        public_jwk: s.public_jwk().to_string(),
+        private_sealed: master.seal(&pkcs8, &KeyRecord::aad(tenant, &s.kid))?,
+    };
+    let inserted = store.insert_key(&record).await?;
+    if inserted {
+        crate::events::key_created(tenant, &record.kid, alg, activates_at);
+    }
+    Ok(inserted)
+}
+
+/// Brings a tenant's keys up to date at `now` (create successors, delete expired keys) and
+/// builds the in-memory key set. Safe to run on every node at once.
+pub async fn sync_tenant(
+    store: &Store,
+    master: &MasterKey,
+    tenant: &str,
+    algs: &[Alg],
+    p: &KeyPolicy,
+    now: UnixTime,
+) -> Result<KeySet, InternalError> {
+    let mut records = store.list_keys(tenant).await?;
+    let mut changed = false;
+    for r in &records {
+        if state_of(&records, r, p, now) == KeyState::Expired {
+            store.delete_key(tenant, &r.kid).await?;
+            changed = true;
+        }
+    }
+    if changed {
+        records = store.list_keys(tenant).await?;
+        changed = false;
+    }
+    for &alg in algs {
+        if let Some(activates_at) = successor_needed(&records, alg, p, now) {
+            create_key(store, master, tenant, alg, &records, activates_at, p, now).await?;
+            changed = true;
+        }
+    }
+    if changed {
+        records = store.list_keys(tenant).await?;
+    }
+    build_set(&records, master, algs, p, now)
+}
+
+fn build_set(
+    records: &[KeyRecord],
+    master: &MasterKey,
+    algs: &[Alg],
+    p: &KeyPolicy,
+    now: UnixTime,
+) -> Result<KeySet, InternalError> {
+    let mut signers = HashMap::new();
+    for &alg in algs {
+        if let Some(r) = signing_record(records, alg, now) {
+            let pkcs8 = master.open(&r.private_sealed, &KeyRecord::aad(&r.tenant, &r.kid))?;
+            signers.insert(alg, Arc::new(Signer::from_pkcs8(alg, &pkcs8)?));
+        }
+    }
+    // JWKS: signing keys first, then announced, then retired ones (RFC 7517 §5).
+    let mut published: Vec<(&KeyRecord, KeyState)> = records
+        .iter()
+        .map(|r| (r, state_of(records, r, p, now)))
+        .filter(|(_, s)| *s != KeyState::Expired)
+        .collect();
+    let rank = |s: KeyState| match s {
+        KeyState::Active => 0,
+        KeyState::Announced => 1,
+        _ => 2,
+    };
+    published.sort_by_key(|(r, s)| (rank(*s), r.alg, std::cmp::Reverse(r.generation)));
+    let mut keys = Vec::with_capacity(published.len());
+    for (r, _) in &published {
+        keys.push(serde_json::from_str::<serde_json::Value>(&r.public_jwk)?);
+    }
+    let jwks = Bytes::from(serde_json::to_vec(&serde_json::json!({ "keys": keys }))?);
+    let kids = published
+        .iter()
+        .map(|(r, s)| (r.kid.clone(), r.alg, *s))
+        .collect();
+    Ok(KeySet {
+        signers,
+        jwks,
+        kids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: KeyPolicy = KeyPolicy {
+        rotation_interval: 100,
+        propagation: 10,
+        retention: 20,
+        rsa_bits: 2048,
+    };
+
+    fn rec(kid: &str, generation: i64, activates_at: i64) -> KeyRecord {
+        KeyRecord {
+            tenant: "t".into(),
+            kid: kid.into(),
+            alg: Alg::ES256,
+            generation,
+            created_at: activates_at,
+            activates_at,
+            public_jwk: "{}".into(),
+            private_sealed: vec![],
+        }
+    }
+
+    #[test]
+    fn the_first_key_signs_at_once_and_its_successor_is_announced_ahead() {
+        assert_eq!(successor_needed(&[], Alg::ES256, &P, 0), Some(0));
+        let one = [rec("a", 0, 0)];
+        assert_eq!(successor_needed(&one, Alg::ES256, &P, 89), None);
+        assert_eq!(successor_needed(&one, Alg::ES256, &P, 90), Some(100));
+        let two = [rec("a", 0, 0), rec("b", 1, 100)];
+        assert_eq!(
+            successor_needed(&two, Alg::ES256, &P, 95),
+            None,
+            "a successor is already announced"
+        );
+        assert_eq!(state_of(&two, &two[1], &P, 95), KeyState::Announced);
+        assert_eq!(state_of(&two, &two[0], &P, 95), KeyState::Active);
+        assert_eq!(state_of(&two, &two[1], &P, 100), KeyState::Active);
+        assert_eq!(state_of(&two, &two[0], &P, 100), KeyState::Retired);
+        assert_eq!(state_of(&two, &two[0], &P, 119), KeyState::Retired);
+        assert_eq!(state_of(&two, &two[0], &P, 120), KeyState::Expired);
+    }
+
+    #[test]
+    fn a_key_ring_left_alone_too_long_gets_a_key_that_signs_at_once() {
+        assert_eq!(
+            successor_needed(&[rec("a", 0, 0)], Alg::ES256, &P, 500),
+            Some(500)
+        );
+    }
+}

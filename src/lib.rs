@@ -1,0 +1,42 @@
+//! Portcullis: a multi-tenant OpenID Connect / OAuth 2.x provider and federation gateway.
+//!
+//! The request flow and layout are described in `DESIGN.md`; in short:
+//! front door (TLS, tenant resolution) → endpoint → validation → response generation.
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod clock;
+pub mod config;
+pub mod devcerts;
+pub mod endpoints;
+pub mod error;
+pub mod events;
+pub mod frontdoor;
+pub mod keys;
+pub mod metrics;
+pub mod protocol;
+pub mod registry;
+pub mod response;
+pub mod secrets;
+pub mod server;
+pub mod state;
+pub mod stores;
+pub mod tokens;
+pub mod validation;
+
+pub use frontdoor::router::app;
+pub use state::AppState;

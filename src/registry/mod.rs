@@ -1,0 +1,126 @@
+//! The tenants this node serves, as immutable runtime objects swapped atomically on change.
+
+pub mod discovery;
+pub mod sync;
+
+use crate::config::ClientSpec;
+use crate::config::tenant::{AuthMethod, GrantType, TenantSpec, TokenFormat};
+use crate::error::InternalError;
+use crate::keys::KeyRing;
+use crate::metrics::TenantMetrics;
+use crate::secrets::SecretHash;
+use crate::stores::cache::ClientCache;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A client as the token endpoint uses it: secrets parsed, scopes indexed.
+#[derive(Debug)]
+pub struct Client {
+    pub spec: ClientSpec,
+    pub secrets: Vec<(SecretHash, Option<i64>)>,
+    pub scopes: HashSet<String>,
+}
+
+impl Client {
+    pub fn from_spec(spec: ClientSpec) -> Result<Self, InternalError> {
+        let secrets = spec
+            .secrets
+            .iter()
+            .map(|s| {
+                SecretHash::parse(&s.hash)
+                    .map(|h| (h, s.expires_at))
+                    .map_err(InternalError::Other)
+            })
+            .collect::<Result<_, _>>()?;
+        let scopes = spec.scopes.iter().cloned().collect();
+        Ok(Self {
+            spec,
+            secrets,
+            scopes,
+        })
+    }
+    pub fn allows_grant(&self, g: GrantType) -> bool {
+        self.spec.grant_types.contains(&g)
+    }
+    pub fn allows_auth_method(&self, m: AuthMethod) -> bool {
+        self.spec.auth_methods.contains(&m)
+    }
+}
+
+/// One tenant, ready to serve: everything the hot paths need is precomputed here.
+#[derive(Debug)]
+pub struct Tenant {
+    pub spec: TenantSpec,
+    pub version: i64,
+    pub keys: Arc<KeyRing>,
+    pub clients: ClientCache,
+    pub metrics: Arc<TenantMetrics>,
+    /// The OpenID Provider Metadata document (OIDC Discovery §3), serialized once.
+    pub discovery: Bytes,
+    pub token_endpoint: String,
+    /// API scope → audiences of the API resources that include it.
+    pub audiences_by_scope: HashMap<String, Vec<String>>,
+    /// Default audience when no API resource matches (IdentityServer's `{issuer}/resources`).
+    pub default_audience: String,
+}
+
+impl Tenant {
+    pub fn slug(&self) -> &str {
+        &self.spec.slug
+    }
+    pub fn default_token_format(&self) -> TokenFormat {
+        self.spec.tokens.access_token_format
+    }
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    by_slug: HashMap<String, Arc<Tenant>>,
+    by_host: HashMap<String, String>,
+}
+
+/// All tenants, readable without locks.
+#[derive(Debug, Default)]
+pub struct TenantRegistry {
+    current: ArcSwap<Snapshot>,
+}
+
+impl TenantRegistry {
+    pub fn get(&self, slug: &str) -> Option<Arc<Tenant>> {
+        self.current.load().by_slug.get(slug).cloned()
+    }
+
+    /// The slug of the tenant served at the root of `host` (host name without port).
+    pub fn slug_for_host(&self, host: &str) -> Option<String> {
+        let snapshot = self.current.load();
+        if snapshot.by_host.is_empty() {
+            return None;
+        }
+        snapshot.by_host.get(host).cloned()
+    }
+
+    pub fn has_hosts(&self) -> bool {
+        !self.current.load().by_host.is_empty()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Tenant>> {
+        let mut v: Vec<_> = self.current.load().by_slug.values().cloned().collect();
+        v.sort_by(|a, b| a.spec.slug.cmp(&b.spec.slug));
+        v
+    }
+
+    /// Replaces the set of tenants (the caller builds every changed tenant first).
+    pub fn replace(&self, tenants: Vec<Arc<Tenant>>) {
+        let mut by_slug = HashMap::new();
+        let mut by_host = HashMap::new();
+        for t in tenants {
+            for h in &t.spec.hosts {
+                by_host.insert(h.clone(), t.spec.slug.clone());
+            }
+            by_slug.insert(t.spec.slug.clone(), t);
+        }
+        self.current.store(Arc::new(Snapshot { by_slug, by_host }));
+    }
+}

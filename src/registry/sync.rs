@@ -1,0 +1,244 @@
+//! Keeping the registry in step with the files (the declarative source) and the database (shared
+//! with other nodes): files are validated and upserted; the registry is rebuilt from the database.
+
+use super::{Tenant, discovery};
+use crate::config::ConfigError;
+use crate::config::tenant::{self, TenantDefaults};
+use crate::error::InternalError;
+use crate::keys::ring;
+use crate::state::AppState;
+use crate::stores::TenantRow;
+use crate::stores::cache::ClientCache;
+use aws_lc_rs::digest;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const FILE_SOURCE: &str = "file";
+
+/// What the last scan of the tenants directory saw: file → digest of its content.
+#[derive(Debug, Default)]
+pub struct FileState {
+    seen: HashMap<PathBuf, Vec<u8>>,
+    scanned: bool,
+}
+
+/// The outcome of one reload, for logs, the CLI and tests.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    pub applied: Vec<String>,
+    pub removed: Vec<String>,
+    pub rejected: Vec<ConfigError>,
+}
+
+/// Reads every tenant file; valid changed files are upserted, invalid ones are reported and
+/// leave the running tenant untouched. A file deleted while running removes its tenant.
+pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalError> {
+    let mut files = state.reload.lock().await;
+    let mut report = ReloadReport::default();
+    let dir = state.config.tenants_dir();
+    let defaults = TenantDefaults {
+        public_base_url: &state.config.file.server.public_base_url,
+        mtls_base_url: &state.config.file.server.mtls_base_url,
+    };
+    let mut now_seen = HashMap::new();
+    for path in toml_files(&dir) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            tracing::warn!(file = %path.display(), "cannot read tenant file");
+            continue;
+        };
+        let digest = digest::digest(&digest::SHA256, text.as_bytes())
+            .as_ref()
+            .to_vec();
+        let unchanged = files.seen.get(&path) == Some(&digest);
+        now_seen.insert(path.clone(), digest);
+        if unchanged {
+            continue;
+        }
+        match tenant::resolve(&path, &text, &defaults) {
+            Ok((spec, clients)) => {
+                let changed = state
+                    .store
+                    .upsert_tenant(&spec, &clients, FILE_SOURCE, state.now())
+                    .await?;
+                if changed {
+                    crate::events::tenant_loaded(&spec.slug, &path.display().to_string());
+                }
+                report.applied.push(spec.slug);
+            }
+            Err(errors) => {
+                crate::events::config_rejected(&path.display().to_string(), errors.len());
+                for e in &errors {
+                    tracing::error!("{e}");
+                }
+                report.rejected.extend(errors);
+            }
+        }
+    }
+    if files.scanned {
+        for gone in files.seen.keys().filter(|p| !now_seen.contains_key(*p)) {
+            let Some(slug) = gone.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if let Some(row) = state.store.find_tenant(slug).await?
+                && row.source == FILE_SOURCE
+            {
+                state.store.delete_tenant(slug).await?;
+                tracing::warn!(tenant = slug, file = %gone.display(), "tenant file removed: tenant removed");
+                report.removed.push(slug.to_string());
+            }
+        }
+    }
+    files.seen = now_seen;
+    files.scanned = true;
+    drop(files);
+    refresh(state).await?;
+    Ok(report)
+}
+
+fn toml_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Rebuilds every tenant whose database version changed, and brings every tenant's keys up to
+/// date (rotation). Runs at start, after reloads, and every `reload.sync_interval_seconds`.
+pub async fn refresh(state: &AppState) -> Result<(), InternalError> {
+    let versions = state.store.tenant_versions().await?;
+    let mut tenants = Vec::with_capacity(versions.len());
+    let mut changed = false;
+    for (slug, version) in &versions {
+        let previous = state.registry.get(slug);
+        match previous {
+            Some(t) if t.version == *version => {
+                sync_keys(state, &t).await?;
+                tenants.push(t);
+            }
+            _ => {
+                let Some(row) = state.store.find_tenant(slug).await? else {
+                    continue;
+                };
+                let t = Arc::new(build_tenant(state, row, previous.as_deref()));
+                sync_keys(state, &t).await?;
+                tenants.push(t);
+                changed = true;
+            }
+        }
+    }
+    if changed || tenants.len() != state.registry.all().len() {
+        if let Some(tls) = &state.tls {
+            tls.set_tenant_certs(&state.config, &tenants);
+        }
+        state.registry.replace(tenants);
+    }
+    Ok(())
+}
+
+/// Creates successor keys and retires old ones as the clock says; swaps in the new key set.
+pub async fn sync_keys(state: &AppState, t: &Tenant) -> Result<(), InternalError> {
+    let set = ring::sync_tenant(
+        &state.store,
+        &state.master,
+        t.slug(),
+        &t.spec.tokens.signing_algorithms,
+        &state.key_policy,
+        state.now(),
+    )
+    .await?;
+    t.keys.store(set);
+    Ok(())
+}
+
+fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> Tenant {
+    let spec = row.spec;
+    let metrics = {
+        let mut m = state
+            .metrics_by_slug
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.entry(spec.slug.clone()).or_default().clone()
+    };
+    let mut audiences_by_scope: HashMap<String, Vec<String>> = HashMap::new();
+    for r in &spec.api_resources {
+        for s in &r.scopes {
+            audiences_by_scope
+                .entry(s.clone())
+                .or_default()
+                .push(r.name.clone());
+        }
+    }
+    let cache = &state.config.file.cache;
+    Tenant {
+        discovery: Bytes::from(discovery::document(&spec).to_string()),
+        token_endpoint: format!("{}{}", spec.issuer, discovery::TOKEN_PATH),
+        default_audience: format!("{}/resources", spec.issuer),
+        keys: previous.map(|p| p.keys.clone()).unwrap_or_default(),
+        clients: ClientCache::new(
+            cache.client_capacity,
+            Duration::from_secs(cache.client_ttl_seconds),
+        ),
+        metrics,
+        audiences_by_scope,
+        version: row.version,
+        spec,
+    }
+}
+
+/// Background upkeep: file watching, SIGHUP, multi-node sync. Ends when `shutdown` fires.
+pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let watch = state.config.file.reload.watch_interval_seconds;
+    let sync = state.config.file.reload.sync_interval_seconds.max(1);
+    let mut watch_tick = tokio::time::interval(Duration::from_secs(watch.max(1)));
+    let mut sync_tick = tokio::time::interval(Duration::from_secs(sync));
+    watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = watch_tick.tick(), if watch > 0 => log_reload(reload_files(&state).await),
+            _ = hangup => {
+                tracing::info!("SIGHUP: reloading configuration");
+                log_reload(reload_files(&state).await)
+            }
+            _ = sync_tick.tick() => {
+                if let Err(e) = refresh(&state).await {
+                    tracing::error!(error = %e, "sync with the database failed");
+                }
+                if let Err(e) = state.store.purge_expired_grants(state.now()).await {
+                    tracing::warn!(error = %e, "purging expired grants failed");
+                }
+            }
+        }
+    }
+}
+
+fn log_reload(r: Result<ReloadReport, InternalError>) {
+    match r {
+        Ok(report) => {
+            if !report.applied.is_empty() {
+                tracing::info!(tenants = ?report.applied, "tenant files applied");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reloading tenant files failed"),
+    }
+}

@@ -1,0 +1,3 @@
+//! `Validated*` → protocol responses.
+
+pub mod token;

@@ -1,0 +1,102 @@
+//! Application state shared by every request: configuration, store, clock, tenants, keys.
+
+use crate::clock::SharedClock;
+use crate::config::ServerConfig;
+use crate::error::InternalError;
+use crate::frontdoor::tls::SniResolver;
+use crate::keys::{KeyPolicy, MasterKey};
+use crate::metrics::TenantMetrics;
+use crate::registry::TenantRegistry;
+use crate::registry::sync::FileState;
+use crate::stores::Store;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<StateInner>);
+
+#[derive(Debug)]
+pub struct StateInner {
+    pub config: ServerConfig,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub master: MasterKey,
+    pub key_policy: KeyPolicy,
+    pub registry: TenantRegistry,
+    /// Metrics of requests for tenants that do not exist.
+    pub unknown_metrics: TenantMetrics,
+    /// Certificates by SNI name; `None` when no TLS listener is configured.
+    pub tls: Option<Arc<SniResolver>>,
+    pub(crate) reload: tokio::sync::Mutex<FileState>,
+    pub(crate) metrics_by_slug: std::sync::Mutex<HashMap<String, Arc<TenantMetrics>>>,
+    pub(crate) request_id_prefix: u32,
+    pub(crate) request_counter: std::sync::atomic::AtomicU64,
+}
+
+impl Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects to the database, loads the master key and the tenant files, and prepares every
+    /// tenant's keys. `tls` is the certificate resolver of the TLS listeners, if any.
+    pub async fn build(
+        config: ServerConfig,
+        clock: SharedClock,
+        tls: Option<Arc<SniResolver>>,
+    ) -> Result<Self, InternalError> {
+        let store = Store::connect(
+            &config.database_url,
+            &config.file.database.schema,
+            config.file.database.max_connections,
+        )
+        .await?;
+        let k = &config.file.keys;
+        let master = MasterKey::load_or_create(
+            &k.master_key,
+            &if k.master_key_file.is_empty() {
+                String::new()
+            } else {
+                config.path(&k.master_key_file).display().to_string()
+            },
+            &config.data_dir().join("master.key"),
+        )?;
+        let key_policy = KeyPolicy {
+            rotation_interval: k.rotation_interval_seconds,
+            propagation: k.propagation_seconds,
+            retention: k.retention_seconds,
+            rsa_bits: k.rsa_bits,
+        };
+        let state = AppState(Arc::new(StateInner {
+            config,
+            store,
+            clock,
+            master,
+            key_policy,
+            registry: TenantRegistry::default(),
+            unknown_metrics: TenantMetrics::default(),
+            tls,
+            reload: tokio::sync::Mutex::new(FileState::default()),
+            metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
+            request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
+            request_counter: std::sync::atomic::AtomicU64::new(0),
+        }));
+        crate::registry::sync::reload_files(&state).await?;
+        Ok(state)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn next_request_id(&self) -> String {
+        let n = self
+            .request_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{:08x}{:08x}", self.request_id_prefix, n)
+    }
+}

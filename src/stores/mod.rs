@@ -1,0 +1,459 @@
+//! Persistence: sqlx on SQLite (embedded default) or PostgreSQL (shared by several nodes).
+//!
+//! One SQL text serves both engines (`$n` placeholders, `ON CONFLICT` upserts, integer times);
+//! [`on_pool!`] compiles each query once per engine. Every method is scoped to one tenant.
+
+pub mod cache;
+
+use crate::config::{ClientSpec, TenantSpec};
+use crate::error::InternalError;
+use crate::keys::{Alg, KeyRecord};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to whichever pool the store has.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite($p) => $body,
+            Store::Postgres($p) => $body,
+        }
+    };
+}
+
+/// A tenant row: its spec and a version that grows with every change (to it or its clients).
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub spec: TenantSpec,
+    pub version: i64,
+    pub source: String,
+}
+
+/// A persisted grant (reference token, and later codes, refresh tokens, consents).
+#[derive(Clone)]
+pub struct GrantRecord {
+    pub handle_hash: String,
+    pub kind: String,
+    pub client_id: String,
+    pub subject: Option<String>,
+    pub data: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+}
+
+impl std::fmt::Debug for GrantRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantRecord")
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        sqls.iter()
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    (*d).into(),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+impl Store {
+    /// Connects (creating the SQLite file or the PostgreSQL schema when missing) and migrates.
+    pub async fn connect(
+        url: &str,
+        schema: &str,
+        max_connections: u32,
+    ) -> Result<Self, InternalError> {
+        let store = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    InternalError::Other(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .connect_with(options)
+                .await?;
+            Store::Sqlite(pool)
+        } else {
+            let mut options = PgConnectOptions::from_str(url)?;
+            if !schema.is_empty() {
+                if !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(InternalError::Other(
+                        "database.schema may hold only letters, digits and _".into(),
+                    ));
+                }
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+                )))
+                .execute(&admin)
+                .await?;
+                admin.close().await;
+                options = options.options([("search_path", schema)]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Store::Postgres(pool)
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), InternalError> {
+        match self {
+            Store::Sqlite(p) => migrator(SQLITE_MIGRATIONS).run(p).await?,
+            Store::Postgres(p) => migrator(POSTGRES_MIGRATIONS).run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), InternalError> {
+        on_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(Into::into))
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+
+    // ---- tenants and clients -------------------------------------------------------------
+
+    /// Writes a tenant and its complete client list in one transaction; clients from the same
+    /// source that are no longer listed are removed. Returns true if anything changed.
+    pub async fn upsert_tenant(
+        &self,
+        spec: &TenantSpec,
+        clients: &[ClientSpec],
+        source: &str,
+        now: i64,
+    ) -> Result<bool, InternalError> {
+        let spec_json = serde_json::to_string(spec)?;
+        let mut client_json = Vec::with_capacity(clients.len());
+        for c in clients {
+            client_json.push((c.client_id.as_str(), serde_json::to_string(c)?));
+        }
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let mut changed = sqlx::query(
+                "INSERT INTO tenants (slug, spec, source, version, updated_at) VALUES ($1, $2, $3, 1, $4)
+                 ON CONFLICT (slug) DO UPDATE SET spec = excluded.spec, source = excluded.source,
+                     version = tenants.version + 1, updated_at = excluded.updated_at
+                 WHERE tenants.spec <> excluded.spec OR tenants.source <> excluded.source",
+            )
+            .bind(&spec.slug)
+            .bind(&spec_json)
+            .bind(source)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            let mut clients_changed = false;
+            for (id, json) in &client_json {
+                clients_changed |= sqlx::query(
+                    "INSERT INTO clients (tenant, client_id, spec, source, updated_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (tenant, client_id) DO UPDATE SET spec = excluded.spec, source = excluded.source,
+                         updated_at = excluded.updated_at
+                     WHERE clients.spec <> excluded.spec OR clients.source <> excluded.source",
+                )
+                .bind(&spec.slug)
+                .bind(*id)
+                .bind(json)
+                .bind(source)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+            }
+            let existing: Vec<(String,)> =
+                sqlx::query_as("SELECT client_id FROM clients WHERE tenant = $1 AND source = $2")
+                    .bind(&spec.slug)
+                    .bind(source)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (id,) in existing {
+                if !client_json.iter().any(|(c, _)| *c == id) {
+                    sqlx::query("DELETE FROM clients WHERE tenant = $1 AND client_id = $2")
+                        .bind(&spec.slug)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    clients_changed = true;
+                }
+            }
+            if clients_changed && !changed {
+                sqlx::query(
+                    "UPDATE tenants SET version = version + 1, updated_at = $2 WHERE slug = $1",
+                )
+                .bind(&spec.slug)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                changed = true;
+            }
+            tx.commit().await?;
+            Ok(changed)
+        })
+    }
+
+    pub async fn tenant_versions(&self) -> Result<Vec<(String, i64)>, InternalError> {
+        on_pool!(self, |p| Ok(sqlx::query_as(
+            "SELECT slug, version FROM tenants ORDER BY slug"
+        )
+        .fetch_all(p)
+        .await?))
+    }
+
+    pub async fn find_tenant(&self, slug: &str) -> Result<Option<TenantRow>, InternalError> {
+        let row: Option<(String, i64, String)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT spec, version, source FROM tenants WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(p)
+                .await?
+        });
+        match row {
+            None => Ok(None),
+            Some((spec, version, source)) => Ok(Some(TenantRow {
+                spec: serde_json::from_str(&spec)?,
+                version,
+                source,
+            })),
+        }
+    }
+
+    pub async fn delete_tenant(&self, slug: &str) -> Result<bool, InternalError> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM clients WHERE tenant = $1")
+                .bind(slug)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("DELETE FROM tenants WHERE slug = $1")
+                .bind(slug)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(n > 0)
+        })
+    }
+
+    pub async fn find_client(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<Option<ClientSpec>, InternalError> {
+        let row: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT spec FROM clients WHERE tenant = $1 AND client_id = $2")
+                .bind(tenant)
+                .bind(client_id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(match row {
+            Some((json,)) => Some(serde_json::from_str(&json)?),
+            None => None,
+        })
+    }
+
+    // ---- signing keys ----------------------------------------------------------------------
+
+    pub async fn list_keys(&self, tenant: &str) -> Result<Vec<KeyRecord>, InternalError> {
+        type Row = (String, String, i64, i64, i64, String, Vec<u8>);
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT kid, alg, generation, created_at, activates_at, public_jwk, private_sealed
+                 FROM signing_keys WHERE tenant = $1 ORDER BY alg, generation",
+            )
+            .bind(tenant)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter()
+            .map(
+                |(kid, alg, generation, created_at, activates_at, public_jwk, private_sealed)| {
+                    Ok(KeyRecord {
+                        tenant: tenant.to_string(),
+                        alg: Alg::parse(&alg).ok_or_else(|| {
+                            InternalError::Other(format!("unknown key algorithm {alg}"))
+                        })?,
+                        kid,
+                        generation,
+                        created_at,
+                        activates_at,
+                        public_jwk,
+                        private_sealed,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.
+    pub async fn insert_key(&self, r: &KeyRecord) -> Result<bool, InternalError> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query(
+                "INSERT INTO signing_keys (tenant, kid, alg, generation, created_at, activates_at, public_jwk, private_sealed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.tenant)
+            .bind(&r.kid)
+            .bind(r.alg.as_str())
+            .bind(r.generation)
+            .bind(r.created_at)
+            .bind(r.activates_at)
+            .bind(&r.public_jwk)
+            .bind(&r.private_sealed)
+            .execute(p)
+            .await?
+            .rows_affected()
+                > 0)
+        })
+    }
+
+    pub async fn delete_key(&self, tenant: &str, kid: &str) -> Result<(), InternalError> {
+        on_pool!(self, |p| {
+            sqlx::query("DELETE FROM signing_keys WHERE tenant = $1 AND kid = $2")
+                .bind(tenant)
+                .bind(kid)
+                .execute(p)
+                .await?;
+            Ok(())
+        })
+    }
+
+    // ---- persisted grants ------------------------------------------------------------------
+
+    pub async fn insert_grant(&self, tenant: &str, g: &GrantRecord) -> Result<(), InternalError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(tenant)
+            .bind(&g.handle_hash)
+            .bind(&g.kind)
+            .bind(&g.client_id)
+            .bind(&g.subject)
+            .bind(&g.data)
+            .bind(g.created_at)
+            .bind(g.expires_at)
+            .bind(g.consumed_at)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn find_grant(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+    ) -> Result<Option<GrantRecord>, InternalError> {
+        type Row = (
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+        );
+        let row: Option<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at
+                 FROM grants WHERE tenant = $1 AND handle_hash = $2",
+            )
+            .bind(tenant)
+            .bind(handle_hash)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(
+            |(handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at)| {
+                GrantRecord {
+                    handle_hash,
+                    kind,
+                    client_id,
+                    subject,
+                    data,
+                    created_at,
+                    expires_at,
+                    consumed_at,
+                }
+            },
+        ))
+    }
+
+    /// Deletes grants that expired before `now`; returns how many.
+    pub async fn purge_expired_grants(&self, now: i64) -> Result<u64, InternalError> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query("DELETE FROM grants WHERE expires_at < $1")
+                .bind(now)
+                .execute(p)
+                .await?
+                .rows_affected())
+        })
+    }
+}
