@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::ServerConfig;
 use portcullis::config::tenant::{self, TenantDefaults};
-use portcullis::keys::{Alg, MasterKey, ring};
+use portcullis::keys::{MasterKey, ring};
 use portcullis::stores::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,7 +95,7 @@ enum TenantsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let required = std::env::var_os("PORTCULLIS_CONFIG").is_some()
-        || cli.config != PathBuf::from("config/portcullis.toml");
+        || cli.config != std::path::Path::new("config/portcullis.toml");
     let config = match ServerConfig::load(&cli.config, required) {
         Ok(c) => c,
         Err(errors) => {
@@ -299,7 +299,12 @@ async fn keys(config: &ServerConfig, command: KeysCommand) -> Result<(), String>
         let records = store.list_keys(&tenant).await.map_err(|e| e.to_string())?;
         for alg in &row.spec.tokens.signing_algorithms {
             let at = if immediate { now } else { now + p.propagation };
-            let created = ring::create_key(&store, &master, &tenant, *alg, &records, at, &p, now)
+            let env = ring::KeyEnv {
+                store: &store,
+                master: &master,
+                policy: &p,
+            };
+            let created = ring::create_key(env, &tenant, *alg, &records, at, now)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -330,7 +335,6 @@ async fn keys(config: &ServerConfig, command: KeysCommand) -> Result<(), String>
             r.expires_at(&p)
         );
     }
-    let _ = Alg::ALL;
     store.close().await;
     Ok(())
 }

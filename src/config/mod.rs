@@ -105,9 +105,28 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 
 /// Turns a `toml` deserialization error into a located [`ConfigError`].
 pub fn from_toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    // Unknown keys inside tables come without a span: find the key's line ourselves.
+    let unknown_key_line = || {
+        let key = e
+            .message()
+            .split("unknown field `")
+            .nth(1)?
+            .split('`')
+            .next()?;
+        text.lines()
+            .position(|l| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map(|i| i + 1)
+    };
     ConfigError {
         file: file.to_path_buf(),
-        line: e.span().map(|s| line_of(text, s.start)),
+        line: e
+            .span()
+            .map(|s| line_of(text, s.start))
+            .or_else(unknown_key_line),
         key: String::new(),
         message: e.message().trim().to_string(),
     }

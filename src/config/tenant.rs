@@ -482,7 +482,7 @@ pub fn resolve(
                 ),
             }
         }
-        if grant_types.is_empty() {
+        if c.grant_types.is_empty() {
             bad(
                 ck.key("grant_types"),
                 "a client needs at least one grant type".into(),

@@ -119,7 +119,7 @@ impl KeyRing {
 }
 
 /// The key that signs for `alg` at `now`: the most recently activated one.
-fn signing_record<'a>(records: &'a [KeyRecord], alg: Alg, now: UnixTime) -> Option<&'a KeyRecord> {
+fn signing_record(records: &[KeyRecord], alg: Alg, now: UnixTime) -> Option<&KeyRecord> {
     records
         .iter()
         .filter(|r| r.alg == alg && r.activates_at <= now)
@@ -159,18 +159,33 @@ pub fn successor_needed(
     }
 }
 
+/// What key management works with: where keys are stored, how they are sealed, how they rotate.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyEnv<'a> {
+    pub store: &'a Store,
+    pub master: &'a MasterKey,
+    pub policy: &'a KeyPolicy,
+}
+
 /// Creates a key for `alg` as generation `max + 1`; returns false if another node won the race.
 pub async fn create_key(
-    store: &Store,
-    master: &MasterKey,
+    env: KeyEnv<'_>,
     tenant: &str,
     alg: Alg,
     records: &[KeyRecord],
     activates_at: UnixTime,
-    p: &KeyPolicy,
     now: UnixTime,
 ) -> Result<bool, InternalError> {
-    let pkcs8 = tokio::task::block_in_place(|| signer::generate_pkcs8(alg, p.rsa_bits))?;
+    let KeyEnv {
+        store,
+        master,
+        policy: p,
+    } = env;
+    // RSA key generation takes a while: keep it off the async workers.
+    let bits = p.rsa_bits;
+    let pkcs8 = tokio::task::spawn_blocking(move || signer::generate_pkcs8(alg, bits))
+        .await
+        .map_err(|_| InternalError::Crypto("key generation task"))??;
     let s = Signer::from_pkcs8(alg, &pkcs8)?;
     let generation = records
         .iter()
@@ -198,13 +213,16 @@ pub async fn create_key(
 /// Brings a tenant's keys up to date at `now` (create successors, delete expired keys) and
 /// builds the in-memory key set. Safe to run on every node at once.
 pub async fn sync_tenant(
-    store: &Store,
-    master: &MasterKey,
+    env: KeyEnv<'_>,
     tenant: &str,
     algs: &[Alg],
-    p: &KeyPolicy,
     now: UnixTime,
 ) -> Result<KeySet, InternalError> {
+    let KeyEnv {
+        store,
+        master,
+        policy: p,
+    } = env;
     let mut records = store.list_keys(tenant).await?;
     let mut changed = false;
     for r in &records {
@@ -219,7 +237,7 @@ pub async fn sync_tenant(
     }
     for &alg in algs {
         if let Some(activates_at) = successor_needed(&records, alg, p, now) {
-            create_key(store, master, tenant, alg, &records, activates_at, p, now).await?;
+            create_key(env, tenant, alg, &records, activates_at, now).await?;
             changed = true;
         }
     }

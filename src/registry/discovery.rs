@@ -10,7 +10,7 @@ pub const TOKEN_PATH: &str = "/connect/token";
 
 /// Only what this server implements today is advertised: a client that trusts discovery must
 /// never be sent to an endpoint that does not exist.
-pub fn document(spec: &TenantSpec) -> Value {
+pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
     let issuer = &spec.issuer;
     let mut scopes: Vec<&str> = spec
         .identity_resources
@@ -32,7 +32,7 @@ pub fn document(spec: &TenantSpec) -> Value {
         .iter()
         .map(|a| a.as_str())
         .collect();
-    json!({
+    let mut doc = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
@@ -45,9 +45,14 @@ pub fn document(spec: &TenantSpec) -> Value {
         "response_types_supported": [],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        // RFC 8705 §5: the same endpoints on the listener that asks for client certificates.
-        "mtls_endpoint_aliases": {
-            "token_endpoint": format!("{}{TOKEN_PATH}", spec.mtls_base_url),
-        },
-    })
+    });
+    // RFC 8705 §5: the same endpoints on the listener that asks for client certificates; only
+    // when that listener runs, or a client following the alias would find nothing there.
+    if mtls_listener && let Value::Object(m) = &mut doc {
+        m.insert(
+            "mtls_endpoint_aliases".into(),
+            json!({ "token_endpoint": format!("{}{TOKEN_PATH}", spec.mtls_base_url) }),
+        );
+    }
+    doc
 }

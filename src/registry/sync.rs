@@ -145,12 +145,15 @@ pub async fn refresh(state: &AppState) -> Result<(), InternalError> {
 
 /// Creates successor keys and retires old ones as the clock says; swaps in the new key set.
 pub async fn sync_keys(state: &AppState, t: &Tenant) -> Result<(), InternalError> {
+    let env = ring::KeyEnv {
+        store: &state.store,
+        master: &state.master,
+        policy: &state.key_policy,
+    };
     let set = ring::sync_tenant(
-        &state.store,
-        &state.master,
+        env,
         t.slug(),
         &t.spec.tokens.signing_algorithms,
-        &state.key_policy,
         state.now(),
     )
     .await?;
@@ -178,7 +181,9 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
     }
     let cache = &state.config.file.cache;
     Tenant {
-        discovery: Bytes::from(discovery::document(&spec).to_string()),
+        discovery: Bytes::from(
+            discovery::document(&spec, state.config.mtls_listen.is_some()).to_string(),
+        ),
         token_endpoint: format!("{}{}", spec.issuer, discovery::TOKEN_PATH),
         default_audience: format!("{}/resources", spec.issuer),
         keys: previous.map(|p| p.keys.clone()).unwrap_or_default(),

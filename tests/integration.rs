@@ -1,0 +1,20 @@
+//! Integration tests: the real server (TLS listeners, SQLite or PostgreSQL, key ring) started
+//! in-process on ephemeral ports. One binary for all of them; modules live in `tests/it/`.
+
+#[path = "it/support.rs"]
+mod support;
+
+#[path = "it/discovery_and_jwks.rs"]
+mod discovery_and_jwks;
+#[path = "it/e2e.rs"]
+mod e2e;
+#[path = "it/frontdoor.rs"]
+mod frontdoor;
+#[path = "it/keys.rs"]
+mod keys;
+#[path = "it/onboarding.rs"]
+mod onboarding;
+#[path = "it/store.rs"]
+mod store;
+#[path = "it/token.rs"]
+mod token;

@@ -1,0 +1,117 @@
+use crate::support::*;
+use portcullis::clock::FixedClock;
+use serde_json::Value;
+
+const T0: i64 = 1_800_000_000;
+
+async fn es256_kids(s: &TestServer) -> Vec<String> {
+    let (_, j) = s.get_json("/acme/.well-known/jwks").await;
+    j["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "ES256")
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn token_kid(s: &TestServer) -> String {
+    let body: Value = s
+        .token(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    jwt_header(body["access_token"].as_str().unwrap())["kid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn keys_rotate_announce_then_sign_then_retire_then_disappear() {
+    let clock = FixedClock::new(T0);
+    let s = TestServer::start_with(Options {
+        clock: Some(clock.clone()),
+        keys:
+            "rotation_interval_seconds = 1000\npropagation_seconds = 100\nretention_seconds = 200"
+                .into(),
+        ..Default::default()
+    })
+    .await;
+    let refresh = || portcullis::registry::sync::refresh(s.state());
+
+    // A new tenant's first key signs at once.
+    let k0 = es256_kids(&s).await;
+    assert_eq!(k0.len(), 1);
+    assert_eq!(token_kid(&s).await, k0[0]);
+
+    // Propagation time before k0 expires, its successor is announced but does not sign yet.
+    clock.set(T0 + 899);
+    refresh().await.unwrap();
+    assert_eq!(es256_kids(&s).await, k0);
+    clock.set(T0 + 900);
+    refresh().await.unwrap();
+    let announced = es256_kids(&s).await;
+    assert_eq!(announced.len(), 2, "successor announced in JWKS");
+    assert_eq!(announced[0], k0[0], "the signing key is listed first");
+    let k1 = announced[1].clone();
+    assert_eq!(
+        token_kid(&s).await,
+        k0[0],
+        "the announced key does not sign yet"
+    );
+
+    // The successor signs once its propagation time has passed; k0 stays published (retired).
+    clock.set(T0 + 1000);
+    refresh().await.unwrap();
+    assert_eq!(token_kid(&s).await, k1);
+    assert_eq!(es256_kids(&s).await, vec![k1.clone(), k0[0].clone()]);
+
+    // After the retention time k0 is gone from JWKS and from the store.
+    clock.set(T0 + 1000 + 200);
+    refresh().await.unwrap();
+    assert_eq!(es256_kids(&s).await, vec![k1.clone()]);
+    let stored = s.state().store.list_keys("acme").await.unwrap();
+    assert!(stored.iter().all(|r| r.kid != k0[0]));
+
+    // Tokens signed with the new key verify against the published JWKS with an independent library.
+    let body: Value = s
+        .token(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (_, jwks) = s.get_json("/acme/.well-known/jwks").await;
+    verify_jwt(
+        body["access_token"].as_str().unwrap(),
+        &jwks,
+        &s.url("/acme"),
+        "https://api.acme.test",
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn private_keys_are_stored_encrypted() {
+    let s = TestServer::start().await;
+    let records = s.state().store.list_keys("acme").await.unwrap();
+    assert!(!records.is_empty());
+    for r in &records {
+        // PKCS#8 DER starts with a SEQUENCE (0x30); a sealed key starts with a random nonce and
+        // never contains the DER of the private key in clear.
+        assert!(r.private_sealed.len() > 12 + 16);
+        assert!(!String::from_utf8_lossy(&r.private_sealed).contains("PRIVATE"));
+    }
+    s.stop().await;
+}

@@ -1,0 +1,145 @@
+use crate::support::*;
+use std::time::Duration;
+
+async fn wait_for(s: &TestServer, path: &str, status: u16) -> bool {
+    for _ in 0..100 {
+        if s.get_json(path).await.0 == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn adding_a_tenant_file_while_running_onboards_the_tenant() {
+    let s = TestServer::start_with(Options {
+        tenants: vec![("acme", ACME.into())],
+        watch_interval: 1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        s.get_json("/globex/.well-known/openid-configuration")
+            .await
+            .0,
+        404
+    );
+    write_tenant(s.dir.path(), "globex", GLOBEX);
+    assert!(
+        wait_for(&s, "/globex/.well-known/openid-configuration", 200).await,
+        "globex was not onboarded"
+    );
+    let r = s
+        .token(
+            "globex",
+            "globex-m2m",
+            "globex-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_change_is_rejected_and_the_running_tenant_keeps_working() {
+    let s = TestServer::start_with(Options {
+        watch_interval: 1,
+        ..Default::default()
+    })
+    .await;
+    write_tenant(
+        s.dir.path(),
+        "acme",
+        &ACME.replace(
+            "grant_types = [\"client_credentials\"]",
+            "grant_types = [\"telepathy\"]",
+        ),
+    );
+    let report = portcullis::registry::sync::reload_files(s.state())
+        .await
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert!(
+        report.rejected[0]
+            .to_string()
+            .contains("clients[0].grant_types[0]"),
+        "{}",
+        report.rejected[0]
+    );
+    let r = s
+        .token(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "the running tenant is untouched");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_client_takes_effect_and_a_removed_file_removes_the_tenant() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.token(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")]
+        )
+        .await
+        .status(),
+        200
+    );
+    // Revoke the client's secret by replacing it in the file.
+    let new_hash = portcullis::secrets::SecretHash::of("rotated-secret").to_stored();
+    write_tenant(
+        s.dir.path(),
+        "acme",
+        &ACME.replace(
+            "sha256:Zsxv5CP7oTQ4690W5g1DqnGwn5toTEeS1o_uDrQnPD4",
+            &new_hash,
+        ),
+    );
+    portcullis::registry::sync::reload_files(s.state())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.token(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")]
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        s.token(
+            "acme",
+            "acme-m2m",
+            "rotated-secret",
+            &[("grant_type", "client_credentials")]
+        )
+        .await
+        .status(),
+        200
+    );
+
+    std::fs::remove_file(s.path("tenants/globex.toml")).unwrap();
+    let report = portcullis::registry::sync::reload_files(s.state())
+        .await
+        .unwrap();
+    assert_eq!(report.removed, vec!["globex".to_string()]);
+    assert_eq!(
+        s.get_json("/globex/.well-known/openid-configuration")
+            .await
+            .0,
+        404
+    );
+    s.stop().await;
+}

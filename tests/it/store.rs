@@ -1,0 +1,337 @@
+//! The store suite: runs on SQLite always and on PostgreSQL when PORTCULLIS_TEST_POSTGRES_URL is set.
+
+use crate::support::*;
+use portcullis::config::tenant::{TenantDefaults, resolve};
+use portcullis::keys::{Alg, KeyPolicy, MasterKey, ring};
+use portcullis::stores::{GrantRecord, Store};
+use std::path::Path;
+
+async fn engines() -> Vec<(Store, tempfile::TempDir)> {
+    let mut v = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    v.push((Store::connect(&url, "", 4).await.unwrap(), dir));
+    if let Some(pg) = postgres_url() {
+        v.push((
+            Store::connect(&pg, &unique_schema(), 4).await.unwrap(),
+            tempfile::tempdir().unwrap(),
+        ));
+    }
+    v
+}
+
+fn demo(
+    name: &str,
+    text: &str,
+) -> (
+    portcullis::config::TenantSpec,
+    Vec<portcullis::config::ClientSpec>,
+) {
+    let d = TenantDefaults {
+        public_base_url: "https://localhost:8443",
+        mtls_base_url: "https://localhost:8444",
+    };
+    resolve(Path::new(&format!("tenants/{name}.toml")), text, &d).unwrap()
+}
+
+#[tokio::test]
+async fn upserting_a_tenant_changes_its_version_only_when_something_changed() {
+    for (store, _dir) in engines().await {
+        let (spec, clients) = demo("acme", ACME);
+        assert!(
+            store
+                .upsert_tenant(&spec, &clients, "file", 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .upsert_tenant(&spec, &clients, "file", 2)
+                .await
+                .unwrap(),
+            "{}: no change",
+            store.engine()
+        );
+        let v1 = store.find_tenant("acme").await.unwrap().unwrap().version;
+        let mut changed = clients.clone();
+        changed[0].scopes.pop();
+        assert!(
+            store
+                .upsert_tenant(&spec, &changed, "file", 3)
+                .await
+                .unwrap()
+        );
+        let v2 = store.find_tenant("acme").await.unwrap().unwrap().version;
+        assert!(v2 > v1);
+        assert!(
+            store.upsert_tenant(&spec, &[], "file", 4).await.unwrap(),
+            "removing a client is a change"
+        );
+        assert!(
+            store
+                .find_client("acme", "acme-m2m")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn clients_are_scoped_to_their_tenant() {
+    for (store, _dir) in engines().await {
+        let (acme, acme_clients) = demo("acme", ACME);
+        let (globex, globex_clients) = demo("globex", GLOBEX);
+        store
+            .upsert_tenant(&acme, &acme_clients, "file", 1)
+            .await
+            .unwrap();
+        store
+            .upsert_tenant(&globex, &globex_clients, "file", 1)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .find_client("acme", "acme-m2m")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .find_client("acme", "globex-m2m")
+                .await
+                .unwrap()
+                .is_none(),
+            "{}",
+            store.engine()
+        );
+        assert!(
+            store
+                .find_client("globex", "acme-m2m")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let versions = store.tenant_versions().await.unwrap();
+        assert_eq!(
+            versions.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+            ["acme", "globex"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn grants_are_found_by_tenant_and_hash_and_purged_when_expired() {
+    for (store, _dir) in engines().await {
+        let g = GrantRecord {
+            handle_hash: "h1".into(),
+            kind: "reference_token".into(),
+            client_id: "c".into(),
+            subject: None,
+            data: "{}".into(),
+            created_at: 10,
+            expires_at: 20,
+            consumed_at: None,
+        };
+        store.insert_grant("acme", &g).await.unwrap();
+        assert!(
+            store.insert_grant("acme", &g).await.is_err(),
+            "a handle is unique"
+        );
+        assert_eq!(
+            store
+                .find_grant("acme", "h1")
+                .await
+                .unwrap()
+                .unwrap()
+                .client_id,
+            "c"
+        );
+        assert!(store.find_grant("globex", "h1").await.unwrap().is_none());
+        assert_eq!(store.purge_expired_grants(15).await.unwrap(), 0);
+        assert_eq!(store.purge_expired_grants(21).await.unwrap(), 1);
+        assert!(store.find_grant("acme", "h1").await.unwrap().is_none());
+    }
+}
+
+const POLICY: KeyPolicy = KeyPolicy {
+    rotation_interval: 1000,
+    propagation: 100,
+    retention: 100,
+    rsa_bits: 2048,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_to_create_keys_agree_on_one_key_ring() {
+    for (store, dir) in engines().await {
+        // Two nodes: two separate connection pools to the same database.
+        let other = match &store {
+            Store::Sqlite(_) => Store::connect(
+                &format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+                "",
+                4,
+            )
+            .await
+            .unwrap(),
+            Store::Postgres(p) => Store::Postgres(p.clone()),
+        };
+        let master = std::sync::Arc::new(MasterKey::from_bytes(&[9u8; 32]).unwrap());
+        let algs = [Alg::ES256, Alg::EdDSA];
+        for round in 0..5 {
+            let tenant = format!("race{round}");
+            let (a, b) = tokio::join!(
+                ring::sync_tenant(
+                    ring::KeyEnv {
+                        store: &store,
+                        master: &master,
+                        policy: &POLICY
+                    },
+                    &tenant,
+                    &algs,
+                    1000
+                ),
+                ring::sync_tenant(
+                    ring::KeyEnv {
+                        store: &other,
+                        master: &master,
+                        policy: &POLICY
+                    },
+                    &tenant,
+                    &algs,
+                    1000
+                ),
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            // Whichever node lost the race may not have seen the winner's key yet; a second sync does.
+            let a = if a.kids.len() < 2 {
+                ring::sync_tenant(
+                    ring::KeyEnv {
+                        store: &store,
+                        master: &master,
+                        policy: &POLICY,
+                    },
+                    &tenant,
+                    &algs,
+                    1000,
+                )
+                .await
+                .unwrap()
+            } else {
+                a
+            };
+            let b = if b.kids.len() < 2 {
+                ring::sync_tenant(
+                    ring::KeyEnv {
+                        store: &other,
+                        master: &master,
+                        policy: &POLICY,
+                    },
+                    &tenant,
+                    &algs,
+                    1000,
+                )
+                .await
+                .unwrap()
+            } else {
+                b
+            };
+            let records = store.list_keys(&tenant).await.unwrap();
+            assert_eq!(
+                records.len(),
+                2,
+                "{}: exactly one key per algorithm, got {records:?}",
+                store.engine()
+            );
+            assert_eq!(a.kids, b.kids, "both nodes publish the same JWKS");
+            assert_eq!(
+                a.signer(Alg::ES256).unwrap().kid,
+                b.signer(Alg::ES256).unwrap().kid
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_sealed_for_one_tenant_does_not_open_as_another_tenants_key() {
+    for (store, _dir) in engines().await {
+        let master = MasterKey::from_bytes(&[1u8; 32]).unwrap();
+        ring::sync_tenant(
+            ring::KeyEnv {
+                store: &store,
+                master: &master,
+                policy: &POLICY,
+            },
+            "acme",
+            &[Alg::ES256],
+            1000,
+        )
+        .await
+        .unwrap();
+        let mut moved = store.list_keys("acme").await.unwrap().remove(0);
+        moved.tenant = "globex".into();
+        assert!(store.insert_key(&moved).await.unwrap());
+        assert!(
+            ring::sync_tenant(
+                ring::KeyEnv {
+                    store: &store,
+                    master: &master,
+                    policy: &POLICY
+                },
+                "globex",
+                &[Alg::ES256],
+                1000
+            )
+            .await
+            .is_err()
+        );
+        let wrong_master = MasterKey::from_bytes(&[2u8; 32]).unwrap();
+        assert!(
+            ring::sync_tenant(
+                ring::KeyEnv {
+                    store: &store,
+                    master: &wrong_master,
+                    policy: &POLICY
+                },
+                "acme",
+                &[Alg::ES256],
+                1000
+            )
+            .await
+            .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_whole_server_runs_on_postgresql_too() {
+    if postgres_url().is_none() {
+        eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+        return;
+    }
+    let s = TestServer::start_with(Options {
+        postgres: true,
+        ..Default::default()
+    })
+    .await;
+    let (_, ready) = s.get_json("/health/ready").await;
+    assert_eq!(ready["database"], "postgres");
+    let r = s
+        .token(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials"), ("scope", "api.read")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let (_, jwks) = s.get_json("/acme/.well-known/jwks").await;
+    verify_jwt(
+        body["access_token"].as_str().unwrap(),
+        &jwks,
+        &s.url("/acme"),
+        "https://api.acme.test",
+    );
+    s.stop().await;
+}

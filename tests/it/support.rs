@@ -1,0 +1,239 @@
+//! Starting a real node for a test: temp directories, dev certificates, demo tenants, SQLite
+//! (or a fresh PostgreSQL schema), ephemeral ports, and an HTTPS client that trusts the dev CA.
+#![allow(dead_code)]
+
+use portcullis::clock::{FixedClock, SharedClock, SystemClock};
+use portcullis::config::ServerConfig;
+use portcullis::server::{Listeners, Running};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const ACME: &str = include_str!("../../tenants/acme.toml");
+pub const GLOBEX: &str = include_str!("../../tenants/globex.toml");
+
+pub struct Options {
+    pub tenants: Vec<(&'static str, String)>,
+    pub clock: Option<Arc<FixedClock>>,
+    pub server_extra: String,
+    pub keys: String,
+    pub watch_interval: u64,
+    pub plain_listener: bool,
+    pub postgres: bool,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            tenants: vec![("acme", ACME.to_string()), ("globex", GLOBEX.to_string())],
+            clock: None,
+            server_extra: String::new(),
+            keys: String::new(),
+            watch_interval: 0,
+            plain_listener: false,
+            postgres: false,
+            max_body_bytes: 65536,
+        }
+    }
+}
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub mtls_base: String,
+    pub addr: SocketAddr,
+    pub mtls_addr: SocketAddr,
+    pub plain_addr: Option<SocketAddr>,
+    pub http: reqwest::Client,
+}
+
+/// A PostgreSQL URL to test against, when the environment provides one.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A schema name no other test uses.
+pub fn unique_schema() -> String {
+    let r: [u8; 8] = portcullis::secrets::random_bytes();
+    format!(
+        "t_{}",
+        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn bind() -> std::net::TcpListener {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    l
+}
+
+pub fn write_tenant(dir: &Path, slug: &str, text: &str) {
+    std::fs::create_dir_all(dir.join("tenants")).unwrap();
+    std::fs::write(dir.join("tenants").join(format!("{slug}.toml")), text).unwrap();
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(o: Options) -> Self {
+        portcullis::frontdoor::tls::install_default_provider();
+        let dir = tempfile::tempdir().unwrap();
+        for (slug, text) in &o.tenants {
+            write_tenant(dir.path(), slug, text);
+        }
+        let main = bind();
+        let mtls = bind();
+        let plain = o.plain_listener.then(bind);
+        let port = main.local_addr().unwrap().port();
+        let mport = mtls.local_addr().unwrap().port();
+        let database = if o.postgres {
+            let url = postgres_url().expect("PORTCULLIS_TEST_POSTGRES_URL");
+            format!("url = \"{url}\"\nschema = \"{}\"", unique_schema())
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_base_url = \"https://localhost:{port}\"\nmtls_base_url = \"https://localhost:{mport}\"\nmax_body_bytes = {}\nshutdown_grace_seconds = 2\n{}\n\
+             [database]\n{database}\n[keys]\n{}\n[reload]\nwatch_interval_seconds = {}\nsync_interval_seconds = 3600\n[log]\nlevel = \"warn\"\n",
+            o.max_body_bytes, o.server_extra, o.keys, o.watch_interval
+        );
+        let config = ServerConfig::from_text(
+            Path::new("test.toml"),
+            &text,
+            &|_| None,
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        let clock: SharedClock = match &o.clock {
+            Some(c) => c.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let running = portcullis::server::start(
+            config,
+            clock,
+            Listeners {
+                main,
+                mtls: Some(mtls),
+                plain,
+            },
+        )
+        .await
+        .unwrap();
+        let addr = running.main_addr;
+        let mtls_addr = running.mtls_addr.unwrap();
+        let plain_addr = running.plain_addr;
+        let http = client_for(
+            &dir.path().join("certs/ca.pem"),
+            &[("localhost", addr)],
+            None,
+        );
+        TestServer {
+            running: Some(running),
+            base: format!("https://localhost:{port}"),
+            mtls_base: format!("https://localhost:{mport}"),
+            dir,
+            addr,
+            mtls_addr,
+            plain_addr,
+            http,
+        }
+    }
+
+    pub fn state(&self) -> &portcullis::AppState {
+        &self.running.as_ref().unwrap().state
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a client_credentials request with HTTP Basic authentication.
+    pub async fn token(
+        &self,
+        tenant: &str,
+        client: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/{tenant}/connect/token")))
+            .basic_auth(client, Some(secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// An HTTPS client that trusts only `ca_pem`, resolves the given names to local addresses and
+/// optionally presents a client certificate.
+pub fn client_for(
+    ca_pem: &Path,
+    resolve: &[(&str, SocketAddr)],
+    identity_pem: Option<&str>,
+) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_pem).unwrap()).unwrap();
+    let mut b = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .redirect(reqwest::redirect::Policy::none());
+    for (name, addr) in resolve {
+        b = b.resolve(name, *addr);
+    }
+    if let Some(pem) = identity_pem {
+        b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// Verifies a JWT with an independent library (jsonwebtoken) against the served JWKS.
+pub fn verify_jwt(
+    token: &str,
+    jwks: &serde_json::Value,
+    issuer: &str,
+    audience: &str,
+) -> serde_json::Value {
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
+    let header = decode_header(token).unwrap();
+    let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let kid = header.kid.clone().expect("kid");
+    let jwk = set.find(&kid).expect("the token's kid is in the JWKS");
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    let mut v = Validation::new(header.alg);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub", "iat"]);
+    decode::<serde_json::Value>(token, &key, &v).unwrap().claims
+}
+
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let h = token.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(h)
+            .unwrap(),
+    )
+    .unwrap()
+}
