@@ -5,7 +5,7 @@ use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::ServerConfig;
 use portcullis::config::tenant::{self, TenantDefaults};
 use portcullis::keys::{MasterKey, ring};
-use portcullis::stores::Store;
+use portcullis::stores::{KeyStore, Store, TenantStore};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! by the front layer). Unknown tenants are answered 404 here, before any endpoint runs.
 
 use crate::error::OAuthError;
+use crate::frontdoor::middleware::RequestContext;
 use crate::metrics::Endpoint;
 use crate::registry::Tenant;
 use crate::state::AppState;
@@ -64,6 +65,18 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
         slug
     };
     let Some(tenant) = state.registry.get(slug) else {
+        let request_id = req
+            .extensions()
+            .get::<RequestContext>()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_else(|| "-".into());
+        crate::events::request_rejected(
+            "-",
+            endpoint.as_str(),
+            &request_id,
+            "not_found",
+            "unknown tenant",
+        );
         let response = OAuthError::not_found("unknown tenant").into_response();
         state.unknown_metrics.record(
             endpoint,

@@ -13,7 +13,7 @@
 use super::{Alg, MasterKey, Signer, signer};
 use crate::clock::UnixTime;
 use crate::error::InternalError;
-use crate::stores::Store;
+use crate::stores::{KeyStore, Store};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::collections::HashMap;

@@ -9,7 +9,8 @@ use crate::error::InternalError;
 use crate::keys::KeyRing;
 use crate::metrics::TenantMetrics;
 use crate::secrets::SecretHash;
-use crate::stores::cache::ClientCache;
+use crate::stores::Store;
+use crate::stores::cache::CachingClientStore;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
@@ -55,7 +56,7 @@ pub struct Tenant {
     pub spec: TenantSpec,
     pub version: i64,
     pub keys: Arc<KeyRing>,
-    pub clients: ClientCache,
+    pub clients: CachingClientStore<Store>,
     pub metrics: Arc<TenantMetrics>,
     /// The OpenID Provider Metadata document (OIDC Discovery §3), serialized once.
     pub discovery: Bytes,

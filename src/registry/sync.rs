@@ -8,7 +8,8 @@ use crate::error::InternalError;
 use crate::keys::ring;
 use crate::state::AppState;
 use crate::stores::TenantRow;
-use crate::stores::cache::ClientCache;
+use crate::stores::cache::CachingClientStore;
+use crate::stores::{GrantStore, TenantStore};
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -187,7 +188,8 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
         token_endpoint: format!("{}{}", spec.issuer, discovery::TOKEN_PATH),
         default_audience: format!("{}/resources", spec.issuer),
         keys: previous.map(|p| p.keys.clone()).unwrap_or_default(),
-        clients: ClientCache::new(
+        clients: CachingClientStore::new(
+            state.store.clone(),
             cache.client_capacity,
             Duration::from_secs(cache.client_ttl_seconds),
         ),

@@ -6,7 +6,7 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::TokenResponse;
 use crate::registry::Tenant;
 use crate::state::AppState;
-use crate::stores::GrantRecord;
+use crate::stores::{GrantRecord, GrantStore};
 use crate::tokens::{self, AccessTokenClaims, Audience};
 use crate::validation::token::client_credentials::ValidatedClientCredentials;
 use axum::http::{HeaderValue, header};

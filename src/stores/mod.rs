@@ -8,11 +8,13 @@ pub mod cache;
 use crate::config::{ClientSpec, TenantSpec};
 use crate::error::InternalError;
 use crate::keys::{Alg, KeyRecord};
+use crate::registry::Client;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -59,6 +61,72 @@ impl std::fmt::Debug for GrantRecord {
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
+}
+
+/// Tenants as stored (the registry builds runtime tenants from these rows).
+pub trait TenantStore {
+    /// Writes a tenant and its complete client list in one transaction; clients from the same
+    /// source that are no longer listed are removed. Returns true if anything changed.
+    fn upsert_tenant(
+        &self,
+        spec: &TenantSpec,
+        clients: &[ClientSpec],
+        source: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, InternalError>> + Send;
+    fn tenant_versions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, InternalError>> + Send;
+    fn find_tenant(
+        &self,
+        slug: &str,
+    ) -> impl Future<Output = Result<Option<TenantRow>, InternalError>> + Send;
+    fn delete_tenant(&self, slug: &str)
+    -> impl Future<Output = Result<bool, InternalError>> + Send;
+}
+
+/// Clients of one tenant, looked up by id.
+pub trait ClientStore {
+    fn find_client(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<Arc<Client>>, InternalError>> + Send;
+}
+
+/// A tenant's signing keys (private parts sealed).
+pub trait KeyStore {
+    fn list_keys(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<KeyRecord>, InternalError>> + Send;
+    /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.
+    fn insert_key(&self, r: &KeyRecord)
+    -> impl Future<Output = Result<bool, InternalError>> + Send;
+    fn delete_key(
+        &self,
+        tenant: &str,
+        kid: &str,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+}
+
+/// Persisted grants (reference tokens; later codes, refresh tokens, consents), by handle hash.
+pub trait GrantStore {
+    fn insert_grant(
+        &self,
+        tenant: &str,
+        g: &GrantRecord,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    fn find_grant(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+    ) -> impl Future<Output = Result<Option<GrantRecord>, InternalError>> + Send;
+    /// Deletes grants that expired before `now`; returns how many.
+    fn purge_expired_grants(
+        &self,
+        now: i64,
+    ) -> impl Future<Output = Result<u64, InternalError>> + Send;
 }
 
 fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
@@ -174,12 +242,12 @@ impl Store {
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await)
     }
+}
 
-    // ---- tenants and clients -------------------------------------------------------------
-
+impl TenantStore for Store {
     /// Writes a tenant and its complete client list in one transaction; clients from the same
     /// source that are no longer listed are removed. Returns true if anything changed.
-    pub async fn upsert_tenant(
+    async fn upsert_tenant(
         &self,
         spec: &TenantSpec,
         clients: &[ClientSpec],
@@ -256,7 +324,7 @@ impl Store {
         })
     }
 
-    pub async fn tenant_versions(&self) -> Result<Vec<(String, i64)>, InternalError> {
+    async fn tenant_versions(&self) -> Result<Vec<(String, i64)>, InternalError> {
         on_pool!(self, |p| Ok(sqlx::query_as(
             "SELECT slug, version FROM tenants ORDER BY slug"
         )
@@ -264,7 +332,7 @@ impl Store {
         .await?))
     }
 
-    pub async fn find_tenant(&self, slug: &str) -> Result<Option<TenantRow>, InternalError> {
+    async fn find_tenant(&self, slug: &str) -> Result<Option<TenantRow>, InternalError> {
         let row: Option<(String, i64, String)> = on_pool!(self, |p| {
             sqlx::query_as("SELECT spec, version, source FROM tenants WHERE slug = $1")
                 .bind(slug)
@@ -281,7 +349,7 @@ impl Store {
         }
     }
 
-    pub async fn delete_tenant(&self, slug: &str) -> Result<bool, InternalError> {
+    async fn delete_tenant(&self, slug: &str) -> Result<bool, InternalError> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM clients WHERE tenant = $1")
@@ -297,12 +365,14 @@ impl Store {
             Ok(n > 0)
         })
     }
+}
 
-    pub async fn find_client(
+impl ClientStore for Store {
+    async fn find_client(
         &self,
         tenant: &str,
         client_id: &str,
-    ) -> Result<Option<ClientSpec>, InternalError> {
+    ) -> Result<Option<Arc<Client>>, InternalError> {
         let row: Option<(String,)> = on_pool!(self, |p| {
             sqlx::query_as("SELECT spec FROM clients WHERE tenant = $1 AND client_id = $2")
                 .bind(tenant)
@@ -310,15 +380,17 @@ impl Store {
                 .fetch_optional(p)
                 .await?
         });
-        Ok(match row {
-            Some((json,)) => Some(serde_json::from_str(&json)?),
-            None => None,
-        })
+        match row {
+            Some((json,)) => Ok(Some(Arc::new(Client::from_spec(serde_json::from_str(
+                &json,
+            )?)?))),
+            None => Ok(None),
+        }
     }
+}
 
-    // ---- signing keys ----------------------------------------------------------------------
-
-    pub async fn list_keys(&self, tenant: &str) -> Result<Vec<KeyRecord>, InternalError> {
+impl KeyStore for Store {
+    async fn list_keys(&self, tenant: &str) -> Result<Vec<KeyRecord>, InternalError> {
         type Row = (String, String, i64, i64, i64, String, Vec<u8>);
         let rows: Vec<Row> = on_pool!(self, |p| {
             sqlx::query_as(
@@ -350,7 +422,7 @@ impl Store {
     }
 
     /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.
-    pub async fn insert_key(&self, r: &KeyRecord) -> Result<bool, InternalError> {
+    async fn insert_key(&self, r: &KeyRecord) -> Result<bool, InternalError> {
         on_pool!(self, |p| {
             Ok(sqlx::query(
                 "INSERT INTO signing_keys (tenant, kid, alg, generation, created_at, activates_at, public_jwk, private_sealed)
@@ -371,7 +443,7 @@ impl Store {
         })
     }
 
-    pub async fn delete_key(&self, tenant: &str, kid: &str) -> Result<(), InternalError> {
+    async fn delete_key(&self, tenant: &str, kid: &str) -> Result<(), InternalError> {
         on_pool!(self, |p| {
             sqlx::query("DELETE FROM signing_keys WHERE tenant = $1 AND kid = $2")
                 .bind(tenant)
@@ -381,10 +453,10 @@ impl Store {
             Ok(())
         })
     }
+}
 
-    // ---- persisted grants ------------------------------------------------------------------
-
-    pub async fn insert_grant(&self, tenant: &str, g: &GrantRecord) -> Result<(), InternalError> {
+impl GrantStore for Store {
+    async fn insert_grant(&self, tenant: &str, g: &GrantRecord) -> Result<(), InternalError> {
         on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at)
@@ -405,7 +477,7 @@ impl Store {
         })
     }
 
-    pub async fn find_grant(
+    async fn find_grant(
         &self,
         tenant: &str,
         handle_hash: &str,
@@ -447,7 +519,7 @@ impl Store {
     }
 
     /// Deletes grants that expired before `now`; returns how many.
-    pub async fn purge_expired_grants(&self, now: i64) -> Result<u64, InternalError> {
+    async fn purge_expired_grants(&self, now: i64) -> Result<u64, InternalError> {
         on_pool!(self, |p| {
             Ok(sqlx::query("DELETE FROM grants WHERE expires_at < $1")
                 .bind(now)

@@ -7,6 +7,7 @@ use crate::error::{Challenge, OAuthError};
 use crate::frontdoor::middleware::RequestContext;
 use crate::registry::{Client, Tenant};
 use crate::state::AppState;
+use crate::stores::ClientStore;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use std::sync::Arc;
@@ -133,7 +134,7 @@ pub async fn authenticate(
     }
     let Some(client) = tenant
         .clients
-        .find(&state.store, tenant.slug(), &p.client_id)
+        .find_client(tenant.slug(), &p.client_id)
         .await?
     else {
         return Err(refuse("unknown client"));

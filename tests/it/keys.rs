@@ -1,5 +1,6 @@
 use crate::support::*;
 use portcullis::clock::FixedClock;
+use portcullis::stores::KeyStore;
 use serde_json::Value;
 
 const T0: i64 = 1_800_000_000;

@@ -3,7 +3,7 @@
 use crate::support::*;
 use portcullis::config::tenant::{TenantDefaults, resolve};
 use portcullis::keys::{Alg, KeyPolicy, MasterKey, ring};
-use portcullis::stores::{GrantRecord, Store};
+use portcullis::stores::{ClientStore, GrantRecord, GrantStore, KeyStore, Store, TenantStore};
 use std::path::Path;
 
 async fn engines() -> Vec<(Store, tempfile::TempDir)> {

@@ -1,4 +1,5 @@
 use crate::support::*;
+use portcullis::stores::GrantStore;
 use serde_json::Value;
 
 async fn jwks(s: &TestServer, tenant: &str) -> Value {
