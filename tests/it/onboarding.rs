@@ -143,3 +143,95 @@ async fn a_changed_client_takes_effect_and_a_removed_file_removes_the_tenant() {
     );
     s.stop().await;
 }
+
+/// The command line, run as a user would (the real binary).
+mod cli {
+    use super::*;
+    use std::process::Command;
+
+    fn portcullis(dir: &std::path::Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        c.current_dir(dir)
+            .env_remove("PORTCULLIS_CONFIG")
+            .env("PORTCULLIS_LOG_LEVEL", "error");
+        c
+    }
+
+    #[test]
+    fn check_config_accepts_the_demo_tenants_and_locates_every_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tenant(dir.path(), "acme", ACME);
+        write_tenant(dir.path(), "globex", GLOBEX);
+        let ok = portcullis(dir.path()).arg("check-config").output().unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+
+        write_tenant(
+            dir.path(),
+            "globex",
+            &GLOBEX.replace(
+                "scopes = [\"api.read\"]\n\n[[identity",
+                "scopes = [\"api.nope\"]\n\n[[identity",
+            ),
+        );
+        let bad = portcullis(dir.path()).arg("check-config").output().unwrap();
+        assert!(!bad.status.success());
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            stderr.contains("tenants/globex.toml:14: `api_resources[0].scopes[0]`"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn hash_secret_prints_the_stored_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = portcullis(dir.path())
+            .args(["clients", "hash-secret", "acme-m2m-secret"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "sha256:Zsxv5CP7oTQ4690W5g1DqnGwn5toTEeS1o_uDrQnPD4"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_list_and_rotate_work_against_a_running_deployments_database() {
+        let s = TestServer::start().await;
+        // The CLI reads the same database and master key as the running node.
+        let env = |c: &mut Command| {
+            c.env("PORTCULLIS_PATHS_DATA_DIR", s.path("data"))
+                .env("PORTCULLIS_PATHS_TENANTS_DIR", s.path("tenants"));
+        };
+        let mut rotate = portcullis(s.dir.path());
+        env(&mut rotate);
+        let out = rotate
+            .args(["keys", "rotate", "--tenant", "acme"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.matches("successor key created").count(),
+            2,
+            "{stdout}"
+        );
+        assert_eq!(stdout.matches("announced").count(), 2, "{stdout}");
+        assert_eq!(stdout.matches("active").count(), 2, "{stdout}");
+        // The running node publishes the announced keys after its next sync.
+        portcullis::registry::sync::refresh(s.state())
+            .await
+            .unwrap();
+        let (_, jwks) = s.get_json("/acme/.well-known/jwks").await;
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
+        s.stop().await;
+    }
+}

@@ -6,16 +6,41 @@ use portcullis::keys::{Alg, KeyPolicy, MasterKey, ring};
 use portcullis::stores::{ClientStore, GrantRecord, GrantStore, KeyStore, Store, TenantStore};
 use std::path::Path;
 
-async fn engines() -> Vec<(Store, tempfile::TempDir)> {
+/// A store on each engine, with what it takes to open a second, independent connection pool to
+/// the same database (a second node).
+struct Engine {
+    store: Store,
+    url: String,
+    schema: String,
+    _dir: tempfile::TempDir, // keeps the SQLite file for the whole test
+}
+
+impl Engine {
+    async fn second_node(&self) -> Store {
+        Store::connect(&self.url, &self.schema, 4).await.unwrap()
+    }
+}
+
+async fn engines() -> Vec<Engine> {
     let mut v = Vec::new();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    v.push((Store::connect(&url, "", 4).await.unwrap(), dir));
+    let store = Store::connect(&url, "", 4).await.unwrap();
+    v.push(Engine {
+        store,
+        url,
+        schema: String::new(),
+        _dir: dir,
+    });
     if let Some(pg) = postgres_url() {
-        v.push((
-            Store::connect(&pg, &unique_schema(), 4).await.unwrap(),
-            tempfile::tempdir().unwrap(),
-        ));
+        let schema = unique_schema();
+        let store = Store::connect(&pg, &schema, 4).await.unwrap();
+        v.push(Engine {
+            store,
+            url: pg,
+            schema,
+            _dir: tempfile::tempdir().unwrap(),
+        });
     }
     v
 }
@@ -36,7 +61,8 @@ fn demo(
 
 #[tokio::test]
 async fn upserting_a_tenant_changes_its_version_only_when_something_changed() {
-    for (store, _dir) in engines().await {
+    for engine in engines().await {
+        let store = &engine.store;
         let (spec, clients) = demo("acme", ACME);
         assert!(
             store
@@ -79,7 +105,8 @@ async fn upserting_a_tenant_changes_its_version_only_when_something_changed() {
 
 #[tokio::test]
 async fn clients_are_scoped_to_their_tenant() {
-    for (store, _dir) in engines().await {
+    for engine in engines().await {
+        let store = &engine.store;
         let (acme, acme_clients) = demo("acme", ACME);
         let (globex, globex_clients) = demo("globex", GLOBEX);
         store
@@ -123,7 +150,8 @@ async fn clients_are_scoped_to_their_tenant() {
 
 #[tokio::test]
 async fn grants_are_found_by_tenant_and_hash_and_purged_when_expired() {
-    for (store, _dir) in engines().await {
+    for engine in engines().await {
+        let store = &engine.store;
         let g = GrantRecord {
             handle_hash: "h1".into(),
             kind: "reference_token".into(),
@@ -164,18 +192,10 @@ const POLICY: KeyPolicy = KeyPolicy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_racing_to_create_keys_agree_on_one_key_ring() {
-    for (store, dir) in engines().await {
+    for engine in engines().await {
         // Two nodes: two separate connection pools to the same database.
-        let other = match &store {
-            Store::Sqlite(_) => Store::connect(
-                &format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
-                "",
-                4,
-            )
-            .await
-            .unwrap(),
-            Store::Postgres(p) => Store::Postgres(p.clone()),
-        };
+        let store = engine.store.clone();
+        let other = engine.second_node().await;
         let master = std::sync::Arc::new(MasterKey::from_bytes(&[9u8; 32]).unwrap());
         let algs = [Alg::ES256, Alg::EdDSA];
         for round in 0..5 {
@@ -254,11 +274,12 @@ async fn two_nodes_racing_to_create_keys_agree_on_one_key_ring() {
 
 #[tokio::test]
 async fn a_key_sealed_for_one_tenant_does_not_open_as_another_tenants_key() {
-    for (store, _dir) in engines().await {
+    for engine in engines().await {
+        let store = &engine.store;
         let master = MasterKey::from_bytes(&[1u8; 32]).unwrap();
         ring::sync_tenant(
             ring::KeyEnv {
-                store: &store,
+                store,
                 master: &master,
                 policy: &POLICY,
             },
@@ -274,7 +295,7 @@ async fn a_key_sealed_for_one_tenant_does_not_open_as_another_tenants_key() {
         assert!(
             ring::sync_tenant(
                 ring::KeyEnv {
-                    store: &store,
+                    store,
                     master: &master,
                     policy: &POLICY
                 },
@@ -289,7 +310,7 @@ async fn a_key_sealed_for_one_tenant_does_not_open_as_another_tenants_key() {
         assert!(
             ring::sync_tenant(
                 ring::KeyEnv {
-                    store: &store,
+                    store,
                     master: &wrong_master,
                     policy: &POLICY
                 },
