@@ -29,6 +29,8 @@ pub struct StateInner {
     /// Certificates by SNI name; `None` when no TLS listener is configured.
     pub tls: Option<Arc<SniResolver>>,
     pub(crate) reload: tokio::sync::Mutex<FileState>,
+    /// Serializes registry rebuilds, so a slower rebuild never replaces a newer one.
+    pub(crate) refresh_lock: tokio::sync::Mutex<()>,
     pub(crate) metrics_by_slug: std::sync::Mutex<HashMap<String, Arc<TenantMetrics>>>,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
@@ -81,6 +83,7 @@ impl AppState {
             unknown_metrics: TenantMetrics::default(),
             tls,
             reload: tokio::sync::Mutex::new(FileState::default()),
+            refresh_lock: tokio::sync::Mutex::new(()),
             metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
             request_counter: std::sync::atomic::AtomicU64::new(0),

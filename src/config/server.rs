@@ -36,6 +36,7 @@ pub struct ServerSection {
     pub shutdown_grace_seconds: u64,
     pub request_timeout_seconds: u64,
     pub max_body_bytes: usize,
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +135,7 @@ impl Default for ServerFile {
                 shutdown_grace_seconds: 20,
                 request_timeout_seconds: 30,
                 max_body_bytes: 64 * 1024,
+                worker_threads: 0,
             },
             tls: TlsSection {
                 cert: String::new(),

@@ -93,7 +93,11 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
                 .rsplit_once(':')
                 .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
                 .map_or(host.as_str(), |(h, _)| h);
-            if let Some(slug) = state.registry.slug_for_host(&name.to_ascii_lowercase()) {
+            let path = req.uri().path();
+            let operational = path.starts_with("/health/") || path == "/metrics";
+            if !operational
+                && let Some(slug) = state.registry.slug_for_host(&name.to_ascii_lowercase())
+            {
                 let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
                 if let Ok(uri) = format!("/{slug}{pq}").parse::<Uri>() {
                     *req.uri_mut() = uri;

@@ -114,6 +114,7 @@ fn toml_files(dir: &std::path::Path) -> Vec<PathBuf> {
 /// Rebuilds every tenant whose database version changed, and brings every tenant's keys up to
 /// date (rotation). Runs at start, after reloads, and every `reload.sync_interval_seconds`.
 pub async fn refresh(state: &AppState) -> Result<(), InternalError> {
+    let _serial = state.refresh_lock.lock().await;
     let versions = state.store.tenant_versions().await?;
     let mut tenants = Vec::with_capacity(versions.len());
     let mut changed = false;

@@ -191,6 +191,16 @@ async fn sni_selects_the_tenant_certificate_and_the_host_routes_to_the_tenant() 
         d["issuer"], "https://login.acme.test",
         "the issuer is the configured one, not derived from Host"
     );
+    // Operational endpoints stay where they are on a tenant's host.
+    let health = only_acme_ca
+        .get(format!(
+            "https://login.acme.test:{}/health/live",
+            s.addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
     // Other names get the default certificate, which the Acme CA did not sign.
     assert!(
         only_acme_ca
