@@ -106,11 +106,13 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.file.server.worker_threads > 0 {
-        builder.worker_threads(config.file.server.worker_threads);
-    }
-    let runtime = match builder.enable_all().build() {
+    // Requests are served on their own threads (see `server::Listeners`); this runtime runs the
+    // command, background upkeep and signal handling.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -65,12 +65,6 @@ pub fn unique_schema() -> String {
     )
 }
 
-fn bind() -> std::net::TcpListener {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    l
-}
-
 pub fn write_tenant(dir: &Path, slug: &str, text: &str) {
     std::fs::create_dir_all(dir.join("tenants")).unwrap();
     std::fs::write(dir.join("tenants").join(format!("{slug}.toml")), text).unwrap();
@@ -87,11 +81,12 @@ impl TestServer {
         for (slug, text) in &o.tenants {
             write_tenant(dir.path(), slug, text);
         }
-        let main = bind();
-        let mtls = bind();
-        let plain = o.plain_listener.then(bind);
-        let port = main.local_addr().unwrap().port();
-        let mport = mtls.local_addr().unwrap().port();
+        let local = "127.0.0.1:0".parse().unwrap();
+        let listeners =
+            Listeners::bind_addrs(local, Some(local), o.plain_listener.then_some(local), 2)
+                .unwrap();
+        let port = listeners.main_addr.port();
+        let mport = listeners.mtls_addr.unwrap().port();
         let database = if o.postgres {
             let url = postgres_url().expect("PORTCULLIS_TEST_POSTGRES_URL");
             format!("url = \"{url}\"\nschema = \"{}\"", unique_schema())
@@ -114,17 +109,9 @@ impl TestServer {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let running = portcullis::server::start(
-            config,
-            clock,
-            Listeners {
-                main,
-                mtls: Some(mtls),
-                plain,
-            },
-        )
-        .await
-        .unwrap();
+        let running = portcullis::server::start(config, clock, listeners)
+            .await
+            .unwrap();
         let addr = running.main_addr;
         let mtls_addr = running.mtls_addr.unwrap();
         let plain_addr = running.plain_addr;
