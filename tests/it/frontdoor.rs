@@ -306,3 +306,54 @@ async fn after_shutdown_the_listeners_accept_nothing() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     assert!(http.get(url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn graceful_shutdown_stops_accepting_but_finishes_the_request_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let (addr, ca) = (s.addr, s.path("certs/ca.pem"));
+    let mut conn = raw_tls(&ca, addr).await;
+    conn.write_all(TOKEN_REQUEST_HEAD.as_bytes()).await.unwrap();
+    conn.write_all(b"grant_type=client").await.unwrap();
+    conn.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let stopping = tokio::spawn(s.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections while draining"
+    );
+
+    conn.write_all(b"_credentials").await.unwrap();
+    conn.flush().await.unwrap();
+    let mut response = Vec::new();
+    let _ = conn.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"access_token\""), "{response}");
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_is_answered_temporarily_unavailable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(Options {
+        server_extra: "request_timeout_seconds = 1".into(),
+        ..Default::default()
+    })
+    .await;
+    let mut conn = raw_tls(&s.path("certs/ca.pem"), s.addr).await;
+    conn.write_all(TOKEN_REQUEST_HEAD.as_bytes()).await.unwrap();
+    conn.write_all(b"grant_type=").await.unwrap();
+    conn.flush().await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("answered before 5 s")
+        .unwrap();
+    let response = String::from_utf8_lossy(&buf[..n]);
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("temporarily_unavailable"), "{response}");
+    s.stop().await;
+}

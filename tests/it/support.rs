@@ -224,3 +224,30 @@ pub fn jwt_header(token: &str) -> serde_json::Value {
     )
     .unwrap()
 }
+
+/// A raw TLS connection (HTTP/1.1, no client library in between) to the main listener, for tests
+/// that need to control exactly when bytes are sent.
+pub async fn raw_tls(
+    ca_pem: &Path,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca_pem).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// The head of a client_credentials request for acme-m2m whose body is 29 bytes long.
+pub const TOKEN_REQUEST_HEAD: &str = "POST /acme/connect/token HTTP/1.1\r\nHost: localhost\r\n\
+    Authorization: Basic YWNtZS1tMm06YWNtZS1tMm0tc2VjcmV0\r\n\
+    Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\n";
