@@ -211,7 +211,16 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // On PostgreSQL, other nodes announce changes at once (LISTEN/NOTIFY); the periodic sync
+    // stays as the safety net for a lost notification or connection.
+    let mut changes = state.store.change_listener().await;
     loop {
+        let notified = async {
+            match changes.as_mut() {
+                Some(l) => l.recv().await.map(|n| n.payload().to_string()),
+                None => std::future::pending().await,
+            }
+        };
         #[cfg(unix)]
         let hangup = async {
             match hup.as_mut() {
@@ -228,6 +237,19 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                 tracing::info!("SIGHUP: reloading configuration");
                 log_reload(reload_files(&state).await)
             }
+            n = notified => match n {
+                Ok(slug) => {
+                    tracing::debug!(tenant = %slug, "change announced by a node");
+                    if let Err(e) = refresh(&state).await {
+                        tracing::error!(error = %e, "sync with the database failed");
+                    }
+                }
+                Err(e) => {
+                    // PgListener reconnects on the next recv; do not spin while the database is away.
+                    tracing::warn!(error = %e, "change notifications interrupted");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
             _ = sync_tick.tick() => {
                 if let Err(e) = refresh(&state).await {
                     tracing::error!(error = %e, "sync with the database failed");

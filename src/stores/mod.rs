@@ -129,6 +129,9 @@ pub trait GrantStore {
     ) -> impl Future<Output = Result<u64, InternalError>> + Send;
 }
 
+/// The PostgreSQL notification channel that carries the slug of a changed tenant.
+pub const CHANGES_CHANNEL: &str = "portcullis_changes";
+
 fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
         sqls.iter()
@@ -239,6 +242,40 @@ impl Store {
             .map_err(Into::into))
     }
 
+    /// Tells every node that a tenant (its spec, clients or keys) changed. PostgreSQL only
+    /// (LISTEN/NOTIFY); SQLite is a single-node store.
+    async fn notify_changed(&self, slug: &str) -> Result<(), InternalError> {
+        if let Store::Postgres(p) = self {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(slug)
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for change notifications from other nodes, if the store can deliver them.
+    pub async fn change_listener(&self) -> Option<sqlx::postgres::PgListener> {
+        let Store::Postgres(pool) = self else {
+            return None;
+        };
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for changes; falling back to periodic sync");
+                return None;
+            }
+        };
+        match listener.listen(CHANGES_CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for changes; falling back to periodic sync");
+                None
+            }
+        }
+    }
+
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await)
     }
@@ -259,7 +296,7 @@ impl TenantStore for Store {
         for c in clients {
             client_json.push((c.client_id.as_str(), serde_json::to_string(c)?));
         }
-        on_pool!(self, |p| {
+        let changed: bool = on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut changed = sqlx::query(
                 "INSERT INTO tenants (slug, spec, source, version, updated_at) VALUES ($1, $2, $3, 1, $4)
@@ -320,8 +357,12 @@ impl TenantStore for Store {
                 changed = true;
             }
             tx.commit().await?;
-            Ok(changed)
-        })
+            Ok::<bool, InternalError>(changed)
+        })?;
+        if changed {
+            self.notify_changed(&spec.slug).await?;
+        }
+        Ok(changed)
     }
 
     async fn tenant_versions(&self) -> Result<Vec<(String, i64)>, InternalError> {
@@ -350,7 +391,7 @@ impl TenantStore for Store {
     }
 
     async fn delete_tenant(&self, slug: &str) -> Result<bool, InternalError> {
-        on_pool!(self, |p| {
+        let deleted: bool = on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM clients WHERE tenant = $1")
                 .bind(slug)
@@ -362,8 +403,12 @@ impl TenantStore for Store {
                 .await?
                 .rows_affected();
             tx.commit().await?;
-            Ok(n > 0)
-        })
+            Ok::<bool, InternalError>(n > 0)
+        })?;
+        if deleted {
+            self.notify_changed(slug).await?;
+        }
+        Ok(deleted)
     }
 }
 
@@ -423,8 +468,8 @@ impl KeyStore for Store {
 
     /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.
     async fn insert_key(&self, r: &KeyRecord) -> Result<bool, InternalError> {
-        on_pool!(self, |p| {
-            Ok(sqlx::query(
+        let inserted: bool = on_pool!(self, |p| {
+            Ok::<bool, InternalError>(sqlx::query(
                 "INSERT INTO signing_keys (tenant, kid, alg, generation, created_at, activates_at, public_jwk, private_sealed)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
             )
@@ -440,7 +485,11 @@ impl KeyStore for Store {
             .await?
             .rows_affected()
                 > 0)
-        })
+        })?;
+        if inserted {
+            self.notify_changed(&r.tenant).await?;
+        }
+        Ok(inserted)
     }
 
     async fn delete_key(&self, tenant: &str, kid: &str) -> Result<(), InternalError> {

@@ -20,6 +20,8 @@ pub struct Options {
     pub watch_interval: u64,
     pub plain_listener: bool,
     pub postgres: bool,
+    /// Share this PostgreSQL schema (another node of the same deployment) instead of a fresh one.
+    pub postgres_schema: Option<String>,
     pub max_body_bytes: usize,
 }
 
@@ -33,6 +35,7 @@ impl Default for Options {
             watch_interval: 0,
             plain_listener: false,
             postgres: false,
+            postgres_schema: None,
             max_body_bytes: 65536,
         }
     }
@@ -89,7 +92,8 @@ impl TestServer {
         let mport = listeners.mtls_addr.unwrap().port();
         let database = if o.postgres {
             let url = postgres_url().expect("PORTCULLIS_TEST_POSTGRES_URL");
-            format!("url = \"{url}\"\nschema = \"{}\"", unique_schema())
+            let schema = o.postgres_schema.clone().unwrap_or_else(unique_schema);
+            format!("url = \"{url}\"\nschema = \"{schema}\"")
         } else {
             String::new()
         };
