@@ -56,12 +56,40 @@ pub struct PathsSection {
     pub data_dir: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
     pub url: String,
     pub schema: String,
     pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSection")
+            .field("url", &redact_url(&self.url))
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// A database URL without its password (`postgres://user:secret@host` → `postgres://user:***@host`).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = url.get(scheme + 3..at).unwrap_or_default();
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!(
+                    "{}{user}:***{}",
+                    url.get(..scheme + 3).unwrap_or_default(),
+                    url.get(at..).unwrap_or_default()
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -201,7 +229,7 @@ section_defaults!(
 );
 
 /// The resolved server configuration the rest of the code reads.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     pub file: ServerFile,
     /// Directory relative paths are resolved against (the current directory).
@@ -212,6 +240,18 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub ops_networks: Vec<IpNet>,
     pub database_url: String,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("file", &self.file)
+            .field("listen", &self.listen)
+            .field("mtls_listen", &self.mtls_listen)
+            .field("http_listen", &self.http_listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerConfig {
@@ -537,6 +577,21 @@ mod tests {
         let errors = load("[server]\nlisten = \"0.0.0.0:1\"\nlisten_typo = 1\n", &[]).unwrap_err();
         assert_eq!(errors[0].line, Some(3), "{errors:?}");
         assert!(errors[0].message.contains("listen_typo"), "{errors:?}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_password_or_master_key() {
+        let c = load(
+            "[database]\nurl = \"postgres://portcullis:s3cret@db/p\"\n[keys]\nmaster_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n",
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("AAAAAAAA"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://portcullis:***@db/p"), "{shown}");
     }
 
     #[test]

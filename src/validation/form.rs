@@ -11,9 +11,18 @@ use axum::response::{IntoResponse, Response};
 const REPEATABLE: &[&str] = &["resource"];
 
 /// A form body whose parameters each appear once (unless repeatable) and are non-empty.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Form {
     params: Vec<(String, String)>,
+}
+
+/// Parameter names only: values may be secrets (`client_secret`, assertions, codes).
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.params.iter().map(|(k, _)| k))
+            .finish()
+    }
 }
 
 impl Form {
@@ -110,6 +119,16 @@ mod tests {
     fn empty_parameters_count_as_absent() {
         let f = Form::parse(b"scope=&scope=api.read").unwrap();
         assert_eq!(f.get("scope"), Some("api.read"));
+    }
+
+    #[test]
+    fn debug_output_shows_names_but_never_values() {
+        let f = Form::parse(b"client_id=c&client_secret=hunter2").unwrap();
+        let shown = format!("{f:?}");
+        assert!(
+            shown.contains("client_secret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

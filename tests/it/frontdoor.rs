@@ -357,3 +357,33 @@ async fn a_request_that_takes_too_long_is_answered_temporarily_unavailable() {
     assert!(response.contains("temporarily_unavailable"), "{response}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_are_only_for_operations_networks() {
+    let s = TestServer::start_with(Options {
+        plain_listener: true,
+        server_extra: "trusted_proxies = [\"127.0.0.1/32\"]".into(),
+        ..Default::default()
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{}/metrics", s.plain_addr.unwrap().port());
+    let outside = reqwest::Client::new()
+        .get(&url)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        outside.status(),
+        404,
+        "a public address must not read metrics"
+    );
+    let inside = reqwest::Client::new()
+        .get(&url)
+        .header("x-forwarded-for", "10.1.2.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inside.status(), 200);
+    s.stop().await;
+}
