@@ -146,9 +146,11 @@ fn init_logging(config: &ServerConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&config.file.log.level));
+    // Logs go to standard error, so that command output on standard out stays clean.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(true);
+        .with_target(true)
+        .with_writer(std::io::stderr);
     if config.file.log.format == "json" {
         builder.json().flatten_event(true).init();
     } else {

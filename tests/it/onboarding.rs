@@ -226,6 +226,23 @@ mod cli {
         );
         assert_eq!(stdout.matches("announced").count(), 2, "{stdout}");
         assert_eq!(stdout.matches("active").count(), 2, "{stdout}");
+        // Logs are JSON lines on standard error when configured so.
+        let mut list = portcullis(s.dir.path());
+        env(&mut list);
+        let out = list
+            .args(["keys", "list", "--tenant", "acme"])
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .env("PORTCULLIS_LOG_LEVEL", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line: serde_json::Value =
+            serde_json::from_str(stderr.lines().next().unwrap_or_default()).unwrap();
+        assert_eq!(line["level"], "WARN", "{stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("alg"),
+            "command output stays on stdout"
+        );
         // The running node publishes the announced keys after its next sync.
         portcullis::registry::sync::refresh(s.state())
             .await
