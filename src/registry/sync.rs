@@ -45,9 +45,14 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         mtls_base_url: &state.config.file.server.mtls_base_url,
     };
     let mut now_seen = HashMap::new();
+    let mut claimed: HashMap<String, String> = HashMap::new();
     for path in toml_files(&dir) {
         let Ok(text) = std::fs::read_to_string(&path) else {
+            // A file that cannot be read right now is not a deleted file: keep what it was.
             tracing::warn!(file = %path.display(), "cannot read tenant file");
+            if let Some(previous) = files.seen.get(&path) {
+                now_seen.insert(path.clone(), previous.clone());
+            }
             continue;
         };
         let digest = digest::digest(&digest::SHA256, text.as_bytes())
@@ -58,7 +63,9 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         if unchanged {
             continue;
         }
-        match tenant::resolve(&path, &text, &defaults) {
+        match tenant::resolve(&path, &text, &defaults)
+            .and_then(|r| claim_hosts(state, &path, &text, r, &mut claimed))
+        {
             Ok((spec, clients)) => {
                 let changed = state
                     .store
@@ -97,6 +104,36 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     drop(files);
     refresh(state).await?;
     Ok(report)
+}
+
+/// A host name serves one tenant: a file claiming another tenant's host is rejected.
+fn claim_hosts(
+    state: &AppState,
+    path: &std::path::Path,
+    text: &str,
+    (spec, clients): (crate::config::TenantSpec, Vec<crate::config::ClientSpec>),
+    claimed: &mut HashMap<String, String>,
+) -> Result<(crate::config::TenantSpec, Vec<crate::config::ClientSpec>), Vec<ConfigError>> {
+    for (i, host) in spec.hosts.iter().enumerate() {
+        let owner = claimed
+            .get(host)
+            .cloned()
+            .or_else(|| state.registry.slug_for_host(host))
+            .filter(|owner| *owner != spec.slug);
+        if let Some(owner) = owner {
+            let key = crate::config::KeyPath::root().key("hosts").index(i);
+            return Err(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: crate::config::locate(text, &key),
+                key: key.to_string(),
+                message: format!("host `{host}` already serves tenant `{owner}`"),
+            }]);
+        }
+    }
+    for host in &spec.hosts {
+        claimed.insert(host.clone(), spec.slug.clone());
+    }
+    Ok((spec, clients))
 }
 
 fn toml_files(dir: &std::path::Path) -> Vec<PathBuf> {

@@ -252,3 +252,40 @@ mod cli {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_tenant_cannot_take_a_host_name_another_tenant_serves() {
+    let with_host = |text: &str, name: &str| {
+        text.replacen(
+            "\n\n",
+            &format!("\nhosts = [\"login.shared.test\"]\n# {name}\n\n"),
+            1,
+        )
+    };
+    let s = TestServer::start_with(Options {
+        tenants: vec![("acme", with_host(ACME, "acme"))],
+        ..Default::default()
+    })
+    .await;
+    write_tenant(s.dir.path(), "globex", &with_host(GLOBEX, "globex"));
+    let report = portcullis::registry::sync::reload_files(s.state())
+        .await
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+    assert!(
+        report.rejected[0]
+            .to_string()
+            .contains("already serves tenant `acme`"),
+        "{}",
+        report.rejected[0]
+    );
+    assert_eq!(
+        s.state()
+            .registry
+            .slug_for_host("login.shared.test")
+            .as_deref(),
+        Some("acme")
+    );
+    assert!(s.state().registry.get("globex").is_none());
+    s.stop().await;
+}
