@@ -67,9 +67,8 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
             forwarded("x-forwarded-host"),
         )
     };
-    // X-Forwarded-For: the left-most address is the original client (as proxies append).
     let client_ip = fwd_for
-        .and_then(|v| v.split(',').next().and_then(|s| s.trim().parse().ok()))
+        .and_then(|v| client_from_forwarded_for(&v, &state))
         .or(peer_ip);
     let listener = conn.as_ref().map(|c| c.listener);
     let secure = match listener {
@@ -140,6 +139,22 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     set_security_headers(&mut response, secure, &request_id);
     response
+}
+
+/// Each proxy appends the address it received the request from, so the client is the right-most
+/// address that is not one of our trusted proxies; anything left of it was written by the client
+/// and proves nothing.
+fn client_from_forwarded_for(value: &str, state: &AppState) -> Option<IpAddr> {
+    let mut addresses = value.rsplit(',').map(|s| s.trim().parse::<IpAddr>().ok());
+    let mut last = None;
+    for ip in addresses.by_ref() {
+        let ip = ip?;
+        last = Some(ip);
+        if !state.config.is_trusted_proxy(ip) {
+            return Some(ip);
+        }
+    }
+    last
 }
 
 pub fn body_too_large() -> Response {

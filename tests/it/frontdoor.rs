@@ -385,5 +385,14 @@ async fn metrics_are_only_for_operations_networks() {
         .await
         .unwrap();
     assert_eq!(inside.status(), 200);
+    // A client cannot pose as an inside address by writing X-Forwarded-For itself: the proxy
+    // appends the address it saw, and that right-most one counts.
+    let spoofed = reqwest::Client::new()
+        .get(&url)
+        .header("x-forwarded-for", "10.1.2.3, 203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), 404);
     s.stop().await;
 }
