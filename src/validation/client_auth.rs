@@ -137,6 +137,8 @@ pub async fn authenticate(
         .find_client(tenant.slug(), &p.client_id)
         .await?
     else {
+        // Spend the same hash as a known client would, so timing does not tell ids apart.
+        let _ = crate::secrets::SecretHash::of("").verify(&p.secret);
         return Err(refuse("unknown client"));
     };
     if !client.spec.enabled {
