@@ -105,7 +105,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&config);
+    let _log_guard = init_logging(&config);
     // Requests are served on their own threads (see `server::Listeners`); this runtime runs the
     // command, background upkeep and signal handling.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -142,20 +142,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(config: &ServerConfig) {
+/// Logs go to standard error (command output stays on standard out), written by a background
+/// thread so that serving threads never wait on the terminal or a log pipe. Nothing is dropped:
+/// when the queue is full, the writer waits. Keep the guard alive until exit (it flushes).
+fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&config.file.log.level));
-    // Logs go to standard error, so that command output on standard out stays clean.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(64 * 1024)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
     if config.file.log.format == "json" {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
+    guard
 }
 
 async fn serve(config: ServerConfig) -> Result<(), String> {
