@@ -33,6 +33,9 @@ impl Endpoint {
     }
 }
 
+/// The `tenant` label of requests for tenants that do not exist.
+const UNKNOWN: &str = "_unknown";
+
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
@@ -123,6 +126,9 @@ impl TenantMetrics {
                 "portcullis_request_duration_seconds_count{{{l}}} {n}"
             );
         }
+        if tenant == UNKNOWN {
+            return; // no tokens are ever issued for a tenant that does not exist
+        }
         let issued = self.tokens_client_credentials.load(Relaxed);
         let _ = writeln!(
             tokens,
@@ -140,7 +146,7 @@ pub fn render(
     for (slug, m) in tenants {
         m.render(slug, &mut families);
     }
-    unknown.render("_unknown", &mut families);
+    unknown.render(UNKNOWN, &mut families);
     let headers = [
         "# HELP portcullis_requests_total Requests by tenant and endpoint.\n# TYPE portcullis_requests_total counter\n",
         "# HELP portcullis_request_errors_total Error responses by tenant, endpoint and class.\n# TYPE portcullis_request_errors_total counter\n",
@@ -153,4 +159,49 @@ pub fn render(
         out.push_str(body);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn each_metric_family_is_one_group_and_unknown_tenants_issue_no_tokens() {
+        let acme = Arc::new(TenantMetrics::default());
+        acme.record(Endpoint::Token, 200, 0.002);
+        acme.token_issued("client_credentials");
+        let unknown = TenantMetrics::default();
+        unknown.record(Endpoint::Discovery, 404, 0.0001);
+        let text = render(&[("acme".into(), acme)], &unknown);
+        // The exposition format wants every line of a family together, after its TYPE line.
+        let families: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                l.split(['{', ' '])
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count")
+            })
+            .collect();
+        let mut seen: Vec<&str> = Vec::new();
+        for f in families {
+            if seen.last() != Some(&f) {
+                assert!(!seen.contains(&f), "family {f} is split:\n{text}");
+                seen.push(f);
+            }
+        }
+        assert!(text.contains(
+            "portcullis_tokens_issued_total{tenant=\"acme\",grant_type=\"client_credentials\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "portcullis_requests_total{tenant=\"_unknown\",endpoint=\"discovery\"} 1"
+            )
+        );
+        assert!(!text.contains("portcullis_tokens_issued_total{tenant=\"_unknown\""));
+    }
 }
