@@ -71,14 +71,7 @@ async fn the_mtls_listener_attaches_the_presented_certificate_to_the_request() {
             &[("localhost", addr)],
             Some(&identity),
         );
-        let body = c
-            .get(format!("https://localhost:{}/", addr.port()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = get_text(&c, &format!("https://localhost:{}/", addr.port())).await;
         assert_eq!(
             body,
             hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert.der).as_ref())
@@ -86,14 +79,7 @@ async fn the_mtls_listener_attaches_the_presented_certificate_to_the_request() {
     }
     // Without a certificate the request is still served (requested, not required).
     let c = client_for(&dir.path().join("ca.pem"), &[("localhost", addr)], None);
-    let body = c
-        .get(format!("https://localhost:{}/", addr.port()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = get_text(&c, &format!("https://localhost:{}/", addr.port())).await;
     assert_eq!(body, "none");
 }
 
@@ -107,14 +93,7 @@ async fn the_main_listener_never_asks_for_a_client_certificate() {
         &[("localhost", addr)],
         Some(&identity),
     );
-    let body = c
-        .get(format!("https://localhost:{}/", addr.port()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = get_text(&c, &format!("https://localhost:{}/", addr.port())).await;
     assert_eq!(
         body, "none",
         "a client certificate was requested on the main listener"

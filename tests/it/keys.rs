@@ -18,16 +18,13 @@ async fn es256_kids(s: &TestServer) -> Vec<String> {
 
 async fn token_kid(s: &TestServer) -> String {
     let body: Value = s
-        .token(
+        .token_json(
             "acme",
             "acme-m2m",
             "acme-m2m-secret",
             &[("grant_type", "client_credentials")],
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     jwt_header(body["access_token"].as_str().unwrap())["kid"]
         .as_str()
         .unwrap()
@@ -83,16 +80,13 @@ async fn keys_rotate_announce_then_sign_then_retire_then_disappear() {
 
     // Tokens signed with the new key verify against the published JWKS with an independent library.
     let body: Value = s
-        .token(
+        .token_json(
             "acme",
             "acme-m2m",
             "acme-m2m-secret",
             &[("grant_type", "client_credentials")],
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let (_, jwks) = s.get_json("/acme/.well-known/jwks").await;
     verify_jwt(
         body["access_token"].as_str().unwrap(),

@@ -165,6 +165,26 @@ impl TestServer {
             .unwrap()
     }
 
+    /// A successful token response's JSON body.
+    pub async fn token_json(
+        &self,
+        tenant: &str,
+        client: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let r = self.token(tenant, client, secret, form).await;
+        assert_eq!(r.status(), 200, "token request failed");
+        r.json().await.unwrap()
+    }
+
+    /// A tenant's published JWKS.
+    pub async fn jwks(&self, tenant: &str) -> serde_json::Value {
+        self.get_json(&format!("/{tenant}/.well-known/jwks"))
+            .await
+            .1
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let r = self.http.get(self.url(path)).send().await.unwrap();
         let status = r.status().as_u16();
@@ -176,6 +196,11 @@ impl TestServer {
             r.shutdown().await;
         }
     }
+}
+
+/// The body of a GET, as text.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 /// An HTTPS client that trusts only `ca_pem`, resolves the given names to local addresses and

@@ -2,10 +2,6 @@ use crate::support::*;
 use portcullis::stores::GrantStore;
 use serde_json::Value;
 
-async fn jwks(s: &TestServer, tenant: &str) -> Value {
-    s.get_json(&format!("/{tenant}/.well-known/jwks")).await.1
-}
-
 #[tokio::test]
 async fn client_credentials_issues_an_es256_at_jwt_that_verifies_against_the_jwks() {
     let s = TestServer::start().await;
@@ -30,7 +26,7 @@ async fn client_credentials_issues_an_es256_at_jwt_that_verifies_against_the_jwk
     assert_eq!(header["alg"], "ES256");
     let claims = verify_jwt(
         token,
-        &jwks(&s, "acme").await,
+        &s.jwks("acme").await,
         &s.url("/acme"),
         "https://api.acme.test",
     );
@@ -78,21 +74,18 @@ async fn the_access_token_algorithm_follows_the_tenant_setting() {
     })
     .await;
     let body: Value = s
-        .token(
+        .token_json(
             "acme",
             "acme-m2m",
             "acme-m2m-secret",
             &[("grant_type", "client_credentials")],
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let token = body["access_token"].as_str().unwrap();
     assert_eq!(jwt_header(token)["alg"], "RS256");
     verify_jwt(
         token,
-        &jwks(&s, "acme").await,
+        &s.jwks("acme").await,
         &s.url("/acme"),
         "https://api.acme.test",
     );
@@ -111,16 +104,13 @@ async fn a_reference_token_client_gets_an_opaque_handle_stored_only_as_a_hash() 
     })
     .await;
     let body: Value = s
-        .token(
+        .token_json(
             "acme",
             "acme-m2m",
             "acme-m2m-secret",
             &[("grant_type", "client_credentials"), ("scope", "api.read")],
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let handle = body["access_token"].as_str().unwrap();
     assert_eq!(handle.split('.').count(), 1, "not a JWT");
     let store = &s.state().store;
@@ -149,7 +139,7 @@ async fn a_reference_token_client_gets_an_opaque_handle_stored_only_as_a_hash() 
 async fn a_resource_indicator_restricts_the_audience_and_unknown_resources_are_invalid_target() {
     let s = TestServer::start().await;
     let body: Value = s
-        .token(
+        .token_json(
             "acme",
             "acme-m2m",
             "acme-m2m-secret",
@@ -158,13 +148,10 @@ async fn a_resource_indicator_restricts_the_audience_and_unknown_resources_are_i
                 ("resource", "https://api.acme.test"),
             ],
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let claims = verify_jwt(
         body["access_token"].as_str().unwrap(),
-        &jwks(&s, "acme").await,
+        &s.jwks("acme").await,
         &s.url("/acme"),
         "https://api.acme.test",
     );
@@ -356,17 +343,7 @@ async fn every_bad_token_request_gets_its_exact_error() {
     assert_error(r, 401, "invalid_client").await;
 
     // None of this issued a token.
-    let (_, metrics) = (
-        0,
-        s.http
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let metrics = get_text(&s.http, &s.url("/metrics")).await;
     assert!(
         metrics.contains(
             "portcullis_tokens_issued_total{tenant=\"acme\",grant_type=\"client_credentials\"} 0"
@@ -400,15 +377,7 @@ async fn metrics_count_tokens_and_requests_by_tenant_and_endpoint() {
             &[("grant_type", "client_credentials")],
         )
         .await;
-    let m = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = get_text(&s.http, &s.url("/metrics")).await;
     assert!(
         m.contains(
             "portcullis_tokens_issued_total{tenant=\"acme\",grant_type=\"client_credentials\"} 2"
