@@ -397,3 +397,68 @@ async fn metrics_count_tokens_and_requests_by_tenant_and_endpoint() {
     assert!(m.contains("portcullis_request_duration_seconds_bucket{tenant=\"acme\",endpoint=\"token\",le=\"+Inf\"} 2"), "{m}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_resource_that_requires_an_indicator_gets_tokens_only_when_named() {
+    // RFC 8707 resource isolation: api.write belongs to an API that insists on `resource=`.
+    let acme = ACME.replace(
+        "scopes = [\"api.read\", \"api.write\"]\n\n[[identity",
+        "scopes = [\"api.read\"]\n\n[[api_resources]]\nname = \"https://admin.acme.test\"\nscopes = [\"api.write\"]\nrequire_resource_indicator = true\n\n[[identity",
+    );
+    let s = TestServer::start_with(Options {
+        tenants: vec![("acme", acme)],
+        ..Default::default()
+    })
+    .await;
+    let secret = ("acme-m2m", "acme-m2m-secret");
+
+    // Without a resource indicator the isolated API's scope is not granted, and its audience is absent.
+    let body = s
+        .token_json(
+            "acme",
+            secret.0,
+            secret.1,
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(body["scope"], "api.read");
+    let claims = verify_jwt(
+        body["access_token"].as_str().unwrap(),
+        &s.jwks("acme").await,
+        &s.url("/acme"),
+        "https://api.acme.test",
+    );
+    assert_eq!(claims["aud"], "https://api.acme.test");
+    let r = s
+        .token(
+            "acme",
+            secret.0,
+            secret.1,
+            &[("grant_type", "client_credentials"), ("scope", "api.write")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_scope");
+
+    // Named, it gets a token for exactly that audience with exactly its scope.
+    let body = s
+        .token_json(
+            "acme",
+            secret.0,
+            secret.1,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://admin.acme.test"),
+            ],
+        )
+        .await;
+    assert_eq!(body["scope"], "api.write");
+    let claims = verify_jwt(
+        body["access_token"].as_str().unwrap(),
+        &s.jwks("acme").await,
+        &s.url("/acme"),
+        "https://admin.acme.test",
+    );
+    assert_eq!(claims["aud"], "https://admin.acme.test");
+    s.stop().await;
+}

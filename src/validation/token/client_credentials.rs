@@ -85,13 +85,10 @@ pub fn validate(
         }
         // Scopes of resources that insist on a resource indicator are not granted without one.
         scopes.retain(|s| {
-            let owners: Vec<&String> = tenant
+            tenant
                 .audiences_by_scope
                 .get(s)
-                .into_iter()
-                .flatten()
-                .collect();
-            owners.is_empty() || owners.iter().any(|o| audiences.contains(o))
+                .is_none_or(|owners| owners.iter().any(|o| audiences.contains(o)))
         });
     } else {
         for r in &req.resources {
