@@ -15,6 +15,16 @@ pub enum ErrorCode {
     InvalidScope,
     /// RFC 8707 §2
     InvalidTarget,
+    /// RFC 6749 §4.1.2.1
+    AccessDenied,
+    UnsupportedResponseType,
+    /// OIDC Core §3.1.2.6
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
+    /// RFC 9101 §6.2 / RFC 9126 §2.2
+    InvalidRequestUri,
+    InvalidRequestObject,
     ServerError,
     TemporarilyUnavailable,
     /// Not an OAuth code: unknown tenant or path.
@@ -33,6 +43,13 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::InvalidRequestUri => "invalid_request_uri",
+            Self::InvalidRequestObject => "invalid_request_object",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::NotFound => "not_found",
@@ -90,6 +107,9 @@ impl OAuthError {
             ErrorCode::ServerError,
             "the server could not complete the request",
         )
+    }
+    pub fn invalid_grant(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, d)
     }
     pub fn not_found(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::NotFound, d)

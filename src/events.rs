@@ -38,3 +38,24 @@ pub fn config_rejected(file: &str, errors: usize) {
 pub fn tenant_loaded(tenant: &str, source: &str) {
     tracing::info!(target: "security", event = "tenant_loaded", tenant, source);
 }
+
+pub fn code_issued(tenant: &str, client_id: &str, request_id: &str, subject: &str) {
+    tracing::info!(target: "security", event = "authorization_code_issued", tenant, client_id, request_id, subject);
+}
+
+pub fn login_succeeded(tenant: &str, subject: &str, request_id: &str, amr: &str, client_ip: &str) {
+    tracing::info!(target: "security", event = "login_succeeded", tenant, subject, request_id, amr, client_ip);
+}
+
+/// `username` is what was typed (it may not exist); never the password.
+pub fn login_failed(tenant: &str, username: &str, request_id: &str, reason: &str, client_ip: &str) {
+    tracing::warn!(target: "security", event = "login_failed", tenant, username, request_id, reason, client_ip);
+}
+
+pub fn grant_replayed(tenant: &str, client_id: &str, request_id: &str, kind: &str, revoked: u64) {
+    tracing::warn!(target: "security", event = "grant_replayed", tenant, client_id, request_id, kind, revoked);
+}
+
+pub fn logout(tenant: &str, subject: &str, sid: &str, request_id: &str) {
+    tracing::info!(target: "security", event = "logout", tenant, subject, sid, request_id);
+}

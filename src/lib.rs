@@ -33,9 +33,12 @@ pub mod registry;
 pub mod response;
 pub mod secrets;
 pub mod server;
+pub mod sessions;
 pub mod state;
 pub mod stores;
 pub mod tokens;
+pub mod ui;
+pub mod users;
 pub mod validation;
 
 pub use frontdoor::router::app;

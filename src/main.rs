@@ -56,6 +56,65 @@ enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Local users stored in the database (users in tenant files are managed there).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// SSO sessions: list and revoke.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Print the argon2id hash of a password (read from the argument or standard input).
+    HashPassword { password: Option<String> },
+    /// Add or replace a database user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// Stable subject identifier (default: the username).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Claims as a JSON object, e.g. '{"email":"a@example.com","email_verified":true}'.
+        #[arg(long, default_value = "{}")]
+        claims: String,
+        /// Base32 TOTP secret to require a second factor.
+        #[arg(long)]
+        totp_secret: Option<String>,
+    },
+    /// Remove a database user.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        subject: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List a user's sessions.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        subject: String,
+    },
+    /// End one session (--sid) or every session of a user (--subject).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        sid: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,6 +190,8 @@ fn main() -> ExitCode {
             Command::Tenants {
                 command: TenantsCommand::List,
             } => tenants_list(&config).await,
+            Command::Users { command } => users(&config, command).await,
+            Command::Sessions { command } => sessions(&config, command).await,
         }
     });
     match result {
@@ -211,6 +272,7 @@ fn check_config(config: &ServerConfig) -> Result<(), String> {
     let defaults = TenantDefaults {
         public_base_url: &config.file.server.public_base_url,
         mtls_base_url: &config.file.server.mtls_base_url,
+        base_dir: &config.base_dir,
     };
     let dir = config.tenants_dir();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -391,4 +453,143 @@ async fn tenants_list(config: &ServerConfig) -> Result<(), String> {
     }
     store.close().await;
     Ok(())
+}
+
+fn read_line_or(arg: Option<String>) -> Result<String, String> {
+    match arg {
+        Some(s) => Ok(s),
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        }
+    }
+}
+
+async fn users(config: &ServerConfig, command: UsersCommand) -> Result<(), String> {
+    use portcullis::stores::UserStore;
+    match command {
+        UsersCommand::HashPassword { password } => {
+            let p = read_line_or(password)?;
+            if p.is_empty() {
+                return Err("the password is empty".into());
+            }
+            println!(
+                "{}",
+                portcullis::users::hash_password(&p).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        UsersCommand::Add {
+            tenant,
+            username,
+            subject,
+            claims,
+            totp_secret,
+        } => {
+            let password = read_line_or(None)?;
+            if password.len() < 8 {
+                return Err("passwords have at least 8 characters".into());
+            }
+            let claims: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&claims).map_err(|e| format!("--claims: {e}"))?;
+            if let Some(t) = &totp_secret {
+                portcullis::users::check_totp_secret(t)?;
+            }
+            let user = portcullis::config::tenant::UserSpec {
+                subject: subject.unwrap_or_else(|| username.clone()),
+                username,
+                password_hash: portcullis::users::hash_password(&password)
+                    .map_err(|e| e.to_string())?,
+                totp_secret,
+                enabled: true,
+                claims,
+            };
+            let (store, _) = open_store(config).await?;
+            let now = portcullis::clock::Clock::now(&portcullis::clock::SystemClock);
+            store
+                .upsert_user(&tenant, &user, "cli", now)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "user {} ({}) saved in tenant {tenant}",
+                user.username, user.subject
+            );
+            store.close().await;
+            Ok(())
+        }
+        UsersCommand::Remove { tenant, subject } => {
+            let (store, _) = open_store(config).await?;
+            let removed = store
+                .delete_user(&tenant, &subject)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.close().await;
+            if removed {
+                println!("removed");
+                Ok(())
+            } else {
+                Err(format!("no database user {subject} in tenant {tenant}"))
+            }
+        }
+    }
+}
+
+async fn sessions(config: &ServerConfig, command: SessionsCommand) -> Result<(), String> {
+    use portcullis::stores::SessionStore;
+    let (store, _) = open_store(config).await?;
+    let result = match command {
+        SessionsCommand::List { tenant, subject } => {
+            for s in store
+                .list_sessions(&tenant, &subject)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!(
+                    "{}  auth_time={} last_seen={} expires={} amr={} clients={}",
+                    s.sid,
+                    s.auth_time,
+                    s.last_seen_at,
+                    s.expires_at,
+                    s.amr,
+                    s.clients.trim()
+                );
+            }
+            Ok(())
+        }
+        SessionsCommand::Revoke {
+            tenant,
+            sid,
+            subject,
+        } => {
+            let sids: Vec<String> = match (sid, subject) {
+                (Some(sid), None) => vec![sid],
+                (None, Some(subject)) => store
+                    .list_sessions(&tenant, &subject)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|s| s.sid)
+                    .collect(),
+                _ => return Err("give exactly one of --sid and --subject".into()),
+            };
+            let mut n = 0;
+            for sid in sids {
+                if store
+                    .delete_session(&tenant, &sid)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    n += 1;
+                }
+            }
+            println!("{n} session(s) revoked");
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
 }

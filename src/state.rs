@@ -32,6 +32,10 @@ pub struct StateInner {
     /// Serializes registry rebuilds, so a slower rebuild never replaces a newer one.
     pub(crate) refresh_lock: tokio::sync::Mutex<()>,
     pub(crate) metrics_by_slug: std::sync::Mutex<HashMap<String, Arc<TenantMetrics>>>,
+    /// Outbound HTTP (client JWKS, logout notifications): no redirects followed (SSRF).
+    pub http: reqwest::Client,
+    /// Client key sets fetched from `jwks_uri`.
+    pub jwks_cache: moka::future::Cache<String, Arc<serde_json::Value>>,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -85,6 +89,16 @@ impl AppState {
             reload: tokio::sync::Mutex::new(FileState::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
             metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(10))
+                .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))?,
+            jwks_cache: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(300))
+                .build(),
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
             request_counter: std::sync::atomic::AtomicU64::new(0),
         }));

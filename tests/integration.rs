@@ -10,6 +10,8 @@ mod discovery_and_jwks;
 mod e2e;
 #[path = "it/frontdoor.rs"]
 mod frontdoor;
+#[path = "it/interactive.rs"]
+mod interactive;
 #[path = "it/keys.rs"]
 mod keys;
 #[path = "it/onboarding.rs"]

@@ -32,6 +32,93 @@ struct TenantFile {
     identity_resources: Vec<IdentityResourceFile>,
     #[serde(default)]
     clients: Vec<ClientFile>,
+    #[serde(default)]
+    users: Vec<UserFile>,
+    #[serde(default)]
+    session: SessionFile,
+    #[serde(default)]
+    login: LoginFile,
+    #[serde(default)]
+    branding: BrandingFile,
+    #[serde(default)]
+    par: ParFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SessionFile {
+    idle_timeout: i64,
+    absolute_lifetime: i64,
+    cookie_name: String,
+}
+
+impl Default for SessionFile {
+    fn default() -> Self {
+        Self {
+            idle_timeout: 8 * 3600,
+            absolute_lifetime: 24 * 3600,
+            cookie_name: "portcullis.session".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LoginFile {
+    max_failures_per_user: i64,
+    max_failures_per_address: i64,
+    failure_window: i64,
+    lockout: i64,
+}
+
+impl Default for LoginFile {
+    fn default() -> Self {
+        Self {
+            max_failures_per_user: 5,
+            max_failures_per_address: 50,
+            failure_window: 900,
+            lockout: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct BrandingFile {
+    logo_url: Option<String>,
+    primary_color: Option<String>,
+    background_color: Option<String>,
+    text_color: Option<String>,
+    templates: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ParFile {
+    required: bool,
+    lifetime: i64,
+}
+
+impl Default for ParFile {
+    fn default() -> Self {
+        Self {
+            required: false,
+            lifetime: 60,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    username: String,
+    subject: Option<String>,
+    password_hash: String,
+    totp_secret: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    claims: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +137,10 @@ struct TokensFile {
     signing_algorithms: Vec<String>,
     access_token_format: String,
     mtls_base_url: Option<String>,
+    authorization_code_lifetime: i64,
+    id_token_lifetime: i64,
+    refresh_token_absolute_lifetime: i64,
+    refresh_token_sliding_lifetime: i64,
 }
 
 impl Default for TokensFile {
@@ -62,6 +153,11 @@ impl Default for TokensFile {
             signing_algorithms: vec!["RS256".into(), "ES256".into()],
             access_token_format: "jwt".into(),
             mtls_base_url: None,
+            // RFC 6749 §4.1.2 recommends at most ten minutes; a minute is plenty for a redirect.
+            authorization_code_lifetime: 60,
+            id_token_lifetime: 300,
+            refresh_token_absolute_lifetime: 30 * 86_400,
+            refresh_token_sliding_lifetime: 15 * 86_400,
         }
     }
 }
@@ -110,6 +206,37 @@ struct ClientFile {
     token_endpoint_auth_methods: Option<Vec<String>>,
     access_token_format: Option<String>,
     access_token_lifetime: Option<i64>,
+    #[serde(default)]
+    public: bool,
+    application_type: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default = "yes")]
+    require_pkce: bool,
+    #[serde(default)]
+    allow_plain_pkce: bool,
+    #[serde(default)]
+    require_consent: bool,
+    #[serde(default = "yes")]
+    allow_remember_consent: bool,
+    consent_lifetime: Option<i64>,
+    #[serde(default)]
+    require_par: bool,
+    id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    always_include_user_claims_in_id_token: bool,
+    #[serde(default)]
+    refresh_token_reuse: bool,
+    frontchannel_logout_uri: Option<String>,
+    backchannel_logout_uri: Option<String>,
+    client_uri: Option<String>,
+    /// Public keys for signed request objects (RFC 9101), as a JWK Set.
+    jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    require_signed_request_object: bool,
 }
 
 fn yes() -> bool {
@@ -140,6 +267,60 @@ pub struct TenantSpec {
     pub api_scopes: Vec<ApiScope>,
     pub api_resources: Vec<ApiResource>,
     pub identity_resources: Vec<IdentityResource>,
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    #[serde(default)]
+    pub session: SessionPolicy,
+    #[serde(default)]
+    pub login: LoginPolicy,
+    pub branding: crate::ui::Branding,
+    #[serde(default)]
+    pub par: ParPolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SessionPolicy {
+    pub idle_timeout: i64,
+    pub absolute_lifetime: i64,
+    pub cookie_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct LoginPolicy {
+    pub max_failures_per_user: i64,
+    pub max_failures_per_address: i64,
+    pub failure_window: i64,
+    pub lockout: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ParPolicy {
+    pub required: bool,
+    pub lifetime: i64,
+}
+
+/// A local user declared in the tenant file (demo users; real deployments add users to the
+/// database).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserSpec {
+    pub subject: String,
+    pub username: String,
+    /// argon2id in PHC string format.
+    pub password_hash: String,
+    /// RFC 6238 shared secret, base32.
+    pub totp_secret: Option<String>,
+    pub enabled: bool,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for UserSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSpec")
+            .field("subject", &self.subject)
+            .field("username", &self.username)
+            .field("totp", &self.totp_secret.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -155,6 +336,14 @@ pub struct TokenPolicy {
     pub id_token_algorithm: Alg,
     pub signing_algorithms: Vec<Alg>,
     pub access_token_format: TokenFormat,
+    #[serde(default)]
+    pub authorization_code_lifetime: i64,
+    #[serde(default)]
+    pub id_token_lifetime: i64,
+    #[serde(default)]
+    pub refresh_token_absolute_lifetime: i64,
+    #[serde(default)]
+    pub refresh_token_sliding_lifetime: i64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -191,19 +380,25 @@ pub struct IdentityResource {
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     ClientCredentials,
+    AuthorizationCode,
+    RefreshToken,
 }
 
 impl GrantType {
+    pub const ALL: &'static [GrantType] = &[
+        GrantType::AuthorizationCode,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
         }
     }
     fn parse(s: &str) -> Option<Self> {
-        match s {
-            "client_credentials" => Some(Self::ClientCredentials),
-            _ => None,
-        }
+        Self::ALL.iter().copied().find(|g| g.as_str() == s)
     }
 }
 
@@ -213,15 +408,24 @@ impl GrantType {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A public client (RFC 6749 §2.1): identified by `client_id`, not authenticated.
+    None,
 }
 
 impl AuthMethod {
-    pub const ALL: &'static [AuthMethod] =
+    pub const ALL: &'static [AuthMethod] = &[
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::None,
+    ];
+    /// What a client holding a secret may use when its file says nothing.
+    pub const SECRET: &'static [AuthMethod] =
         &[AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -240,6 +444,33 @@ pub struct ClientSpec {
     pub auth_methods: Vec<AuthMethod>,
     pub access_token_format: Option<TokenFormat>,
     pub access_token_lifetime: Option<i64>,
+    #[serde(default)]
+    pub interactive: InteractiveSpec,
+}
+
+/// What a client that signs users in (authorization code flow) is registered with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct InteractiveSpec {
+    pub public: bool,
+    /// RFC 8252: native clients may use any port on a loopback redirect URI.
+    pub native: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub require_pkce: bool,
+    pub allow_plain_pkce: bool,
+    pub require_consent: bool,
+    pub allow_remember_consent: bool,
+    pub consent_lifetime: Option<i64>,
+    pub require_par: bool,
+    pub id_token_alg: Option<Alg>,
+    pub always_include_user_claims_in_id_token: bool,
+    pub refresh_token_reuse: bool,
+    pub frontchannel_logout_uri: Option<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub client_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
+    pub require_signed_request_object: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -264,6 +495,8 @@ impl std::fmt::Debug for StoredSecret {
 pub struct TenantDefaults<'a> {
     pub public_base_url: &'a str,
     pub mtls_base_url: &'a str,
+    /// Relative paths in a tenant file (templates) are relative to this directory.
+    pub base_dir: &'a Path,
 }
 
 const RESERVED_SLUGS: &[&str] = &["health", "metrics", ".well-known", "static", "admin"];
@@ -478,9 +711,18 @@ pub fn resolve(
                 Some(gt) => grant_types.push(gt),
                 None => bad(
                     ck.key("grant_types").index(j),
-                    format!("grant type `{g}` is not supported (supported: client_credentials)"),
+                    format!(
+                        "grant type `{g}` is not supported (supported: authorization_code, client_credentials, refresh_token)"
+                    ),
                 ),
             }
+        }
+        if c.public && grant_types.contains(&GrantType::ClientCredentials) {
+            // RFC 6749 §4.4: only confidential clients may use client_credentials.
+            bad(
+                ck.key("grant_types"),
+                "a public client cannot use client_credentials".into(),
+            );
         }
         if c.grant_types.is_empty() {
             bad(
@@ -517,7 +759,8 @@ pub fn resolve(
             }
         }
         let auth_methods = match &c.token_endpoint_auth_methods {
-            None => AuthMethod::ALL.to_vec(),
+            None if c.public => vec![AuthMethod::None],
+            None => AuthMethod::SECRET.to_vec(),
             Some(list) => list
                 .iter()
                 .enumerate()
@@ -526,7 +769,7 @@ pub fn resolve(
                         bad(
                             ck.key("token_endpoint_auth_methods").index(j),
                             format!(
-                                "`{m}` is not supported (client_secret_basic, client_secret_post)"
+                                "`{m}` is not supported (client_secret_basic, client_secret_post, none)"
                             ),
                         );
                         None
@@ -534,12 +777,26 @@ pub fn resolve(
                 })
                 .collect(),
         };
-        if secrets.is_empty() {
+        if c.public {
+            if !secrets.is_empty() || auth_methods != [AuthMethod::None] {
+                bad(
+                    ck.key("public"),
+                    "a public client has no secrets and authenticates with `none` only".into(),
+                );
+            }
+        } else if secrets.is_empty() {
             bad(
                 ck.key("secrets"),
-                "this client has no way to authenticate: add a secret".into(),
+                "this client has no way to authenticate: add a secret (or set public = true)"
+                    .into(),
+            );
+        } else if auth_methods.contains(&AuthMethod::None) {
+            bad(
+                ck.key("token_endpoint_auth_methods"),
+                "`none` is for public clients only".into(),
             );
         }
+        let interactive = resolve_interactive(c, &ck, &grant_types, &signing_algorithms, &mut bad);
         let access_token_format = c.access_token_format.as_deref().map(|v| {
             format_of(v).unwrap_or_else(|| {
                 bad(
@@ -567,7 +824,112 @@ pub fn resolve(
             auth_methods,
             access_token_format,
             access_token_lifetime: c.access_token_lifetime,
+            interactive,
         });
+    }
+
+    let users = resolve_users(&file.users, &root, &mut bad);
+    let session = &file.session;
+    if !(60..=30 * 86_400).contains(&session.idle_timeout)
+        || !(60..=365 * 86_400).contains(&session.absolute_lifetime)
+    {
+        bad(
+            root.key("session"),
+            "idle_timeout is 60 s to 30 days, absolute_lifetime 60 s to a year".into(),
+        );
+    }
+    if session.cookie_name.is_empty()
+        || !session
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        bad(
+            root.key("session").key("cookie_name"),
+            "a cookie name is letters, digits, '-', '_' and '.'".into(),
+        );
+    }
+    let login = &file.login;
+    if login.max_failures_per_user < 1
+        || login.max_failures_per_address < 1
+        || login.failure_window < 1
+        || login.lockout < 1
+    {
+        bad(
+            root.key("login"),
+            "every login limit must be positive".into(),
+        );
+    }
+    if !(1..=600).contains(&t.authorization_code_lifetime) {
+        bad(
+            tk.key("authorization_code_lifetime"),
+            "must be between 1 and 600 seconds (RFC 6749 §4.1.2)".into(),
+        );
+    }
+    if !(1..=86_400).contains(&t.id_token_lifetime) {
+        bad(
+            tk.key("id_token_lifetime"),
+            "must be between 1 and 86400 seconds".into(),
+        );
+    }
+    if t.refresh_token_sliding_lifetime < 1
+        || t.refresh_token_absolute_lifetime < t.refresh_token_sliding_lifetime
+    {
+        bad(
+            tk.key("refresh_token_absolute_lifetime"),
+            "refresh token lifetimes must be positive, the absolute one at least the sliding one"
+                .into(),
+        );
+    }
+    if !(1..=600).contains(&file.par.lifetime) {
+        bad(
+            root.key("par").key("lifetime"),
+            "must be between 1 and 600 seconds (RFC 9126 §2.2)".into(),
+        );
+    }
+    let display_name = file
+        .display_name
+        .clone()
+        .unwrap_or_else(|| file.slug.clone());
+    let mut branding = crate::ui::Branding::new(display_name.clone());
+    let bk = root.key("branding");
+    for (key, value, slot) in [
+        (
+            "primary_color",
+            &file.branding.primary_color,
+            &mut branding.primary_color,
+        ),
+        (
+            "background_color",
+            &file.branding.background_color,
+            &mut branding.background_color,
+        ),
+        (
+            "text_color",
+            &file.branding.text_color,
+            &mut branding.text_color,
+        ),
+    ] {
+        if let Some(v) = value {
+            if crate::ui::is_css_color(v) {
+                *slot = v.clone();
+            } else {
+                bad(bk.key(key), format!("`{v}` is not a CSS colour"));
+            }
+        }
+    }
+    if let Some(logo) = &file.branding.logo_url {
+        if logo.starts_with("https://") || logo.starts_with("data:image/") {
+            branding.logo_url = Some(logo.clone());
+        } else {
+            bad(
+                bk.key("logo_url"),
+                "a logo is an https: or data:image/ URL".into(),
+            );
+        }
+    }
+    if let Some(dir) = &file.branding.templates {
+        branding.templates_dir = Some(defaults.base_dir.join(dir));
     }
 
     if !problems.is_empty() {
@@ -582,10 +944,7 @@ pub fn resolve(
             .collect());
     }
     let spec = TenantSpec {
-        display_name: file
-            .display_name
-            .clone()
-            .unwrap_or_else(|| file.slug.clone()),
+        display_name,
         slug: file.slug,
         issuer,
         mtls_base_url,
@@ -600,6 +959,10 @@ pub fn resolve(
             id_token_algorithm,
             signing_algorithms,
             access_token_format,
+            authorization_code_lifetime: t.authorization_code_lifetime,
+            id_token_lifetime: t.id_token_lifetime,
+            refresh_token_absolute_lifetime: t.refresh_token_absolute_lifetime,
+            refresh_token_sliding_lifetime: t.refresh_token_sliding_lifetime,
         },
         api_scopes: file
             .api_scopes
@@ -629,8 +992,224 @@ pub fn resolve(
                 claims: r.claims,
             })
             .collect(),
+        users,
+        session: SessionPolicy {
+            idle_timeout: file.session.idle_timeout,
+            absolute_lifetime: file.session.absolute_lifetime,
+            cookie_name: file.session.cookie_name,
+        },
+        login: LoginPolicy {
+            max_failures_per_user: file.login.max_failures_per_user,
+            max_failures_per_address: file.login.max_failures_per_address,
+            failure_window: file.login.failure_window,
+            lockout: file.login.lockout,
+        },
+        branding,
+        par: ParPolicy {
+            required: file.par.required,
+            lifetime: file.par.lifetime,
+        },
     };
     Ok((spec, clients))
+}
+
+fn resolve_interactive(
+    c: &ClientFile,
+    ck: &KeyPath,
+    grant_types: &[GrantType],
+    signing_algorithms: &[Alg],
+    bad: &mut impl FnMut(KeyPath, String),
+) -> InteractiveSpec {
+    let native = match c.application_type.as_deref() {
+        None | Some("web") => false,
+        Some("native") => true,
+        Some(other) => {
+            bad(
+                ck.key("application_type"),
+                format!("`{other}` is not `web` or `native`"),
+            );
+            false
+        }
+    };
+    let code_flow = grant_types.contains(&GrantType::AuthorizationCode);
+    if code_flow && c.redirect_uris.is_empty() {
+        bad(
+            ck.key("redirect_uris"),
+            "an authorization_code client needs at least one redirect URI".into(),
+        );
+    }
+    for (j, u) in c.redirect_uris.iter().enumerate() {
+        if let Err(m) = check_redirect_uri(u, native) {
+            bad(ck.key("redirect_uris").index(j), m);
+        }
+    }
+    for (j, u) in c.post_logout_redirect_uris.iter().enumerate() {
+        if let Err(m) = check_redirect_uri(u, native) {
+            bad(ck.key("post_logout_redirect_uris").index(j), m);
+        }
+    }
+    for (key, u) in [
+        ("frontchannel_logout_uri", &c.frontchannel_logout_uri),
+        ("backchannel_logout_uri", &c.backchannel_logout_uri),
+        ("client_uri", &c.client_uri),
+        ("jwks_uri", &c.jwks_uri),
+    ] {
+        if let Some(u) = u
+            && let Err(m) = check_redirect_uri(u, false)
+        {
+            bad(ck.key(key), m);
+        }
+    }
+    if c.public && !c.require_pkce {
+        // RFC 9700 §2.1.1: public clients must use PKCE.
+        bad(
+            ck.key("require_pkce"),
+            "a public client must use PKCE".into(),
+        );
+    }
+    let id_token_alg =
+        c.id_token_signed_response_alg
+            .as_deref()
+            .and_then(|a| match Alg::parse(a) {
+                Some(alg) if signing_algorithms.contains(&alg) => Some(alg),
+                _ => {
+                    bad(
+                        ck.key("id_token_signed_response_alg"),
+                        format!("`{a}` is not in tokens.signing_algorithms"),
+                    );
+                    None
+                }
+            });
+    if let Some(jwks) = &c.jwks
+        && jwks.get("keys").and_then(|k| k.as_array()).is_none()
+    {
+        bad(ck.key("jwks"), "a JWK Set is an object with `keys`".into());
+    }
+    if let Some(l) = c.consent_lifetime
+        && l < 1
+    {
+        bad(ck.key("consent_lifetime"), "must be positive".into());
+    }
+    InteractiveSpec {
+        public: c.public,
+        native,
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        require_pkce: c.require_pkce || c.public,
+        allow_plain_pkce: c.allow_plain_pkce,
+        require_consent: c.require_consent,
+        allow_remember_consent: c.allow_remember_consent,
+        consent_lifetime: c.consent_lifetime,
+        require_par: c.require_par,
+        id_token_alg,
+        always_include_user_claims_in_id_token: c.always_include_user_claims_in_id_token,
+        refresh_token_reuse: c.refresh_token_reuse,
+        frontchannel_logout_uri: c.frontchannel_logout_uri.clone(),
+        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        client_uri: c.client_uri.clone(),
+        jwks: c.jwks.clone(),
+        jwks_uri: c.jwks_uri.clone(),
+        require_signed_request_object: c.require_signed_request_object,
+    }
+}
+
+/// RFC 6749 §3.1.2: an absolute URI without fragment. Plain http only to a loopback host
+/// (RFC 8252 §7.3); other schemes only for native clients (RFC 8252 §7.1).
+pub fn check_redirect_uri(u: &str, native: bool) -> Result<(), String> {
+    let parsed = url::Url::parse(u).map_err(|_| format!("`{u}` is not an absolute URI"))?;
+    if parsed.fragment().is_some() {
+        return Err(format!("`{u}` must not have a fragment (RFC 6749 §3.1.2)"));
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&parsed) => Ok(()),
+        "http" => Err(format!(
+            "`{u}`: plain http is allowed only for loopback hosts"
+        )),
+        _ if native => Ok(()),
+        _ => Err(format!("`{u}`: only native clients may use custom schemes")),
+    }
+}
+
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+fn resolve_users(
+    users: &[UserFile],
+    root: &KeyPath,
+    bad: &mut impl FnMut(KeyPath, String),
+) -> Vec<UserSpec> {
+    let mut out: Vec<UserSpec> = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let uk = root.key("users").index(i);
+        let subject = u.subject.clone().unwrap_or_else(|| u.username.clone());
+        if u.username.is_empty()
+            || u.username.len() > 200
+            || u.username.chars().any(char::is_control)
+        {
+            bad(
+                uk.key("username"),
+                "a username is 1-200 printable characters".into(),
+            );
+        }
+        if subject.is_empty() || subject.len() > 255 {
+            bad(
+                uk.key("subject"),
+                "a subject is 1-255 characters (OIDC Core §2)".into(),
+            );
+        }
+        if out
+            .iter()
+            .any(|o| o.username == u.username || o.subject == subject)
+        {
+            bad(
+                uk.key("username"),
+                format!("user `{}` is defined twice", u.username),
+            );
+        }
+        if let Err(m) = crate::users::check_password_hash(&u.password_hash) {
+            bad(uk.key("password_hash"), m);
+        }
+        if let Some(secret) = &u.totp_secret
+            && let Err(m) = crate::users::check_totp_secret(secret)
+        {
+            bad(uk.key("totp_secret"), m);
+        }
+        for reserved in [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "sid",
+            "amr",
+            "acr",
+        ] {
+            if u.claims.contains_key(reserved) {
+                bad(
+                    uk.key("claims").key(reserved),
+                    "this claim is set by the server".into(),
+                );
+            }
+        }
+        out.push(UserSpec {
+            subject,
+            username: u.username.clone(),
+            password_hash: u.password_hash.clone(),
+            totp_secret: u.totp_secret.clone(),
+            enabled: u.enabled,
+            claims: u.claims.clone(),
+        });
+    }
+    out
 }
 
 pub fn valid_slug(s: &str) -> bool {
@@ -652,16 +1231,19 @@ pub fn valid_scope_token(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    const DEFAULTS: TenantDefaults<'static> = TenantDefaults {
-        public_base_url: "https://localhost:8443",
-        mtls_base_url: "https://localhost:8444",
-    };
+    fn defaults() -> TenantDefaults<'static> {
+        TenantDefaults {
+            public_base_url: "https://localhost:8443",
+            mtls_base_url: "https://localhost:8444",
+            base_dir: Path::new("."),
+        }
+    }
 
     fn resolve_str(
         name: &str,
         text: &str,
     ) -> Result<(TenantSpec, Vec<ClientSpec>), Vec<ConfigError>> {
-        resolve(Path::new(name), text, &DEFAULTS)
+        resolve(Path::new(name), text, &defaults())
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! One file per endpoint; each handler reads as extract → validate → generate → respond.
 
+pub mod account;
+pub mod authorize;
 pub mod discovery;
+pub mod end_session;
 pub mod health;
 pub mod jwks;
+pub mod par;
 pub mod token;
+pub mod userinfo;

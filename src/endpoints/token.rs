@@ -8,7 +8,7 @@ use crate::response;
 use crate::state::AppState;
 use crate::validation::client_auth;
 use crate::validation::form::FormBody;
-use crate::validation::token::client_credentials;
+use crate::validation::token::{authorization_code, client_credentials, refresh_token};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -39,6 +39,16 @@ pub async fn token(
             TokenRequest::ClientCredentials(request) => {
                 let validated = client_credentials::validate(&tenant, client, request)?;
                 response::token::client_credentials(&state, &tenant, validated, &ctx).await
+            }
+            TokenRequest::AuthorizationCode(request) => {
+                let validated =
+                    authorization_code::validate(&state, &tenant, client, request, &ctx).await?;
+                response::token::authorization_code(&state, &tenant, validated, &ctx).await
+            }
+            TokenRequest::RefreshToken(request) => {
+                let validated =
+                    refresh_token::validate(&state, &tenant, client, request, &ctx).await?;
+                response::token::refresh_token(&state, &tenant, validated, &ctx).await
             }
         }
     }

@@ -1,7 +1,9 @@
 //! The routes. Tenant routes sit behind tenant resolution; everything sits behind the front layer.
 
 use super::{middleware, tenant};
-use crate::endpoints::{discovery, health, jwks, token};
+use crate::endpoints::{
+    account, authorize, discovery, end_session, health, jwks, par, token, userinfo,
+};
 use crate::error::OAuthError;
 use crate::state::AppState;
 use axum::Router;
@@ -23,6 +25,38 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/{tenant}/connect/token",
             post(token::token).fallback(token::wrong_method),
+        )
+        .route(
+            "/{tenant}/connect/authorize",
+            get(authorize::get).post(authorize::post),
+        )
+        .route(
+            "/{tenant}/connect/par",
+            post(par::par).fallback(token::wrong_method),
+        )
+        .route(
+            "/{tenant}/connect/userinfo",
+            get(userinfo::get).post(userinfo::post),
+        )
+        .route(
+            "/{tenant}/connect/endsession",
+            get(end_session::get).post(end_session::post),
+        )
+        .route(
+            "/{tenant}/account/login",
+            get(account::login_form).post(account::login_submit),
+        )
+        .route(
+            "/{tenant}/account/login/totp",
+            post(account::totp_submit).fallback(account::post_only),
+        )
+        .route(
+            "/{tenant}/account/consent",
+            get(account::consent_form).post(account::consent_submit),
+        )
+        .route(
+            "/{tenant}/account/logout",
+            post(end_session::confirm).fallback(account::post_only),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

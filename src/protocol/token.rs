@@ -7,6 +7,37 @@ use crate::validation::form::Form;
 pub enum TokenRequest {
     /// RFC 6749 §4.4.2
     ClientCredentials(ClientCredentialsRequest),
+    /// RFC 6749 §4.1.3, RFC 7636 §4.5
+    AuthorizationCode(AuthorizationCodeRequest),
+    /// RFC 6749 §6
+    RefreshToken(RefreshTokenRequest),
+}
+
+pub struct AuthorizationCodeRequest {
+    pub code: String,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+}
+
+impl std::fmt::Debug for AuthorizationCodeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationCodeRequest")
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct RefreshTokenRequest {
+    pub refresh_token: String,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for RefreshTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokenRequest")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -26,6 +57,23 @@ impl TokenRequest {
                     resources: form.get_all("resource").map(str::to_string).collect(),
                 }))
             }
+            Some("authorization_code") => {
+                Ok(TokenRequest::AuthorizationCode(AuthorizationCodeRequest {
+                    code: form
+                        .get("code")
+                        .ok_or_else(|| OAuthError::invalid_request("code is required"))?
+                        .to_string(),
+                    redirect_uri: form.get("redirect_uri").map(str::to_string),
+                    code_verifier: form.get("code_verifier").map(str::to_string),
+                }))
+            }
+            Some("refresh_token") => Ok(TokenRequest::RefreshToken(RefreshTokenRequest {
+                refresh_token: form
+                    .get("refresh_token")
+                    .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?
+                    .to_string(),
+                scope: form.get("scope").map(str::to_string),
+            })),
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "this grant type is not supported",
@@ -42,4 +90,8 @@ pub struct TokenResponse<'a> {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<&'a str>,
 }

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks";
 pub const TOKEN_PATH: &str = "/connect/token";
+pub const AUTHORIZE_PATH: &str = "/connect/authorize";
+pub const USERINFO_PATH: &str = "/connect/userinfo";
+pub const PAR_PATH: &str = "/connect/par";
+pub const END_SESSION_PATH: &str = "/connect/endsession";
 
 /// Only what this server implements today is advertised: a client that trusts discovery must
 /// never be sent to an endpoint that does not exist.
@@ -32,26 +36,51 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         .iter()
         .map(|a| a.as_str())
         .collect();
+    let mut grants = vec!["authorization_code", "client_credentials", "refresh_token"];
+    grants.sort_unstable();
     let mut doc = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
-        "grant_types_supported": ["client_credentials"],
+        "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
+        "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
+        // RFC 9126 §5
+        "pushed_authorization_request_endpoint": format!("{issuer}{PAR_PATH}"),
+        "require_pushed_authorization_requests": spec.par.required,
+        "grant_types_supported": grants,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "scopes_supported": scopes,
         "claims_supported": claims,
-        // OIDC Discovery §3 requires these three; no response type is served yet (the authorize
-        // endpoint is not built), so the list is honestly empty.
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
+        // RFC 9101 §10.5 / OIDC Discovery §3
+        "request_parameter_supported": true,
+        "request_uri_parameter_supported": true,
+        "require_request_uri_registration": true,
+        "request_object_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+        // RFC 9207 §3
+        "authorization_response_iss_parameter_supported": true,
+        "claims_parameter_supported": false,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     });
     // RFC 8705 §5: the same endpoints on the listener that asks for client certificates; only
     // when that listener runs, or a client following the alias would find nothing there.
     if mtls_listener && let Value::Object(m) = &mut doc {
         m.insert(
             "mtls_endpoint_aliases".into(),
-            json!({ "token_endpoint": format!("{}{TOKEN_PATH}", spec.mtls_base_url) }),
+            json!({
+                "token_endpoint": format!("{}{TOKEN_PATH}", spec.mtls_base_url),
+                "pushed_authorization_request_endpoint": format!("{}{PAR_PATH}", spec.mtls_base_url),
+                "userinfo_endpoint": format!("{}{USERINFO_PATH}", spec.mtls_base_url),
+            }),
         );
     }
     doc

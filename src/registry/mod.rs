@@ -65,6 +65,8 @@ pub struct Tenant {
     pub audiences_by_scope: HashMap<String, Vec<String>>,
     /// Default audience when no API resource matches (IdentityServer's `{issuer}/resources`).
     pub default_audience: String,
+    /// The tenant's pages (its branding and template overrides, loaded once).
+    pub pages: Arc<crate::ui::Pages>,
 }
 
 impl Tenant {

@@ -43,6 +43,7 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     let defaults = TenantDefaults {
         public_base_url: &state.config.file.server.public_base_url,
         mtls_base_url: &state.config.file.server.mtls_base_url,
+        base_dir: &state.config.base_dir,
     };
     let mut now_seen = HashMap::new();
     let mut claimed: HashMap<String, String> = HashMap::new();
@@ -219,7 +220,15 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
         }
     }
     let cache = &state.config.file.cache;
+    let pages = crate::ui::Pages::new(&spec.branding).unwrap_or_else(|e| {
+        // The files were checked when loaded; if the templates changed since, serve defaults.
+        tracing::error!(tenant = %spec.slug, error = %e, "tenant templates unusable; using the defaults");
+        let mut plain = spec.branding.clone();
+        plain.templates_dir = None;
+        crate::ui::Pages::new(&plain).unwrap_or_else(|_| crate::ui::Pages::fallback())
+    });
     Tenant {
+        pages: Arc::new(pages),
         discovery: Bytes::from(
             discovery::document(&spec, state.config.mtls_listen.is_some()).to_string(),
         ),

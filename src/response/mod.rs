@@ -1,3 +1,4 @@
 //! `Validated*` → protocol responses.
 
+pub mod authorize;
 pub mod token;

@@ -6,7 +6,7 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::TokenResponse;
 use crate::registry::Tenant;
 use crate::state::AppState;
-use crate::stores::{GrantRecord, GrantStore};
+use crate::stores::{Consumed, GrantRecord, GrantStore};
 use crate::tokens::{self, AccessTokenClaims, Audience};
 use crate::validation::token::client_credentials::ValidatedClientCredentials;
 use axum::http::{HeaderValue, header};
@@ -62,6 +62,7 @@ pub async fn client_credentials(
                 created_at: now,
                 expires_at: now + lifetime,
                 consumed_at: None,
+                ..Default::default()
             };
             state.store.insert_grant(tenant.slug(), &record).await?;
             handle
@@ -80,6 +81,8 @@ pub async fn client_credentials(
         token_type: "Bearer",
         expires_in: lifetime,
         scope: &scope,
+        refresh_token: None,
+        id_token: None,
     })
     .map_err(InternalError::from)?;
     Ok(no_store_json(body))
@@ -96,4 +99,344 @@ pub fn no_store_json(body: Vec<u8>) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// The facts a user's tokens are made of, whichever grant produced them.
+struct UserGrant<'a> {
+    subject: &'a str,
+    scopes: &'a [String],
+    audiences: &'a [String],
+    auth_time: i64,
+    amr: &'a [String],
+    acr: &'a str,
+    sid: &'a str,
+    nonce: Option<&'a str>,
+    family: &'a str,
+    /// End of the refresh token family (absolute lifetime).
+    absolute_expires_at: i64,
+}
+
+/// Tokens signed and the grant records that must be written with them.
+struct Issued {
+    access_token: String,
+    id_token: Option<String>,
+    refresh_token: Option<String>,
+    records: Vec<GrantRecord>,
+    lifetime: i64,
+    scope: String,
+}
+
+async fn issue_user_tokens(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &crate::registry::Client,
+    g: &UserGrant<'_>,
+) -> Result<Issued, OAuthError> {
+    let now = state.now();
+    let user = crate::endpoints::account::find_subject_in(state, tenant, g.subject)
+        .await?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists or is disabled"))?;
+    let lifetime = client
+        .spec
+        .access_token_lifetime
+        .unwrap_or(tenant.spec.tokens.access_token_lifetime);
+    let scope = g.scopes.join(" ");
+    let jti = tokens::new_jti();
+    let audiences: Vec<String> = if g.audiences.is_empty() {
+        vec![tenant.default_audience.clone()]
+    } else {
+        g.audiences.to_vec()
+    };
+    let claims = tokens::UserAccessClaims {
+        iss: tenant.spec.issuer.clone(),
+        sub: g.subject.to_string(),
+        aud: match audiences.as_slice() {
+            [one] => serde_json::Value::String(one.clone()),
+            many => serde_json::json!(many),
+        },
+        client_id: client.spec.client_id.clone(),
+        scope: scope.clone(),
+        jti: jti.clone(),
+        iat: now,
+        nbf: now,
+        exp: now + lifetime,
+        auth_time: g.auth_time,
+        sid: Some(g.sid.to_string()),
+        amr: g.amr.to_vec(),
+        acr: Some(g.acr.to_string()),
+    };
+    let keys = tenant.keys.load();
+    let signer_for = |alg: crate::keys::Alg| {
+        keys.signer(alg).ok_or_else(|| {
+            InternalError::Other(format!("tenant {} has no active {alg} key", tenant.slug()))
+        })
+    };
+    let format = client
+        .spec
+        .access_token_format
+        .unwrap_or(tenant.default_token_format());
+    let mut records = Vec::new();
+    let access_token = match format {
+        TokenFormat::Jwt => {
+            // Recorded by jti, so revoking the family also ends this token at our endpoints.
+            records.push(GrantRecord {
+                handle_hash: tokens::handle_hash(&jti),
+                kind: "access_token".into(),
+                client_id: client.spec.client_id.clone(),
+                subject: Some(g.subject.to_string()),
+                data: String::new(),
+                created_at: now,
+                expires_at: now + lifetime,
+                family: Some(g.family.to_string()),
+                session_id: Some(g.sid.to_string()),
+                ..Default::default()
+            });
+            signer_for(tenant.spec.tokens.access_token_algorithm)?.sign_jwt("at+jwt", &claims)?
+        }
+        TokenFormat::Reference => {
+            let handle = tokens::new_handle();
+            records.push(GrantRecord {
+                handle_hash: tokens::handle_hash(&handle),
+                kind: "reference_token".into(),
+                client_id: client.spec.client_id.clone(),
+                subject: Some(g.subject.to_string()),
+                data: serde_json::to_string(&claims).map_err(InternalError::from)?,
+                created_at: now,
+                expires_at: now + lifetime,
+                family: Some(g.family.to_string()),
+                session_id: Some(g.sid.to_string()),
+                ..Default::default()
+            });
+            handle
+        }
+    };
+    let id_token = if g.scopes.iter().any(|s| s == "openid") {
+        let alg = client
+            .spec
+            .interactive
+            .id_token_alg
+            .unwrap_or(tenant.spec.tokens.id_token_algorithm);
+        let mut c = serde_json::Map::new();
+        c.insert("iss".into(), tenant.spec.issuer.clone().into());
+        c.insert("sub".into(), g.subject.into());
+        c.insert("aud".into(), client.spec.client_id.clone().into());
+        c.insert("iat".into(), now.into());
+        c.insert(
+            "exp".into(),
+            (now + tenant.spec.tokens.id_token_lifetime).into(),
+        );
+        c.insert("auth_time".into(), g.auth_time.into());
+        if let Some(n) = g.nonce {
+            c.insert("nonce".into(), n.into());
+        }
+        c.insert("sid".into(), g.sid.into());
+        c.insert("amr".into(), serde_json::json!(g.amr));
+        c.insert("acr".into(), g.acr.into());
+        // OIDC Core §3.1.3.6 / §3.3.2.11
+        c.insert(
+            "at_hash".into(),
+            tokens::half_hash(alg, &access_token).into(),
+        );
+        if client
+            .spec
+            .interactive
+            .always_include_user_claims_in_id_token
+        {
+            for (k, v) in tokens::user_claims(tenant, &user, g.scopes) {
+                c.entry(k).or_insert(v);
+            }
+        }
+        Some(signer_for(alg)?.sign_jwt("JWT", &serde_json::Value::Object(c))?)
+    } else {
+        None
+    };
+    let refresh_token = if g.scopes.iter().any(|s| s == "offline_access")
+        && client.allows_grant(crate::config::tenant::GrantType::RefreshToken)
+    {
+        let handle = tokens::new_handle();
+        let data = crate::validation::token::refresh_token::RefreshData {
+            scopes: g.scopes.to_vec(),
+            audiences: g.audiences.to_vec(),
+            auth_time: g.auth_time,
+            amr: g.amr.to_vec(),
+            acr: g.acr.to_string(),
+            sid: g.sid.to_string(),
+            absolute_expires_at: g.absolute_expires_at,
+        };
+        records.push(GrantRecord {
+            handle_hash: tokens::handle_hash(&handle),
+            kind: "refresh_token".into(),
+            client_id: client.spec.client_id.clone(),
+            subject: Some(g.subject.to_string()),
+            data: serde_json::to_string(&data).map_err(InternalError::from)?,
+            created_at: now,
+            expires_at: (now + tenant.spec.tokens.refresh_token_sliding_lifetime)
+                .min(g.absolute_expires_at),
+            family: Some(g.family.to_string()),
+            session_id: Some(g.sid.to_string()),
+            ..Default::default()
+        });
+        Some(handle)
+    } else {
+        None
+    };
+    Ok(Issued {
+        access_token,
+        id_token,
+        refresh_token,
+        records,
+        lifetime,
+        scope,
+    })
+}
+
+fn user_token_response(
+    tenant: &Tenant,
+    client_id: &str,
+    ctx: &RequestContext,
+    grant: &str,
+    issued: &Issued,
+) -> Result<Response, OAuthError> {
+    tenant.metrics.token_issued(grant);
+    crate::events::token_issued(tenant.slug(), client_id, &ctx.request_id, grant, "-");
+    let body = serde_json::to_vec(&TokenResponse {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.lifetime,
+        scope: &issued.scope,
+        refresh_token: issued.refresh_token.as_deref(),
+        id_token: issued.id_token.as_deref(),
+    })
+    .map_err(InternalError::from)?;
+    Ok(no_store_json(body))
+}
+
+/// RFC 6749 §4.1.4: tokens for a code, written in the same transaction that consumes it.
+pub async fn authorization_code(
+    state: &AppState,
+    tenant: &Tenant,
+    v: crate::validation::token::authorization_code::ValidatedCode,
+    ctx: &RequestContext,
+) -> Result<Response, OAuthError> {
+    let record = v.record();
+    let data = v.data();
+    let family = record.family.clone().unwrap_or_else(tokens::new_jti);
+    let subject = record.subject.clone().unwrap_or_default();
+    let issued = issue_user_tokens(
+        state,
+        tenant,
+        v.client(),
+        &UserGrant {
+            subject: &subject,
+            scopes: &data.scopes,
+            audiences: &data.audiences,
+            auth_time: data.auth_time,
+            amr: &data.amr,
+            acr: &data.acr,
+            sid: &data.sid,
+            nonce: data.nonce.as_deref(),
+            family: &family,
+            absolute_expires_at: state.now() + tenant.spec.tokens.refresh_token_absolute_lifetime,
+        },
+    )
+    .await?;
+    match state
+        .store
+        .consume_grant(
+            tenant.slug(),
+            &record.handle_hash,
+            state.now(),
+            &issued.records,
+        )
+        .await?
+    {
+        Consumed::Fresh(_) => {}
+        Consumed::Replayed(r) => {
+            // Lost a race with another redemption of the same code: that is a replay too.
+            crate::validation::token::authorization_code::revoke_family(state, tenant, &r, ctx)
+                .await?;
+            return Err(OAuthError::invalid_grant("the code was already used"));
+        }
+        Consumed::Dead | Consumed::NotFound => {
+            return Err(OAuthError::invalid_grant("the code is invalid or expired"));
+        }
+    }
+    user_token_response(
+        tenant,
+        &v.client().spec.client_id,
+        ctx,
+        "authorization_code",
+        &issued,
+    )
+}
+
+/// RFC 6749 §6: new tokens for a refresh token; the old one is consumed unless the client
+/// is configured to reuse refresh tokens.
+pub async fn refresh_token(
+    state: &AppState,
+    tenant: &Tenant,
+    v: crate::validation::token::refresh_token::ValidatedRefresh,
+    ctx: &RequestContext,
+) -> Result<Response, OAuthError> {
+    let record = v.record();
+    let data = v.data();
+    let family = record.family.clone().unwrap_or_else(tokens::new_jti);
+    let subject = record.subject.clone().unwrap_or_default();
+    let reuse = v.client().spec.interactive.refresh_token_reuse;
+    let mut issued = issue_user_tokens(
+        state,
+        tenant,
+        v.client(),
+        &UserGrant {
+            subject: &subject,
+            scopes: v.scopes(),
+            audiences: &data.audiences,
+            auth_time: data.auth_time,
+            amr: &data.amr,
+            acr: &data.acr,
+            sid: &data.sid,
+            nonce: None,
+            family: &family,
+            absolute_expires_at: data.absolute_expires_at,
+        },
+    )
+    .await?;
+    if reuse {
+        issued.records.retain(|r| r.kind != "refresh_token");
+        issued.refresh_token = None;
+        for r in &issued.records {
+            state.store.insert_grant(tenant.slug(), r).await?;
+        }
+    } else {
+        match state
+            .store
+            .consume_grant(
+                tenant.slug(),
+                &record.handle_hash,
+                state.now(),
+                &issued.records,
+            )
+            .await?
+        {
+            Consumed::Fresh(_) => {}
+            Consumed::Replayed(r) => {
+                crate::validation::token::authorization_code::revoke_family(state, tenant, &r, ctx)
+                    .await?;
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was already used",
+                ));
+            }
+            Consumed::Dead | Consumed::NotFound => {
+                return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+            }
+        }
+    }
+    user_token_response(
+        tenant,
+        &v.client().spec.client_id,
+        ctx,
+        "refresh_token",
+        &issued,
+    )
 }

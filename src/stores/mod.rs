@@ -5,6 +5,8 @@
 
 pub mod cache;
 
+pub use interactive::{ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, UserStore};
+
 use crate::config::{ClientSpec, TenantSpec};
 use crate::error::InternalError;
 use crate::keys::{Alg, KeyRecord};
@@ -33,6 +35,8 @@ macro_rules! on_pool {
     };
 }
 
+mod interactive;
+
 /// A tenant row: its spec and a version that grows with every change (to it or its clients).
 #[derive(Debug, Clone)]
 pub struct TenantRow {
@@ -41,8 +45,9 @@ pub struct TenantRow {
     pub source: String,
 }
 
-/// A persisted grant (reference token, and later codes, refresh tokens, consents).
-#[derive(Clone)]
+/// A persisted grant: reference tokens, authorization codes, refresh tokens, pending
+/// interactions, pushed authorization requests, logout requests. Stored by handle hash only.
+#[derive(Clone, Default)]
 pub struct GrantRecord {
     pub handle_hash: String,
     pub kind: String,
@@ -52,6 +57,22 @@ pub struct GrantRecord {
     pub created_at: i64,
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
+    /// Grants of one family are revoked together (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+    pub family: Option<String>,
+    pub session_id: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What happened when a single-use grant was presented.
+#[derive(Debug)]
+pub enum Consumed {
+    /// First use: the grant is now consumed (and anything asked for was inserted with it).
+    Fresh(GrantRecord),
+    /// Already consumed before: a replay.
+    Replayed(GrantRecord),
+    /// Revoked or expired.
+    Dead,
+    NotFound,
 }
 
 impl std::fmt::Debug for GrantRecord {
@@ -127,6 +148,33 @@ pub trait GrantStore {
         &self,
         now: i64,
     ) -> impl Future<Output = Result<u64, InternalError>> + Send;
+    /// Marks a live single-use grant consumed and, in the same transaction, inserts `then`
+    /// (e.g. the tokens issued from a code). Nothing is inserted unless this use is the first.
+    fn consume_grant(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        now: i64,
+        then: &[GrantRecord],
+    ) -> impl Future<Output = Result<Consumed, InternalError>> + Send;
+    /// Revokes every grant of a family; returns how many were live.
+    fn revoke_family(
+        &self,
+        tenant: &str,
+        family: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<u64, InternalError>> + Send;
+    fn update_grant_data(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        data: &str,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    fn delete_grant(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
 }
 
 /// The PostgreSQL notification channel that carries the slug of a changed tenant.
@@ -148,16 +196,30 @@ fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
     )
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "interactive",
+        include_str!("../../migrations/sqlite/0002_interactive.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "interactive",
+        include_str!("../../migrations/postgres/0002_interactive.sql"),
+    ),
+];
 
 impl Store {
     /// Connects (creating the SQLite file or the PostgreSQL schema when missing) and migrates.
@@ -504,24 +566,77 @@ impl KeyStore for Store {
     }
 }
 
+const GRANT_COLUMNS: &str = "handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at, family, session_id, revoked_at";
+
+type GrantRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn grant_from_row(r: GrantRow) -> GrantRecord {
+    let (
+        handle_hash,
+        kind,
+        client_id,
+        subject,
+        data,
+        created_at,
+        expires_at,
+        consumed_at,
+        family,
+        session_id,
+        revoked_at,
+    ) = r;
+    GrantRecord {
+        handle_hash,
+        kind,
+        client_id,
+        subject,
+        data,
+        created_at,
+        expires_at,
+        consumed_at,
+        family,
+        session_id,
+        revoked_at,
+    }
+}
+
+const INSERT_GRANT: &str = "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at, family, session_id, revoked_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+macro_rules! bind_grant {
+    ($q:expr, $tenant:expr, $g:expr) => {
+        $q.bind($tenant)
+            .bind(&$g.handle_hash)
+            .bind(&$g.kind)
+            .bind(&$g.client_id)
+            .bind(&$g.subject)
+            .bind(&$g.data)
+            .bind($g.created_at)
+            .bind($g.expires_at)
+            .bind($g.consumed_at)
+            .bind(&$g.family)
+            .bind(&$g.session_id)
+            .bind($g.revoked_at)
+    };
+}
+
 impl GrantStore for Store {
     async fn insert_grant(&self, tenant: &str, g: &GrantRecord) -> Result<(), InternalError> {
         on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(tenant)
-            .bind(&g.handle_hash)
-            .bind(&g.kind)
-            .bind(&g.client_id)
-            .bind(&g.subject)
-            .bind(&g.data)
-            .bind(g.created_at)
-            .bind(g.expires_at)
-            .bind(g.consumed_at)
-            .execute(p)
-            .await?;
+            bind_grant!(sqlx::query(INSERT_GRANT), tenant, g)
+                .execute(p)
+                .await?;
             Ok(())
         })
     }
@@ -531,40 +646,16 @@ impl GrantStore for Store {
         tenant: &str,
         handle_hash: &str,
     ) -> Result<Option<GrantRecord>, InternalError> {
-        type Row = (
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            i64,
-            i64,
-            Option<i64>,
-        );
-        let row: Option<Row> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at
-                 FROM grants WHERE tenant = $1 AND handle_hash = $2",
-            )
+        let row: Option<GrantRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND handle_hash = $2"
+            )))
             .bind(tenant)
             .bind(handle_hash)
             .fetch_optional(p)
             .await?
         });
-        Ok(row.map(
-            |(handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at)| {
-                GrantRecord {
-                    handle_hash,
-                    kind,
-                    client_id,
-                    subject,
-                    data,
-                    created_at,
-                    expires_at,
-                    consumed_at,
-                }
-            },
-        ))
+        Ok(row.map(grant_from_row))
     }
 
     /// Deletes grants that expired before `now`; returns how many.
@@ -575,6 +666,100 @@ impl GrantStore for Store {
                 .execute(p)
                 .await?
                 .rows_affected())
+        })
+    }
+
+    async fn consume_grant(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        now: i64,
+        then: &[GrantRecord],
+    ) -> Result<Consumed, InternalError> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            // One statement decides the race: only the first use finds consumed_at empty.
+            let fresh: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE grants SET consumed_at = $3
+                 WHERE tenant = $1 AND handle_hash = $2 AND consumed_at IS NULL
+                   AND revoked_at IS NULL AND expires_at > $3
+                 RETURNING {GRANT_COLUMNS}"
+            )))
+            .bind(tenant)
+            .bind(handle_hash)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = fresh {
+                for g in then {
+                    bind_grant!(sqlx::query(INSERT_GRANT), tenant, g)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                return Ok(Consumed::Fresh(grant_from_row(row)));
+            }
+            let existing: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND handle_hash = $2"
+            )))
+            .bind(tenant)
+            .bind(handle_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(match existing.map(grant_from_row) {
+                None => Consumed::NotFound,
+                Some(g) if g.consumed_at.is_some() => Consumed::Replayed(g),
+                Some(_) => Consumed::Dead,
+            })
+        })
+    }
+
+    async fn revoke_family(
+        &self,
+        tenant: &str,
+        family: &str,
+        now: i64,
+    ) -> Result<u64, InternalError> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query(
+                "UPDATE grants SET revoked_at = $3
+                 WHERE tenant = $1 AND family = $2 AND revoked_at IS NULL",
+            )
+            .bind(tenant)
+            .bind(family)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected())
+        })
+    }
+
+    async fn update_grant_data(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        data: &str,
+    ) -> Result<(), InternalError> {
+        on_pool!(self, |p| {
+            sqlx::query("UPDATE grants SET data = $3 WHERE tenant = $1 AND handle_hash = $2")
+                .bind(tenant)
+                .bind(handle_hash)
+                .bind(data)
+                .execute(p)
+                .await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_grant(&self, tenant: &str, handle_hash: &str) -> Result<(), InternalError> {
+        on_pool!(self, |p| {
+            sqlx::query("DELETE FROM grants WHERE tenant = $1 AND handle_hash = $2")
+                .bind(tenant)
+                .bind(handle_hash)
+                .execute(p)
+                .await?;
+            Ok(())
         })
     }
 }

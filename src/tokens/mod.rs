@@ -1,5 +1,7 @@
 //! Token contents and handles.
 
+pub mod jws;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
@@ -16,6 +18,39 @@ pub struct AccessTokenClaims<'a> {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+}
+
+/// RFC 9068 claims of an access token issued for a user (authorization code, refresh token).
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub struct UserAccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: serde_json::Value,
+    pub client_id: String,
+    pub scope: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub amr: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+}
+
+/// OIDC Core §3.1.3.6 / §3.3.2.11: the left half of the hash of `value`, with the hash of the
+/// id token's signing algorithm (SHA-256 for RS256, PS256 and ES256; SHA-512 for Ed25519).
+pub fn half_hash(alg: crate::keys::Alg, value: &str) -> String {
+    let algorithm = match alg {
+        crate::keys::Alg::EdDSA => &aws_lc_rs::digest::SHA512,
+        _ => &aws_lc_rs::digest::SHA256,
+    };
+    let d = aws_lc_rs::digest::digest(algorithm, value.as_bytes());
+    let bytes = d.as_ref();
+    B64.encode(bytes.get(..bytes.len() / 2).unwrap_or_default())
 }
 
 /// `aud` is a single string when there is one audience, else an array (RFC 7519 §4.1.3).
@@ -47,4 +82,26 @@ pub fn handle_hash(handle: &str) -> String {
         &aws_lc_rs::digest::SHA256,
         handle.as_bytes(),
     ))
+}
+
+/// The claims of `user` that the identity scopes in `scopes` release (OIDC Core §5.4).
+pub fn user_claims(
+    tenant: &crate::registry::Tenant,
+    user: &crate::config::tenant::UserSpec,
+    scopes: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for r in tenant
+        .spec
+        .identity_resources
+        .iter()
+        .filter(|r| scopes.contains(&r.name))
+    {
+        for claim in &r.claims {
+            if let Some(v) = user.claims.get(claim) {
+                out.insert(claim.clone(), v.clone());
+            }
+        }
+    }
+    out
 }

@@ -81,10 +81,18 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
                 "client_secret without client_id",
             )),
         },
-        (None, None) => Err(OAuthError::invalid_client(
-            "client authentication is required",
-            Challenge::None,
-        )),
+        // RFC 6749 §2.1 / §3.2.1: a public client only identifies itself.
+        (None, None) => match form.get("client_id") {
+            Some(id) => Ok(Presented {
+                client_id: id.to_string(),
+                secret: String::new(),
+                method: AuthMethod::None,
+            }),
+            None => Err(OAuthError::invalid_client(
+                "client authentication is required",
+                Challenge::None,
+            )),
+        },
     }
 }
 
@@ -146,6 +154,13 @@ pub async fn authenticate(
     }
     if !client.allows_auth_method(p.method) {
         return Err(refuse("authentication method not allowed for this client"));
+    }
+    if p.method == AuthMethod::None {
+        // allows_auth_method(None) holds only for public clients (checked at config load).
+        return Ok(AuthenticatedClient {
+            client,
+            method: p.method,
+        });
     }
     let now = state.now();
     let ok = client

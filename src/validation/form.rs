@@ -39,6 +39,14 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.params
+    }
+    /// Parameters that were checked before (a pushed request, a verified request object).
+    pub fn from_pairs(params: Vec<(String, String)>) -> Self {
+        Self { params }
+    }
+
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut params: Vec<(String, String)> = Vec::new();
         for (k, v) in form_urlencoded::parse(body) {

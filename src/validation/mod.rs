@@ -1,6 +1,8 @@
 //! Raw input → `Validated*` types (constructible only here) or an [`OAuthError`](crate::error::OAuthError).
 
+pub mod authorize;
 pub mod client_auth;
+pub mod client_keys;
 pub mod form;
 pub mod scope;
 pub mod token;

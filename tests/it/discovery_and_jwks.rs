@@ -11,12 +11,22 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
     assert_eq!(d["jwks_uri"], format!("{issuer}/.well-known/jwks"));
     assert_eq!(
         d["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
     );
     assert_eq!(
         d["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
+    assert_eq!(
+        d["authorization_endpoint"],
+        format!("{issuer}/connect/authorize")
+    );
+    assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         d["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256", "ES256"])
@@ -33,10 +43,9 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(scopes.contains(&"api.read") && scopes.contains(&"openid"));
-    assert!(
-        d.get("authorization_endpoint").is_none(),
-        "no endpoint that does not exist is advertised"
-    );
+    // Only endpoints that exist are advertised (no device flow, no introspection yet).
+    assert!(d.get("device_authorization_endpoint").is_none());
+    assert!(d.get("introspection_endpoint").is_none());
     s.stop().await;
 }
 

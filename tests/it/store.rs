@@ -55,6 +55,7 @@ fn demo(
     let d = TenantDefaults {
         public_base_url: "https://localhost:8443",
         mtls_base_url: "https://localhost:8444",
+        base_dir: Path::new("."),
     };
     resolve(Path::new(&format!("tenants/{name}.toml")), text, &d).unwrap()
 }
@@ -161,6 +162,7 @@ async fn grants_are_found_by_tenant_and_hash_and_purged_when_expired() {
             created_at: 10,
             expires_at: 20,
             consumed_at: None,
+            ..Default::default()
         };
         store.insert_grant("acme", &g).await.unwrap();
         assert!(
@@ -424,4 +426,235 @@ async fn a_change_made_on_one_node_reaches_the_other_at_once_through_postgresql(
     );
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn a_single_use_grant_is_consumed_once_and_its_family_revoked_together() {
+    use portcullis::stores::Consumed;
+    for engine in engines().await {
+        let store = &engine.store;
+        let grant = |hash: &str, kind: &str| GrantRecord {
+            handle_hash: hash.into(),
+            kind: kind.into(),
+            client_id: "c".into(),
+            data: "{}".into(),
+            created_at: 10,
+            expires_at: 100,
+            family: Some("f1".into()),
+            ..Default::default()
+        };
+        store
+            .insert_grant("acme", &grant("code", "authorization_code"))
+            .await
+            .unwrap();
+        let tokens = [grant("rt", "refresh_token"), grant("at", "access_token")];
+        assert!(matches!(
+            store
+                .consume_grant("acme", "code", 20, &tokens)
+                .await
+                .unwrap(),
+            Consumed::Fresh(_)
+        ));
+        assert!(
+            store.find_grant("acme", "rt").await.unwrap().is_some(),
+            "{}: written with the consumption",
+            store.engine()
+        );
+        assert!(matches!(
+            store
+                .consume_grant("acme", "code", 21, &[grant("rt2", "refresh_token")])
+                .await
+                .unwrap(),
+            Consumed::Replayed(_)
+        ));
+        assert!(
+            store.find_grant("acme", "rt2").await.unwrap().is_none(),
+            "nothing is written on a replay"
+        );
+        assert!(matches!(
+            store
+                .consume_grant("globex", "code", 21, &[])
+                .await
+                .unwrap(),
+            Consumed::NotFound
+        ));
+        assert_eq!(store.revoke_family("acme", "f1", 22).await.unwrap(), 3);
+        assert!(
+            store
+                .find_grant("acme", "rt")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        );
+        assert!(matches!(
+            store.consume_grant("acme", "rt", 23, &[]).await.unwrap(),
+            Consumed::Dead
+        ));
+        store
+            .insert_grant("acme", &grant("old", "refresh_token"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                store.consume_grant("acme", "old", 100, &[]).await.unwrap(),
+                Consumed::Dead
+            ),
+            "expired"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sessions_consents_and_login_failures_work_on_both_engines() {
+    use portcullis::stores::{ConsentStore, LoginThrottleStore, SessionRecord, SessionStore};
+    for engine in engines().await {
+        let store = &engine.store;
+        let s = SessionRecord {
+            sid: "sid1".into(),
+            handle_hash: "hh".into(),
+            subject: "alice".into(),
+            auth_time: 10,
+            amr: "pwd".into(),
+            acr: "a".into(),
+            created_at: 10,
+            last_seen_at: 10,
+            expires_at: 1000,
+            clients: String::new(),
+        };
+        store.insert_session("acme", &s).await.unwrap();
+        assert!(
+            store
+                .find_session_by_handle("globex", "hh")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .touch_session("acme", "sid1", 20, Some("web"))
+            .await
+            .unwrap();
+        store
+            .touch_session("acme", "sid1", 21, Some("web"))
+            .await
+            .unwrap();
+        store
+            .touch_session("acme", "sid1", 22, Some("spa"))
+            .await
+            .unwrap();
+        let found = store
+            .find_session_by_handle("acme", "hh")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            found.client_ids().collect::<Vec<_>>(),
+            ["web", "spa"],
+            "{}",
+            store.engine()
+        );
+        assert_eq!(found.last_seen_at, 22);
+        assert_eq!(store.list_sessions("acme", "alice").await.unwrap().len(), 1);
+        assert!(
+            store
+                .delete_session("acme", "sid1")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(store.find_session("acme", "sid1").await.unwrap().is_none());
+
+        store
+            .upsert_consent(
+                "acme",
+                "alice",
+                "web",
+                &["openid".into(), "api.read".into()],
+                10,
+                Some(50),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .find_consent("acme", "alice", "web", 20)
+                .await
+                .unwrap()
+                .unwrap(),
+            ["openid", "api.read"]
+        );
+        assert!(
+            store
+                .find_consent("acme", "alice", "web", 50)
+                .await
+                .unwrap()
+                .is_none(),
+            "expired consent"
+        );
+        assert!(
+            store
+                .find_consent("globex", "alice", "web", 20)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let b = "user:alice".to_string();
+        assert_eq!(
+            store
+                .record_failure("acme", &b, 100, 60, 3, 300)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .record_failure("acme", &b, 101, 60, 3, 300)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .record_failure("acme", &b, 102, 60, 3, 300)
+                .await
+                .unwrap(),
+            Some(402)
+        );
+        assert_eq!(
+            store
+                .locked_until("acme", std::slice::from_ref(&b), 200)
+                .await
+                .unwrap(),
+            Some(402)
+        );
+        assert_eq!(
+            store
+                .locked_until("globex", std::slice::from_ref(&b), 200)
+                .await
+                .unwrap(),
+            None
+        );
+        store.clear_failures("acme", &b).await.unwrap();
+        assert_eq!(
+            store
+                .locked_until("acme", std::slice::from_ref(&b), 200)
+                .await
+                .unwrap(),
+            None
+        );
+        // A failure after the window starts a new count.
+        store
+            .record_failure("acme", &b, 100, 60, 2, 300)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .record_failure("acme", &b, 500, 60, 2, 300)
+                .await
+                .unwrap(),
+            None
+        );
+    }
 }

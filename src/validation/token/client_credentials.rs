@@ -68,54 +68,7 @@ pub fn validate(
         }
     };
 
-    // RFC 8707 §2: each resource is an absolute URI without fragment, known to this tenant.
-    let mut audiences: Vec<String> = Vec::new();
-    if req.resources.is_empty() {
-        for s in &scopes {
-            for aud in tenant.audiences_by_scope.get(s).into_iter().flatten() {
-                let isolated = tenant
-                    .spec
-                    .api_resources
-                    .iter()
-                    .any(|r| &r.name == aud && r.require_resource_indicator);
-                if !isolated && !audiences.contains(aud) {
-                    audiences.push(aud.clone());
-                }
-            }
-        }
-        // Scopes of resources that insist on a resource indicator are not granted without one.
-        scopes.retain(|s| {
-            tenant
-                .audiences_by_scope
-                .get(s)
-                .is_none_or(|owners| owners.iter().any(|o| audiences.contains(o)))
-        });
-    } else {
-        for r in &req.resources {
-            if r.contains('#') || !r.contains(':') {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "a resource must be an absolute URI without fragment",
-                ));
-            }
-            let Some(resource) = tenant.spec.api_resources.iter().find(|a| &a.name == r) else {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "unknown resource",
-                ));
-            };
-            if !audiences.contains(&resource.name) {
-                audiences.push(resource.name.clone());
-            }
-        }
-        // RFC 8707 §2.2: the token is restricted to the scopes the requested resources accept.
-        scopes.retain(|s| {
-            tenant
-                .audiences_by_scope
-                .get(s)
-                .is_some_and(|owners| owners.iter().any(|o| audiences.contains(o)))
-        });
-    }
+    let mut audiences = scope::audiences(tenant, &mut scopes, &req.resources)?;
     if scopes.is_empty() {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,

@@ -1,3 +1,5 @@
-//! One file per grant type.
+//! One file per grant type (STYLE.md §2).
 
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod refresh_token;

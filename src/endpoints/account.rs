@@ -1,0 +1,755 @@
+//! The sign-in pages: `/{tenant}/account/login` (password, then TOTP when enrolled) and
+//! `/{tenant}/account/consent`. Each form carries the interaction id and its CSRF token, and
+//! only the browser that started the interaction (binding cookie) may complete it.
+// The helpers below return a finished page as their error: it is built once per request.
+#![allow(clippy::result_large_err)]
+
+use crate::error::{ErrorCode, InternalError, OAuthError};
+use crate::frontdoor::middleware::RequestContext;
+use crate::frontdoor::tenant::CurrentTenant;
+use crate::registry::Tenant;
+use crate::response::authorize::{Flow, Interaction, error_page};
+use crate::sessions;
+use crate::state::AppState;
+use crate::stores::{
+    ClientStore, ConsentStore, GrantRecord, GrantStore, LoginThrottleStore, SessionStore, UserStore,
+};
+use crate::tokens;
+use crate::ui::{ConsentPage, LoginPage, Page, ScopeLine, TotpPage};
+use crate::users;
+use crate::validation::form::{Form, FormBody};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+#[derive(serde::Deserialize)]
+pub struct InteractionQuery {
+    interaction: Option<String>,
+}
+
+struct Ctx {
+    state: AppState,
+    tenant: Arc<Tenant>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+}
+
+impl Ctx {
+    fn fail(&self, e: OAuthError) -> Response {
+        crate::events::request_rejected(
+            self.tenant.slug(),
+            "account",
+            &self.ctx.request_id,
+            e.code.as_str(),
+            &e.description,
+        );
+        error_page(&self.tenant, &self.ctx, &e)
+    }
+
+    fn internal(&self, e: InternalError) -> Response {
+        tracing::error!(error = %e, "sign-in page failed");
+        error_page(&self.tenant, &self.ctx, &OAuthError::server_error())
+    }
+
+    fn flow(&self) -> Flow<'_> {
+        Flow {
+            state: &self.state,
+            tenant: &self.tenant,
+            ctx: &self.ctx,
+            headers: &self.headers,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn action(&self, page: &str) -> String {
+        format!("{}/account/{page}", self.tenant.spec.issuer)
+    }
+
+    /// The pending interaction `id` names, if this browser started it and it is still live.
+    async fn load(&self, id: Option<&str>) -> Result<(String, Interaction), Response> {
+        let expired = || {
+            self.fail(OAuthError::invalid_request(
+                "this sign-in has expired or is unknown; start again from the application",
+            ))
+        };
+        let Some(id) = id.filter(|i| i.len() == 43) else {
+            return Err(expired());
+        };
+        let record = self
+            .state
+            .store
+            .find_grant(self.tenant.slug(), &tokens::handle_hash(id))
+            .await
+            .map_err(|e| self.internal(e))?;
+        let Some(record) = record.filter(|r| {
+            r.kind == "interaction" && r.expires_at > self.state.now() && r.consumed_at.is_none()
+        }) else {
+            return Err(expired());
+        };
+        let interaction: Interaction =
+            serde_json::from_str(&record.data).map_err(|e| self.internal(e.into()))?;
+        let bound = sessions::read_cookie(&self.headers, sessions::BIND_COOKIE).is_some_and(|b| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
+                tokens::handle_hash(b).as_bytes(),
+                interaction.bind_hash.as_bytes(),
+            )
+            .is_ok()
+        });
+        if !bound {
+            return Err(self.fail(OAuthError::invalid_request(
+                "this sign-in was started in another browser",
+            )));
+        }
+        Ok((id.to_string(), interaction))
+    }
+
+    async fn save(&self, id: &str, i: &Interaction) -> Result<(), Response> {
+        let data = serde_json::to_string(i).map_err(|e| self.internal(e.into()))?;
+        self.state
+            .store
+            .update_grant_data(self.tenant.slug(), &tokens::handle_hash(id), &data)
+            .await
+            .map_err(|e| self.internal(e))
+    }
+
+    fn check_csrf(&self, form: &Form, i: &Interaction) -> Result<(), Response> {
+        let ok = form.get("csrf").is_some_and(|c| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), i.csrf.as_bytes())
+                .is_ok()
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(self.fail(OAuthError::invalid_request(
+                "the form expired or did not come from this site; please try again",
+            )))
+        }
+    }
+
+    async fn client_name(&self, client_id: &str) -> String {
+        match self
+            .tenant
+            .clients
+            .find_client(self.tenant.slug(), client_id)
+            .await
+        {
+            Ok(Some(c)) => c
+                .spec
+                .client_name
+                .clone()
+                .unwrap_or_else(|| client_id.into()),
+            _ => client_id.to_string(),
+        }
+    }
+
+    fn client_ip(&self) -> String {
+        self.ctx
+            .client_ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "-".into())
+    }
+
+    /// Continues the authorization request now that `session` exists (or consent was given).
+    async fn resume(
+        &self,
+        id: String,
+        interaction: Interaction,
+        extra_cookies: Vec<axum::http::HeaderValue>,
+    ) -> Response {
+        let client = match self
+            .tenant
+            .clients
+            .find_client(self.tenant.slug(), &interaction.request.client_id)
+            .await
+        {
+            Ok(Some(c)) if c.spec.enabled => c,
+            Ok(_) => return self.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
+            Err(e) => return self.internal(e),
+        };
+        let session = match sessions::current(&self.state, &self.tenant, &self.headers).await {
+            Ok(s) => s,
+            Err(e) => return self.internal(e),
+        };
+        let mut flow = self.flow();
+        flow.cookies = extra_cookies;
+        flow.proceed(
+            &client,
+            interaction.request.clone(),
+            session,
+            Some((id, interaction)),
+        )
+        .await
+    }
+}
+
+fn extract(state: AppState, tenant: Arc<Tenant>, ctx: RequestContext, headers: HeaderMap) -> Ctx {
+    Ctx {
+        state,
+        tenant,
+        ctx,
+        headers,
+    }
+}
+
+fn login_page(
+    c: &Ctx,
+    id: &str,
+    i: &Interaction,
+    name: String,
+    username: &str,
+    error: Option<String>,
+    locked: Option<String>,
+) -> Response {
+    c.tenant.pages.render(
+        &Page::Login(LoginPage {
+            action: c.action("login"),
+            interaction: id.to_string(),
+            csrf: i.csrf.clone(),
+            username: username.to_string(),
+            client_name: name,
+            error,
+            locked_until: locked,
+        }),
+        StatusCode::OK,
+    )
+}
+
+fn retry_text(seconds: i64) -> String {
+    let minutes = (seconds + 59) / 60;
+    if minutes <= 1 {
+        "in a minute".into()
+    } else {
+        format!("in {minutes} minutes")
+    }
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Query(q): Query<InteractionQuery>,
+) -> Response {
+    let c = extract(state, tenant, ctx, headers);
+    let (id, i) = match c.load(q.interaction.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = c.client_name(&i.request.client_id).await;
+    let hint = i.request.login_hint.clone().unwrap_or_default();
+    login_page(&c, &id, &i, name, &hint, None, None)
+}
+
+pub async fn login_submit(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let c = extract(state, tenant, ctx, headers);
+    let Ok(FormBody(form)) = form else {
+        return c.fail(OAuthError::invalid_request("the form could not be read"));
+    };
+    let (id, mut i) = match c.load(form.get("interaction")).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = c.check_csrf(&form, &i) {
+        return r;
+    }
+    let username = form.get("username").unwrap_or_default().trim().to_string();
+    let password = form.get("password").unwrap_or_default().to_string();
+    let name = c.client_name(&i.request.client_id).await;
+    if username.is_empty() || username.len() > 200 || password.len() > 1024 {
+        return login_page(
+            &c,
+            &id,
+            &i,
+            name,
+            &username,
+            Some("Enter your username and password.".into()),
+            None,
+        );
+    }
+    let policy = &c.tenant.spec.login;
+    let now = c.state.now();
+    let user_bucket = format!("user:{}", username.to_lowercase());
+    let ip_bucket = format!("ip:{}", c.client_ip());
+    let store = &c.state.store;
+    let slug = c.tenant.slug();
+    match store
+        .locked_until(slug, &[user_bucket.clone(), ip_bucket.clone()], now)
+        .await
+    {
+        Ok(Some(until)) => {
+            crate::events::login_failed(
+                slug,
+                &username,
+                &c.ctx.request_id,
+                "locked out",
+                &c.client_ip(),
+            );
+            return login_page(
+                &c,
+                &id,
+                &i,
+                name,
+                &username,
+                None,
+                Some(retry_text(until - now)),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return c.internal(e),
+    }
+    let user = match find_user(&c, &username).await {
+        Ok(u) => u,
+        Err(e) => return c.internal(e),
+    };
+    let hash = user
+        .as_ref()
+        .filter(|u| u.enabled)
+        .map(|u| u.password_hash.clone());
+    if !users::verify_password(hash, password).await {
+        let mut locked = None;
+        for (bucket, max) in [
+            (&user_bucket, policy.max_failures_per_user),
+            (&ip_bucket, policy.max_failures_per_address),
+        ] {
+            match store
+                .record_failure(
+                    slug,
+                    bucket,
+                    now,
+                    policy.failure_window,
+                    max,
+                    policy.lockout,
+                )
+                .await
+            {
+                Ok(Some(until)) => locked = Some(until),
+                Ok(None) => {}
+                Err(e) => return c.internal(e),
+            }
+        }
+        crate::events::login_failed(
+            slug,
+            &username,
+            &c.ctx.request_id,
+            "wrong username or password",
+            &c.client_ip(),
+        );
+        return login_page(
+            &c,
+            &id,
+            &i,
+            name,
+            &username,
+            Some("Wrong username or password.".into()),
+            locked.map(|u| retry_text(u - now)),
+        );
+    }
+    let Some(user) = user else {
+        return c.internal(InternalError::Other("verified without a user".into()));
+    };
+    if let Err(e) = store.clear_failures(slug, &user_bucket).await {
+        return c.internal(e);
+    }
+    if user.totp_secret.is_some() {
+        i.pending_subject = Some(user.subject.clone());
+        if let Err(r) = c.save(&id, &i).await {
+            return r;
+        }
+        return totp_page(&c, &id, &i, &user.username, None);
+    }
+    finish_login(c, id, i, &user.subject, &["pwd"], ACR_PASSWORD).await
+}
+
+pub const ACR_PASSWORD: &str = "urn:portcullis:acr:pwd";
+pub const ACR_MFA: &str = "urn:portcullis:acr:mfa";
+
+fn totp_page(
+    c: &Ctx,
+    id: &str,
+    i: &Interaction,
+    username: &str,
+    error: Option<String>,
+) -> Response {
+    c.tenant.pages.render(
+        &Page::Totp(TotpPage {
+            action: c.action("login/totp"),
+            interaction: id.to_string(),
+            csrf: i.csrf.clone(),
+            username: username.to_string(),
+            error,
+        }),
+        StatusCode::OK,
+    )
+}
+
+pub async fn totp_submit(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let c = extract(state, tenant, ctx, headers);
+    let Ok(FormBody(form)) = form else {
+        return c.fail(OAuthError::invalid_request("the form could not be read"));
+    };
+    let (id, i) = match c.load(form.get("interaction")).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = c.check_csrf(&form, &i) {
+        return r;
+    }
+    let Some(subject) = i.pending_subject.clone() else {
+        return c.fail(OAuthError::invalid_request(
+            "sign in with your password first",
+        ));
+    };
+    let user = match find_subject(&c, &subject).await {
+        Ok(Some(u)) if u.enabled => u,
+        Ok(_) => return c.fail(OAuthError::invalid_request("unknown user")),
+        Err(e) => return c.internal(e),
+    };
+    let Some(secret) = user.totp_secret.clone() else {
+        return c.fail(OAuthError::invalid_request("no second factor is enrolled"));
+    };
+    let store = &c.state.store;
+    let slug = c.tenant.slug();
+    let now = c.state.now();
+    let policy = &c.tenant.spec.login;
+    let bucket = format!("user:{}", user.username.to_lowercase());
+    match store
+        .locked_until(slug, std::slice::from_ref(&bucket), now)
+        .await
+    {
+        Ok(Some(until)) => {
+            let text = format!("Too many attempts. Try again {}.", retry_text(until - now));
+            return totp_page(&c, &id, &i, &user.username, Some(text));
+        }
+        Ok(None) => {}
+        Err(e) => return c.internal(e),
+    }
+    let code = form.get("code").unwrap_or_default();
+    let step = users::verify_totp(&secret, code, now);
+    // RFC 6238 §5.2: a code is accepted once; the step is recorded, and a second use fails.
+    let fresh = match step {
+        Some(step) => store
+            .insert_grant(
+                slug,
+                &GrantRecord {
+                    handle_hash: tokens::handle_hash(&format!("totp:{subject}:{step}")),
+                    kind: "totp_step".into(),
+                    client_id: String::new(),
+                    subject: Some(subject.clone()),
+                    created_at: now,
+                    expires_at: now + 120,
+                    ..Default::default()
+                },
+            )
+            .await
+            .is_ok(),
+        None => false,
+    };
+    if !fresh {
+        if let Err(e) = store
+            .record_failure(
+                slug,
+                &bucket,
+                now,
+                policy.failure_window,
+                policy.max_failures_per_user,
+                policy.lockout,
+            )
+            .await
+        {
+            return c.internal(e);
+        }
+        crate::events::login_failed(
+            slug,
+            &user.username,
+            &c.ctx.request_id,
+            "wrong or reused one-time code",
+            &c.client_ip(),
+        );
+        return totp_page(
+            &c,
+            &id,
+            &i,
+            &user.username,
+            Some(
+                "That code is not valid. Enter the current code from your authenticator app."
+                    .into(),
+            ),
+        );
+    }
+    if let Err(e) = store.clear_failures(slug, &bucket).await {
+        return c.internal(e);
+    }
+    finish_login(c, id, i, &subject, &["pwd", "otp", "mfa"], ACR_MFA).await
+}
+
+async fn finish_login(
+    c: Ctx,
+    id: String,
+    mut i: Interaction,
+    subject: &str,
+    amr: &[&str],
+    acr: &str,
+) -> Response {
+    // A new sign-in replaces any session this browser had (no session fixation).
+    match sessions::current(&c.state, &c.tenant, &c.headers).await {
+        Ok(Some(old)) => {
+            if let Err(e) = c
+                .state
+                .store
+                .delete_session(c.tenant.slug(), &old.sid)
+                .await
+            {
+                return c.internal(e);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return c.internal(e),
+    }
+    let (session, cookie) =
+        match sessions::start(&c.state, &c.tenant, subject, amr, acr, c.ctx.secure).await {
+            Ok(x) => x,
+            Err(e) => return c.internal(e),
+        };
+    crate::events::login_succeeded(
+        c.tenant.slug(),
+        subject,
+        &c.ctx.request_id,
+        &amr.join(" "),
+        &c.client_ip(),
+    );
+    i.pending_subject = None;
+    i.fresh_login = true;
+    if let Err(r) = c.save(&id, &i).await {
+        return r;
+    }
+    let client = match c
+        .tenant
+        .clients
+        .find_client(c.tenant.slug(), &i.request.client_id)
+        .await
+    {
+        Ok(Some(cl)) if cl.spec.enabled => cl,
+        Ok(_) => return c.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
+        Err(e) => return c.internal(e),
+    };
+    let mut flow = c.flow();
+    flow.cookies.push(cookie);
+    flow.proceed(&client, i.request.clone(), Some(session), Some((id, i)))
+        .await
+}
+
+async fn find_user(
+    c: &Ctx,
+    username: &str,
+) -> Result<Option<crate::config::tenant::UserSpec>, InternalError> {
+    if let Some(u) = c.tenant.spec.users.iter().find(|u| u.username == username) {
+        return Ok(Some(u.clone()));
+    }
+    c.state
+        .store
+        .find_user_by_username(c.tenant.slug(), username)
+        .await
+}
+
+pub async fn find_subject_in(
+    state: &AppState,
+    tenant: &Tenant,
+    subject: &str,
+) -> Result<Option<crate::config::tenant::UserSpec>, InternalError> {
+    if let Some(u) = tenant.spec.users.iter().find(|u| u.subject == subject) {
+        return Ok(Some(u.clone()));
+    }
+    state
+        .store
+        .find_user_by_subject(tenant.slug(), subject)
+        .await
+}
+
+async fn find_subject(
+    c: &Ctx,
+    subject: &str,
+) -> Result<Option<crate::config::tenant::UserSpec>, InternalError> {
+    find_subject_in(&c.state, &c.tenant, subject).await
+}
+
+pub async fn consent_form(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Query(q): Query<InteractionQuery>,
+) -> Response {
+    let c = extract(state, tenant, ctx, headers);
+    let (id, i) = match c.load(q.interaction.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let client = match c
+        .tenant
+        .clients
+        .find_client(c.tenant.slug(), &i.request.client_id)
+        .await
+    {
+        Ok(Some(cl)) => cl,
+        Ok(None) => return c.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
+        Err(e) => return c.internal(e),
+    };
+    let spec = &c.tenant.spec;
+    let mut identity_scopes = Vec::new();
+    let mut api_scopes = Vec::new();
+    for s in &i.request.scopes {
+        if let Some(r) = spec.identity_resources.iter().find(|r| &r.name == s) {
+            identity_scopes.push(ScopeLine {
+                name: s.clone(),
+                display_name: r.display_name.clone().unwrap_or_else(|| match s.as_str() {
+                    "openid" => "Your user identifier".into(),
+                    other => other.to_string(),
+                }),
+                description: None,
+            });
+        } else if let Some(a) = spec.api_scopes.iter().find(|a| &a.name == s) {
+            api_scopes.push(ScopeLine {
+                name: s.clone(),
+                display_name: a.display_name.clone().unwrap_or_else(|| s.clone()),
+                description: a.description.clone(),
+            });
+        } else if s == "offline_access" {
+            api_scopes.push(ScopeLine {
+                name: s.clone(),
+                display_name: "Stay signed in (offline access)".into(),
+                description: Some("The application may keep access while you are away.".into()),
+            });
+        }
+    }
+    let resources = i
+        .request
+        .audiences
+        .iter()
+        .map(|a| {
+            spec.api_resources
+                .iter()
+                .find(|r| &r.name == a)
+                .and_then(|r| r.display_name.clone())
+                .unwrap_or_else(|| a.clone())
+        })
+        .collect();
+    c.tenant.pages.render(
+        &Page::Consent(ConsentPage {
+            action: c.action("consent"),
+            interaction: id,
+            csrf: i.csrf.clone(),
+            client_name: client
+                .spec
+                .client_name
+                .clone()
+                .unwrap_or_else(|| client.spec.client_id.clone()),
+            client_uri: client.spec.interactive.client_uri.clone(),
+            identity_scopes,
+            api_scopes,
+            resources,
+            allow_remember: client.spec.interactive.allow_remember_consent,
+        }),
+        StatusCode::OK,
+    )
+}
+
+pub async fn consent_submit(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let c = extract(state, tenant, ctx, headers);
+    let Ok(FormBody(form)) = form else {
+        return c.fail(OAuthError::invalid_request("the form could not be read"));
+    };
+    let (id, mut i) = match c.load(form.get("interaction")).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = c.check_csrf(&form, &i) {
+        return r;
+    }
+    let session = match sessions::current(&c.state, &c.tenant, &c.headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return c.fail(OAuthError::invalid_request("sign in first")),
+        Err(e) => return c.internal(e),
+    };
+    match form.get("decision") {
+        Some("allow") => {}
+        Some("deny") => {
+            let target = i.request.error_target();
+            if let Err(e) = c
+                .state
+                .store
+                .delete_grant(c.tenant.slug(), &tokens::handle_hash(&id))
+                .await
+            {
+                return c.internal(e);
+            }
+            // RFC 6749 §4.1.2.1
+            return c.flow().error_redirect(
+                &target,
+                OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+            );
+        }
+        _ => return c.fail(OAuthError::invalid_request("choose allow or deny")),
+    }
+    let remember = form.get("remember") == Some("on");
+    let client = match c
+        .tenant
+        .clients
+        .find_client(c.tenant.slug(), &i.request.client_id)
+        .await
+    {
+        Ok(Some(cl)) => cl,
+        Ok(None) => return c.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
+        Err(e) => return c.internal(e),
+    };
+    if remember && client.spec.interactive.allow_remember_consent {
+        let now = c.state.now();
+        let expires = client.spec.interactive.consent_lifetime.map(|l| now + l);
+        if let Err(e) = c
+            .state
+            .store
+            .upsert_consent(
+                c.tenant.slug(),
+                &session.subject,
+                &client.spec.client_id,
+                &i.request.scopes,
+                now,
+                expires,
+            )
+            .await
+        {
+            return c.internal(e);
+        }
+    }
+    i.consented = true;
+    if let Err(r) = c.save(&id, &i).await {
+        return r;
+    }
+    c.resume(id, i, Vec::new()).await
+}
+
+/// Answers a GET on a POST-only page path with a plain 405.
+pub async fn post_only() -> Response {
+    let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+    r
+}

@@ -1,0 +1,342 @@
+//! RP-initiated logout (OIDC RP-Initiated Logout 1.0): `GET`/`POST /{tenant}/connect/endsession`,
+//! the confirmation form `POST /{tenant}/account/logout`, and the signed-out page that runs the
+//! front-channel notifications.
+
+use crate::error::{ErrorCode, InternalError, OAuthError};
+use crate::frontdoor::middleware::RequestContext;
+use crate::frontdoor::tenant::CurrentTenant;
+use crate::registry::Tenant;
+use crate::response::authorize::error_page;
+use crate::sessions::{self, logout};
+use crate::state::AppState;
+use crate::stores::{ClientStore, Consumed, GrantRecord, GrantStore, SessionRecord, SessionStore};
+use crate::tokens;
+use crate::ui::{LoggedOutPage, LogoutConfirmPage, Page};
+use crate::validation::form::{Form, FormBody};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const LOGOUT_LIFETIME: i64 = 600;
+
+#[derive(Serialize, Deserialize)]
+struct LogoutRequest {
+    csrf: String,
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let form = Form::parse(query.unwrap_or_default().as_bytes());
+    handle(state, tenant, ctx, headers, form).await
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let form = form
+        .map(|FormBody(f)| f)
+        .map_err(|_| OAuthError::invalid_request("the body is not a valid form"));
+    handle(state, tenant, ctx, headers, form).await
+}
+
+fn fail(tenant: &Tenant, ctx: &RequestContext, e: OAuthError) -> Response {
+    crate::events::request_rejected(
+        tenant.slug(),
+        "end_session",
+        &ctx.request_id,
+        e.code.as_str(),
+        &e.description,
+    );
+    error_page(tenant, ctx, &e)
+}
+
+fn internal(tenant: &Tenant, ctx: &RequestContext, e: InternalError) -> Response {
+    tracing::error!(error = %e, "end session failed");
+    error_page(tenant, ctx, &OAuthError::server_error())
+}
+
+async fn handle(
+    state: AppState,
+    tenant: Arc<Tenant>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<Form, OAuthError>,
+) -> Response {
+    let form = match form {
+        Ok(f) => f,
+        Err(e) => return fail(&tenant, &ctx, e),
+    };
+    // §2: the hint must be an id token we issued; its audience names the client.
+    let mut hint_sub = None;
+    let mut hint_client = None;
+    if let Some(hint) = form.get("id_token_hint") {
+        let keys = tenant.keys.load();
+        let verified = serde_json::from_slice::<serde_json::Value>(&keys.jwks)
+            .ok()
+            .and_then(|jwks| {
+                tokens::jws::verify(hint, &jwks, &tenant.spec.tokens.signing_algorithms).ok()
+            })
+            .filter(|v| {
+                v.claims.get("iss").and_then(|i| i.as_str()) == Some(tenant.spec.issuer.as_str())
+            });
+        let Some(v) = verified else {
+            return fail(
+                &tenant,
+                &ctx,
+                OAuthError::invalid_request("id_token_hint is not an id token of this issuer"),
+            );
+        };
+        hint_sub = v
+            .claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .map(str::to_string);
+        hint_client = match v.claims.get("aud") {
+            Some(serde_json::Value::String(a)) => Some(a.clone()),
+            Some(serde_json::Value::Array(a)) => {
+                a.first().and_then(|x| x.as_str()).map(str::to_string)
+            }
+            _ => None,
+        };
+    }
+    let client_id = match (form.get("client_id"), hint_client) {
+        (Some(a), Some(b)) if a != b => {
+            return fail(
+                &tenant,
+                &ctx,
+                OAuthError::invalid_request("client_id does not match the id_token_hint"),
+            );
+        }
+        (Some(a), _) => Some(a.to_string()),
+        (None, b) => b,
+    };
+    let client = match &client_id {
+        Some(id) => match tenant.clients.find_client(tenant.slug(), id).await {
+            Ok(Some(c)) => Some(c),
+            Ok(None) => {
+                return fail(
+                    &tenant,
+                    &ctx,
+                    OAuthError::new(ErrorCode::InvalidClient, "unknown client"),
+                );
+            }
+            Err(e) => return internal(&tenant, &ctx, e),
+        },
+        None => None,
+    };
+    let post_logout_redirect_uri = match form.get("post_logout_redirect_uri") {
+        None => None,
+        // §3: only a URI registered for the client, compared exactly.
+        Some(u) => match &client {
+            Some(c)
+                if c.spec
+                    .interactive
+                    .post_logout_redirect_uris
+                    .iter()
+                    .any(|r| r == u) =>
+            {
+                Some(u.to_string())
+            }
+            _ => {
+                return fail(
+                    &tenant,
+                    &ctx,
+                    OAuthError::invalid_request(
+                        "post_logout_redirect_uri is not registered for this client",
+                    ),
+                );
+            }
+        },
+    };
+    let request = LogoutRequest {
+        csrf: tokens::new_handle(),
+        client_id,
+        post_logout_redirect_uri,
+        state: form
+            .get("state")
+            .map(str::to_string)
+            .filter(|s| s.len() <= 2048),
+    };
+    let session = match sessions::current(&state, &tenant, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal(&tenant, &ctx, e),
+    };
+    let Some(session) = session else {
+        return signed_out(&state, &tenant, &ctx, None, &request, Vec::new()).await;
+    };
+    // A valid hint for the signed-in user is consent enough; otherwise ask (§2: the OP
+    // should confirm, or a third party could sign the user out).
+    if hint_sub.as_deref() == Some(session.subject.as_str()) {
+        return signed_out(&state, &tenant, &ctx, Some(session), &request, Vec::new()).await;
+    }
+    let logout_id = tokens::new_handle();
+    let now = state.now();
+    let data = match serde_json::to_string(&request) {
+        Ok(d) => d,
+        Err(e) => return internal(&tenant, &ctx, e.into()),
+    };
+    if let Err(e) = state
+        .store
+        .insert_grant(
+            tenant.slug(),
+            &GrantRecord {
+                handle_hash: tokens::handle_hash(&logout_id),
+                kind: "logout".into(),
+                client_id: request.client_id.clone().unwrap_or_default(),
+                subject: Some(session.subject.clone()),
+                data,
+                created_at: now,
+                expires_at: now + LOGOUT_LIFETIME,
+                session_id: Some(session.sid.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        return internal(&tenant, &ctx, e);
+    }
+    tenant.pages.render(
+        &Page::LogoutConfirm(LogoutConfirmPage {
+            action: format!("{}/account/logout", tenant.spec.issuer),
+            logout_id,
+            csrf: request.csrf,
+            client_name: client.and_then(|c| c.spec.client_name.clone()),
+        }),
+        StatusCode::OK,
+    )
+}
+
+/// The confirmation form.
+pub async fn confirm(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let Ok(FormBody(form)) = form else {
+        return fail(
+            &tenant,
+            &ctx,
+            OAuthError::invalid_request("the form could not be read"),
+        );
+    };
+    let Some(id) = form.get("logout_id").filter(|i| i.len() == 43) else {
+        return fail(
+            &tenant,
+            &ctx,
+            OAuthError::invalid_request("unknown logout request"),
+        );
+    };
+    let record = match state
+        .store
+        .consume_grant(tenant.slug(), &tokens::handle_hash(id), state.now(), &[])
+        .await
+    {
+        Ok(Consumed::Fresh(r)) if r.kind == "logout" => r,
+        Ok(_) => {
+            return fail(
+                &tenant,
+                &ctx,
+                OAuthError::invalid_request("this logout request has expired; sign out again"),
+            );
+        }
+        Err(e) => return internal(&tenant, &ctx, e),
+    };
+    let request: LogoutRequest = match serde_json::from_str(&record.data) {
+        Ok(r) => r,
+        Err(e) => return internal(&tenant, &ctx, e.into()),
+    };
+    let csrf_ok = form.get("csrf").is_some_and(|c| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), request.csrf.as_bytes())
+            .is_ok()
+    });
+    if !csrf_ok {
+        return fail(
+            &tenant,
+            &ctx,
+            OAuthError::invalid_request("the form did not come from this site"),
+        );
+    }
+    let session = match sessions::current(&state, &tenant, &headers).await {
+        Ok(s) => s.filter(|s| Some(&s.sid) == record.session_id.as_ref()),
+        Err(e) => return internal(&tenant, &ctx, e),
+    };
+    signed_out(&state, &tenant, &ctx, session, &request, Vec::new()).await
+}
+
+/// Ends the session (if any), notifies its clients, and shows the signed-out page.
+async fn signed_out(
+    state: &AppState,
+    tenant: &Tenant,
+    ctx: &RequestContext,
+    session: Option<SessionRecord>,
+    request: &LogoutRequest,
+    mut frontchannel: Vec<String>,
+) -> Response {
+    let mut clear = None;
+    if let Some(s) = session {
+        match state.store.delete_session(tenant.slug(), &s.sid).await {
+            Ok(_) => {}
+            Err(e) => return internal(tenant, ctx, e),
+        }
+        crate::events::logout(tenant.slug(), &s.subject, &s.sid, &ctx.request_id);
+        let clients = logout::session_clients(tenant, &s).await;
+        frontchannel.extend(logout::frontchannel_urls(tenant, &s, &clients));
+        logout::send_backchannel(state, tenant, &s, &clients);
+        clear = sessions::clear_cookie(
+            &tenant.spec.session.cookie_name,
+            &sessions::cookie_path(tenant),
+            ctx.secure,
+        );
+    }
+    let redirect = request
+        .post_logout_redirect_uri
+        .as_ref()
+        .map(|u| match &request.state {
+            Some(st) => {
+                let sep = if u.contains('?') { '&' } else { '?' };
+                let q = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("state", st)
+                    .finish();
+                format!("{u}{sep}{q}")
+            }
+            None => u.clone(),
+        });
+    let client_name = match &request.client_id {
+        Some(id) => tenant
+            .clients
+            .find_client(tenant.slug(), id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.spec.client_name.clone()),
+        None => None,
+    };
+    let mut r = tenant.pages.render(
+        &Page::LoggedOut(LoggedOutPage {
+            frontchannel_urls: frontchannel,
+            post_logout_redirect_uri: redirect,
+            client_name,
+        }),
+        StatusCode::OK,
+    );
+    if let Some(c) = clear {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}

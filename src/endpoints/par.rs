@@ -1,0 +1,122 @@
+//! `POST /{tenant}/connect/par` (RFC 9126): an authenticated client pushes its authorization
+//! request and gets a short-lived, single-use `request_uri` for it.
+
+use crate::error::{ErrorCode, InternalError, OAuthError};
+use crate::frontdoor::middleware::RequestContext;
+use crate::frontdoor::tenant::CurrentTenant;
+use crate::response::token::no_store_json;
+use crate::state::AppState;
+use crate::stores::{GrantRecord, GrantStore};
+use crate::tokens;
+use crate::validation::authorize::{self, AuthorizeError, PAR_URN_PREFIX};
+use crate::validation::client_auth;
+use crate::validation::form::{Form, FormBody};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Client authentication parameters are not part of the stored request.
+const AUTH_PARAMS: &[&str] = &[
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    // Internal marker of a verified request object; never accepted from outside.
+    "_signed",
+];
+
+pub async fn par(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let form = match form {
+        Ok(FormBody(f)) => f,
+        Err(r) => return r,
+    };
+    let result = async {
+        let auth = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
+        let client_id = auth.client().spec.client_id.clone();
+        // RFC 9126 §2.1: request_uri is not allowed in a pushed request.
+        if form.get("request_uri").is_some() {
+            return Err(OAuthError::invalid_request("request_uri cannot be pushed"));
+        }
+        if form.get("client_id").is_some_and(|id| id != client_id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the authenticated client",
+            ));
+        }
+        let mut pairs: Vec<(String, String)> = form
+            .pairs()
+            .iter()
+            .filter(|(k, _)| !AUTH_PARAMS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if !pairs.iter().any(|(k, _)| k == "client_id") {
+            pairs.push(("client_id".into(), client_id.clone()));
+        }
+        let mut request = Form::from_pairs(pairs);
+        let mut signed = false;
+        if let Some(object) = request.get("request") {
+            let merged =
+                authorize::verify_request_object(&state, &tenant, auth.client(), object, &request)
+                    .await
+                    .map_err(to_oauth)?;
+            request = merged;
+            signed = true;
+        }
+        // RFC 9126 §2.1: the pushed request is validated like an authorization request, and
+        // errors come back in this response, never by redirect.
+        authorize::validate(&tenant, &request, true, signed)
+            .await
+            .map_err(to_oauth)?;
+        let handle = tokens::new_handle();
+        let now = state.now();
+        let lifetime = tenant.spec.par.lifetime;
+        let data = serde_json::to_string(request.pairs()).map_err(InternalError::from)?;
+        state
+            .store
+            .insert_grant(
+                tenant.slug(),
+                &GrantRecord {
+                    handle_hash: tokens::handle_hash(&handle),
+                    kind: "par".into(),
+                    client_id,
+                    data,
+                    created_at: now,
+                    expires_at: now + lifetime,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "request_uri": format!("{PAR_URN_PREFIX}{handle}"),
+            "expires_in": lifetime,
+        }))
+        .map_err(InternalError::from)?;
+        let mut r = no_store_json(body);
+        *r.status_mut() = StatusCode::CREATED;
+        Ok::<_, OAuthError>(r)
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        if e.code != ErrorCode::InvalidClient {
+            crate::events::request_rejected(
+                tenant.slug(),
+                "par",
+                &ctx.request_id,
+                e.code.as_str(),
+                &e.description,
+            );
+        }
+        e.into_response()
+    })
+}
+
+fn to_oauth(e: AuthorizeError) -> OAuthError {
+    match e {
+        AuthorizeError::Page(e) | AuthorizeError::Redirect(_, e) => e,
+        AuthorizeError::Internal(e) => e.into(),
+    }
+}

@@ -1,0 +1,404 @@
+//! What an authorization request leads to (STYLE.md: interaction = Login | Consent | Proceed):
+//! the decision, the pending interaction kept while the user signs in, the authorization code,
+//! and the redirect back to the client (query, fragment or form_post, with `iss` per RFC 9207).
+
+use crate::error::{ErrorCode, InternalError, OAuthError};
+use crate::frontdoor::middleware::RequestContext;
+use crate::registry::{Client, Tenant};
+use crate::sessions;
+use crate::state::AppState;
+use crate::stores::{ConsentStore, GrantRecord, GrantStore, SessionRecord, SessionStore};
+use crate::tokens;
+use crate::ui::{ErrorPage, FormPostPage, Page};
+use crate::validation::authorize::{ErrorTarget, Prompt, ResponseMode, ValidatedAuthorize};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// How long a user may take to sign in and consent.
+const INTERACTION_LIFETIME: i64 = 900;
+
+/// A sign-in in progress, stored (by the hash of its id) until it ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Interaction {
+    pub request: ValidatedAuthorize,
+    /// Echoed by every form of this interaction.
+    pub csrf: String,
+    /// Hash of the browser-binding cookie of the browser that started it.
+    pub bind_hash: String,
+    /// The password was right and the second factor is pending.
+    pub pending_subject: Option<String>,
+    /// The user signed in during this interaction (satisfies prompt=login and max_age).
+    pub fresh_login: bool,
+    /// The user consented during this interaction.
+    pub consented: bool,
+}
+
+/// The data an authorization code stands for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeData {
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub sid: String,
+}
+
+/// Everything a step of the flow needs to answer.
+pub struct Flow<'a> {
+    pub state: &'a AppState,
+    pub tenant: &'a Tenant,
+    pub ctx: &'a RequestContext,
+    pub headers: &'a HeaderMap,
+    /// Cookies to set on whatever response this step produces.
+    pub cookies: Vec<HeaderValue>,
+}
+
+enum Next {
+    Login,
+    Consent,
+    Code,
+}
+
+impl Flow<'_> {
+    /// Decides and answers: a login or consent page (through a pending interaction), an error
+    /// for `prompt=none`, or the code.
+    pub async fn proceed(
+        mut self,
+        client: &Client,
+        request: ValidatedAuthorize,
+        session: Option<SessionRecord>,
+        interaction: Option<(String, Interaction)>,
+    ) -> Response {
+        let now = self.state.now();
+        let fresh_login = interaction.as_ref().is_some_and(|(_, i)| i.fresh_login);
+        let consented = interaction.as_ref().is_some_and(|(_, i)| i.consented);
+        let next = match self
+            .decide(
+                client,
+                &request,
+                session.as_ref(),
+                fresh_login,
+                consented,
+                now,
+            )
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => return self.internal(e),
+        };
+        let target = request.error_target();
+        match next {
+            Next::Login | Next::Consent if request.prompt.contains(&Prompt::None) => {
+                // OIDC Core §3.1.2.6
+                let code = if matches!(next, Next::Login) {
+                    ErrorCode::LoginRequired
+                } else {
+                    ErrorCode::ConsentRequired
+                };
+                if let Some((id, _)) = &interaction {
+                    self.end_interaction(id).await;
+                }
+                self.error_redirect(
+                    &target,
+                    OAuthError::new(code, "the user must interact with the provider"),
+                )
+            }
+            Next::Login | Next::Consent => {
+                let page = if matches!(next, Next::Login) {
+                    "login"
+                } else {
+                    "consent"
+                };
+                let id = match interaction {
+                    Some((id, _)) => id,
+                    None => match self.begin_interaction(request).await {
+                        Ok(id) => id,
+                        Err(e) => return self.internal(e),
+                    },
+                };
+                let location = format!(
+                    "{}/account/{page}?interaction={id}",
+                    self.tenant.spec.issuer
+                );
+                self.redirect(&location)
+            }
+            Next::Code => {
+                let Some(session) = session else {
+                    return self.internal(InternalError::Other("code without session".into()));
+                };
+                if let Some((id, _)) = &interaction {
+                    self.end_interaction(id).await;
+                }
+                match self.issue_code(client, &request, &session, now).await {
+                    Ok(code) => {
+                        let mut params = vec![("code", code)];
+                        if let Some(s) = &request.state {
+                            params.push(("state", s.clone()));
+                        }
+                        // RFC 9207 §2: the issuer identifies who answered.
+                        params.push(("iss", self.tenant.spec.issuer.clone()));
+                        self.answer_client(&target, params)
+                    }
+                    Err(e) => self.internal(e),
+                }
+            }
+        }
+    }
+
+    async fn decide(
+        &self,
+        client: &Client,
+        request: &ValidatedAuthorize,
+        session: Option<&SessionRecord>,
+        fresh_login: bool,
+        consented: bool,
+        now: i64,
+    ) -> Result<Next, InternalError> {
+        let Some(session) = session else {
+            return Ok(Next::Login);
+        };
+        if !fresh_login {
+            let forced = request.prompt.contains(&Prompt::Login)
+                || request.prompt.contains(&Prompt::SelectAccount);
+            // OIDC Core §3.1.2.1: max_age bounds the time since the user last authenticated.
+            let too_old = request.max_age.is_some_and(|m| now - session.auth_time > m);
+            let other_user = request
+                .id_token_hint_sub
+                .as_ref()
+                .is_some_and(|sub| sub != &session.subject);
+            let weaker_acr = !request.acr_values.is_empty()
+                && !request.acr_values.iter().any(|a| a == &session.acr);
+            if forced || too_old || other_user || weaker_acr {
+                return Ok(Next::Login);
+            }
+        }
+        if client.spec.interactive.require_consent && !consented {
+            if request.prompt.contains(&Prompt::Consent) {
+                return Ok(Next::Consent);
+            }
+            let granted = self
+                .state
+                .store
+                .find_consent(
+                    self.tenant.slug(),
+                    &session.subject,
+                    &client.spec.client_id,
+                    now,
+                )
+                .await?;
+            let covered =
+                granted.is_some_and(|g| request.scopes.iter().all(|s| g.iter().any(|x| x == s)));
+            if !covered {
+                return Ok(Next::Consent);
+            }
+        }
+        Ok(Next::Code)
+    }
+
+    async fn begin_interaction(
+        &mut self,
+        request: ValidatedAuthorize,
+    ) -> Result<String, InternalError> {
+        let id = tokens::new_handle();
+        // Reuse the browser's binding cookie, or give it one.
+        let bind = match sessions::read_cookie(self.headers, sessions::BIND_COOKIE)
+            .filter(|v| v.len() == 43)
+        {
+            Some(v) => v.to_string(),
+            None => {
+                let v = tokens::new_handle();
+                if let Some(c) = sessions::set_cookie(
+                    sessions::BIND_COOKIE,
+                    &v,
+                    &sessions::cookie_path(self.tenant),
+                    None,
+                    self.ctx.secure,
+                ) {
+                    self.cookies.push(c);
+                }
+                v
+            }
+        };
+        let now = self.state.now();
+        let interaction = Interaction {
+            request,
+            csrf: tokens::new_handle(),
+            bind_hash: tokens::handle_hash(&bind),
+            pending_subject: None,
+            fresh_login: false,
+            consented: false,
+        };
+        let record = GrantRecord {
+            handle_hash: tokens::handle_hash(&id),
+            kind: "interaction".into(),
+            client_id: interaction.request.client_id.clone(),
+            data: serde_json::to_string(&interaction)?,
+            created_at: now,
+            expires_at: now + INTERACTION_LIFETIME,
+            ..Default::default()
+        };
+        self.state
+            .store
+            .insert_grant(self.tenant.slug(), &record)
+            .await?;
+        Ok(id)
+    }
+
+    async fn end_interaction(&self, id: &str) {
+        if let Err(e) = self
+            .state
+            .store
+            .delete_grant(self.tenant.slug(), &tokens::handle_hash(id))
+            .await
+        {
+            tracing::warn!(error = %e, "could not delete a finished interaction");
+        }
+    }
+
+    async fn issue_code(
+        &self,
+        client: &Client,
+        request: &ValidatedAuthorize,
+        session: &SessionRecord,
+        now: i64,
+    ) -> Result<String, InternalError> {
+        let code = tokens::new_handle();
+        let data = CodeData {
+            redirect_uri: request.redirect_uri.clone(),
+            scopes: request.scopes.clone(),
+            audiences: request.audiences.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            code_challenge_method: request.code_challenge_method.clone(),
+            auth_time: session.auth_time,
+            amr: session.amr.split(' ').map(str::to_string).collect(),
+            acr: session.acr.clone(),
+            sid: session.sid.clone(),
+        };
+        let record = GrantRecord {
+            handle_hash: tokens::handle_hash(&code),
+            kind: "authorization_code".into(),
+            client_id: client.spec.client_id.clone(),
+            subject: Some(session.subject.clone()),
+            data: serde_json::to_string(&data)?,
+            created_at: now,
+            expires_at: now + self.tenant.spec.tokens.authorization_code_lifetime,
+            // Every token issued from this code joins its family (RFC 6749 §4.1.2).
+            family: Some(tokens::new_jti()),
+            session_id: Some(session.sid.clone()),
+            ..Default::default()
+        };
+        let store = &self.state.store;
+        store.insert_grant(self.tenant.slug(), &record).await?;
+        store
+            .touch_session(
+                self.tenant.slug(),
+                &session.sid,
+                now,
+                Some(&client.spec.client_id),
+            )
+            .await?;
+        crate::events::code_issued(
+            self.tenant.slug(),
+            &client.spec.client_id,
+            &self.ctx.request_id,
+            &session.subject,
+        );
+        Ok(code)
+    }
+
+    /// RFC 6749 §4.1.2.1: an error to the client, with `state` and `iss` (RFC 9207).
+    pub fn error_redirect(self, target: &ErrorTarget, e: OAuthError) -> Response {
+        crate::events::request_rejected(
+            self.tenant.slug(),
+            "authorize",
+            &self.ctx.request_id,
+            e.code.as_str(),
+            &e.description,
+        );
+        let mut params = vec![
+            ("error", e.code.as_str().to_string()),
+            ("error_description", e.description.to_string()),
+        ];
+        if let Some(s) = &target.state {
+            params.push(("state", s.clone()));
+        }
+        params.push(("iss", self.tenant.spec.issuer.clone()));
+        self.answer_client(target, params)
+    }
+
+    fn answer_client(self, target: &ErrorTarget, params: Vec<(&str, String)>) -> Response {
+        let mut response = match target.response_mode {
+            ResponseMode::FormPost => self.tenant.pages.render(
+                &Page::FormPost(FormPostPage {
+                    action: target.redirect_uri.clone(),
+                    fields: params
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                }),
+                StatusCode::OK,
+            ),
+            mode => {
+                let mut ser = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in &params {
+                    ser.append_pair(k, v);
+                }
+                let encoded = ser.finish();
+                let uri = &target.redirect_uri;
+                let location = if mode == ResponseMode::Fragment {
+                    format!("{uri}#{encoded}")
+                } else if uri.contains('?') {
+                    format!("{uri}&{encoded}")
+                } else {
+                    format!("{uri}?{encoded}")
+                };
+                return self.redirect(&location);
+            }
+        };
+        for c in self.cookies {
+            response.headers_mut().append(header::SET_COOKIE, c);
+        }
+        response
+    }
+
+    /// 303 See Other: after a form POST the browser follows with GET.
+    pub fn redirect(self, location: &str) -> Response {
+        let mut r = StatusCode::SEE_OTHER.into_response();
+        if let Ok(v) = HeaderValue::from_str(location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        for c in self.cookies {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+        r
+    }
+
+    fn internal(self, e: InternalError) -> Response {
+        tracing::error!(error = %e, "authorize failed");
+        error_page(self.tenant, self.ctx, &OAuthError::server_error())
+    }
+}
+
+/// The error page (never redirects): request id shown, internals never.
+pub fn error_page(tenant: &Tenant, ctx: &RequestContext, e: &OAuthError) -> Response {
+    let status = if e.status.is_server_error() {
+        e.status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    tenant.pages.render(
+        &Page::Error(ErrorPage {
+            error: e.code.as_str().to_string(),
+            description: e.description.to_string(),
+            request_id: ctx.request_id.to_string(),
+        }),
+        status,
+    )
+}

@@ -1,0 +1,143 @@
+//! SSO sessions: a random handle in a cookie scoped to the tenant (path of its issuer, HttpOnly,
+//! Secure, SameSite=Lax), the session itself server-side. Also the browser-binding cookie that
+//! ties a pending sign-in to the browser that started it, and logout notifications.
+
+pub mod logout;
+
+use crate::error::InternalError;
+use crate::registry::Tenant;
+use crate::state::AppState;
+use crate::stores::{SessionRecord, SessionStore};
+use crate::tokens;
+use axum::http::{HeaderMap, HeaderValue, header};
+
+/// Ties a pending interaction to the browser that started it (login CSRF defence).
+pub const BIND_COOKIE: &str = "portcullis.bind";
+
+/// The path the tenant's cookies are scoped to: the path of its issuer, or `/` at a host root.
+pub fn cookie_path(tenant: &Tenant) -> String {
+    url::Url::parse(&tenant.spec.issuer)
+        .ok()
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// The value of a request cookie (RFC 6265 §5.4). If the name repeats, the first wins (the
+/// most specific path is sent first).
+pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// A `Set-Cookie` value. `max_age: None` makes a browser-session cookie.
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<i64>,
+    secure: bool,
+) -> Option<HeaderValue> {
+    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
+    if secure {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={}", age.max(0)));
+    }
+    HeaderValue::from_str(&c).ok()
+}
+
+pub fn clear_cookie(name: &str, path: &str, secure: bool) -> Option<HeaderValue> {
+    set_cookie(name, "", path, Some(0), secure)
+}
+
+/// The live session the request's cookie names, if any: unexpired, and active within the
+/// tenant's idle timeout.
+pub async fn current(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Result<Option<SessionRecord>, InternalError> {
+    let Some(handle) = read_cookie(headers, &tenant.spec.session.cookie_name) else {
+        return Ok(None);
+    };
+    if handle.is_empty() || handle.len() > 100 {
+        return Ok(None);
+    }
+    let Some(s) = state
+        .store
+        .find_session_by_handle(tenant.slug(), &tokens::handle_hash(handle))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let now = state.now();
+    if s.expires_at <= now || s.last_seen_at + tenant.spec.session.idle_timeout <= now {
+        return Ok(None);
+    }
+    Ok(Some(s))
+}
+
+/// Starts a session after a successful login; returns it and the cookie to set.
+pub async fn start(
+    state: &AppState,
+    tenant: &Tenant,
+    subject: &str,
+    amr: &[&str],
+    acr: &str,
+    secure: bool,
+) -> Result<(SessionRecord, HeaderValue), InternalError> {
+    let now = state.now();
+    let handle = tokens::new_handle();
+    let record = SessionRecord {
+        sid: tokens::new_jti(),
+        handle_hash: tokens::handle_hash(&handle),
+        subject: subject.to_string(),
+        auth_time: now,
+        amr: amr.join(" "),
+        acr: acr.to_string(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + tenant.spec.session.absolute_lifetime,
+        clients: String::new(),
+    };
+    state.store.insert_session(tenant.slug(), &record).await?;
+    let cookie = set_cookie(
+        &tenant.spec.session.cookie_name,
+        &handle,
+        &cookie_path(tenant),
+        None,
+        secure,
+    )
+    .ok_or(InternalError::Other("unrepresentable cookie".into()))?;
+    Ok((record, cookie))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; portcullis.session=abc; portcullis.sessionx=no"),
+        );
+        assert_eq!(read_cookie(&h, "portcullis.session"), Some("abc"));
+        assert_eq!(read_cookie(&h, "b"), None);
+    }
+
+    #[test]
+    fn session_cookies_are_http_only_lax_and_secure_on_tls() {
+        let c = set_cookie("s", "v", "/acme", None, true).unwrap();
+        assert_eq!(c, "s=v; Path=/acme; HttpOnly; SameSite=Lax; Secure");
+    }
+}

@@ -1,0 +1,549 @@
+//! Stores of interactive sign-in: SSO sessions, database users, consents, login throttling.
+
+use super::Store;
+use crate::config::tenant::UserSpec;
+use crate::error::InternalError;
+
+/// A server-side SSO session (the browser holds only a random handle; `sid` is public).
+#[derive(Clone, PartialEq)]
+pub struct SessionRecord {
+    pub sid: String,
+    pub handle_hash: String,
+    pub subject: String,
+    pub auth_time: i64,
+    /// OIDC Core §2 / RFC 8176 `amr` values, space separated.
+    pub amr: String,
+    pub acr: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    /// Absolute end of the session.
+    pub expires_at: i64,
+    /// Clients that received tokens in this session (for logout notifications), space separated.
+    pub clients: String,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("sid", &self.sid)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionRecord {
+    pub fn client_ids(&self) -> impl Iterator<Item = &str> {
+        self.clients.split(' ').filter(|c| !c.is_empty())
+    }
+}
+
+pub trait SessionStore {
+    fn insert_session(
+        &self,
+        tenant: &str,
+        s: &SessionRecord,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    fn find_session_by_handle(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, InternalError>> + Send;
+    fn find_session(
+        &self,
+        tenant: &str,
+        sid: &str,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, InternalError>> + Send;
+    /// Records activity and, if given, a client that received tokens in this session.
+    fn touch_session(
+        &self,
+        tenant: &str,
+        sid: &str,
+        now: i64,
+        client_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    /// Ends a session; returns it if it existed.
+    fn delete_session(
+        &self,
+        tenant: &str,
+        sid: &str,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, InternalError>> + Send;
+    fn list_sessions(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>, InternalError>> + Send;
+}
+
+pub trait UserStore {
+    fn find_user_by_username(
+        &self,
+        tenant: &str,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<UserSpec>, InternalError>> + Send;
+    fn find_user_by_subject(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<Option<UserSpec>, InternalError>> + Send;
+    fn upsert_user(
+        &self,
+        tenant: &str,
+        user: &UserSpec,
+        source: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    fn delete_user(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<bool, InternalError>> + Send;
+}
+
+pub trait ConsentStore {
+    /// The scopes a user granted a client, if the grant has not expired.
+    fn find_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, InternalError>> + Send;
+    fn upsert_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    fn delete_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<bool, InternalError>> + Send;
+}
+
+/// Failed-login counters shared by every node, by bucket (`user:<name>`, `ip:<addr>`).
+pub trait LoginThrottleStore {
+    /// The latest `locked_until` among `buckets` that is still in the future.
+    fn locked_until(
+        &self,
+        tenant: &str,
+        buckets: &[String],
+        now: i64,
+    ) -> impl Future<Output = Result<Option<i64>, InternalError>> + Send;
+    /// Counts a failure in a window of `window` seconds; at `max` failures the bucket locks
+    /// for `lockout` seconds. Returns the lock's end if it is locked now.
+    fn record_failure(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        now: i64,
+        window: i64,
+        max: i64,
+        lockout: i64,
+    ) -> impl Future<Output = Result<Option<i64>, InternalError>> + Send;
+    fn clear_failures(
+        &self,
+        tenant: &str,
+        bucket: &str,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+}
+
+const SESSION_COLUMNS: &str =
+    "sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients";
+type SessionRow = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+);
+
+fn session_from_row(r: SessionRow) -> SessionRecord {
+    let (
+        sid,
+        handle_hash,
+        subject,
+        auth_time,
+        amr,
+        acr,
+        created_at,
+        last_seen_at,
+        expires_at,
+        clients,
+    ) = r;
+    SessionRecord {
+        sid,
+        handle_hash,
+        subject,
+        auth_time,
+        amr,
+        acr,
+        created_at,
+        last_seen_at,
+        expires_at,
+        clients,
+    }
+}
+
+impl SessionStore for Store {
+    async fn insert_session(&self, tenant: &str, s: &SessionRecord) -> Result<(), InternalError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO sessions (tenant, sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(tenant)
+            .bind(&s.sid)
+            .bind(&s.handle_hash)
+            .bind(&s.subject)
+            .bind(s.auth_time)
+            .bind(&s.amr)
+            .bind(&s.acr)
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(s.expires_at)
+            .bind(&s.clients)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn find_session_by_handle(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+    ) -> Result<Option<SessionRecord>, InternalError> {
+        let row: Option<SessionRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = $1 AND handle_hash = $2"
+            )))
+            .bind(tenant)
+            .bind(handle_hash)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(session_from_row))
+    }
+
+    async fn find_session(
+        &self,
+        tenant: &str,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, InternalError> {
+        let row: Option<SessionRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = $1 AND sid = $2"
+            )))
+            .bind(tenant)
+            .bind(sid)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(session_from_row))
+    }
+
+    async fn touch_session(
+        &self,
+        tenant: &str,
+        sid: &str,
+        now: i64,
+        client_id: Option<&str>,
+    ) -> Result<(), InternalError> {
+        on_pool!(self, |p| {
+            match client_id {
+                None => {
+                    sqlx::query(
+                        "UPDATE sessions SET last_seen_at = $3 WHERE tenant = $1 AND sid = $2",
+                    )
+                    .bind(tenant)
+                    .bind(sid)
+                    .bind(now)
+                    .execute(p)
+                    .await?;
+                }
+                Some(c) => {
+                    // Append the client once: the list is space separated with a leading space.
+                    sqlx::query(
+                        "UPDATE sessions SET last_seen_at = $3,
+                             clients = CASE WHEN (clients || ' ') LIKE ('% ' || $4 || ' %') THEN clients
+                                            ELSE clients || ' ' || $4 END
+                         WHERE tenant = $1 AND sid = $2",
+                    )
+                    .bind(tenant)
+                    .bind(sid)
+                    .bind(now)
+                    .bind(c)
+                    .execute(p)
+                    .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn delete_session(
+        &self,
+        tenant: &str,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, InternalError> {
+        let row: Option<SessionRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM sessions WHERE tenant = $1 AND sid = $2 RETURNING {SESSION_COLUMNS}"
+            )))
+            .bind(tenant)
+            .bind(sid)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(session_from_row))
+    }
+
+    async fn list_sessions(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<SessionRecord>, InternalError> {
+        let rows: Vec<SessionRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = $1 AND subject = $2 ORDER BY created_at"
+            )))
+            .bind(tenant)
+            .bind(subject)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(session_from_row).collect())
+    }
+}
+
+impl UserStore for Store {
+    async fn find_user_by_username(
+        &self,
+        tenant: &str,
+        username: &str,
+    ) -> Result<Option<UserSpec>, InternalError> {
+        let row: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT spec FROM users WHERE tenant = $1 AND username = $2")
+                .bind(tenant)
+                .bind(username)
+                .fetch_optional(p)
+                .await?
+        });
+        row.map(|(json,)| serde_json::from_str(&json).map_err(Into::into))
+            .transpose()
+    }
+
+    async fn find_user_by_subject(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Option<UserSpec>, InternalError> {
+        let row: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT spec FROM users WHERE tenant = $1 AND subject = $2")
+                .bind(tenant)
+                .bind(subject)
+                .fetch_optional(p)
+                .await?
+        });
+        row.map(|(json,)| serde_json::from_str(&json).map_err(Into::into))
+            .transpose()
+    }
+
+    async fn upsert_user(
+        &self,
+        tenant: &str,
+        user: &UserSpec,
+        source: &str,
+        now: i64,
+    ) -> Result<(), InternalError> {
+        let json = serde_json::to_string(user)?;
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO users (tenant, subject, username, spec, source, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (tenant, subject) DO UPDATE SET username = excluded.username, spec = excluded.spec,
+                     source = excluded.source, updated_at = excluded.updated_at",
+            )
+            .bind(tenant)
+            .bind(&user.subject)
+            .bind(&user.username)
+            .bind(&json)
+            .bind(source)
+            .bind(now)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_user(&self, tenant: &str, subject: &str) -> Result<bool, InternalError> {
+        on_pool!(self, |p| {
+            Ok(
+                sqlx::query("DELETE FROM users WHERE tenant = $1 AND subject = $2")
+                    .bind(tenant)
+                    .bind(subject)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+                    > 0,
+            )
+        })
+    }
+}
+
+impl ConsentStore for Store {
+    async fn find_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>, InternalError> {
+        let row: Option<(String, Option<i64>)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT scopes, expires_at FROM consents WHERE tenant = $1 AND subject = $2 AND client_id = $3",
+            )
+            .bind(tenant)
+            .bind(subject)
+            .bind(client_id)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row
+            .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+            .map(|(scopes, _)| scopes.split(' ').map(str::to_string).collect()))
+    }
+
+    async fn upsert_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<(), InternalError> {
+        let scopes = scopes.join(" ");
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO consents (tenant, subject, client_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (tenant, subject, client_id) DO UPDATE SET scopes = excluded.scopes,
+                     created_at = excluded.created_at, expires_at = excluded.expires_at",
+            )
+            .bind(tenant)
+            .bind(subject)
+            .bind(client_id)
+            .bind(&scopes)
+            .bind(now)
+            .bind(expires_at)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<bool, InternalError> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query(
+                "DELETE FROM consents WHERE tenant = $1 AND subject = $2 AND client_id = $3",
+            )
+            .bind(tenant)
+            .bind(subject)
+            .bind(client_id)
+            .execute(p)
+            .await?
+            .rows_affected()
+                > 0)
+        })
+    }
+}
+
+impl LoginThrottleStore for Store {
+    async fn locked_until(
+        &self,
+        tenant: &str,
+        buckets: &[String],
+        now: i64,
+    ) -> Result<Option<i64>, InternalError> {
+        let mut latest: Option<i64> = None;
+        for b in buckets {
+            let row: Option<(i64,)> = on_pool!(self, |p| {
+                sqlx::query_as(
+                    "SELECT locked_until FROM login_failures WHERE tenant = $1 AND bucket = $2 AND locked_until > $3",
+                )
+                .bind(tenant)
+                .bind(b)
+                .bind(now)
+                .fetch_optional(p)
+                .await?
+            });
+            if let Some((until,)) = row {
+                latest = Some(latest.map_or(until, |l: i64| l.max(until)));
+            }
+        }
+        Ok(latest)
+    }
+
+    async fn record_failure(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        now: i64,
+        window: i64,
+        max: i64,
+        lockout: i64,
+    ) -> Result<Option<i64>, InternalError> {
+        // One statement: a new window starts when the old one has passed; reaching `max`
+        // failures in the window sets the lock.
+        let row: (i64,) = on_pool!(self, |p| {
+            sqlx::query_as(
+                "INSERT INTO login_failures (tenant, bucket, failures, window_start, locked_until)
+                 VALUES ($1, $2, 1, $3, CASE WHEN 1 >= $5 THEN $3 + $6 ELSE 0 END)
+                 ON CONFLICT (tenant, bucket) DO UPDATE SET
+                     failures = CASE WHEN login_failures.window_start + $4 <= $3 THEN 1
+                                     ELSE login_failures.failures + 1 END,
+                     window_start = CASE WHEN login_failures.window_start + $4 <= $3 THEN $3
+                                         ELSE login_failures.window_start END,
+                     locked_until = CASE
+                         WHEN (CASE WHEN login_failures.window_start + $4 <= $3 THEN 1
+                                    ELSE login_failures.failures + 1 END) >= $5 THEN $3 + $6
+                         ELSE login_failures.locked_until END
+                 RETURNING locked_until",
+            )
+            .bind(tenant)
+            .bind(bucket)
+            .bind(now)
+            .bind(window)
+            .bind(max)
+            .bind(lockout)
+            .fetch_one(p)
+            .await?
+        });
+        Ok(Some(row.0).filter(|until| *until > now))
+    }
+
+    async fn clear_failures(&self, tenant: &str, bucket: &str) -> Result<(), InternalError> {
+        on_pool!(self, |p| {
+            sqlx::query("DELETE FROM login_failures WHERE tenant = $1 AND bucket = $2")
+                .bind(tenant)
+                .bind(bucket)
+                .execute(p)
+                .await?;
+            Ok(())
+        })
+    }
+}

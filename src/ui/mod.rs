@@ -1,0 +1,1043 @@
+//! Server-rendered pages for the interactive sign-in flow: login, TOTP, consent, logout, errors and
+//! the OAuth 2.0 Form Post Response Mode page.
+//!
+//! Default templates live in `src/ui/templates/` and are embedded in the binary; a tenant may override
+//! any of them by file name from a directory on disk ([`Branding::templates_dir`]). Every value reaches
+//! the HTML through minijinja with HTML auto-escaping, and every response carries a fresh CSP nonce
+//! that the single inline `<style>` (and, for form_post, the single inline `<script>`) must present.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use minijinja::{AutoEscape, Environment, Value, context};
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::log_tag;
+
+const DEFAULT_PRIMARY_COLOR: &str = "#1f4fd1";
+const DEFAULT_BACKGROUND_COLOR: &str = "#f4f6fb";
+const DEFAULT_TEXT_COLOR: &str = "#1b2230";
+
+/// The embedded default templates, by the file name a tenant override must use.
+const TEMPLATES: [(&str, &str); 8] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("totp.html", include_str!("templates/totp.html")),
+    ("consent.html", include_str!("templates/consent.html")),
+    ("logout.html", include_str!("templates/logout.html")),
+    ("logged_out.html", include_str!("templates/logged_out.html")),
+    ("error.html", include_str!("templates/error.html")),
+    ("form_post.html", include_str!("templates/form_post.html")),
+];
+
+/// Served when a template fails at render time (only possible with a broken tenant override that
+/// slipped past the trial render in [`Pages::new`]). Static, so it cannot fail itself.
+const FALLBACK_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Error</title></head>\
+<body><h1>Something went wrong</h1><p>This page could not be displayed. Please try again later.</p>\
+</body></html>\n";
+const FALLBACK_CSP: &str = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Per-tenant look, stored inside the tenant's runtime spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Branding {
+    /// Tenant display name, shown as the page heading.
+    pub display_name: String,
+    /// An `https:` URL or a `data:image/…` URL; shown if set.
+    pub logo_url: Option<String>,
+    /// CSS colour for buttons and links.
+    #[serde(default = "default_primary_color")]
+    pub primary_color: String,
+    #[serde(default = "default_background_color")]
+    pub background_color: String,
+    #[serde(default = "default_text_color")]
+    pub text_color: String,
+    /// Directory (absolute path, already resolved by the caller) with override templates, e.g. `login.html`.
+    pub templates_dir: Option<PathBuf>,
+}
+
+fn default_primary_color() -> String {
+    DEFAULT_PRIMARY_COLOR.to_owned()
+}
+fn default_background_color() -> String {
+    DEFAULT_BACKGROUND_COLOR.to_owned()
+}
+fn default_text_color() -> String {
+    DEFAULT_TEXT_COLOR.to_owned()
+}
+
+impl Branding {
+    pub fn new(display_name: impl Into<String>) -> Self {
+        Branding {
+            display_name: display_name.into(),
+            logo_url: None,
+            primary_color: default_primary_color(),
+            background_color: default_background_color(),
+            text_color: default_text_color(),
+            templates_dir: None,
+        }
+    }
+}
+
+/// True for `#rgb`, `#rgba`, `#rrggbb`, `#rrggbbaa` or a colour keyword made of ASCII letters only.
+///
+/// Colours are interpolated into a `<style>` block, where HTML escaping does not stop CSS injection
+/// (`red;}body{…}`), so this deliberately accepts nothing with punctuation, quotes or functions.
+pub fn is_css_color(s: &str) -> bool {
+    match s.strip_prefix('#') {
+        Some(hex) => {
+            matches!(hex.len(), 3 | 4 | 6 | 8) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        // The longest named colour ("lightgoldenrodyellow") has 20 letters.
+        None => (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic()),
+    }
+}
+
+/// Every page the provider renders. Field values are plain text; the templates escape everything.
+#[derive(Debug, Serialize)]
+#[serde(tag = "page")]
+pub enum Page {
+    Login(LoginPage),
+    Totp(TotpPage),
+    Consent(ConsentPage),
+    LogoutConfirm(LogoutConfirmPage),
+    LoggedOut(LoggedOutPage),
+    Error(ErrorPage),
+    /// OAuth 2.0 Form Post Response Mode: an auto-submitting form to the client.
+    FormPost(FormPostPage),
+}
+
+impl Page {
+    /// The template file that renders this page (and the name a tenant override must use).
+    fn template_name(&self) -> &'static str {
+        match self {
+            Page::Login(_) => "login.html",
+            Page::Totp(_) => "totp.html",
+            Page::Consent(_) => "consent.html",
+            Page::LogoutConfirm(_) => "logout.html",
+            Page::LoggedOut(_) => "logged_out.html",
+            Page::Error(_) => "error.html",
+            Page::FormPost(_) => "form_post.html",
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct LoginPage {
+    pub action: String,
+    pub interaction: String,
+    pub csrf: String,
+    /// Prefill; may be empty.
+    pub username: String,
+    pub client_name: String,
+    pub error: Option<String>,
+    /// Human text like "in 4 minutes" when sign-in is throttled.
+    pub locked_until: Option<String>,
+}
+
+impl fmt::Debug for LoginPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginPage")
+            .field("action", &self.action)
+            .field("interaction", &log_tag(&self.interaction))
+            .field("username", &self.username)
+            .field("client_name", &self.client_name)
+            .field("error", &self.error)
+            .field("locked_until", &self.locked_until)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+pub struct TotpPage {
+    pub action: String,
+    pub interaction: String,
+    pub csrf: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+impl fmt::Debug for TotpPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpPage")
+            .field("action", &self.action)
+            .field("interaction", &log_tag(&self.interaction))
+            .field("username", &self.username)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+pub struct ConsentPage {
+    pub action: String,
+    pub interaction: String,
+    pub csrf: String,
+    pub client_name: String,
+    /// Shown as a link only if it is an http(s) URL.
+    pub client_uri: Option<String>,
+    pub identity_scopes: Vec<ScopeLine>,
+    pub api_scopes: Vec<ScopeLine>,
+    /// API resource display names.
+    pub resources: Vec<String>,
+    pub allow_remember: bool,
+}
+
+impl fmt::Debug for ConsentPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsentPage")
+            .field("action", &self.action)
+            .field("interaction", &log_tag(&self.interaction))
+            .field("client_name", &self.client_name)
+            .field("client_uri", &self.client_uri)
+            .field("identity_scopes", &self.identity_scopes)
+            .field("api_scopes", &self.api_scopes)
+            .field("resources", &self.resources)
+            .field("allow_remember", &self.allow_remember)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScopeLine {
+    pub name: String,
+    pub display_name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct LogoutConfirmPage {
+    pub action: String,
+    pub logout_id: String,
+    pub csrf: String,
+    pub client_name: Option<String>,
+}
+
+impl fmt::Debug for LogoutConfirmPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogoutConfirmPage")
+            .field("action", &self.action)
+            .field("logout_id", &log_tag(&self.logout_id))
+            .field("client_name", &self.client_name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoggedOutPage {
+    /// OpenID Connect Front-Channel Logout 1.0 §2: one hidden iframe per RP `frontchannel_logout_uri`.
+    pub frontchannel_urls: Vec<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub client_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorPage {
+    pub error: String,
+    pub description: String,
+    pub request_id: String,
+}
+
+#[derive(Serialize)]
+pub struct FormPostPage {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// The field values are a code, tokens or state: only their names are shown.
+impl fmt::Debug for FormPostPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.fields.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("FormPostPage")
+            .field("action", &self.action)
+            .field("fields", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What templates see as `branding`: the look without the on-disk path, and the logo only if safe.
+#[derive(Serialize)]
+struct BrandingView<'a> {
+    display_name: &'a str,
+    logo_url: Option<&'a str>,
+    primary_color: &'a str,
+    background_color: &'a str,
+    text_color: &'a str,
+}
+
+/// Renders pages for one tenant. Built once per tenant (when its config loads), shared by requests.
+pub struct Pages {
+    env: Environment<'static>,
+    branding: Value,
+    display_name: String,
+    /// Template name → override file it was loaded from.
+    overrides: BTreeMap<&'static str, PathBuf>,
+}
+
+impl fmt::Debug for Pages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pages")
+            .field("display_name", &self.display_name)
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pages {
+    /// Loads the embedded defaults and, if `branding.templates_dir` is set, any `*.html` in it that
+    /// overrides a default by file name. Every template is trial-rendered once with sample data, so a
+    /// broken override (syntax error, unknown filter, missing parent) refuses the tenant at load time.
+    /// Errors name the file.
+    pub fn new(branding: &Branding) -> Result<Pages, String> {
+        for (field, value) in [
+            ("primary_color", &branding.primary_color),
+            ("background_color", &branding.background_color),
+            ("text_color", &branding.text_color),
+        ] {
+            if !is_css_color(value) {
+                return Err(format!(
+                    "branding {field} {value:?} is not a CSS colour (#rgb, #rrggbb, #rrggbbaa or a colour name)"
+                ));
+            }
+        }
+
+        let mut found = match &branding.templates_dir {
+            Some(dir) => read_overrides(dir)?,
+            None => BTreeMap::new(),
+        };
+
+        // `new` (builtin filters and tests, for tenant overrides) is deprecated in minijinja 2.x
+        // builds without the `serde` cargo feature, which only exists to silence this warning;
+        // adding "serde" to minijinja's features in Cargo.toml makes this `allow` unnecessary.
+        #[allow(deprecated)]
+        let mut env = Environment::new();
+        // Escape everything, whatever a template is called.
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        env.add_test("web_url", |v: &Value| {
+            v.as_str().and_then(web_origin).is_some()
+        });
+        env.add_test("navigable_url", |v: &Value| {
+            v.as_str().is_some_and(is_navigable_url)
+        });
+        let mut overrides = BTreeMap::new();
+        for (name, default) in TEMPLATES {
+            match found.remove(name) {
+                Some((path, source)) => {
+                    env.add_template_owned(name, source)
+                        .map_err(|e| format!("template override {}: {e}", path.display()))?;
+                    overrides.insert(name, path);
+                }
+                None => env
+                    .add_template(name, default)
+                    .map_err(|e| format!("built-in template {name}: {e}"))?,
+            }
+        }
+
+        let view = BrandingView {
+            display_name: &branding.display_name,
+            logo_url: branding.logo_url.as_deref().filter(|u| is_logo_url(u)),
+            primary_color: &branding.primary_color,
+            background_color: &branding.background_color,
+            text_color: &branding.text_color,
+        };
+        let pages = Pages {
+            env,
+            branding: Value::from_serialize(&view),
+            display_name: branding.display_name.clone(),
+            overrides,
+        };
+        pages.trial_render()?;
+        Ok(pages)
+    }
+
+    /// The built-in templates with the default look, for when a tenant's own set cannot be built.
+    /// Never fails: should even the built-ins not load (the unit tests prove they do), every page
+    /// renders as the static fallback error page.
+    pub fn fallback() -> Pages {
+        let branding = Branding::new("Sign in");
+        Pages::new(&branding).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "built-in page templates unusable");
+            Pages {
+                env: Environment::empty(),
+                branding: Value::UNDEFINED,
+                display_name: branding.display_name,
+                overrides: BTreeMap::new(),
+            }
+        })
+    }
+
+    /// Renders a page into a complete response with its own CSP nonce.
+    pub fn render(&self, page: &Page, status: StatusCode) -> Response {
+        let nonce = URL_SAFE_NO_PAD.encode(crate::secrets::random_bytes::<16>());
+        match self.render_html(page, &nonce) {
+            Ok(html) => html_response(status, html, &content_security_policy(page, &nonce)),
+            Err(e) => {
+                tracing::error!(
+                    tenant = %self.display_name,
+                    template = page.template_name(),
+                    error = %e,
+                    "page template failed to render"
+                );
+                html_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    FALLBACK_HTML.to_owned(),
+                    FALLBACK_CSP,
+                )
+            }
+        }
+    }
+
+    fn render_html(&self, page: &Page, nonce: &str) -> Result<String, minijinja::Error> {
+        let ctx = context! {
+            nonce => nonce,
+            branding => self.branding.clone(),
+            ..Value::from_serialize(page)
+        };
+        self.env.get_template(page.template_name())?.render(ctx)
+    }
+
+    /// Renders every page once with sample values, so that errors only visible at render time
+    /// (an `extends` of a missing template, an unknown filter) surface while the config loads.
+    fn trial_render(&self) -> Result<(), String> {
+        for page in sample_pages() {
+            let name = page.template_name();
+            self.render_html(&page, "trial").map_err(|e| {
+                let file = match self.overrides.get(name) {
+                    Some(path) => format!("template override {}", path.display()),
+                    None => format!("template {name}"),
+                };
+                format!("{file} failed to render: {e}")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the override files in `dir` whose names match a default template.
+fn read_overrides(dir: &Path) -> Result<BTreeMap<&'static str, (PathBuf, String)>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read templates directory {}: {e}", dir.display()))?;
+    let mut found = BTreeMap::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| format!("cannot read templates directory {}: {e}", dir.display()))?;
+        let path = entry.path();
+        if path.extension().is_none_or(|ext| ext != "html") || !path.is_file() {
+            continue;
+        }
+        let known = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| TEMPLATES.iter().find(|(name, _)| *name == n));
+        let Some(&(name, _)) = known else {
+            tracing::warn!(file = %path.display(), "ignoring template override with an unknown name");
+            continue;
+        };
+        let source = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read template override {}: {e}", path.display()))?;
+        found.insert(name, (path, source));
+    }
+    Ok(found)
+}
+
+fn html_response(status: StatusCode, html: String, csp: &str) -> Response {
+    let mut response = (status, html).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let csp = HeaderValue::from_str(csp).unwrap_or_else(|_| {
+        // Unreachable: nonces are base64url and origins are filtered by `web_origin`.
+        tracing::error!("content security policy is not a valid header value");
+        HeaderValue::from_static(FALLBACK_CSP)
+    });
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    response
+}
+
+fn content_security_policy(page: &Page, nonce: &str) -> String {
+    let mut csp = format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' https: data:; \
+         base-uri 'none'; frame-ancestors 'none'"
+    );
+    match page {
+        // The auto-submit script of the form_post page carries the nonce.
+        Page::FormPost(_) => csp.push_str(&format!("; script-src 'nonce-{nonce}'")),
+        // OpenID Connect Front-Channel Logout 1.0 §4: the OP renders the RPs' logout URIs in iframes.
+        Page::LoggedOut(p) => {
+            let mut origins: Vec<String> = Vec::new();
+            for origin in p.frontchannel_urls.iter().filter_map(|u| web_origin(u)) {
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+            if !origins.is_empty() {
+                csp.push_str("; frame-src ");
+                csp.push_str(&origins.join(" "));
+            }
+        }
+        _ => {}
+    }
+    csp
+}
+
+/// The origin (`scheme://host[:port]`) of an http(s) URL, if it is safe to place in a CSP header.
+///
+/// The URL parser accepts hosts with characters like `;` or `,`, which would split a CSP directive,
+/// so the serialised origin is checked against the characters a real origin needs.
+fn web_origin(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let origin = url.origin().ascii_serialization();
+    origin
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'/' | b'[' | b']'))
+        .then_some(origin)
+}
+
+/// A link target that cannot run script or read local data. Private-use schemes stay allowed:
+/// native apps use them as post-logout redirect URIs (RFC 8252 §7.1).
+fn is_navigable_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        !matches!(
+            u.scheme(),
+            "javascript" | "vbscript" | "data" | "file" | "blob" | "about" | "filesystem"
+        )
+    })
+}
+
+/// `https:` or an image `data:` URL (an `<img>` never runs script, even for SVG).
+fn is_logo_url(url: &str) -> bool {
+    url.get(..11)
+        .is_some_and(|p| p.eq_ignore_ascii_case("data:image/"))
+        || url::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
+}
+
+/// One page of each kind, with every optional part present, for the load-time trial render.
+fn sample_pages() -> [Page; 7] {
+    let scope = || ScopeLine {
+        name: "profile".into(),
+        display_name: "Your profile".into(),
+        description: Some("Name and picture".into()),
+    };
+    [
+        Page::Login(LoginPage {
+            action: "/login".into(),
+            interaction: "i".into(),
+            csrf: "c".into(),
+            username: "alice".into(),
+            client_name: "Client".into(),
+            error: Some("error".into()),
+            locked_until: Some("in 1 minute".into()),
+        }),
+        Page::Totp(TotpPage {
+            action: "/totp".into(),
+            interaction: "i".into(),
+            csrf: "c".into(),
+            username: "alice".into(),
+            error: Some("error".into()),
+        }),
+        Page::Consent(ConsentPage {
+            action: "/consent".into(),
+            interaction: "i".into(),
+            csrf: "c".into(),
+            client_name: "Client".into(),
+            client_uri: Some("https://client.example/".into()),
+            identity_scopes: vec![scope()],
+            api_scopes: vec![scope()],
+            resources: vec!["API".into()],
+            allow_remember: true,
+        }),
+        Page::LogoutConfirm(LogoutConfirmPage {
+            action: "/logout".into(),
+            logout_id: "l".into(),
+            csrf: "c".into(),
+            client_name: Some("Client".into()),
+        }),
+        Page::LoggedOut(LoggedOutPage {
+            frontchannel_urls: vec!["https://client.example/logout".into()],
+            post_logout_redirect_uri: Some("https://client.example/".into()),
+            client_name: Some("Client".into()),
+        }),
+        Page::Error(ErrorPage {
+            error: "invalid_request".into(),
+            description: "description".into(),
+            request_id: "r".into(),
+        }),
+        Page::FormPost(FormPostPage {
+            action: "https://client.example/cb".into(),
+            fields: vec![("code".into(), "x".into())],
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn pages() -> Pages {
+        Pages::new(&Branding::new("Acme Corp")).unwrap()
+    }
+
+    async fn body_of(response: Response) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn csp_of(headers: &axum::http::HeaderMap) -> String {
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn style_nonce(csp: &str) -> String {
+        let rest = csp.split("style-src 'nonce-").nth(1).unwrap();
+        rest.split('\'').next().unwrap().to_owned()
+    }
+
+    fn directive<'a>(csp: &'a str, name: &str) -> Option<&'a str> {
+        csp.split(';')
+            .map(str::trim)
+            .find_map(|d| d.strip_prefix(name).map(str::trim))
+    }
+
+    fn login(username: &str) -> Page {
+        Page::Login(LoginPage {
+            action: "/t/acme/login".into(),
+            interaction: "int-123".into(),
+            csrf: "csrf-secret-value".into(),
+            username: username.into(),
+            client_name: "Shop".into(),
+            error: None,
+            locked_until: None,
+        })
+    }
+
+    async fn render(pages: &Pages, page: Page) -> (axum::http::HeaderMap, String) {
+        let response = pages.render(&page, StatusCode::OK);
+        let headers = response.headers().clone();
+        (headers, body_of(response).await)
+    }
+
+    #[tokio::test]
+    async fn a_username_with_markup_is_html_escaped() {
+        let (_, body) = render(&pages(), login("<script>alert(1)</script>")).await;
+        assert!(body.contains("&lt;script&gt;alert(1)&lt;"), "{body}");
+        assert!(!body.contains("<script>alert(1)"));
+    }
+
+    #[tokio::test]
+    async fn every_page_renders_with_its_status_and_a_csp_nonce_matching_the_style_tag() {
+        let pages = pages();
+        for page in sample_pages() {
+            let name = page.template_name();
+            let response = pages.render(&page, StatusCode::IM_A_TEAPOT);
+            assert_eq!(response.status(), StatusCode::IM_A_TEAPOT, "{name}");
+            let h = response.headers();
+            assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+            assert_eq!(h[header::CACHE_CONTROL], "no-store");
+            assert_eq!(h[header::PRAGMA], "no-cache");
+            let csp = csp_of(response.headers());
+            assert!(
+                csp.starts_with("default-src 'none'; style-src 'nonce-"),
+                "{csp}"
+            );
+            assert!(csp.contains("img-src 'self' https: data:"), "{csp}");
+            assert!(csp.contains("base-uri 'none'"), "{csp}");
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+            let nonce = style_nonce(&csp);
+            assert_eq!(nonce.len(), 22, "16 bytes in base64url without padding");
+            let body = body_of(response).await;
+            assert!(
+                body.contains(&format!("<style nonce=\"{nonce}\">")),
+                "{name}"
+            );
+            assert!(body.contains("<meta name=\"viewport\""), "{name}");
+            assert!(body.contains("<h1>Acme Corp</h1>"), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_nonce_differs_between_two_renders() {
+        let pages = pages();
+        let a = style_nonce(&csp_of(pages.render(&login("a"), StatusCode::OK).headers()));
+        let b = style_nonce(&csp_of(pages.render(&login("a"), StatusCode::OK).headers()));
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn only_form_post_allows_a_script_and_it_carries_the_hidden_fields() {
+        let pages = pages();
+        let page = Page::FormPost(FormPostPage {
+            action: "https://rp.example/cb".into(),
+            fields: vec![
+                ("code".into(), "abc\"><x".into()),
+                ("state".into(), "s1".into()),
+            ],
+        });
+        let (response, body) = render(&pages, page).await;
+        let csp = csp_of(&response);
+        let nonce = style_nonce(&csp);
+        assert_eq!(
+            directive(&csp, "script-src"),
+            Some(format!("'nonce-{nonce}'").as_str())
+        );
+        assert!(
+            body.contains(&format!("<script nonce=\"{nonce}\">")),
+            "{body}"
+        );
+        assert!(
+            body.contains("action=\"https:&#x2f;&#x2f;rp.example&#x2f;cb\""),
+            "{body}"
+        );
+        assert!(
+            body.contains("<input type=\"hidden\" name=\"code\" value=\"abc&quot;&gt;&lt;x\">")
+        );
+        assert!(body.contains("<input type=\"hidden\" name=\"state\" value=\"s1\">"));
+        assert!(body.contains("<noscript>"));
+
+        let (login, _) = render(&pages, login("a")).await;
+        assert_eq!(directive(&csp_of(&login), "script-src"), None);
+    }
+
+    #[tokio::test]
+    async fn logged_out_frame_src_lists_exactly_the_front_channel_origins() {
+        let page = Page::LoggedOut(LoggedOutPage {
+            frontchannel_urls: vec![
+                "https://rp1.example/logout?sid=1".into(),
+                "https://rp1.example/other".into(),
+                "http://rp2.example:8080/fc".into(),
+                "not a url".into(),
+                "javascript:alert(1)".into(),
+                "https://a;script-src.example/".into(),
+            ],
+            post_logout_redirect_uri: Some("https://rp1.example/bye".into()),
+            client_name: Some("Shop".into()),
+        });
+        let (response, body) = render(&pages(), page).await;
+        assert_eq!(
+            directive(&csp_of(&response), "frame-src"),
+            Some("https://rp1.example http://rp2.example:8080")
+        );
+        assert_eq!(body.matches("<iframe").count(), 3, "{body}");
+        assert!(body.contains("src=\"https:&#x2f;&#x2f;rp1.example&#x2f;logout?sid=1\""));
+        assert!(!body.contains("javascript:"));
+        assert!(body.contains("You are signed out"));
+        assert!(body.contains("Return to Shop"));
+        assert!(!body.contains("http-equiv"));
+    }
+
+    #[tokio::test]
+    async fn logged_out_without_front_channel_urls_has_no_frame_src_and_no_return_link() {
+        let page = Page::LoggedOut(LoggedOutPage {
+            frontchannel_urls: vec![],
+            post_logout_redirect_uri: Some("javascript:alert(1)".into()),
+            client_name: None,
+        });
+        let (response, body) = render(&pages(), page).await;
+        assert_eq!(directive(&csp_of(&response), "frame-src"), None);
+        assert!(!body.contains("<iframe"));
+        assert!(!body.contains("Return to"));
+        assert!(!body.contains("javascript"));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_override_template_in_a_directory_replaces_login_html() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("login.html"),
+            "{% extends \"base.html\" %}{% block content %}<p id=\"custom\">Hi {{ username }}</p>{% endblock %}",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("unknown.html"), "ignored {% broken").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let mut branding = Branding::new("Acme");
+        branding.templates_dir = Some(dir.path().to_path_buf());
+        let pages = Pages::new(&branding).unwrap();
+        let (_, body) = render(&pages, login("<b>")).await;
+        assert!(body.contains("<p id=\"custom\">Hi &lt;b&gt;</p>"), "{body}");
+        assert!(!body.contains("login-form"));
+        assert!(
+            body.contains("<style nonce="),
+            "the default base.html still applies"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_in_an_override_is_reported_with_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("consent.html");
+        std::fs::write(&file, "{% if client_name %}unclosed").unwrap();
+        let mut branding = Branding::new("Acme");
+        branding.templates_dir = Some(dir.path().to_path_buf());
+        let error = Pages::new(&branding).unwrap_err();
+        assert!(error.contains(&file.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn an_override_that_fails_only_when_rendered_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("error.html");
+        std::fs::write(&file, "{% extends \"missing.html\" %}").unwrap();
+        let mut branding = Branding::new("Acme");
+        branding.templates_dir = Some(dir.path().to_path_buf());
+        let error = Pages::new(&branding).unwrap_err();
+        assert!(error.contains(&file.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn a_missing_templates_directory_is_reported_with_its_path() {
+        let mut branding = Branding::new("Acme");
+        branding.templates_dir = Some(PathBuf::from("/nonexistent/portcullis-templates"));
+        let error = Pages::new(&branding).unwrap_err();
+        assert!(
+            error.contains("/nonexistent/portcullis-templates"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn is_css_color_accepts_hex_and_names_and_rejects_anything_that_could_escape_the_style() {
+        for ok in [
+            "#1f4fd1",
+            "#fff",
+            "#FFFA",
+            "#1f4fd1cc",
+            "navy",
+            "RebeccaPurple",
+        ] {
+            assert!(is_css_color(ok), "{ok}");
+        }
+        for bad in [
+            "red;}body{x:y",
+            "url(x)",
+            "\"red\"",
+            "'red'",
+            "",
+            "#",
+            "#12345",
+            "#ggg",
+            "rgb(1,2,3)",
+            "red </style>",
+            "navy ",
+        ] {
+            assert!(!is_css_color(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pages_refuse_a_branding_colour_that_is_not_a_css_colour() {
+        let mut branding = Branding::new("Acme");
+        branding.primary_color = "red;}body{display:none".into();
+        let error = Pages::new(&branding).unwrap_err();
+        assert!(error.contains("primary_color"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn branding_colours_and_a_safe_logo_reach_the_page() {
+        let mut branding = Branding::new("Acme");
+        branding.primary_color = "#aa0000".into();
+        branding.background_color = "white".into();
+        branding.logo_url = Some("https://cdn.example/logo.png".into());
+        let (_, body) = render(&Pages::new(&branding).unwrap(), login("a")).await;
+        assert!(body.contains("--primary: #aa0000;"));
+        assert!(body.contains("--background: white;"));
+        assert!(body.contains("<img src=\"https:&#x2f;&#x2f;cdn.example&#x2f;logo.png\""));
+
+        branding.logo_url = Some("javascript:alert(1)".into());
+        let (_, body) = render(&Pages::new(&branding).unwrap(), login("a")).await;
+        assert!(!body.contains("<img"));
+    }
+
+    #[tokio::test]
+    async fn login_and_totp_forms_use_the_expected_field_names_and_autocomplete() {
+        let pages = pages();
+        let (_, body) = render(&pages, login("alice")).await;
+        for needle in [
+            "<form id=\"login-form\" method=\"post\" action=\"&#x2f;t&#x2f;acme&#x2f;login\">",
+            "name=\"interaction\" value=\"int-123\"",
+            "name=\"csrf\" value=\"csrf-secret-value\"",
+            "id=\"username\" name=\"username\" type=\"text\" value=\"alice\" autocomplete=\"username\"",
+            "id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\"",
+            "<label for=\"username\">",
+            "<label for=\"password\">",
+            "continue to <strong>Shop</strong>",
+        ] {
+            assert!(body.contains(needle), "{needle}\n{body}");
+        }
+
+        let page = Page::Totp(TotpPage {
+            action: "/t/acme/totp".into(),
+            interaction: "int-123".into(),
+            csrf: "csrf-secret-value".into(),
+            username: "alice".into(),
+            error: Some("That code did not work.".into()),
+        });
+        let (_, body) = render(&pages, page).await;
+        for needle in [
+            "id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\"",
+            "name=\"interaction\" value=\"int-123\"",
+            "name=\"csrf\" value=\"csrf-secret-value\"",
+            "role=\"alert\"",
+            "That code did not work.",
+        ] {
+            assert!(body.contains(needle), "{needle}\n{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttled_login_says_when_to_try_again() {
+        let Page::Login(mut page) = login("alice") else {
+            unreachable!()
+        };
+        page.locked_until = Some("in 4 minutes".into());
+        let (_, body) = render(&pages(), Page::Login(page)).await;
+        assert!(body.contains("try again in 4 minutes"), "{body}");
+    }
+
+    fn consent(allow_remember: bool, client_uri: &str) -> Page {
+        Page::Consent(ConsentPage {
+            action: "/t/acme/consent".into(),
+            interaction: "int-9".into(),
+            csrf: "csrf-9".into(),
+            client_name: "Shop".into(),
+            client_uri: Some(client_uri.into()),
+            identity_scopes: vec![ScopeLine {
+                name: "email".into(),
+                display_name: "Your email address".into(),
+                description: Some("So the shop can send receipts".into()),
+            }],
+            api_scopes: vec![ScopeLine {
+                name: "orders.read".into(),
+                display_name: "Read your orders".into(),
+                description: None,
+            }],
+            resources: vec!["Orders API".into()],
+            allow_remember,
+        })
+    }
+
+    #[tokio::test]
+    async fn consent_lists_scopes_in_plain_words_and_posts_a_decision() {
+        let (_, body) = render(&pages(), consent(true, "https://shop.example/")).await;
+        for needle in [
+            "Your email address",
+            "So the shop can send receipts",
+            "Read your orders",
+            "Orders API",
+            "name=\"interaction\" value=\"int-9\"",
+            "name=\"csrf\" value=\"csrf-9\"",
+            "<input type=\"checkbox\" id=\"remember\" name=\"remember\" value=\"on\">",
+            "Remember my decision",
+            "id=\"allow\" name=\"decision\" value=\"allow\"",
+            "id=\"deny\" name=\"decision\" value=\"deny\"",
+            "href=\"https:&#x2f;&#x2f;shop.example&#x2f;\"",
+        ] {
+            assert!(body.contains(needle), "{needle}\n{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn consent_offers_remember_only_when_allowed_and_links_only_web_urls() {
+        let (_, body) = render(&pages(), consent(false, "javascript:alert(1)")).await;
+        assert!(!body.contains("name=\"remember\""));
+        assert!(!body.contains("Remember my decision"));
+        assert!(!body.contains("javascript"));
+        assert!(body.contains("id=\"allow\""));
+    }
+
+    #[tokio::test]
+    async fn logout_confirmation_posts_the_logout_id_and_csrf() {
+        let page = Page::LogoutConfirm(LogoutConfirmPage {
+            action: "/t/acme/logout".into(),
+            logout_id: "lo-1".into(),
+            csrf: "csrf-2".into(),
+            client_name: Some("Shop".into()),
+        });
+        let (_, body) = render(&pages(), page).await;
+        for needle in [
+            "name=\"logout_id\" value=\"lo-1\"",
+            "name=\"csrf\" value=\"csrf-2\"",
+            "id=\"logout\" name=\"decision\" value=\"logout\"",
+            "Shop",
+        ] {
+            assert!(body.contains(needle), "{needle}\n{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_error_page_shows_code_description_and_request_id() {
+        let page = Page::Error(ErrorPage {
+            error: "invalid_request".into(),
+            description: "The redirect_uri is not registered.".into(),
+            request_id: "req-42".into(),
+        });
+        let response = pages().render(&page, StatusCode::BAD_REQUEST);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = body_of(response).await;
+        assert!(body.contains("invalid_request"));
+        assert!(body.contains("The redirect_uri is not registered."));
+        assert!(body.contains("req-42"));
+        assert!(body.contains("Quote this request id if you contact support"));
+    }
+
+    #[test]
+    fn debug_output_omits_csrf_tokens_and_form_post_values() {
+        let shown = format!("{:?}", login("alice"));
+        assert!(shown.contains("alice"));
+        assert!(!shown.contains("csrf-secret-value"), "{shown}");
+        assert!(!shown.contains("int-123"), "{shown}");
+        let shown = format!("{:?}", consent(true, "https://shop.example/"));
+        assert!(!shown.contains("csrf-9"), "{shown}");
+        let form = FormPostPage {
+            action: "https://rp.example/cb".into(),
+            fields: vec![("code".into(), "secret-code".into())],
+        };
+        let shown = format!("{form:?}");
+        assert!(
+            shown.contains("code") && !shown.contains("secret-code"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_fallback_pages_render_with_the_built_in_templates() {
+        let (headers, body) = render(&Pages::fallback(), login("alice")).await;
+        assert!(body.contains("id=\"login-form\""), "{body}");
+        assert!(csp_of(&headers).contains("style-src 'nonce-"));
+    }
+
+    #[tokio::test]
+    async fn a_page_that_cannot_render_becomes_a_static_error_without_details() {
+        let broken = Pages {
+            env: Environment::empty(),
+            branding: Value::UNDEFINED,
+            display_name: "Acme".into(),
+            overrides: BTreeMap::new(),
+        };
+        let response = broken.render(&login("alice"), StatusCode::OK);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(csp_of(response.headers()), FALLBACK_CSP);
+        let body = body_of(response).await;
+        assert!(body.contains("Something went wrong"));
+        assert!(!body.contains("template"), "{body}");
+    }
+
+    #[test]
+    fn pages_can_be_shared_between_request_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Pages>();
+    }
+}

@@ -1,0 +1,140 @@
+//! Local users: argon2id password hashes (verified off the async threads), RFC 6238 TOTP.
+//!
+//! A tenant's users come from its file (demo users, in the tenant spec) and from the database.
+
+use crate::config::tenant::UserSpec;
+use crate::error::InternalError;
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+
+/// Checks that a stored password hash is an argon2id PHC string this server can verify.
+pub fn check_password_hash(phc: &str) -> Result<(), String> {
+    let parsed = PasswordHash::new(phc).map_err(|_| {
+        "not a PHC password hash (use `portcullis users hash-password`)".to_string()
+    })?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err("password hashes must be argon2id".into());
+    }
+    Ok(())
+}
+
+/// Hashes a password with argon2id and the crate's default (OWASP) parameters.
+pub fn hash_password(password: &str) -> Result<String, InternalError> {
+    let salt: [u8; 16] = crate::secrets::random_bytes();
+    Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| InternalError::Crypto("argon2 hashing failed"))
+}
+
+/// A fixed hash to spend the same time on when the user does not exist, so timing does not
+/// reveal which usernames are real.
+static DECOY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("decoy").unwrap_or_default());
+
+/// Verifies a password against an argon2id hash on the blocking pool (the hash costs
+/// milliseconds of CPU and must not stall the request threads). `None` hash spends the same
+/// work against a decoy and returns false.
+pub async fn verify_password(hash: Option<String>, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let target = hash.as_deref().unwrap_or(DECOY_HASH.as_str());
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), target)
+            .is_ok();
+        ok && hash.is_some()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// RFC 6238 parameters every authenticator app supports: SHA-1, 6 digits, 30 s steps.
+const TOTP_STEP: u64 = 30;
+
+fn totp(secret_b32: &str) -> Result<totp_rs::TOTP, String> {
+    let bytes = totp_rs::Secret::Encoded(secret_b32.trim_end_matches('=').to_ascii_uppercase())
+        .to_bytes()
+        .map_err(|_| "the TOTP secret is not base32".to_string())?;
+    // One step of skew each way (RFC 6238 §5.2 recommends at most one).
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, TOTP_STEP, bytes)
+        .map_err(|e| format!("unusable TOTP secret: {e}"))
+}
+
+pub fn check_totp_secret(secret_b32: &str) -> Result<(), String> {
+    totp(secret_b32).map(|_| ())
+}
+
+/// The time step a code matched (for single-use bookkeeping), or `None`.
+pub fn verify_totp(secret_b32: &str, code: &str, now: i64) -> Option<u64> {
+    let t = totp(secret_b32).ok()?;
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let now = u64::try_from(now).ok()?;
+    let step = now / TOTP_STEP;
+    // Check each step of the window on its own, to learn which one matched.
+    [step, step.saturating_sub(1), step + 1]
+        .into_iter()
+        .find(|s| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
+                t.generate(s * TOTP_STEP).as_bytes(),
+                code.as_bytes(),
+            )
+            .is_ok()
+        })
+}
+
+/// The code an authenticator shows at `now` (tests and the README's demo instructions).
+pub fn totp_code(secret_b32: &str, now: i64) -> Option<String> {
+    Some(totp(secret_b32).ok()?.generate(u64::try_from(now).ok()?))
+}
+
+/// A user as the login and token code sees it, wherever it is stored.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub spec: UserSpec,
+}
+
+impl User {
+    pub fn subject(&self) -> &str {
+        &self.spec.subject
+    }
+    pub fn has_totp(&self) -> bool {
+        self.spec.totp_secret.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
+        let h = hash_password("correct horse").unwrap();
+        check_password_hash(&h).unwrap();
+        assert!(verify_password(Some(h.clone()), "correct horse".into()).await);
+        assert!(!verify_password(Some(h), "wrong".into()).await);
+        assert!(!verify_password(None, "anything".into()).await);
+    }
+
+    #[test]
+    fn only_argon2id_hashes_are_accepted() {
+        assert!(check_password_hash("sha256:abc").is_err());
+        assert!(check_password_hash(&DECOY_HASH).is_ok());
+    }
+
+    #[test]
+    fn rfc_6238_test_vector_sha1() {
+        // RFC 6238 Appendix B: secret "12345678901234567890", T = 59 → 94287082 (8 digits);
+        // the 6-digit code is its last six digits.
+        let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        assert_eq!(totp_code(secret, 59).as_deref(), Some("287082"));
+        assert_eq!(verify_totp(secret, "287082", 59), Some(1));
+        assert_eq!(
+            verify_totp(secret, "287082", 59 + 30),
+            Some(1),
+            "one step late is accepted"
+        );
+        assert_eq!(verify_totp(secret, "287082", 59 + 90), None);
+        assert_eq!(verify_totp(secret, "28708", 59), None);
+    }
+}

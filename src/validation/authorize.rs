@@ -1,0 +1,603 @@
+//! Authorization requests (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636, RFC 9126, RFC 9101).
+//!
+//! Two kinds of failure: before the client and its redirect URI are established, the user sees
+//! an error page and nobody is redirected (RFC 6749 §4.1.2.1); after, the error goes back to the
+//! client's redirect URI.
+
+use super::form::Form;
+use crate::config::tenant::{GrantType, is_loopback};
+use crate::error::{ErrorCode, InternalError, OAuthError};
+use crate::keys::Alg;
+use crate::registry::{Client, Tenant};
+use crate::state::AppState;
+use crate::stores::{ClientStore, Consumed, GrantStore};
+use crate::tokens;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const PAR_URN_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+const MAX_PARAM: usize = 2048;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    None,
+    Login,
+    Consent,
+    SelectAccount,
+}
+
+/// Where an error may be sent once the client and redirect URI are trusted.
+#[derive(Debug, Clone)]
+pub struct ErrorTarget {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub state: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Shown to the user; never redirected.
+    Page(OAuthError),
+    /// Sent to the client's redirect URI.
+    Redirect(ErrorTarget, OAuthError),
+    Internal(InternalError),
+}
+
+impl From<InternalError> for AuthorizeError {
+    fn from(e: InternalError) -> Self {
+        Self::Internal(e)
+    }
+}
+
+/// An authorization request that passed every check. Only [`validate`] builds one (it is also
+/// read back from the store while the user signs in).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidatedAuthorize {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Vec<Prompt>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub acr_values: Vec<String>,
+    pub id_token_hint_sub: Option<String>,
+    pub ui_locales: Option<String>,
+    #[serde(skip)]
+    _sealed: Sealed,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Sealed;
+
+impl ValidatedAuthorize {
+    pub fn is_openid(&self) -> bool {
+        self.scopes.iter().any(|s| s == "openid")
+    }
+    pub fn error_target(&self) -> ErrorTarget {
+        ErrorTarget {
+            redirect_uri: self.redirect_uri.clone(),
+            response_mode: self.response_mode,
+            state: self.state.clone(),
+        }
+    }
+}
+
+fn page(code: ErrorCode, d: &'static str) -> AuthorizeError {
+    AuthorizeError::Page(OAuthError::new(code, d))
+}
+
+/// Parameters of a request: the query or body, replaced by a pushed request (RFC 9126) or
+/// merged with a request object (RFC 9101) whose claims win.
+pub async fn resolve_parameters(
+    state: &AppState,
+    tenant: &Tenant,
+    form: Form,
+) -> Result<(Form, bool, bool), AuthorizeError> {
+    let mut via_par = false;
+    let mut signed = false;
+    let mut form = form;
+    if let Some(request_uri) = form.get("request_uri") {
+        if form.get("request").is_some() {
+            return Err(page(
+                ErrorCode::InvalidRequest,
+                "request and request_uri cannot both be used",
+            ));
+        }
+        let Some(handle) = request_uri.strip_prefix(PAR_URN_PREFIX) else {
+            // RFC 9101 §5.2: only pushed request URIs are supported (no fetching of URLs).
+            return Err(page(
+                ErrorCode::InvalidRequestUri,
+                "only request URIs from the pushed authorization endpoint are accepted",
+            ));
+        };
+        let hash = tokens::handle_hash(handle);
+        // RFC 9126 §2.2: a request_uri is single use.
+        let record = match state
+            .store
+            .consume_grant(tenant.slug(), &hash, state.now(), &[])
+            .await?
+        {
+            Consumed::Fresh(r) if r.kind == "par" => r,
+            _ => {
+                return Err(page(
+                    ErrorCode::InvalidRequestUri,
+                    "the request_uri is unknown, expired or already used",
+                ));
+            }
+        };
+        // RFC 9126 §4: the client_id must be present and match the pushed request's client.
+        if form.get("client_id") != Some(record.client_id.as_str()) {
+            return Err(page(
+                ErrorCode::InvalidRequestUri,
+                "the request_uri was pushed by another client",
+            ));
+        }
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&record.data).map_err(InternalError::from)?;
+        form = Form::from_pairs(pairs);
+        via_par = true;
+        signed = form.get("_signed").is_some();
+    } else if let Some(object) = form.get("request") {
+        let client_id = form.get("client_id").ok_or_else(|| {
+            page(
+                ErrorCode::InvalidRequest,
+                "client_id is required with a request object",
+            )
+        })?;
+        let client = find_client(tenant, client_id).await?;
+        let merged = verify_request_object(state, tenant, &client, object, &form).await?;
+        form = merged;
+        signed = true;
+    }
+    Ok((form, via_par, signed))
+}
+
+async fn find_client(tenant: &Tenant, client_id: &str) -> Result<Arc<Client>, AuthorizeError> {
+    if client_id.len() > 200 {
+        return Err(page(ErrorCode::InvalidRequest, "client_id is too long"));
+    }
+    match tenant.clients.find_client(tenant.slug(), client_id).await? {
+        Some(c) if c.spec.enabled => Ok(c),
+        _ => Err(page(ErrorCode::InvalidClient, "unknown client")),
+    }
+}
+
+/// RFC 9101 §6: the request object is signed with one of the client's registered keys; the
+/// parameters it carries win over those outside it (OIDC Core §6.1).
+pub async fn verify_request_object(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &Client,
+    object: &str,
+    outer: &Form,
+) -> Result<Form, AuthorizeError> {
+    let bad = |d: &'static str| page(ErrorCode::InvalidRequestObject, d);
+    if object.len() > 16 * 1024 {
+        return Err(bad("the request object is too large"));
+    }
+    let jwks = super::client_keys::client_jwks(state, client)
+        .await
+        .map_err(|_| bad("the client's keys cannot be read"))?
+        .ok_or_else(|| bad("the client has no registered keys for request objects"))?;
+    // `alg: none` and symmetric algorithms are never in this list (RFC 9101 §10.1).
+    let verified = tokens::jws::verify(object, &jwks, &Alg::ALL)
+        .map_err(|_| bad("the request object signature does not verify"))?;
+    let c = &verified.claims;
+    let str_claim = |k: &str| c.get(k).and_then(|v| v.as_str());
+    if str_claim("client_id").is_some_and(|id| id != client.spec.client_id) {
+        return Err(bad("client_id in the request object does not match"));
+    }
+    if c.contains_key("iss") && str_claim("iss") != Some(client.spec.client_id.as_str()) {
+        return Err(bad("iss must be the client_id"));
+    }
+    let aud_ok = match c.get("aud") {
+        None => true,
+        Some(serde_json::Value::String(a)) => a == &tenant.spec.issuer,
+        Some(serde_json::Value::Array(list)) => {
+            list.iter().any(|a| a.as_str() == Some(&tenant.spec.issuer))
+        }
+        Some(_) => false,
+    };
+    if !aud_ok {
+        return Err(bad("aud must be the issuer"));
+    }
+    let now = state.now();
+    if c.get("exp")
+        .and_then(|v| v.as_i64())
+        .is_some_and(|exp| exp <= now)
+    {
+        return Err(bad("the request object has expired"));
+    }
+    if c.get("nbf")
+        .and_then(|v| v.as_i64())
+        .is_some_and(|nbf| nbf > now + 60)
+    {
+        return Err(bad("the request object is not yet valid"));
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (k, v) in c {
+        if [
+            "iss",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "request",
+            "request_uri",
+        ]
+        .contains(&k.as_str())
+        {
+            continue;
+        }
+        let value = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Array(items) if k == "resource" => {
+                for item in items.iter().filter_map(|i| i.as_str()) {
+                    pairs.push((k.clone(), item.to_string()));
+                }
+                continue;
+            }
+            other => other.to_string(),
+        };
+        pairs.push((k.clone(), value));
+    }
+    for (k, v) in outer.pairs() {
+        if k != "request" && !pairs.iter().any(|(seen, _)| seen == k) {
+            pairs.push((k.clone(), v.clone()));
+        }
+    }
+    pairs.push(("_signed".into(), "1".into()));
+    Ok(Form::from_pairs(pairs))
+}
+
+/// Checks an authorization request (parameters already resolved).
+pub async fn validate(
+    tenant: &Tenant,
+    form: &Form,
+    via_par: bool,
+    signed: bool,
+) -> Result<(Arc<Client>, ValidatedAuthorize), AuthorizeError> {
+    let client_id = form
+        .get("client_id")
+        .ok_or_else(|| page(ErrorCode::InvalidRequest, "client_id is required"))?;
+    let client = find_client(tenant, client_id).await?;
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(page(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the authorization code flow",
+        ));
+    }
+    let registered = &client.spec.interactive.redirect_uris;
+    let redirect_uri = match form.get("redirect_uri") {
+        Some(u) if redirect_uri_matches(registered, u, client.spec.interactive.native) => {
+            u.to_string()
+        }
+        Some(_) => {
+            return Err(page(
+                ErrorCode::InvalidRequest,
+                "the redirect_uri is not registered for this client",
+            ));
+        }
+        // RFC 6749 §3.1.2.3: may be omitted when exactly one is registered (OIDC requires it).
+        None if registered.len() == 1 && !has_openid(form) => {
+            registered.first().cloned().unwrap_or_default()
+        }
+        None => {
+            return Err(page(ErrorCode::InvalidRequest, "redirect_uri is required"));
+        }
+    };
+
+    // From here on errors go back to the client.
+    let response_mode_param = form.get("response_mode");
+    let response_mode = match response_mode_param {
+        None | Some("query") => ResponseMode::Query,
+        Some("fragment") => ResponseMode::Fragment,
+        Some("form_post") => ResponseMode::FormPost,
+        Some(_) => ResponseMode::Query,
+    };
+    let st = form.get("state").map(str::to_string);
+    let target = ErrorTarget {
+        redirect_uri: redirect_uri.clone(),
+        response_mode,
+        state: st.clone().filter(|s| s.len() <= MAX_PARAM),
+    };
+    let fail = |code: ErrorCode, d: &'static str| {
+        AuthorizeError::Redirect(target.clone(), OAuthError::new(code, d))
+    };
+    if st.as_ref().is_some_and(|s| s.len() > MAX_PARAM) {
+        return Err(fail(ErrorCode::InvalidRequest, "state is too long"));
+    }
+    if response_mode_param.is_some_and(|m| !["query", "fragment", "form_post"].contains(&m)) {
+        return Err(fail(ErrorCode::InvalidRequest, "unsupported response_mode"));
+    }
+    // RFC 9126 §5: PAR may be required per tenant or per client.
+    if !via_par && (tenant.spec.par.required || client.spec.interactive.require_par) {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "this client must use pushed authorization requests",
+        ));
+    }
+    if !signed && client.spec.interactive.require_signed_request_object {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "this client must send a signed request object",
+        ));
+    }
+    match form.get("response_type") {
+        None => return Err(fail(ErrorCode::InvalidRequest, "response_type is required")),
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+
+    // Scopes: each must be allowed for the client; `openid` makes it an OIDC request.
+    let requested = form
+        .get("scope")
+        .ok_or_else(|| fail(ErrorCode::InvalidScope, "scope is required"))?;
+    let parsed = super::scope::parse(requested)
+        .map_err(|_| fail(ErrorCode::InvalidScope, "the scope value is malformed"))?;
+    let mut scopes: Vec<String> = Vec::with_capacity(parsed.len());
+    for s in parsed {
+        if !client.scopes.contains(s) {
+            return Err(fail(
+                ErrorCode::InvalidScope,
+                "a requested scope is not allowed for this client",
+            ));
+        }
+        if s == "offline_access" && !client.allows_grant(GrantType::RefreshToken) {
+            return Err(fail(
+                ErrorCode::InvalidScope,
+                "offline_access needs the refresh_token grant",
+            ));
+        }
+        scopes.push(s.to_string());
+    }
+    let resources: Vec<String> = form.get_all("resource").map(str::to_string).collect();
+    let audiences = super::scope::audiences(tenant, &mut scopes, &resources)
+        .map_err(|e| AuthorizeError::Redirect(target.clone(), e))?;
+
+    // RFC 7636 §4.3: the challenge method defaults to `plain`, which we refuse unless allowed.
+    let code_challenge = form.get("code_challenge").map(str::to_string);
+    let method = form.get("code_challenge_method");
+    let code_challenge_method = match (&code_challenge, method) {
+        (None, Some(_)) => {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method without code_challenge",
+            ));
+        }
+        (None, None) if client.spec.interactive.require_pkce => {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+            ));
+        }
+        (None, None) => None,
+        (Some(c), m) => {
+            // RFC 7636 §4.2: 43-128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+            if !(43..=128).contains(&c.len())
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            {
+                return Err(fail(ErrorCode::InvalidRequest, "malformed code_challenge"));
+            }
+            match m.unwrap_or("plain") {
+                "S256" => Some("S256".to_string()),
+                "plain" if client.spec.interactive.allow_plain_pkce => Some("plain".to_string()),
+                "plain" => {
+                    return Err(fail(
+                        ErrorCode::InvalidRequest,
+                        "code_challenge_method plain is not allowed: use S256",
+                    ));
+                }
+                _ => {
+                    return Err(fail(
+                        ErrorCode::InvalidRequest,
+                        "unsupported code_challenge_method",
+                    ));
+                }
+            }
+        }
+    };
+
+    let nonce = form.get("nonce").map(str::to_string);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_PARAM) {
+        return Err(fail(ErrorCode::InvalidRequest, "nonce is too long"));
+    }
+    let mut prompt = Vec::new();
+    for p in form
+        .get("prompt")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|p| !p.is_empty())
+    {
+        let value = match p {
+            "none" => Prompt::None,
+            "login" => Prompt::Login,
+            "consent" => Prompt::Consent,
+            "select_account" => Prompt::SelectAccount,
+            _ => return Err(fail(ErrorCode::InvalidRequest, "unsupported prompt value")),
+        };
+        if !prompt.contains(&value) {
+            prompt.push(value);
+        }
+    }
+    // OIDC Core §3.1.2.1: `none` with any other value is an error.
+    if prompt.contains(&Prompt::None) && prompt.len() > 1 {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match form.get("max_age") {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            fail(
+                ErrorCode::InvalidRequest,
+                "max_age must be a non-negative integer",
+            )
+        })?),
+    };
+    let id_token_hint_sub = match form.get("id_token_hint") {
+        None => None,
+        Some(hint) => Some(verify_id_token_hint(tenant, hint).ok_or_else(|| {
+            fail(
+                ErrorCode::InvalidRequest,
+                "id_token_hint is not an id token of this issuer",
+            )
+        })?),
+    };
+    let short = |name: &str| -> Result<Option<String>, AuthorizeError> {
+        match form.get(name) {
+            Some(v) if v.len() > 512 => {
+                Err(fail(ErrorCode::InvalidRequest, "a parameter is too long"))
+            }
+            v => Ok(v.map(str::to_string)),
+        }
+    };
+    let login_hint = short("login_hint")?;
+    let ui_locales = short("ui_locales")?;
+    let acr_values = short("acr_values")?
+        .map(|v| {
+            v.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((
+        client,
+        ValidatedAuthorize {
+            client_id: client_id.to_string(),
+            redirect_uri,
+            response_mode,
+            scopes,
+            audiences,
+            state: st,
+            nonce,
+            code_challenge,
+            code_challenge_method,
+            prompt,
+            max_age,
+            login_hint,
+            acr_values,
+            id_token_hint_sub,
+            ui_locales,
+            _sealed: Sealed,
+        },
+    ))
+}
+
+fn has_openid(form: &Form) -> bool {
+    form.get("scope")
+        .is_some_and(|s| s.split(' ').any(|x| x == "openid"))
+}
+
+/// RFC 6749 §3.1.2.3 and RFC 9700 §4.1.3: exact string comparison. RFC 8252 §7.3: native
+/// clients may vary the port of a loopback IP redirect URI.
+pub fn redirect_uri_matches(registered: &[String], presented: &str, native: bool) -> bool {
+    if registered.iter().any(|r| r == presented) {
+        return true;
+    }
+    if !native {
+        return false;
+    }
+    let Ok(p) = url::Url::parse(presented) else {
+        return false;
+    };
+    if p.scheme() != "http" || !is_loopback(&p) || p.fragment().is_some() {
+        return false;
+    }
+    registered.iter().any(|r| {
+        url::Url::parse(r).is_ok_and(|mut r| {
+            if r.scheme() != "http" || !is_loopback(&r) {
+                return false;
+            }
+            let _ = r.set_port(p.port());
+            r.as_str() == p.as_str()
+        })
+    })
+}
+
+/// The subject of an id token this tenant issued (expired ones are fine: OIDC Core §3.1.2.1).
+pub fn verify_id_token_hint(tenant: &Tenant, hint: &str) -> Option<String> {
+    let keys = tenant.keys.load();
+    let jwks: serde_json::Value = serde_json::from_slice(&keys.jwks).ok()?;
+    let v = tokens::jws::verify(hint, &jwks, &tenant.spec.tokens.signing_algorithms).ok()?;
+    if v.claims.get("iss").and_then(|i| i.as_str()) != Some(tenant.spec.issuer.as_str()) {
+        return None;
+    }
+    v.claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_match_exactly() {
+        let reg = vec!["https://app.example/cb".to_string()];
+        assert!(redirect_uri_matches(&reg, "https://app.example/cb", false));
+        assert!(!redirect_uri_matches(
+            &reg,
+            "https://app.example/cb/",
+            false
+        ));
+        assert!(!redirect_uri_matches(
+            &reg,
+            "https://app.example/cb?x=1",
+            false
+        ));
+        assert!(!redirect_uri_matches(&reg, "https://APP.example/cb", false));
+    }
+
+    #[test]
+    fn native_clients_may_vary_the_loopback_port_only() {
+        let reg = vec!["http://127.0.0.1/cb".to_string()];
+        assert!(redirect_uri_matches(
+            &reg,
+            "http://127.0.0.1:51000/cb",
+            true
+        ));
+        assert!(!redirect_uri_matches(
+            &reg,
+            "http://127.0.0.1:51000/cb",
+            false
+        ));
+        assert!(!redirect_uri_matches(
+            &reg,
+            "http://127.0.0.1:51000/other",
+            true
+        ));
+        assert!(!redirect_uri_matches(
+            &reg,
+            "http://evil.example:51000/cb",
+            true
+        ));
+    }
+}

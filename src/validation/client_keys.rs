@@ -1,0 +1,51 @@
+//! A client's public keys (request objects; later private_key_jwt and DPoP binding): inline in
+//! its registration, or from its `jwks_uri` through a cache.
+
+use crate::error::InternalError;
+use crate::registry::Client;
+use crate::state::AppState;
+use serde_json::Value;
+use std::sync::Arc;
+
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+pub async fn client_jwks(
+    state: &AppState,
+    client: &Client,
+) -> Result<Option<Arc<Value>>, InternalError> {
+    let i = &client.spec.interactive;
+    if let Some(jwks) = &i.jwks {
+        return Ok(Some(Arc::new(jwks.clone())));
+    }
+    let Some(uri) = &i.jwks_uri else {
+        return Ok(None);
+    };
+    let http = state.http.clone();
+    let fetched = state
+        .jwks_cache
+        .try_get_with(uri.clone(), async move {
+            let response = http
+                .get(uri.as_str())
+                .send()
+                .await
+                .map_err(|e| InternalError::Other(format!("jwks_uri: {e}")))?;
+            if !response.status().is_success() {
+                return Err(InternalError::Other(format!(
+                    "jwks_uri answered {}",
+                    response.status()
+                )));
+            }
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| InternalError::Other(format!("jwks_uri: {e}")))?;
+            if body.len() > MAX_JWKS_BYTES {
+                return Err(InternalError::Other("jwks_uri document too large".into()));
+            }
+            let v: Value = serde_json::from_slice(&body)?;
+            Ok(Arc::new(v))
+        })
+        .await
+        .map_err(|e| InternalError::Other(e.to_string()))?;
+    Ok(Some(fetched))
+}

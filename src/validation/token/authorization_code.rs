@@ -1,0 +1,153 @@
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
+
+use crate::config::tenant::GrantType;
+use crate::error::{ErrorCode, InternalError, OAuthError};
+use crate::frontdoor::middleware::RequestContext;
+use crate::protocol::token::AuthorizationCodeRequest;
+use crate::registry::{Client, Tenant};
+use crate::response::authorize::CodeData;
+use crate::state::AppState;
+use crate::stores::{GrantRecord, GrantStore};
+use crate::tokens;
+use crate::validation::client_auth::AuthenticatedClient;
+use base64::Engine;
+use std::sync::Arc;
+
+/// A code that may be redeemed by this client. Only [`validate`] builds one.
+#[derive(Debug)]
+pub struct ValidatedCode {
+    client: Arc<Client>,
+    record: GrantRecord,
+    data: CodeData,
+}
+
+impl ValidatedCode {
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+    pub fn record(&self) -> &GrantRecord {
+        &self.record
+    }
+    pub fn data(&self) -> &CodeData {
+        &self.data
+    }
+}
+
+pub async fn validate(
+    state: &AppState,
+    tenant: &Tenant,
+    auth: AuthenticatedClient,
+    req: AuthorizationCodeRequest,
+    ctx: &RequestContext,
+) -> Result<ValidatedCode, OAuthError> {
+    let client = auth.client().clone();
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use authorization_code",
+        ));
+    }
+    let invalid = || OAuthError::invalid_grant("the code is invalid, expired or already used");
+    if req.code.len() > 100 {
+        return Err(invalid());
+    }
+    let Some(record) = state
+        .store
+        .find_grant(tenant.slug(), &tokens::handle_hash(&req.code))
+        .await?
+        .filter(|r| r.kind == "authorization_code")
+    else {
+        return Err(invalid());
+    };
+    // RFC 6749 §4.1.3: the code was issued to this client.
+    if record.client_id != client.spec.client_id {
+        return Err(invalid());
+    }
+    if record.consumed_at.is_some() {
+        // RFC 6749 §4.1.2: a second redemption revokes everything issued from the code.
+        revoke_family(state, tenant, &record, ctx).await?;
+        return Err(invalid());
+    }
+    if record.revoked_at.is_some() || record.expires_at <= state.now() {
+        return Err(invalid());
+    }
+    let data: CodeData = serde_json::from_str(&record.data).map_err(InternalError::from)?;
+    // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
+    let same_redirect = match &req.redirect_uri {
+        Some(u) => *u == data.redirect_uri,
+        None => client.spec.interactive.redirect_uris.len() == 1,
+    };
+    if !same_redirect {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&data.code_challenge, &req.code_verifier) {
+        (Some(challenge), Some(verifier)) => {
+            // RFC 7636 §4.1: 43-128 unreserved characters.
+            if !(43..=128).contains(&verifier.len())
+                || !verifier
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            {
+                return Err(OAuthError::invalid_grant("malformed code_verifier"));
+            }
+            let computed = match data.code_challenge_method.as_deref() {
+                Some("plain") => verifier.clone(),
+                _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()),
+                ),
+            };
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                computed.as_bytes(),
+                challenge.as_bytes(),
+            )
+            .is_err()
+            {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant("code_verifier is required"));
+        }
+        // RFC 9700 §2.1.1: a verifier for a code issued without a challenge is a downgrade.
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization request had no code_challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(ValidatedCode {
+        client,
+        record,
+        data,
+    })
+}
+
+pub async fn revoke_family(
+    state: &AppState,
+    tenant: &Tenant,
+    record: &GrantRecord,
+    ctx: &RequestContext,
+) -> Result<(), InternalError> {
+    let revoked = match &record.family {
+        Some(f) => {
+            state
+                .store
+                .revoke_family(tenant.slug(), f, state.now())
+                .await?
+        }
+        None => 0,
+    };
+    crate::events::grant_replayed(
+        tenant.slug(),
+        &record.client_id,
+        &ctx.request_id,
+        &record.kind,
+        revoked,
+    );
+    Ok(())
+}
