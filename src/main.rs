@@ -72,6 +72,11 @@ enum Command {
 enum UsersCommand {
     /// Print the argon2id hash of a password (read from the argument or standard input).
     HashPassword { password: Option<String> },
+    /// Measure how many password hashes one core computes per second (sizing, benchmarks).
+    HashRate {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Add or replace a database user; the password is read from standard input.
     Add {
         #[arg(long)]
@@ -480,6 +485,11 @@ async fn users(config: &ServerConfig, command: UsersCommand) -> Result<(), Strin
                 "{}",
                 portcullis::users::hash_password(&p).map_err(|e| e.to_string())?
             );
+            Ok(())
+        }
+        UsersCommand::HashRate { seconds } => {
+            let rate = portcullis::users::hash_rate(seconds).map_err(|e| e.to_string())?;
+            println!("{rate:.1} argon2id hashes/s on one core (m=19456 KiB, t=2, p=1)");
             Ok(())
         }
         UsersCommand::Add {

@@ -42,7 +42,7 @@ pub async fn token(
             }
             TokenRequest::AuthorizationCode(request) => {
                 let validated =
-                    authorization_code::validate(&state, &tenant, client, request, &ctx).await?;
+                    authorization_code::validate(&state, &tenant, client, request).await?;
                 response::token::authorization_code(&state, &tenant, validated, &ctx).await
             }
             TokenRequest::RefreshToken(request) => {

@@ -93,7 +93,8 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
                 .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
                 .map_or(host.as_str(), |(h, _)| h);
             let path = req.uri().path();
-            let operational = path.starts_with("/health/") || path == "/metrics";
+            let operational =
+                path.starts_with("/health/") || path == "/metrics" || path == "/favicon.ico";
             if !operational
                 && let Some(slug) = state.registry.slug_for_host(&name.to_ascii_lowercase())
             {

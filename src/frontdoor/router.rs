@@ -66,6 +66,11 @@ pub fn app(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        // Browsers ask for it on every page; there is none, and that is not an error.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .merge(tenant_routes)
         .fallback(|| async { OAuthError::not_found("no such endpoint").into_response() })
         .layer(DefaultBodyLimit::max(

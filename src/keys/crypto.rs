@@ -1,7 +1,9 @@
 //! Encryption of private keys at rest: AES-256-GCM under the master key, bound to tenant and kid.
 
 use crate::error::InternalError;
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::{
+    AES_256_GCM, AES_256_GCM_SIV, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::path::Path;
@@ -9,6 +11,9 @@ use std::path::Path;
 /// The 256-bit key that encrypts every tenant's private signing keys.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// Derived key for self-contained grants (authorization codes): AES-256-GCM-SIV, so even a
+    /// repeated random nonce after billions of codes reveals nothing but equal plaintexts.
+    grant_key: LessSafeKey,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -26,8 +31,18 @@ impl MasterKey {
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| InternalError::Crypto("master key"))?;
+        // RFC 5869: a separate key per purpose, derived from the master key.
+        let prk =
+            aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"portcullis").extract(bytes);
+        let mut derived = [0u8; 32];
+        prk.expand(&[b"portcullis grants v1"], &AES_256_GCM_SIV)
+            .and_then(|okm| okm.fill(&mut derived))
+            .map_err(|_| InternalError::Crypto("key derivation"))?;
+        let grant_key = UnboundKey::new(&AES_256_GCM_SIV, &derived)
+            .map_err(|_| InternalError::Crypto("grant key"))?;
         Ok(Self {
             key: LessSafeKey::new(key),
+            grant_key: LessSafeKey::new(grant_key),
         })
     }
 
@@ -84,6 +99,35 @@ impl MasterKey {
         let mut sealed = nonce_bytes.to_vec();
         sealed.extend_from_slice(&out);
         Ok(sealed)
+    }
+
+    /// Seals a self-contained grant (nonce ‖ ciphertext ‖ tag) under the derived grant key.
+    pub fn seal_grant(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, InternalError> {
+        let nonce_bytes: [u8; NONCE_LEN] = crate::secrets::random_bytes();
+        let mut out = plaintext.to_vec();
+        self.grant_key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad),
+                &mut out,
+            )
+            .map_err(|_| InternalError::Crypto("seal"))?;
+        let mut sealed = nonce_bytes.to_vec();
+        sealed.extend_from_slice(&out);
+        Ok(sealed)
+    }
+
+    /// Opens what [`seal_grant`](Self::seal_grant) sealed with the same `aad`; `None` if it
+    /// was forged, altered, or sealed for something else.
+    pub fn open_grant(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = ciphertext.to_vec();
+        let plain = self
+            .grant_key
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .ok()?;
+        Some(plain.to_vec())
     }
 
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, InternalError> {

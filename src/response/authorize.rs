@@ -15,6 +15,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+/// A session's last activity is written at most this often.
+const SESSION_TOUCH_INTERVAL: i64 = 60;
+
 /// How long a user may take to sign in and consent.
 const INTERACTION_LIFETIME: i64 = 900;
 
@@ -34,9 +37,16 @@ pub struct Interaction {
     pub consented: bool,
 }
 
-/// The data an authorization code stands for.
+/// What an authorization code carries. The code is this, sealed (AES-256-GCM-SIV under a key
+/// derived from the master key, bound to the tenant): nothing is written when it is issued, and
+/// its single use is enforced when it is redeemed (a marker row, whose insert conflicts on replay).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CodeData {
+    pub client_id: String,
+    pub subject: String,
+    /// Every token issued from this code joins this family (RFC 6749 §4.1.2).
+    pub family: String,
+    pub expires_at: i64,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
@@ -166,8 +176,11 @@ impl Flow<'_> {
         if !fresh_login {
             let forced = request.prompt.contains(&Prompt::Login)
                 || request.prompt.contains(&Prompt::SelectAccount);
-            // OIDC Core §3.1.2.1: max_age bounds the time since the user last authenticated.
-            let too_old = request.max_age.is_some_and(|m| now - session.auth_time > m);
+            // OIDC Core §3.1.2.1: max_age bounds the time since the user last authenticated;
+            // max_age=0 asks for a fresh login like prompt=login (errata set 2).
+            let too_old = request
+                .max_age
+                .is_some_and(|m| m == 0 || now - session.auth_time > m);
             let other_user = request
                 .id_token_hint_sub
                 .as_ref()
@@ -268,8 +281,11 @@ impl Flow<'_> {
         session: &SessionRecord,
         now: i64,
     ) -> Result<String, InternalError> {
-        let code = tokens::new_handle();
         let data = CodeData {
+            client_id: client.spec.client_id.clone(),
+            subject: session.subject.clone(),
+            family: tokens::new_jti(),
+            expires_at: now + self.tenant.spec.tokens.authorization_code_lifetime,
             redirect_uri: request.redirect_uri.clone(),
             scopes: request.scopes.clone(),
             audiences: request.audiences.clone(),
@@ -281,29 +297,26 @@ impl Flow<'_> {
             acr: session.acr.clone(),
             sid: session.sid.clone(),
         };
-        let record = GrantRecord {
-            handle_hash: tokens::handle_hash(&code),
-            kind: "authorization_code".into(),
-            client_id: client.spec.client_id.clone(),
-            subject: Some(session.subject.clone()),
-            data: serde_json::to_string(&data)?,
-            created_at: now,
-            expires_at: now + self.tenant.spec.tokens.authorization_code_lifetime,
-            // Every token issued from this code joins its family (RFC 6749 §4.1.2).
-            family: Some(tokens::new_jti()),
-            session_id: Some(session.sid.clone()),
-            ..Default::default()
-        };
+        let sealed = self
+            .state
+            .master
+            .seal_grant(&serde_json::to_vec(&data)?, &code_aad(self.tenant.slug()))?;
+        let code =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sealed);
         let store = &self.state.store;
-        store.insert_grant(self.tenant.slug(), &record).await?;
-        store
-            .touch_session(
-                self.tenant.slug(),
-                &session.sid,
-                now,
-                Some(&client.spec.client_id),
-            )
-            .await?;
+        // Activity is recorded to the minute (the idle timeout needs no more), and the client
+        // once (for logout): a busy SSO session costs no write per sign-in.
+        let known = session.client_ids().any(|c| c == client.spec.client_id);
+        if !known || now - session.last_seen_at >= SESSION_TOUCH_INTERVAL {
+            store
+                .touch_session(
+                    self.tenant.slug(),
+                    &session.sid,
+                    now,
+                    Some(&client.spec.client_id),
+                )
+                .await?;
+        }
         crate::events::code_issued(
             self.tenant.slug(),
             &client.spec.client_id,
@@ -384,6 +397,11 @@ impl Flow<'_> {
         tracing::error!(error = %e, "authorize failed");
         error_page(self.tenant, self.ctx, &OAuthError::server_error())
     }
+}
+
+/// Binds a sealed code to its purpose and tenant: a code of acme means nothing at globex.
+pub fn code_aad(tenant: &str) -> Vec<u8> {
+    format!("authorization_code\0{tenant}").into_bytes()
 }
 
 /// The error page (never redirects): request id shown, internals never.

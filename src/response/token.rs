@@ -312,23 +312,21 @@ fn user_token_response(
     Ok(no_store_json(body))
 }
 
-/// RFC 6749 §4.1.4: tokens for a code, written in the same transaction that consumes it.
+/// RFC 6749 §4.1.4: tokens for a code, written in the same statement that records its use.
 pub async fn authorization_code(
     state: &AppState,
     tenant: &Tenant,
     v: crate::validation::token::authorization_code::ValidatedCode,
     ctx: &RequestContext,
 ) -> Result<Response, OAuthError> {
-    let record = v.record();
     let data = v.data();
-    let family = record.family.clone().unwrap_or_else(tokens::new_jti);
-    let subject = record.subject.clone().unwrap_or_default();
+    let now = state.now();
     let issued = issue_user_tokens(
         state,
         tenant,
         v.client(),
         &UserGrant {
-            subject: &subject,
+            subject: &data.subject,
             scopes: &data.scopes,
             audiences: &data.audiences,
             auth_time: data.auth_time,
@@ -336,39 +334,37 @@ pub async fn authorization_code(
             acr: &data.acr,
             sid: &data.sid,
             nonce: data.nonce.as_deref(),
-            family: &family,
-            absolute_expires_at: state.now() + tenant.spec.tokens.refresh_token_absolute_lifetime,
+            family: &data.family,
+            absolute_expires_at: now + tenant.spec.tokens.refresh_token_absolute_lifetime,
         },
     )
     .await?;
-    match state
+    let marker = GrantRecord {
+        handle_hash: v.code_hash().to_string(),
+        kind: "code_used".into(),
+        client_id: data.client_id.clone(),
+        subject: Some(data.subject.clone()),
+        created_at: now,
+        expires_at: data.expires_at,
+        consumed_at: Some(now),
+        family: Some(data.family.clone()),
+        session_id: Some(data.sid.clone()),
+        ..Default::default()
+    };
+    if !state
         .store
-        .consume_grant(
-            tenant.slug(),
-            &record.handle_hash,
-            state.now(),
-            &issued.records,
-        )
+        .redeem_once(tenant.slug(), &marker, &issued.records)
         .await?
     {
-        Consumed::Fresh(_) => {}
-        Consumed::Replayed(r) => {
-            // Lost a race with another redemption of the same code: that is a replay too.
-            crate::validation::token::authorization_code::revoke_family(state, tenant, &r, ctx)
-                .await?;
-            return Err(OAuthError::invalid_grant("the code was already used"));
-        }
-        Consumed::Dead | Consumed::NotFound => {
-            return Err(OAuthError::invalid_grant("the code is invalid or expired"));
-        }
+        // RFC 6749 §4.1.2: a second redemption revokes everything issued from the code,
+        // including what this attempt just wrote.
+        crate::validation::token::authorization_code::revoke_family(state, tenant, &marker, ctx)
+            .await?;
+        return Err(OAuthError::invalid_grant(
+            "the code is invalid, expired or already used",
+        ));
     }
-    user_token_response(
-        tenant,
-        &v.client().spec.client_id,
-        ctx,
-        "authorization_code",
-        &issued,
-    )
+    user_token_response(tenant, &data.client_id, ctx, "authorization_code", &issued)
 }
 
 /// RFC 6749 §6: new tokens for a refresh token; the old one is consumed unless the client

@@ -196,7 +196,7 @@ fn session_from_row(r: SessionRow) -> SessionRecord {
 
 impl SessionStore for Store {
     async fn insert_session(&self, tenant: &str, s: &SessionRecord) -> Result<(), InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO sessions (tenant, sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -259,7 +259,7 @@ impl SessionStore for Store {
         now: i64,
         client_id: Option<&str>,
     ) -> Result<(), InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             match client_id {
                 None => {
                     sqlx::query(
@@ -296,7 +296,7 @@ impl SessionStore for Store {
         tenant: &str,
         sid: &str,
     ) -> Result<Option<SessionRecord>, InternalError> {
-        let row: Option<SessionRow> = on_pool!(self, |p| {
+        let row: Option<SessionRow> = on_write!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM sessions WHERE tenant = $1 AND sid = $2 RETURNING {SESSION_COLUMNS}"
             )))
@@ -367,7 +367,7 @@ impl UserStore for Store {
         now: i64,
     ) -> Result<(), InternalError> {
         let json = serde_json::to_string(user)?;
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO users (tenant, subject, username, spec, source, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (tenant, subject) DO UPDATE SET username = excluded.username, spec = excluded.spec,
@@ -386,7 +386,7 @@ impl UserStore for Store {
     }
 
     async fn delete_user(&self, tenant: &str, subject: &str) -> Result<bool, InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             Ok(
                 sqlx::query("DELETE FROM users WHERE tenant = $1 AND subject = $2")
                     .bind(tenant)
@@ -433,7 +433,7 @@ impl ConsentStore for Store {
         expires_at: Option<i64>,
     ) -> Result<(), InternalError> {
         let scopes = scopes.join(" ");
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO consents (tenant, subject, client_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (tenant, subject, client_id) DO UPDATE SET scopes = excluded.scopes,
@@ -457,7 +457,7 @@ impl ConsentStore for Store {
         subject: &str,
         client_id: &str,
     ) -> Result<bool, InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             Ok(sqlx::query(
                 "DELETE FROM consents WHERE tenant = $1 AND subject = $2 AND client_id = $3",
             )
@@ -509,7 +509,7 @@ impl LoginThrottleStore for Store {
     ) -> Result<Option<i64>, InternalError> {
         // One statement: a new window starts when the old one has passed; reaching `max`
         // failures in the window sets the lock.
-        let row: (i64,) = on_pool!(self, |p| {
+        let row: (i64,) = on_write!(self, |p| {
             sqlx::query_as(
                 "INSERT INTO login_failures (tenant, bucket, failures, window_start, locked_until)
                  VALUES ($1, $2, 1, $3, CASE WHEN 1 >= $5 THEN $3 + $6 ELSE 0 END)
@@ -537,7 +537,7 @@ impl LoginThrottleStore for Store {
     }
 
     async fn clear_failures(&self, tenant: &str, bucket: &str) -> Result<(), InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query("DELETE FROM login_failures WHERE tenant = $1 AND bucket = $2")
                 .bind(tenant)
                 .bind(bucket)

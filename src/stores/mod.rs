@@ -21,15 +21,40 @@ use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$p` bound to whichever pool the store has.
+/// SQLite allows one writer at a time. Writers that meet a busy database sleep in SQLite's busy
+/// handler (milliseconds at a time), so every write goes through a pool of one connection and
+/// waits its turn there instead; reads use their own connections (WAL: they never wait).
+#[derive(Clone, Debug)]
+pub struct SqlitePools {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+/// Runs a read with `$p` bound to whichever pool the store has.
 macro_rules! on_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match $store {
-            Store::Sqlite($p) => $body,
+            Store::Sqlite(pools) => {
+                let $p = &pools.read;
+                $body
+            }
+            Store::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Runs a write (or a transaction that writes) with `$p` bound to the store's write pool.
+macro_rules! on_write {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(pools) => {
+                let $p = &pools.write;
+                $body
+            }
             Store::Postgres($p) => $body,
         }
     };
@@ -157,6 +182,15 @@ pub trait GrantStore {
         now: i64,
         then: &[GrantRecord],
     ) -> impl Future<Output = Result<Consumed, InternalError>> + Send;
+    /// Inserts `marker` (the record that a single-use credential was used) and `then` in one
+    /// statement. False, with `then` written but to be revoked by the caller, when the marker
+    /// existed: the credential was used before.
+    fn redeem_once(
+        &self,
+        tenant: &str,
+        marker: &GrantRecord,
+        then: &[GrantRecord],
+    ) -> impl Future<Output = Result<bool, InternalError>> + Send;
     /// Revokes every grant of a family; returns how many were live.
     fn revoke_family(
         &self,
@@ -242,11 +276,15 @@ impl Store {
                     InternalError::Other(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
-            let pool = SqlitePoolOptions::new()
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .connect_with(options)
                 .await?;
-            Store::Sqlite(pool)
+            Store::Sqlite(SqlitePools { read, write })
         } else {
             let mut options = PgConnectOptions::from_str(url)?;
             if !schema.is_empty() {
@@ -283,7 +321,7 @@ impl Store {
 
     async fn migrate(&self) -> Result<(), InternalError> {
         match self {
-            Store::Sqlite(p) => migrator(SQLITE_MIGRATIONS).run(p).await?,
+            Store::Sqlite(p) => migrator(SQLITE_MIGRATIONS).run(&p.write).await?,
             Store::Postgres(p) => migrator(POSTGRES_MIGRATIONS).run(p).await?,
         }
         Ok(())
@@ -339,7 +377,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |p| p.close().await)
+        match self {
+            Store::Sqlite(p) => {
+                p.write.close().await;
+                p.read.close().await;
+            }
+            Store::Postgres(p) => p.close().await,
+        }
     }
 }
 
@@ -358,7 +402,7 @@ impl TenantStore for Store {
         for c in clients {
             client_json.push((c.client_id.as_str(), serde_json::to_string(c)?));
         }
-        let changed: bool = on_pool!(self, |p| {
+        let changed: bool = on_write!(self, |p| {
             let mut tx = p.begin().await?;
             let mut changed = sqlx::query(
                 "INSERT INTO tenants (slug, spec, source, version, updated_at) VALUES ($1, $2, $3, 1, $4)
@@ -453,7 +497,7 @@ impl TenantStore for Store {
     }
 
     async fn delete_tenant(&self, slug: &str) -> Result<bool, InternalError> {
-        let deleted: bool = on_pool!(self, |p| {
+        let deleted: bool = on_write!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM clients WHERE tenant = $1")
                 .bind(slug)
@@ -530,7 +574,7 @@ impl KeyStore for Store {
 
     /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.
     async fn insert_key(&self, r: &KeyRecord) -> Result<bool, InternalError> {
-        let inserted: bool = on_pool!(self, |p| {
+        let inserted: bool = on_write!(self, |p| {
             Ok::<bool, InternalError>(sqlx::query(
                 "INSERT INTO signing_keys (tenant, kid, alg, generation, created_at, activates_at, public_jwk, private_sealed)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -555,7 +599,7 @@ impl KeyStore for Store {
     }
 
     async fn delete_key(&self, tenant: &str, kid: &str) -> Result<(), InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query("DELETE FROM signing_keys WHERE tenant = $1 AND kid = $2")
                 .bind(tenant)
                 .bind(kid)
@@ -633,7 +677,7 @@ macro_rules! bind_grant {
 
 impl GrantStore for Store {
     async fn insert_grant(&self, tenant: &str, g: &GrantRecord) -> Result<(), InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             bind_grant!(sqlx::query(INSERT_GRANT), tenant, g)
                 .execute(p)
                 .await?;
@@ -660,7 +704,7 @@ impl GrantStore for Store {
 
     /// Deletes grants that expired before `now`; returns how many.
     async fn purge_expired_grants(&self, now: i64) -> Result<u64, InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             Ok(sqlx::query("DELETE FROM grants WHERE expires_at < $1")
                 .bind(now)
                 .execute(p)
@@ -676,7 +720,7 @@ impl GrantStore for Store {
         now: i64,
         then: &[GrantRecord],
     ) -> Result<Consumed, InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             let mut tx = p.begin().await?;
             // One statement decides the race: only the first use finds consumed_at empty.
             let fresh: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -715,13 +759,50 @@ impl GrantStore for Store {
         })
     }
 
+    async fn redeem_once(
+        &self,
+        tenant: &str,
+        marker: &GrantRecord,
+        then: &[GrantRecord],
+    ) -> Result<bool, InternalError> {
+        // One multi-row INSERT: atomic, one round trip. Only the marker can conflict (the other
+        // handles are fresh random values), so fewer rows than given means a replay.
+        let rows = 1 + then.len();
+        let mut sql = String::from(
+            "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at, family, session_id, revoked_at) VALUES ",
+        );
+        for r in 0..rows {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..12 {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", r * 12 + c + 1));
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        let inserted = on_write!(self, |p| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            q = bind_grant!(q, tenant, marker);
+            for g in then {
+                q = bind_grant!(q, tenant, g);
+            }
+            q.execute(p).await?.rows_affected()
+        });
+        Ok(usize::try_from(inserted).unwrap_or(0) == rows)
+    }
+
     async fn revoke_family(
         &self,
         tenant: &str,
         family: &str,
         now: i64,
     ) -> Result<u64, InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             Ok(sqlx::query(
                 "UPDATE grants SET revoked_at = $3
                  WHERE tenant = $1 AND family = $2 AND revoked_at IS NULL",
@@ -741,7 +822,7 @@ impl GrantStore for Store {
         handle_hash: &str,
         data: &str,
     ) -> Result<(), InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query("UPDATE grants SET data = $3 WHERE tenant = $1 AND handle_hash = $2")
                 .bind(tenant)
                 .bind(handle_hash)
@@ -753,7 +834,7 @@ impl GrantStore for Store {
     }
 
     async fn delete_grant(&self, tenant: &str, handle_hash: &str) -> Result<(), InternalError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query("DELETE FROM grants WHERE tenant = $1 AND handle_hash = $2")
                 .bind(tenant)
                 .bind(handle_hash)

@@ -35,6 +35,11 @@ static DECOY_HASH: std::sync::LazyLock<String> =
 /// milliseconds of CPU and must not stall the request threads). `None` hash spends the same
 /// work against a decoy and returns false.
 pub async fn verify_password(hash: Option<String>, password: String) -> bool {
+    // At most one hash per core at a time: more would only thrash caches (each hash touches
+    // 19 MiB) and delay every login; the rest wait their turn here.
+    let Ok(_permit) = HASH_PERMITS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let target = hash.as_deref().unwrap_or(DECOY_HASH.as_str());
         let ok = Argon2::default()
@@ -44,6 +49,22 @@ pub async fn verify_password(hash: Option<String>, password: String) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+static HASH_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// Password hashes one core computes per second with the parameters new hashes get (what
+/// bounds password logins; `portcullis users hash-rate` prints it).
+pub fn hash_rate(seconds: f64) -> Result<f64, InternalError> {
+    let start = std::time::Instant::now();
+    let mut n = 0u32;
+    while start.elapsed().as_secs_f64() < seconds || n == 0 {
+        hash_password("benchmark-password")?;
+        n += 1;
+    }
+    Ok(f64::from(n) / start.elapsed().as_secs_f64())
 }
 
 /// RFC 6238 parameters every authenticator app supports: SHA-1, 6 digits, 30 s steps.

@@ -1,45 +1,172 @@
-//! End-to-end: certified third-party relying-party libraries (openid-client, jose from npm)
-//! discover the `acme` tenant and obtain and verify client_credentials tokens.
-//! Mandatory when PORTCULLIS_E2E=1 (the README's test command sets it).
+//! End-to-end: certified third-party relying-party libraries (openid-client, jose from npm) and a
+//! real browser (Debian's Chromium, driven by playwright-core) against a real node. Each test runs
+//! one script of `tests/e2e/`, passing every input by environment variable; a script prints one
+//! "ok - …" / "not ok - …" line per check and ends with "# all N checks passed".
+//! Mandatory when PORTCULLIS_E2E=1 (the README's test command sets it); otherwise a test whose
+//! tools are missing is skipped with a message.
 
 use crate::support::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-#[tokio::test]
-async fn openid_client_discovers_acme_and_gets_a_verified_client_credentials_token() {
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+/// Debian's package `chromium`; scripts/test installs it.
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// A script that hangs (a page waiting forever) fails its test instead of stalling the run.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
+}
+
+/// Whether everything the test needs is there. With PORTCULLIS_E2E=1 a missing piece fails the
+/// test; otherwise the test is skipped with a message.
+fn ready(needs: &[(PathBuf, &str)]) -> bool {
     let required = std::env::var("PORTCULLIS_E2E").is_ok_and(|v| v == "1");
-    if !e2e.join("node_modules").is_dir() {
-        assert!(
-            !required,
-            "tests/e2e/node_modules is missing: run `npm ci --prefix tests/e2e`"
-        );
-        eprintln!("tests/e2e/node_modules is missing: end-to-end test skipped (run scripts/test)");
-        return;
+    for (path, fix) in needs {
+        if !path.exists() {
+            assert!(!required, "{} is missing: {fix}", path.display());
+            eprintln!(
+                "{} is missing: end-to-end test skipped ({fix})",
+                path.display()
+            );
+            return false;
+        }
     }
-    let s = TestServer::start().await;
-    let out = tokio::process::Command::new("node")
-        .arg(e2e.join("client_credentials.mjs"))
-        .env("ISSUER", s.url("/acme"))
-        .env("CLIENT_ID", "acme-m2m")
-        .env("CLIENT_SECRET", "acme-m2m-secret")
-        .env("AUDIENCE", "https://api.acme.test")
-        .env("SCOPE", "api.read")
-        .env("NODE_EXTRA_CA_CERTS", s.path("certs/ca.pem"))
+    true
+}
+
+fn node_modules() -> (PathBuf, &'static str) {
+    (
+        e2e_dir().join("node_modules"),
+        "run scripts/test, or `npm ci --prefix tests/e2e`",
+    )
+}
+
+/// Runs `node tests/e2e/<script>` with `envs`, trusting the dev CA (TLS verification stays on),
+/// and asserts that every check passed.
+async fn run_script(server: &TestServer, script: &str, envs: &[(&str, &str)]) {
+    let started = Instant::now();
+    let mut node = tokio::process::Command::new("node");
+    node.arg(e2e_dir().join(script))
+        .envs(envs.iter().copied())
+        .env("NODE_EXTRA_CA_CERTS", server.path("certs/ca.pem"))
         .env_remove("NODE_TLS_REJECT_UNAUTHORIZED")
-        .output()
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, node.output())
         .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {SCRIPT_TIMEOUT:?}"))
         .expect("node must be installed");
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
+    println!("{script} took {:.1} s", started.elapsed().as_secs_f64());
     assert!(
         out.status.success(),
-        "openid-client run failed:\n{stdout}\n{}",
+        "{script} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("all") && !stdout.contains("not ok"),
+        stdout.lines().any(|l| l.starts_with("# all "))
+            && !stdout.lines().any(|l| l.starts_with("not ok")),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn openid_client_discovers_acme_and_gets_a_verified_client_credentials_token() {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    run_script(
+        &s,
+        "client_credentials.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("CLIENT_ID", "acme-m2m"),
+            ("CLIENT_SECRET", "acme-m2m-secret"),
+            ("AUDIENCE", "https://api.acme.test"),
+            ("SCOPE", "api.read"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn openid_client_signs_in_through_the_pages_then_refreshes_uses_par_and_logs_out() {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    run_script(
+        &s,
+        "code_flow.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("CLIENT_ID", "acme-web"),
+            ("CLIENT_SECRET", "acme-web-secret"),
+            ("REDIRECT_URI", "http://127.0.0.1:9000/callback"),
+            ("POST_LOGOUT_REDIRECT_URI", "http://127.0.0.1:9000/"),
+            ("SCOPE", "openid profile email offline_access api.read"),
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_PASSWORD", "alice-password"),
+            ("EXPECTED_NAME", "Alice Liddell"),
+            ("EXPECTED_EMAIL", "alice@acme.test"),
+            ("OTHER_ISSUER", &s.url("/globex")),
+            ("OTHER_CLIENT_ID", "globex-web"),
+            ("OTHER_CLIENT_SECRET", "globex-web-secret"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn chromium_signs_in_through_the_totp_and_consent_pages_and_screenshots_them() {
+    let chromium = (
+        PathBuf::from(CHROMIUM),
+        "scripts/test installs it, or `apt-get install chromium`",
+    );
+    if !ready(&[node_modules(), chromium]) {
+        return;
+    }
+    // PORTCULLIS_SCREENSHOTS keeps them (docs/screenshots for the README); else a temp dir.
+    let temp = tempfile::tempdir().unwrap();
+    let shots = std::env::var("PORTCULLIS_SCREENSHOTS")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let s = TestServer::start().await;
+    let server_pem = std::fs::read_to_string(s.path("certs/server.pem")).unwrap();
+    run_script(
+        &s,
+        "browser.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("SERVER_CERT_PEM", &server_pem),
+            ("CHROMIUM", CHROMIUM),
+            ("SCREENSHOTS_DIR", shots.to_str().unwrap()),
+            ("TOTP_CLIENT_ID", "acme-spa"),
+            ("TOTP_REDIRECT_URI", "http://127.0.0.1:9000/spa/callback"),
+            ("TOTP_USERNAME", "carol"),
+            ("TOTP_PASSWORD", "carol-password"),
+            ("TOTP_SECRET", "CPVGE6YPNPBBTGYVKT2AOU537SU3URFN"),
+            ("CONSENT_CLIENT_ID", "acme-web"),
+            ("CONSENT_CLIENT_SECRET", "acme-web-secret"),
+            ("CONSENT_REDIRECT_URI", "http://127.0.0.1:9000/callback"),
+            ("CONSENT_USERNAME", "alice"),
+            ("CONSENT_PASSWORD", "alice-password"),
+        ],
+    )
+    .await;
+    for name in [
+        "login-phone.png",
+        "login-desktop.png",
+        "totp-phone.png",
+        "consent-phone.png",
+    ] {
+        assert!(shots.join(name).is_file(), "no screenshot {name}");
+    }
     s.stop().await;
 }

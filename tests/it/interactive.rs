@@ -1073,3 +1073,67 @@ async fn sign_in_code_exchange_and_refresh_work_on_postgresql() {
     assert_eq!(redeem(&server, &back["code"], VERIFIER).await.status(), 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn max_age_zero_asks_for_a_fresh_login_even_right_after_one() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    alice_signs_in(&server, &b, "s").await;
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("m", &ch);
+    p.push(("max_age", "0"));
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    assert!(
+        location(&r).contains("/account/login"),
+        "OIDC Core §3.1.2.1 errata: max_age=0 is prompt=login"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_is_sealed_to_its_tenant_and_cannot_be_altered() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let back = alice_signs_in(&server, &b, "s").await;
+    let code = back["code"].clone();
+    // The same code at globex (by globex's own client): the seal does not open there.
+    let r = server
+        .http
+        .post(server.url("/globex/connect/token"))
+        .basic_auth("globex-web", Some("globex-web-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", WEB_CB),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    // One character changed.
+    let mut altered = code.clone().into_bytes();
+    altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
+    let r = redeem(&server, std::str::from_utf8(&altered).unwrap(), VERIFIER).await;
+    assert_eq!(r.status(), 400);
+    // The untouched code still works, once.
+    assert_eq!(redeem(&server, &code, VERIFIER).await.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_expires_after_its_lifetime() {
+    let clock = real_clock();
+    let server = TestServer::start_with(Options {
+        clock: Some(clock.clone()),
+        ..Default::default()
+    })
+    .await;
+    let b = Browser::new(&server);
+    let back = alice_signs_in(&server, &b, "s").await;
+    clock.advance(61);
+    let r = redeem(&server, &back["code"], VERIFIER).await;
+    assert_eq!(r.status(), 400, "codes live 60 s by default");
+    server.stop().await;
+}

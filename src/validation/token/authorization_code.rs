@@ -5,7 +5,7 @@ use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::AuthorizationCodeRequest;
 use crate::registry::{Client, Tenant};
-use crate::response::authorize::CodeData;
+use crate::response::authorize::{CodeData, code_aad};
 use crate::state::AppState;
 use crate::stores::{GrantRecord, GrantStore};
 use crate::tokens;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct ValidatedCode {
     client: Arc<Client>,
-    record: GrantRecord,
+    code_hash: String,
     data: CodeData,
 }
 
@@ -25,8 +25,9 @@ impl ValidatedCode {
     pub fn client(&self) -> &Arc<Client> {
         &self.client
     }
-    pub fn record(&self) -> &GrantRecord {
-        &self.record
+    /// The hash of the code, under which its use is recorded.
+    pub fn code_hash(&self) -> &str {
+        &self.code_hash
     }
     pub fn data(&self) -> &CodeData {
         &self.data
@@ -38,7 +39,6 @@ pub async fn validate(
     tenant: &Tenant,
     auth: AuthenticatedClient,
     req: AuthorizationCodeRequest,
-    ctx: &RequestContext,
 ) -> Result<ValidatedCode, OAuthError> {
     let client = auth.client().clone();
     if !client.allows_grant(GrantType::AuthorizationCode) {
@@ -48,30 +48,20 @@ pub async fn validate(
         ));
     }
     let invalid = || OAuthError::invalid_grant("the code is invalid, expired or already used");
-    if req.code.len() > 100 {
+    if req.code.len() > 2048 {
         return Err(invalid());
     }
-    let Some(record) = state
-        .store
-        .find_grant(tenant.slug(), &tokens::handle_hash(&req.code))
-        .await?
-        .filter(|r| r.kind == "authorization_code")
-    else {
-        return Err(invalid());
-    };
+    // Forged, altered, or from another tenant: the seal does not open.
+    let data: CodeData = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&req.code)
+        .ok()
+        .and_then(|sealed| state.master.open_grant(&sealed, &code_aad(tenant.slug())))
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or_else(invalid)?;
     // RFC 6749 §4.1.3: the code was issued to this client.
-    if record.client_id != client.spec.client_id {
+    if data.client_id != client.spec.client_id || data.expires_at <= state.now() {
         return Err(invalid());
     }
-    if record.consumed_at.is_some() {
-        // RFC 6749 §4.1.2: a second redemption revokes everything issued from the code.
-        revoke_family(state, tenant, &record, ctx).await?;
-        return Err(invalid());
-    }
-    if record.revoked_at.is_some() || record.expires_at <= state.now() {
-        return Err(invalid());
-    }
-    let data: CodeData = serde_json::from_str(&record.data).map_err(InternalError::from)?;
     // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
     let same_redirect = match &req.redirect_uri {
         Some(u) => *u == data.redirect_uri,
@@ -122,7 +112,7 @@ pub async fn validate(
     }
     Ok(ValidatedCode {
         client,
-        record,
+        code_hash: tokens::handle_hash(&req.code),
         data,
     })
 }

@@ -1,0 +1,280 @@
+// End-to-end check of the sign-in pages in a real browser: headless Chromium (Debian's package)
+// driven by playwright-core. Carol signs in at a public client through the login page and the
+// TOTP page; alice, in a fresh browser context, signs in at a confidential client and sees the
+// consent page. Each code that reaches the client is redeemed with openid-client. Screenshots of
+// the pages go to SCREENSHOTS_DIR (phone size; the login page at desktop size too).
+//
+// Run (normally by a Rust integration test, tests/it/e2e.rs):
+//   ISSUER=https://localhost:PORT/acme SERVER_CERT_PEM="$(cat server.pem)" CHROMIUM=/usr/bin/chromium \
+//   SCREENSHOTS_DIR=/tmp/shots NODE_EXTRA_CA_CERTS=certs/ca.pem \
+//   TOTP_CLIENT_ID=acme-spa TOTP_REDIRECT_URI=http://127.0.0.1:9000/spa/callback \
+//   TOTP_USERNAME=carol TOTP_PASSWORD=carol-password TOTP_SECRET=CPVGE6YPNPBBTGYVKT2AOU537SU3URFN \
+//   CONSENT_CLIENT_ID=acme-web CONSENT_CLIENT_SECRET=acme-web-secret \
+//   CONSENT_REDIRECT_URI=http://127.0.0.1:9000/callback CONSENT_USERNAME=alice \
+//   CONSENT_PASSWORD=alice-password node tests/e2e/browser.mjs
+//
+// TLS verification stays on. Chromium does not trust the dev CA; instead of switching
+// verification off, the test server's own key is pinned with --ignore-certificate-errors-spki-list
+// (the base64 SHA-256 of the certificate's SubjectPublicKeyInfo), so any other certificate still
+// fails. Node trusts the dev CA through NODE_EXTRA_CA_CERTS.
+
+import { createHash, createHmac, X509Certificate } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as client from 'openid-client';
+import { chromium } from 'playwright-core';
+import {
+  check, describeError, env, need, notOk, ok, requireTlsVerification, run,
+} from './lib/report.mjs';
+
+// A quiet headless run on a machine without outside network: without the background-networking
+// flags Chromium keeps trying to reach Google's hosts, and fails at every start.
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
+const STEP_TIMEOUT_MS = 10_000;
+
+/** base64(SHA-256(SubjectPublicKeyInfo)) of the first certificate in a PEM, as Chromium pins it. */
+function spkiPin(pem) {
+  const first = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)?.[0];
+  if (!first) throw new Error('SERVER_CERT_PEM holds no certificate');
+  const spki = new X509Certificate(first).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64');
+}
+
+// RFC 4648 §6
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of text.replace(/=+$/, '').toUpperCase()) {
+    const index = alphabet.indexOf(ch);
+    if (index < 0) throw new Error(`not base32: ${JSON.stringify(ch)}`);
+    value = (value << 5) | index;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+// RFC 6238 (TOTP, 30 s steps from the Unix epoch) over RFC 4226 §5.3 (HOTP dynamic truncation).
+function totp(key, unixSeconds, digits = 6, step = 30) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / step)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const binary = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(binary % 10 ** digits).padStart(digits, '0');
+}
+
+/** Collects what a person would not see but a broken page shows: console errors (a CSP
+ * violation is one), uncaught exceptions, failed requests and error responses. */
+function watchForProblems(page, problems) {
+  page.on('console', (message) => {
+    // An error response is reported below with its URL, which this message lacks.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+      problems.push(`console error at ${page.url()}: ${message.text()}`);
+    }
+  });
+  page.on('pageerror', (err) => problems.push(`page error at ${page.url()}: ${err.message}`));
+  page.on('requestfailed', (request) => {
+    problems.push(`request failed: ${request.url()}: ${request.failure()?.errorText}`);
+  });
+  page.on('response', (response) => {
+    // Browsers ask every origin for /favicon.ico unasked; the pages declare no icon.
+    if (response.status() >= 400 && new URL(response.url()).pathname !== '/favicon.ico') {
+      problems.push(`HTTP ${response.status()} for ${response.request().method()} ${response.url()}`);
+    }
+  });
+}
+
+/** Nothing listens at the client's redirect URI: the browser gets a stand-in page there.
+ * Not page.route: Playwright never routes the hops of a redirect (its documented limit, see
+ * microsoft/playwright#33882), and the server reaches the client by a 303. Chromium's own Fetch
+ * domain pauses redirected requests too, so the stand-in is served through a CDP session. */
+async function standInClient(context, page, redirectUri) {
+  const cdp = await context.newCDPSession(page);
+  cdp.on('Fetch.requestPaused', (event) => {
+    cdp.send('Fetch.fulfillRequest', {
+      requestId: event.requestId,
+      responseCode: 200,
+      responseHeaders: [{ name: 'content-type', value: 'text/html; charset=utf-8' }],
+      body: Buffer.from('<!doctype html><title>client</title><p>Back at the client.</p>').toString('base64'),
+    }).catch(() => {
+      // the page went away first
+    });
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${new URL(redirectUri).origin}/*` }] });
+}
+
+async function screenshot(page, dir, name, viewport) {
+  const before = page.viewportSize();
+  if (viewport) await page.setViewportSize(viewport);
+  const path = join(dir, name);
+  await page.screenshot({ path, fullPage: true });
+  if (viewport) await page.setViewportSize(before);
+  console.log(`# screenshot ${path}`);
+}
+
+async function authorizationRequest(config, redirectUri, scope) {
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope,
+    state,
+    nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+  });
+  return { url, codeVerifier, state, nonce };
+}
+
+/** Checks the redirect the browser landed on and redeems its code; returns the id-token claims. */
+async function redeem(label, config, issuer, landedAt, request) {
+  const params = landedAt.searchParams;
+  check(`${label}: the browser lands on the redirect URI with code, state and iss`,
+    params.get('code') && params.get('state') === request.state && params.get('iss') === issuer, landedAt.href);
+  try {
+    const tokens = await client.authorizationCodeGrant(config, landedAt, {
+      pkceCodeVerifier: request.codeVerifier,
+      expectedState: request.state,
+      expectedNonce: request.nonce,
+      idTokenExpected: true,
+    });
+    ok(`${label}: openid-client redeems the code and validates the id token`);
+    return tokens.claims();
+  } catch (err) {
+    notOk(`${label}: openid-client redeems the code and validates the id token`, describeError(err));
+    return undefined;
+  }
+}
+
+async function sessionCookieIsTenantScoped(label, context, issuer) {
+  const path = new URL(issuer).pathname;
+  const session = (await context.cookies(issuer)).find((c) => c.name === 'portcullis.session');
+  check(`${label}: the browser holds portcullis.session (Path=${path}, Secure, HttpOnly, SameSite=Lax)`,
+    session?.path === path && session.secure && session.httpOnly && session.sameSite === 'Lax',
+    JSON.stringify(session));
+}
+
+async function main() {
+  requireTlsVerification();
+  const issuer = env('ISSUER');
+  const pin = spkiPin(env('SERVER_CERT_PEM'));
+  const executablePath = env('CHROMIUM');
+  const shots = env('SCREENSHOTS_DIR');
+  const totpClient = { id: env('TOTP_CLIENT_ID'), redirectUri: env('TOTP_REDIRECT_URI') };
+  const carol = { username: env('TOTP_USERNAME'), password: env('TOTP_PASSWORD'), secret: env('TOTP_SECRET') };
+  const consentClient = {
+    id: env('CONSENT_CLIENT_ID'), secret: env('CONSENT_CLIENT_SECRET'), redirectUri: env('CONSENT_REDIRECT_URI'),
+  };
+  const alice = { username: env('CONSENT_USERNAME'), password: env('CONSENT_PASSWORD') };
+  await mkdir(shots, { recursive: true });
+
+  // RFC 6238 Appendix B, SHA-1, T = 59 s: 94287082 (8 digits).
+  need('the TOTP generator matches the RFC 6238 test vector',
+    totp(Buffer.from('12345678901234567890'), 59, 8) === '94287082', totp(Buffer.from('12345678901234567890'), 59, 8));
+
+  const spa = await client.discovery(new URL(issuer), totpClient.id, undefined, client.None());
+  const web = await client.discovery(new URL(issuer), consentClient.id, consentClient.secret,
+    client.ClientSecretBasic(consentClient.secret));
+
+  const browser = await chromium.launch({
+    executablePath,
+    args: [...CHROMIUM_FLAGS, `--ignore-certificate-errors-spki-list=${pin}`],
+    timeout: STEP_TIMEOUT_MS,
+  });
+  const problems = [];
+  try {
+    // 1. Carol: password, then her TOTP code, then straight back to the public client.
+    const carolContext = await browser.newContext({ viewport: PHONE });
+    const page = await carolContext.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    watchForProblems(page, problems);
+    await standInClient(carolContext, page, totpClient.redirectUri);
+    const spaRequest = await authorizationRequest(spa, totpClient.redirectUri, 'openid profile');
+    await page.goto(spaRequest.url.href);
+    need('carol: authorize takes the browser to the login page over TLS with the pinned key',
+      page.url().startsWith(`${issuer}/account/login?interaction=`), page.url());
+    check('carol: the login page shows the sign-in form with labelled fields',
+      await page.locator('#login-form').isVisible() && await page.getByLabel('Username').count() === 1
+        && await page.getByLabel('Password').count() === 1,
+      await page.locator('main').innerText());
+    await screenshot(page, shots, 'login-phone.png');
+    await page.locator('#username').fill(carol.username);
+    await page.locator('#password').fill(carol.password);
+    await page.locator('#login-form button[type="submit"]').click();
+    await page.locator('#code').waitFor();
+    need('carol: the TOTP page follows the password', await page.locator('#totp-form').isVisible(), page.url());
+    await screenshot(page, shots, 'totp-phone.png');
+    await page.locator('#code').fill(totp(base32Decode(carol.secret), Date.now() / 1000));
+    await page.locator('#totp-form button[type="submit"]').click();
+    await page.waitForURL((u) => u.href.startsWith(`${totpClient.redirectUri}?`));
+    ok('carol: after the TOTP code the browser goes straight to the client (no consent for this client)');
+    const carolClaims = await redeem('carol', spa, issuer, new URL(page.url()), spaRequest);
+    if (carolClaims) {
+      check(`carol: id token sub is ${carol.username} and amr is ["pwd","otp","mfa"]`,
+        carolClaims.sub === carol.username && JSON.stringify(carolClaims.amr) === '["pwd","otp","mfa"]',
+        `sub ${JSON.stringify(carolClaims.sub)} amr ${JSON.stringify(carolClaims.amr)}`);
+    }
+    await sessionCookieIsTenantScoped('carol', carolContext, issuer);
+    await carolContext.close();
+
+    // 2. Alice, in a fresh context: login, then the consent page of the confidential client.
+    const aliceContext = await browser.newContext({ viewport: PHONE });
+    const alicePage = await aliceContext.newPage();
+    alicePage.setDefaultTimeout(STEP_TIMEOUT_MS);
+    watchForProblems(alicePage, problems);
+    await standInClient(aliceContext, alicePage, consentClient.redirectUri);
+    const webRequest = await authorizationRequest(web, consentClient.redirectUri, 'openid profile email api.read');
+    await alicePage.goto(webRequest.url.href);
+    need('alice: a fresh context has no session: the login page is shown',
+      alicePage.url().startsWith(`${issuer}/account/login?interaction=`), alicePage.url());
+    await screenshot(alicePage, shots, 'login-desktop.png', DESKTOP);
+    await alicePage.locator('#username').fill(alice.username);
+    await alicePage.locator('#password').fill(alice.password);
+    await alicePage.locator('#login-form button[type="submit"]').click();
+    await alicePage.waitForURL((u) => u.href.startsWith(`${issuer}/account/consent?interaction=`));
+    const buttons = ['#allow', '#deny', '#remember'];
+    const visible = await Promise.all(buttons.map((s) => alicePage.locator(s).isVisible()));
+    check('alice: the consent page shows Allow, Deny and Remember my decision',
+      visible.every(Boolean), buttons.filter((_, i) => !visible[i]).join(', ') || 'all visible');
+    const consentText = await alicePage.locator('main').innerText();
+    check('alice: the consent page names the client and what it asks for',
+      /Acme Web/.test(consentText) && /email/i.test(consentText) && /Read your Acme data/.test(consentText),
+      JSON.stringify(consentText));
+    await screenshot(alicePage, shots, 'consent-phone.png');
+    await alicePage.locator('#allow').click();
+    await alicePage.waitForURL((u) => u.href.startsWith(`${consentClient.redirectUri}?`));
+    ok('alice: allowing takes the browser to the client');
+    const aliceClaims = await redeem('alice', web, issuer, new URL(alicePage.url()), webRequest);
+    if (aliceClaims) {
+      check(`alice: id token sub is ${alice.username} and amr is ["pwd"]`,
+        aliceClaims.sub === alice.username && JSON.stringify(aliceClaims.amr) === '["pwd"]',
+        `sub ${JSON.stringify(aliceClaims.sub)} amr ${JSON.stringify(aliceClaims.amr)}`);
+    }
+    await sessionCookieIsTenantScoped('alice', aliceContext, issuer);
+    await aliceContext.close();
+  } finally {
+    check('no console errors (CSP violations included), page errors or failed requests on the way',
+      problems.length === 0, problems.join(' | '));
+    await browser.close();
+  }
+}
+
+run(main);

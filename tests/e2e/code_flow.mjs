@@ -1,0 +1,487 @@
+// End-to-end check of the authorization code flow with a certified third-party relying party
+// (openid-client v6) against the real sign-in pages: discovery, PKCE S256, login and consent
+// forms, the code grant with id-token validation, userinfo, refresh-token rotation, PAR with an
+// existing session, RP-initiated logout, prompt=none afterwards, and tenant isolation.
+//
+// The "browser" is scripted here: Node's fetch with `redirect: 'manual'` (each hop is looked at),
+// a small cookie jar that honours Path and Secure, and forms read from the served HTML. Nothing
+// listens at the redirect URI: the Location that points there is handed to openid-client.
+//
+// Run (normally by a Rust integration test, tests/it/e2e.rs):
+//   ISSUER=https://localhost:PORT/acme CLIENT_ID=acme-web CLIENT_SECRET=acme-web-secret \
+//   REDIRECT_URI=http://127.0.0.1:9000/callback POST_LOGOUT_REDIRECT_URI=http://127.0.0.1:9000/ \
+//   SCOPE='openid profile email offline_access api.read' LOGIN_USERNAME=alice \
+//   LOGIN_PASSWORD=alice-password EXPECTED_NAME='Alice Liddell' EXPECTED_EMAIL=alice@acme.test \
+//   OTHER_ISSUER=https://localhost:PORT/globex OTHER_CLIENT_ID=globex-web \
+//   OTHER_CLIENT_SECRET=globex-web-secret NODE_EXTRA_CA_CERTS=certs/ca.pem \
+//   node tests/e2e/code_flow.mjs
+//
+// TLS verification stays on: the dev CA is trusted through NODE_EXTRA_CA_CERTS, never bypassed.
+
+import * as client from 'openid-client';
+import {
+  check, describeError, env, expectOAuthError, need, notOk, ok, requireTlsVerification, run,
+} from './lib/report.mjs';
+
+// ---------------------------------------------------------------------------------------------
+// The scripted browser
+
+/** Cookies as a browser keeps them (RFC 6265 §5.3), enough for host-only cookies. */
+class CookieJar {
+  #cookies = new Map(); // `${host} ${path} ${name}` -> cookie
+
+  /** Stores the Set-Cookie headers of a response to `requestUrl`. */
+  store(requestUrl, setCookieHeaders) {
+    const url = new URL(requestUrl);
+    for (const header of setCookieHeaders) {
+      const [pair, ...attributes] = header.split(';');
+      const eq = pair.indexOf('=');
+      if (eq <= 0) continue;
+      const cookie = {
+        name: pair.slice(0, eq).trim(),
+        value: pair.slice(eq + 1).trim(),
+        host: url.hostname,
+        path: defaultPath(url.pathname),
+        secure: false,
+        httpOnly: false,
+        sameSite: undefined,
+        expired: false,
+        raw: header,
+      };
+      let maxAge;
+      let expires;
+      for (const attribute of attributes) {
+        const [key, ...rest] = attribute.split('=');
+        const value = rest.join('=').trim();
+        switch (key.trim().toLowerCase()) {
+          case 'path':
+            if (value.startsWith('/')) cookie.path = value; // §5.2.4: else the default path
+            break;
+          case 'secure':
+            cookie.secure = true;
+            break;
+          case 'httponly':
+            cookie.httpOnly = true;
+            break;
+          case 'samesite':
+            cookie.sameSite = value;
+            break;
+          case 'max-age':
+            maxAge = Number.parseInt(value, 10);
+            break;
+          case 'expires':
+            expires = Date.parse(value);
+            break;
+          default:
+            break;
+        }
+      }
+      // §5.3: Max-Age wins over Expires; a time in the past deletes the cookie.
+      if (Number.isInteger(maxAge)) cookie.expired = maxAge <= 0;
+      else if (Number.isFinite(expires)) cookie.expired = expires <= Date.now();
+      // RFC 6265bis §5.7: a Secure cookie is only accepted from a secure origin.
+      if (cookie.secure && url.protocol !== 'https:') continue;
+      const key = `${cookie.host} ${cookie.path} ${cookie.name}`;
+      if (cookie.expired) this.#cookies.delete(key);
+      else this.#cookies.set(key, cookie);
+    }
+  }
+
+  /** The Cookie header a browser sends to `requestUrl` (§5.4), longest paths first. */
+  header(requestUrl) {
+    const url = new URL(requestUrl);
+    return [...this.#cookies.values()]
+      .filter((c) => c.host === url.hostname)
+      .filter((c) => pathMatches(url.pathname, c.path))
+      .filter((c) => !c.secure || url.protocol === 'https:')
+      .sort((a, b) => b.path.length - a.path.length)
+      .map((c) => `${c.name}=${c.value}`)
+      .join('; ');
+  }
+
+  find(name) {
+    return [...this.#cookies.values()].find((c) => c.name === name);
+  }
+}
+
+// RFC 6265 §5.1.4
+function defaultPath(path) {
+  if (!path.startsWith('/')) return '/';
+  const last = path.lastIndexOf('/');
+  return last === 0 ? '/' : path.slice(0, last);
+}
+
+function pathMatches(requestPath, cookiePath) {
+  if (requestPath === cookiePath) return true;
+  if (!requestPath.startsWith(cookiePath)) return false;
+  return cookiePath.endsWith('/') || requestPath.charAt(cookiePath.length) === '/';
+}
+
+/** Fetch without following redirects, keeping cookies like a browser. */
+class ScriptedBrowser {
+  constructor() {
+    this.jar = new CookieJar();
+  }
+
+  /** GET or POST (a form); `cookie` replaces what the jar would send. */
+  async request(url, { form, cookie } = {}) {
+    const headers = { accept: 'text/html' };
+    const cookieHeader = cookie ?? this.jar.header(url);
+    if (cookieHeader) headers.cookie = cookieHeader;
+    const init = { method: 'GET', headers, redirect: 'manual' };
+    if (form) {
+      init.method = 'POST';
+      init.body = new URLSearchParams(form);
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    }
+    const response = await fetch(url, init);
+    const setCookies = response.headers.getSetCookie();
+    this.jar.store(url, setCookies);
+    const location = response.headers.get('location');
+    return {
+      url: String(url),
+      status: response.status,
+      location: location === null ? undefined : new URL(location, url).href,
+      setCookies,
+      headers: response.headers,
+      html: await response.text(),
+    };
+  }
+
+  get(url, options) {
+    return this.request(url, options);
+  }
+
+  post(url, form) {
+    return this.request(url, { form });
+  }
+}
+
+/** Undoes minijinja's HTML escaping of attribute values (it escapes `/` too). */
+function unescapeHtml(s) {
+  return s
+    .replaceAll('&#x2f;', '/')
+    .replaceAll('&#x27;', "'")
+    .replaceAll('&quot;', '"')
+    .replaceAll('&lt;', '<')
+    .replaceAll('&gt;', '>')
+    .replaceAll('&amp;', '&');
+}
+
+function attributesOf(tagContent) {
+  const attributes = {};
+  const re = /([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
+  for (const m of tagContent.matchAll(re)) {
+    attributes[m[1].toLowerCase()] = unescapeHtml(m[2] ?? m[3] ?? m[4] ?? '');
+  }
+  return attributes;
+}
+
+/** The attributes of every `<tag>` in `html`. */
+function elements(html, tag) {
+  return [...html.matchAll(new RegExp(`<${tag}\\b([^>]*)>`, 'gi'))].map((m) => attributesOf(m[1]));
+}
+
+/** The form with the given id: its absolute action, its hidden fields, inputs and buttons. */
+function formById(page, id) {
+  for (const m of page.html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
+    const attributes = attributesOf(m[1]);
+    if (attributes.id !== id) continue;
+    const inputs = elements(m[2], 'input');
+    const hidden = Object.fromEntries(
+      inputs.filter((i) => i.type === 'hidden' && i.name).map((i) => [i.name, i.value ?? '']),
+    );
+    return {
+      action: new URL(attributes.action ?? '', page.url).href,
+      method: (attributes.method ?? 'get').toLowerCase(),
+      hidden,
+      inputs,
+      buttons: elements(m[2], 'button'),
+    };
+  }
+  return undefined;
+}
+
+function cookieIsTenantScoped(cookie, path) {
+  return cookie !== undefined && cookie.path === path && cookie.secure && cookie.httpOnly
+    && cookie.sameSite?.toLowerCase() === 'lax';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relying party
+
+function authorizationParameters(redirectUri, scope, extra = {}) {
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  return {
+    codeVerifier,
+    state,
+    nonce,
+    async parameters() {
+      return {
+        redirect_uri: redirectUri,
+        scope,
+        state,
+        nonce,
+        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        ...extra,
+      };
+    },
+  };
+}
+
+/** A redirect to the client, taken as openid-client's `currentUrl`. */
+function isRedirectTo(response, redirectUri) {
+  return response.status === 303 && response.location?.startsWith(`${redirectUri}?`);
+}
+
+function describeResponse(r) {
+  const body = r.html.replace(/\s+/g, ' ').slice(0, 300);
+  return `status ${r.status}, Location ${JSON.stringify(r.location)}, body ${JSON.stringify(body)}`;
+}
+
+async function main() {
+  requireTlsVerification();
+  const issuer = env('ISSUER');
+  const clientId = env('CLIENT_ID');
+  const clientSecret = env('CLIENT_SECRET');
+  const redirectUri = env('REDIRECT_URI');
+  const postLogoutRedirectUri = env('POST_LOGOUT_REDIRECT_URI');
+  const scope = env('SCOPE');
+  const username = env('LOGIN_USERNAME');
+  const password = env('LOGIN_PASSWORD');
+  const expectedName = env('EXPECTED_NAME');
+  const expectedEmail = env('EXPECTED_EMAIL');
+  const otherIssuer = env('OTHER_ISSUER');
+  const otherClientId = env('OTHER_CLIENT_ID');
+  const otherClientSecret = env('OTHER_CLIENT_SECRET');
+  const cookiePath = new URL(issuer).pathname.replace(/\/$/, '') || '/';
+  const startedAt = Math.floor(Date.now() / 1000);
+
+  // 1. Discovery.
+  const config = await client.discovery(new URL(issuer), clientId, clientSecret,
+    client.ClientSecretBasic(clientSecret));
+  const md = config.serverMetadata();
+  need('discovery: issuer is the tenant issuer', md.issuer === issuer, `got ${JSON.stringify(md.issuer)}`);
+  for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'end_session_endpoint',
+    'pushed_authorization_request_endpoint', 'jwks_uri']) {
+    check(`discovery: ${endpoint} is an https URL under the issuer`,
+      typeof md[endpoint] === 'string' && md[endpoint].startsWith(`${issuer}/`), `got ${JSON.stringify(md[endpoint])}`);
+  }
+  check('discovery: authorization_response_iss_parameter_supported is true (RFC 9207)',
+    md.authorization_response_iss_parameter_supported === true,
+    `got ${JSON.stringify(md.authorization_response_iss_parameter_supported)}`);
+  check('discovery: code_challenge_methods_supported includes S256',
+    Array.isArray(md.code_challenge_methods_supported) && md.code_challenge_methods_supported.includes('S256'),
+    `got ${JSON.stringify(md.code_challenge_methods_supported)}`);
+
+  // 2. The authorization request: PKCE S256, state and nonce.
+  const first = authorizationParameters(redirectUri, scope);
+  const authorizationUrl = client.buildAuthorizationUrl(config, await first.parameters());
+  const q = authorizationUrl.searchParams;
+  check('buildAuthorizationUrl targets the authorization_endpoint with PKCE S256, state and nonce',
+    authorizationUrl.href.startsWith(`${md.authorization_endpoint}?`) && q.get('code_challenge_method') === 'S256'
+      && q.get('code_challenge') === await client.calculatePKCECodeChallenge(first.codeVerifier)
+      && q.get('state') === first.state && q.get('nonce') === first.nonce && q.get('client_id') === clientId,
+    authorizationUrl.href);
+
+  // 3. The browser signs in through the real pages.
+  const browser = new ScriptedBrowser();
+  let r = await browser.get(authorizationUrl);
+  need('authorize redirects (303) to the login page',
+    r.status === 303 && r.location?.startsWith(`${issuer}/account/login?interaction=`), describeResponse(r));
+  check(`authorize sets the browser-binding cookie portcullis.bind (Path=${cookiePath}, Secure, HttpOnly, SameSite=Lax)`,
+    cookieIsTenantScoped(browser.jar.find('portcullis.bind'), cookiePath), JSON.stringify(r.setCookies));
+
+  const loginUrl = r.location;
+  r = await browser.get(loginUrl);
+  need('the login page is served', r.status === 200, describeResponse(r));
+  const login = formById(r, 'login-form');
+  need('the login page has form#login-form posting to account/login with interaction and csrf',
+    login?.method === 'post' && login.action === `${issuer}/account/login` && login.hidden.interaction
+      && login.hidden.csrf,
+    JSON.stringify(login));
+  check('the login form has the inputs #username and #password',
+    login.inputs.some((i) => i.id === 'username' && i.name === 'username')
+      && login.inputs.some((i) => i.id === 'password' && i.name === 'password' && i.type === 'password'),
+    JSON.stringify(login.inputs));
+
+  r = await browser.post(login.action, { ...login.hidden, username, password });
+  need('the login POST redirects (303) to the consent page',
+    r.status === 303 && r.location?.startsWith(`${issuer}/account/consent?interaction=`), describeResponse(r));
+  check(`the login sets the session cookie portcullis.session (Path=${cookiePath}, Secure, HttpOnly, SameSite=Lax)`,
+    cookieIsTenantScoped(browser.jar.find('portcullis.session'), cookiePath), JSON.stringify(r.setCookies));
+
+  r = await browser.get(r.location);
+  need('the consent page is served', r.status === 200, describeResponse(r));
+  const consent = formById(r, 'consent-form');
+  need('the consent page has a form posting interaction and csrf',
+    consent?.method === 'post' && consent.hidden.interaction && consent.hidden.csrf, JSON.stringify(consent));
+  check('the consent form has the remember checkbox and the allow and deny buttons',
+    consent.inputs.some((i) => i.id === 'remember' && i.type === 'checkbox' && i.name === 'remember')
+      && consent.buttons.some((b) => b.id === 'allow' && b.name === 'decision' && b.value === 'allow')
+      && consent.buttons.some((b) => b.id === 'deny' && b.name === 'decision' && b.value === 'deny'),
+    JSON.stringify({ inputs: consent.inputs, buttons: consent.buttons }));
+
+  r = await browser.post(consent.action, { ...consent.hidden, remember: 'on', decision: 'allow' });
+  need('allowing redirects (303) to the redirect URI', isRedirectTo(r, redirectUri), describeResponse(r));
+  const callback = new URL(r.location);
+  check('the redirect carries code, state and iss (RFC 9207)',
+    callback.searchParams.get('code') && callback.searchParams.get('state') === first.state
+      && callback.searchParams.get('iss') === issuer,
+    callback.href);
+
+  // 4. The code grant; openid-client checks iss, state, PKCE and the id token (signature, iss,
+  //    aud, nonce, exp).
+  let tokens;
+  try {
+    tokens = await client.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: first.codeVerifier,
+      expectedState: first.state,
+      expectedNonce: first.nonce,
+      idTokenExpected: true,
+    });
+  } catch (err) {
+    need('authorizationCodeGrant validates the response and the id token', false, describeError(err));
+  }
+  ok('authorizationCodeGrant validates the response and the id token (signature, iss, aud, nonce, iss parameter)');
+  const claims = tokens.claims();
+  const now = Math.floor(Date.now() / 1000);
+  check(`id token: sub is ${username}`, claims.sub === username, `got ${JSON.stringify(claims.sub)}`);
+  check('id token: sid is present', typeof claims.sid === 'string' && claims.sid.length > 0,
+    `got ${JSON.stringify(claims.sid)}`);
+  check('id token: auth_time is the time of this sign-in',
+    Number.isInteger(claims.auth_time) && claims.auth_time >= startedAt - 5 && claims.auth_time <= now + 5,
+    `got ${JSON.stringify(claims.auth_time)}, sign-in between ${startedAt} and ${now}`);
+  check('id token: amr is ["pwd"]', JSON.stringify(claims.amr) === '["pwd"]', `got ${JSON.stringify(claims.amr)}`);
+  check('the token response has a Bearer access token and a refresh token (offline_access)',
+    tokens.token_type?.toLowerCase() === 'bearer' && typeof tokens.access_token === 'string'
+      && typeof tokens.refresh_token === 'string',
+    `token_type ${JSON.stringify(tokens.token_type)}, refresh_token ${typeof tokens.refresh_token}`);
+
+  // 5. UserInfo for the expected subject.
+  try {
+    const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+    check(`userinfo returns ${expectedEmail} and "${expectedName}" for ${claims.sub}`,
+      info.sub === claims.sub && info.email === expectedEmail && info.name === expectedName, JSON.stringify(info));
+  } catch (err) {
+    notOk('userinfo returns the claims of the subject', describeError(err));
+  }
+
+  // 6. Refresh-token rotation; the rotated-out token is refused afterwards.
+  const oldRefresh = tokens.refresh_token;
+  let refreshed;
+  try {
+    refreshed = await client.refreshTokenGrant(config, oldRefresh);
+    ok('refreshTokenGrant succeeds');
+  } catch (err) {
+    notOk('refreshTokenGrant succeeds', describeError(err));
+  }
+  if (refreshed) {
+    check('the refresh token is rotated (the new one differs)',
+      typeof refreshed.refresh_token === 'string' && refreshed.refresh_token !== oldRefresh,
+      `got ${refreshed.refresh_token === oldRefresh ? 'the same token' : typeof refreshed.refresh_token}`);
+    check('the refreshed access token is new', refreshed.access_token !== tokens.access_token, 'same access token');
+    if (refreshed.id_token) {
+      check(`a refreshed id token keeps sub ${claims.sub} (OIDC Core §12.2)`,
+        refreshed.claims()?.sub === claims.sub, JSON.stringify(refreshed.claims()));
+    }
+    await expectOAuthError('the rotated-out refresh token is then refused with invalid_grant', 'invalid_grant',
+      client.refreshTokenGrant(config, oldRefresh));
+  }
+
+  // 7. PAR (RFC 9126) with the existing session: no page at all, straight back with a code.
+  const pushed = authorizationParameters(redirectUri, scope);
+  let parUrl;
+  try {
+    parUrl = await client.buildAuthorizationUrlWithPAR(config, await pushed.parameters());
+  } catch (err) {
+    need('buildAuthorizationUrlWithPAR pushes the request', false, describeError(err));
+  }
+  check('the PAR authorization URL carries only client_id and a request_uri (RFC 9126 §4)',
+    parUrl.searchParams.get('client_id') === clientId
+      && parUrl.searchParams.get('request_uri')?.startsWith('urn:ietf:params:oauth:request_uri:')
+      && [...parUrl.searchParams.keys()].length === 2,
+    parUrl.href);
+  r = await browser.get(parUrl);
+  need('the pushed request completes with the session and remembered consent, without any page',
+    isRedirectTo(r, redirectUri), describeResponse(r));
+  let parTokens;
+  try {
+    parTokens = await client.authorizationCodeGrant(config, new URL(r.location), {
+      pkceCodeVerifier: pushed.codeVerifier,
+      expectedState: pushed.state,
+      expectedNonce: pushed.nonce,
+      idTokenExpected: true,
+    });
+  } catch (err) {
+    need('the code from the pushed request is redeemed', false, describeError(err));
+  }
+  const parClaims = parTokens.claims();
+  check('the code from the pushed request is for the same user and SSO session (same sub and sid)',
+    parClaims.sub === claims.sub && parClaims.sid === claims.sid,
+    `sub ${JSON.stringify(parClaims.sub)} sid ${JSON.stringify(parClaims.sid)} vs ${JSON.stringify(claims.sid)}`);
+
+  // 8. Isolation: another tenant's client knows nothing of this session.
+  const other = await client.discovery(new URL(otherIssuer), otherClientId, otherClientSecret,
+    client.ClientSecretBasic(otherClientSecret));
+  const silentOther = authorizationParameters(redirectUri, 'openid', { prompt: 'none' });
+  const silentOtherUrl = client.buildAuthorizationUrl(other, await silentOther.parameters());
+  check(`the jar holds the ${cookiePath} session and sends none of it to the other tenant (Path)`,
+    browser.jar.find('portcullis.session') !== undefined && browser.jar.header(silentOtherUrl) === '',
+    `Cookie for the other tenant: ${JSON.stringify(browser.jar.header(silentOtherUrl))}`);
+  const tenantCookies = browser.jar.header(authorizationUrl);
+  need(`the jar sends the session cookie to ${cookiePath}`, tenantCookies.includes('portcullis.session='),
+    JSON.stringify(tenantCookies));
+  for (const [label, cookie] of [['from the jar', undefined], [`even with the ${cookiePath} cookies sent anyway`, tenantCookies]]) {
+    r = await browser.get(silentOtherUrl, { cookie });
+    if (!isRedirectTo(r, redirectUri)) {
+      notOk(`prompt=none at the other tenant, ${label}, redirects to the client`, describeResponse(r));
+      continue;
+    }
+    await expectOAuthError(`prompt=none at the other tenant, ${label}, is login_required`, 'login_required',
+      client.authorizationCodeGrant(other, new URL(r.location), {
+        pkceCodeVerifier: silentOther.codeVerifier,
+        expectedState: silentOther.state,
+      }));
+  }
+
+  // 9. RP-initiated logout with a hint: signed out at once, with a way back carrying the state.
+  const logoutState = client.randomState();
+  const endSessionUrl = client.buildEndSessionUrl(config, {
+    id_token_hint: parTokens.id_token,
+    post_logout_redirect_uri: postLogoutRedirectUri,
+    state: logoutState,
+  });
+  check('buildEndSessionUrl targets the end_session_endpoint',
+    endSessionUrl.href.startsWith(`${md.end_session_endpoint}?`), endSessionUrl.href);
+  r = await browser.get(endSessionUrl);
+  check('end session with a valid hint shows the signed-out page at once',
+    r.status === 200 && /signed out/i.test(r.html) && !formById(r, 'logout-form'), describeResponse(r));
+  const back = elements(r.html, 'a').find((a) => a.id === 'return');
+  let backUrl;
+  try {
+    backUrl = new URL(back?.href);
+  } catch {
+    // reported below
+  }
+  check('the signed-out page links back to post_logout_redirect_uri with the state',
+    backUrl !== undefined && `${backUrl.origin}${backUrl.pathname}` === postLogoutRedirectUri
+      && backUrl.searchParams.get('state') === logoutState,
+    `got ${JSON.stringify(back?.href)}`);
+  console.log(`# the session cookie after logout: ${browser.jar.find('portcullis.session') ? 'still in the jar' : 'cleared'}`);
+
+  // 10. The session is gone: prompt=none is login_required.
+  const silent = authorizationParameters(redirectUri, 'openid', { prompt: 'none' });
+  r = await browser.get(client.buildAuthorizationUrl(config, await silent.parameters()));
+  need('prompt=none after logout redirects to the client', isRedirectTo(r, redirectUri), describeResponse(r));
+  await expectOAuthError('prompt=none after logout is login_required', 'login_required',
+    client.authorizationCodeGrant(config, new URL(r.location), {
+      pkceCodeVerifier: silent.codeVerifier,
+      expectedState: silent.state,
+    }));
+}
+
+run(main);
