@@ -170,6 +170,7 @@ fn main() -> ExitCode {
         }
     };
     let _log_guard = init_logging(&config);
+    portcullis::users::configure(&config.file.passwords);
     // Requests are served on their own threads (see `server::Listeners`); this runtime runs the
     // command, background upkeep and signal handling.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -489,7 +490,11 @@ async fn users(config: &ServerConfig, command: UsersCommand) -> Result<(), Strin
         }
         UsersCommand::HashRate { seconds } => {
             let rate = portcullis::users::hash_rate(seconds).map_err(|e| e.to_string())?;
-            println!("{rate:.1} argon2id hashes/s on one core (m=19456 KiB, t=2, p=1)");
+            let p = &config.file.passwords;
+            println!(
+                "{rate:.1} argon2id hashes/s on one core (m={} KiB, t={}, p={})",
+                p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism
+            );
             Ok(())
         }
         UsersCommand::Add {

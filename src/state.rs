@@ -55,6 +55,7 @@ impl AppState {
         clock: SharedClock,
         tls: Option<Arc<SniResolver>>,
     ) -> Result<Self, InternalError> {
+        crate::users::configure(&config.file.passwords);
         let store = Store::connect(
             &config.database_url,
             &config.file.database.schema,

@@ -279,11 +279,11 @@ pub async fn login_submit(
     let ip_bucket = format!("ip:{}", c.client_ip());
     let store = &c.state.store;
     let slug = c.tenant.slug();
-    match store
-        .locked_until(slug, &[user_bucket.clone(), ip_bucket.clone()], now)
+    let user_has_failures = match store
+        .throttle_state(slug, &[user_bucket.clone(), ip_bucket.clone()], now)
         .await
     {
-        Ok(Some(until)) => {
+        Ok((Some(until), _)) => {
             crate::events::login_failed(
                 slug,
                 &username,
@@ -301,9 +301,9 @@ pub async fn login_submit(
                 Some(retry_text(until - now)),
             );
         }
-        Ok(None) => {}
+        Ok((None, recorded)) => recorded.contains(&user_bucket),
         Err(e) => return c.internal(e),
-    }
+    };
     let user = match find_user(&c, &username).await {
         Ok(u) => u,
         Err(e) => return c.internal(e),
@@ -354,7 +354,8 @@ pub async fn login_submit(
     let Some(user) = user else {
         return c.internal(InternalError::Other("verified without a user".into()));
     };
-    if let Err(e) = store.clear_failures(slug, &user_bucket).await {
+    // A success forgets the user's failures (the address's stay: they count for everyone).
+    if user_has_failures && let Err(e) = store.clear_failures(slug, &user_bucket).await {
         return c.internal(e);
     }
     if user.totp_secret.is_some() {
@@ -518,11 +519,20 @@ async fn finish_login(
         Ok(None) => {}
         Err(e) => return c.internal(e),
     }
-    let (session, cookie) =
-        match sessions::start(&c.state, &c.tenant, subject, amr, acr, c.ctx.secure).await {
-            Ok(x) => x,
-            Err(e) => return c.internal(e),
-        };
+    let (session, cookie) = match sessions::start(
+        &c.state,
+        &c.tenant,
+        subject,
+        amr,
+        acr,
+        &i.request.client_id,
+        c.ctx.secure,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return c.internal(e),
+    };
     crate::events::login_succeeded(
         c.tenant.slug(),
         subject,
@@ -530,11 +540,9 @@ async fn finish_login(
         &amr.join(" "),
         &c.client_ip(),
     );
+    // Saved by `proceed` only if the interaction goes on (to consent).
     i.pending_subject = None;
     i.fresh_login = true;
-    if let Err(r) = c.save(&id, &i).await {
-        return r;
-    }
     let client = match c
         .tenant
         .clients

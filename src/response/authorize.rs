@@ -126,7 +126,13 @@ impl Flow<'_> {
                     "consent"
                 };
                 let id = match interaction {
-                    Some((id, _)) => id,
+                    Some((id, i)) => {
+                        // The interaction goes on: keep what this step learned (fresh login).
+                        if let Err(e) = self.save_interaction(&id, &i).await {
+                            return self.internal(e);
+                        }
+                        id
+                    }
                     None => match self.begin_interaction(request).await {
                         Ok(id) => id,
                         Err(e) => return self.internal(e),
@@ -261,6 +267,17 @@ impl Flow<'_> {
             .insert_grant(self.tenant.slug(), &record)
             .await?;
         Ok(id)
+    }
+
+    async fn save_interaction(&self, id: &str, i: &Interaction) -> Result<(), InternalError> {
+        self.state
+            .store
+            .update_grant_data(
+                self.tenant.slug(),
+                &tokens::handle_hash(id),
+                &serde_json::to_string(i)?,
+            )
+            .await
     }
 
     async fn end_interaction(&self, id: &str) {

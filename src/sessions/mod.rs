@@ -92,6 +92,7 @@ pub async fn start(
     subject: &str,
     amr: &[&str],
     acr: &str,
+    client_id: &str,
     secure: bool,
 ) -> Result<(SessionRecord, HeaderValue), InternalError> {
     let now = state.now();
@@ -106,7 +107,8 @@ pub async fn start(
         created_at: now,
         last_seen_at: now,
         expires_at: now + tenant.spec.session.absolute_lifetime,
-        clients: String::new(),
+        // The client the user signed in for (logout notifications go to it).
+        clients: format!(" {client_id}"),
     };
     state.store.insert_session(tenant.slug(), &record).await?;
     let cookie = set_cookie(

@@ -127,6 +127,14 @@ pub trait ConsentStore {
 
 /// Failed-login counters shared by every node, by bucket (`user:<name>`, `ip:<addr>`).
 pub trait LoginThrottleStore {
+    /// The latest lock among `buckets` still in force, and the buckets that have failures on
+    /// record (one query).
+    fn throttle_state(
+        &self,
+        tenant: &str,
+        buckets: &[String],
+        now: i64,
+    ) -> impl Future<Output = Result<(Option<i64>, Vec<String>), InternalError>> + Send;
     /// The latest `locked_until` among `buckets` that is still in the future.
     fn locked_until(
         &self,
@@ -473,29 +481,42 @@ impl ConsentStore for Store {
 }
 
 impl LoginThrottleStore for Store {
+    async fn throttle_state(
+        &self,
+        tenant: &str,
+        buckets: &[String],
+        now: i64,
+    ) -> Result<(Option<i64>, Vec<String>), InternalError> {
+        if buckets.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let placeholders: Vec<String> = (0..buckets.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT bucket, locked_until FROM login_failures WHERE tenant = $1 AND bucket IN ({})",
+            placeholders.join(", ")
+        );
+        let rows: Vec<(String, i64)> = on_pool!(self, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(tenant);
+            for b in buckets {
+                q = q.bind(b);
+            }
+            q.fetch_all(p).await?
+        });
+        let locked = rows
+            .iter()
+            .map(|(_, until)| *until)
+            .filter(|u| *u > now)
+            .max();
+        Ok((locked, rows.into_iter().map(|(b, _)| b).collect()))
+    }
+
     async fn locked_until(
         &self,
         tenant: &str,
         buckets: &[String],
         now: i64,
     ) -> Result<Option<i64>, InternalError> {
-        let mut latest: Option<i64> = None;
-        for b in buckets {
-            let row: Option<(i64,)> = on_pool!(self, |p| {
-                sqlx::query_as(
-                    "SELECT locked_until FROM login_failures WHERE tenant = $1 AND bucket = $2 AND locked_until > $3",
-                )
-                .bind(tenant)
-                .bind(b)
-                .bind(now)
-                .fetch_optional(p)
-                .await?
-            });
-            if let Some((until,)) = row {
-                latest = Some(latest.map_or(until, |l: i64| l.max(until)));
-            }
-        }
-        Ok(latest)
+        Ok(self.throttle_state(tenant, buckets, now).await?.0)
     }
 
     async fn record_failure(

@@ -4,7 +4,7 @@
 
 use crate::config::tenant::UserSpec;
 use crate::error::InternalError;
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash, PasswordHasher};
 
 /// Checks that a stored password hash is an argon2id PHC string this server can verify.
 pub fn check_password_hash(phc: &str) -> Result<(), String> {
@@ -17,13 +17,39 @@ pub fn check_password_hash(phc: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Hashes a password with argon2id and the crate's default (OWASP) parameters.
+/// The argon2id parameters new hashes get (`[passwords]` in the server configuration).
+static PARAMS: std::sync::OnceLock<argon2::Params> = std::sync::OnceLock::new();
+
+/// Sets the parameters of new hashes; the first call wins (once per process, at start).
+pub fn configure(section: &crate::config::server::PasswordsSection) {
+    if let Ok(p) = argon2::Params::new(
+        section.argon2_memory_kib,
+        section.argon2_iterations,
+        section.argon2_parallelism,
+        None,
+    ) {
+        let _ = PARAMS.set(p);
+    }
+}
+
+fn params() -> argon2::Params {
+    PARAMS.get().cloned().unwrap_or_else(|| {
+        // The shipped default (config/portcullis.toml), for code that runs without a config.
+        argon2::Params::new(12_288, 3, 1, None).unwrap_or_default()
+    })
+}
+
+/// Hashes a password with argon2id and the configured parameters.
 pub fn hash_password(password: &str) -> Result<String, InternalError> {
     let salt: [u8; 16] = crate::secrets::random_bytes();
-    Argon2::default()
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| InternalError::Crypto("argon2 hashing failed"))
+    Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params(),
+    )
+    .hash_password_with_salt(password.as_bytes(), &salt)
+    .map(|h| h.to_string())
+    .map_err(|_| InternalError::Crypto("argon2 hashing failed"))
 }
 
 /// A fixed hash to spend the same time on when the user does not exist, so timing does not
@@ -31,37 +57,104 @@ pub fn hash_password(password: &str) -> Result<String, InternalError> {
 static DECOY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("decoy").unwrap_or_default());
 
-/// Verifies a password against an argon2id hash on the blocking pool (the hash costs
-/// milliseconds of CPU and must not stall the request threads). `None` hash spends the same
-/// work against a decoy and returns false.
+/// Verifies a password against an argon2id hash. `None` hash spends the same work against a
+/// decoy and returns false (timing does not tell which usernames exist).
+///
+/// Hashes run on dedicated threads, one per core, fed by a queue: the hash costs milliseconds
+/// of CPU and must not stall request threads, more hashes at once than cores would only thrash
+/// caches (each touches megabytes), and a worker that finishes takes the next job at once.
 pub async fn verify_password(hash: Option<String>, password: String) -> bool {
-    // At most one hash per core at a time: more would only thrash caches (each hash touches
-    // 19 MiB) and delay every login; the rest wait their turn here.
-    let Ok(_permit) = HASH_PERMITS.acquire().await else {
-        return false;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = HashJob {
+        hash,
+        password,
+        reply: tx,
     };
-    tokio::task::spawn_blocking(move || {
-        let target = hash.as_deref().unwrap_or(DECOY_HASH.as_str());
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), target)
-            .is_ok();
-        ok && hash.is_some()
-    })
-    .await
-    .unwrap_or(false)
+    if HASHERS.send(job).is_err() {
+        return false;
+    }
+    rx.await.unwrap_or(false)
 }
 
-static HASH_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-});
+struct HashJob {
+    hash: Option<String>,
+    password: String,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
 
-/// Password hashes one core computes per second with the parameters new hashes get (what
-/// bounds password logins; `portcullis users hash-rate` prints it).
+/// The queue of the hashing threads (started on first use).
+static HASHERS: std::sync::LazyLock<std::sync::mpsc::Sender<HashJob>> =
+    std::sync::LazyLock::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for i in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("portcullis-hash-{i}"))
+                .spawn(move || {
+                    // Memory for argon2, reused between hashes: allocating megabytes per login
+                    // and handing them back to the kernel costs thousands of page faults.
+                    let mut blocks: Vec<argon2::Block> = Vec::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        let target = job.hash.as_deref().unwrap_or(DECOY_HASH.as_str());
+                        let ok = verify_with(target, job.password.as_bytes(), &mut blocks)
+                            && job.hash.is_some();
+                        let _ = job.reply.send(ok);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
+        tx
+    });
+
+/// Verifies `password` against a PHC argon2id string (constant-time comparison), in `blocks`.
+fn verify_with(phc: &str, password: &[u8], blocks: &mut Vec<argon2::Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    if parsed.algorithm.as_str() != "argon2id" {
+        return false;
+    }
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let argon = Argon2::new(argon2::Algorithm::Argon2id, version, params.clone());
+    blocks.resize(params.block_count(), argon2::Block::default());
+    let mut out = vec![0u8; expected.len()];
+    argon
+        .hash_password_into_with_memory(password, salt.as_ref(), &mut out, &mut blocks[..])
+        .is_ok()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok()
+}
+
+/// Password verifications one core computes per second with the parameters new hashes get:
+/// the same code path a login takes (what bounds password logins; `portcullis users
+/// hash-rate` prints it).
 pub fn hash_rate(seconds: f64) -> Result<f64, InternalError> {
+    let hash = hash_password("benchmark-password")?;
+    let mut blocks = Vec::new();
     let start = std::time::Instant::now();
     let mut n = 0u32;
     while start.elapsed().as_secs_f64() < seconds || n == 0 {
-        hash_password("benchmark-password")?;
+        if !verify_with(&hash, b"benchmark-password", &mut blocks) {
+            return Err(InternalError::Crypto("argon2 verification failed"));
+        }
         n += 1;
     }
     Ok(f64::from(n) / start.elapsed().as_secs_f64())
