@@ -59,6 +59,7 @@ impl Ctx {
             ctx: &self.ctx,
             headers: &self.headers,
             cookies: Vec::new(),
+            consent: None,
         }
     }
 

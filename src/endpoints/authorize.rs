@@ -46,23 +46,33 @@ async fn handle(
     headers: HeaderMap,
     form: Result<Form, OAuthError>,
 ) -> Response {
-    let flow = Flow {
+    let mut flow = Flow {
         state: &state,
         tenant: &tenant,
         ctx: &ctx,
         headers: &headers,
         cookies: Vec::new(),
+        consent: None,
     };
     let result = async {
         let form = form.map_err(AuthorizeError::Page)?;
         let (form, via_par, signed) = authorize::resolve_parameters(&state, &tenant, form).await?;
         let (client, request) = authorize::validate(&tenant, &form, via_par, signed).await?;
-        let session = sessions::current(&state, &tenant, &headers).await?;
-        Ok::<_, AuthorizeError>((client, request, session))
+        // One query: the session and the user's consent for this client.
+        let found =
+            sessions::current_with_consent(&state, &tenant, &headers, &client.spec.client_id)
+                .await?;
+        Ok::<_, AuthorizeError>((client, request, found))
     }
     .await;
     match result {
-        Ok((client, request, session)) => flow.proceed(&client, request, session, None).await,
+        Ok((client, request, found)) => {
+            let session = found.map(|(session, consent)| {
+                flow.consent = Some(consent);
+                session
+            });
+            flow.proceed(&client, request, session, None).await
+        }
         Err(AuthorizeError::Redirect(target, e)) => flow.error_redirect(&target, e),
         Err(AuthorizeError::Page(e)) => {
             crate::events::request_rejected(

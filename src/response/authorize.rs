@@ -67,6 +67,8 @@ pub struct Flow<'a> {
     pub headers: &'a HeaderMap,
     /// Cookies to set on whatever response this step produces.
     pub cookies: Vec<HeaderValue>,
+    /// The user's consent for the client, when it was read together with the session.
+    pub consent: Option<Option<crate::stores::StoredConsent>>,
 }
 
 enum Next {
@@ -201,16 +203,20 @@ impl Flow<'_> {
             if request.prompt.contains(&Prompt::Consent) {
                 return Ok(Next::Consent);
             }
-            let granted = self
-                .state
-                .store
-                .find_consent(
-                    self.tenant.slug(),
-                    &session.subject,
-                    &client.spec.client_id,
-                    now,
-                )
-                .await?;
+            let granted = match &self.consent {
+                Some(prefetched) => prefetched.as_ref().and_then(|c| c.live_scopes(now)),
+                None => {
+                    self.state
+                        .store
+                        .find_consent(
+                            self.tenant.slug(),
+                            &session.subject,
+                            &client.spec.client_id,
+                            now,
+                        )
+                        .await?
+                }
+            };
             let covered =
                 granted.is_some_and(|g| request.scopes.iter().all(|s| g.iter().any(|x| x == s)));
             if !covered {

@@ -78,11 +78,41 @@ pub async fn current(
     else {
         return Ok(None);
     };
-    let now = state.now();
-    if s.expires_at <= now || s.last_seen_at + tenant.spec.session.idle_timeout <= now {
+    if !is_live(tenant, &s, state.now()) {
         return Ok(None);
     }
     Ok(Some(s))
+}
+
+/// Like [`current`], and the user's consent for `client_id` read in the same query (the
+/// authorization endpoint needs both on every single sign-on).
+pub async fn current_with_consent(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<Option<(SessionRecord, Option<crate::stores::StoredConsent>)>, InternalError> {
+    let Some(handle) = read_cookie(headers, &tenant.spec.session.cookie_name) else {
+        return Ok(None);
+    };
+    if handle.is_empty() || handle.len() > 100 {
+        return Ok(None);
+    }
+    let Some((s, consent)) = state
+        .store
+        .find_session_with_consent(tenant.slug(), &tokens::handle_hash(handle), client_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !is_live(tenant, &s, state.now()) {
+        return Ok(None);
+    }
+    Ok(Some((s, consent)))
+}
+
+fn is_live(tenant: &Tenant, s: &SessionRecord, now: i64) -> bool {
+    s.expires_at > now && s.last_seen_at + tenant.spec.session.idle_timeout > now
 }
 
 /// Starts a session after a successful login; returns it and the cookie to set.

@@ -48,6 +48,13 @@ pub trait SessionStore {
         tenant: &str,
         handle_hash: &str,
     ) -> impl Future<Output = Result<Option<SessionRecord>, InternalError>> + Send;
+    /// The session and, in the same query, the scopes its user granted `client_id` (if any).
+    fn find_session_with_consent(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<(SessionRecord, Option<StoredConsent>)>, InternalError>> + Send;
     fn find_session(
         &self,
         tenant: &str,
@@ -72,6 +79,22 @@ pub trait SessionStore {
         tenant: &str,
         subject: &str,
     ) -> impl Future<Output = Result<Vec<SessionRecord>, InternalError>> + Send;
+}
+
+/// Granted scopes (space separated) and when the grant ends.
+#[derive(Debug, Clone)]
+pub struct StoredConsent {
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+}
+
+impl StoredConsent {
+    /// The granted scopes, if the grant is still in force at `now`.
+    pub fn live_scopes(&self, now: i64) -> Option<Vec<String>> {
+        self.expires_at
+            .is_none_or(|e| e > now)
+            .then(|| self.scopes.split(' ').map(str::to_string).collect())
+    }
 }
 
 pub trait UserStore {
@@ -241,6 +264,49 @@ impl SessionStore for Store {
             .await?
         });
         Ok(row.map(session_from_row))
+    }
+
+    async fn find_session_with_consent(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        client_id: &str,
+    ) -> Result<Option<(SessionRecord, Option<StoredConsent>)>, InternalError> {
+        type Row = (
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<i64>,
+        );
+        let row: Option<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT s.sid, s.handle_hash, s.subject, s.auth_time, s.amr, s.acr, s.created_at,
+                        s.last_seen_at, s.expires_at, s.clients, c.scopes, c.expires_at
+                 FROM sessions s LEFT JOIN consents c
+                   ON c.tenant = s.tenant AND c.subject = s.subject AND c.client_id = $3
+                 WHERE s.tenant = $1 AND s.handle_hash = $2",
+            )
+            .bind(tenant)
+            .bind(handle_hash)
+            .bind(client_id)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(|r| {
+            let (a, b, c, d, e, f, g, h, i, j, scopes, expires_at) = r;
+            (
+                session_from_row((a, b, c, d, e, f, g, h, i, j)),
+                scopes.map(|scopes| StoredConsent { scopes, expires_at }),
+            )
+        }))
     }
 
     async fn find_session(

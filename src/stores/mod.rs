@@ -5,7 +5,9 @@
 
 pub mod cache;
 
-pub use interactive::{ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, UserStore};
+pub use interactive::{
+    ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, StoredConsent, UserStore,
+};
 
 use crate::config::{ClientSpec, TenantSpec};
 use crate::error::InternalError;
