@@ -66,6 +66,33 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// Remembered consent: show and revoke.
+    Consents {
+        #[command(subcommand)]
+        command: ConsentsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentsCommand {
+    /// The scopes a user granted a client.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        client: String,
+    },
+    /// Forget a user's consent for a client: the next sign-in asks again.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        client: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -198,6 +225,7 @@ fn main() -> ExitCode {
             } => tenants_list(&config).await,
             Command::Users { command } => users(&config, command).await,
             Command::Sessions { command } => sessions(&config, command).await,
+            Command::Consents { command } => consents(&config, command).await,
         }
     });
     match result {
@@ -603,6 +631,47 @@ async fn sessions(config: &ServerConfig, command: SessionsCommand) -> Result<(),
             }
             println!("{n} session(s) revoked");
             Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
+
+async fn consents(config: &ServerConfig, command: ConsentsCommand) -> Result<(), String> {
+    use portcullis::stores::ConsentStore;
+    let (store, _) = open_store(config).await?;
+    let now = portcullis::clock::Clock::now(&portcullis::clock::SystemClock);
+    let result = match command {
+        ConsentsCommand::Show {
+            tenant,
+            subject,
+            client,
+        } => match store
+            .find_consent(&tenant, &subject, &client, now)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(scopes) => {
+                println!("{}", scopes.join(" "));
+                Ok(())
+            }
+            None => Err(format!("{subject} has no remembered consent for {client}")),
+        },
+        ConsentsCommand::Revoke {
+            tenant,
+            subject,
+            client,
+        } => {
+            if store
+                .delete_consent(&tenant, &subject, &client)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("consent revoked");
+                Ok(())
+            } else {
+                Err(format!("{subject} has no remembered consent for {client}"))
+            }
         }
     };
     store.close().await;

@@ -1137,3 +1137,117 @@ async fn a_code_expires_after_its_lifetime() {
     assert_eq!(r.status(), 400, "codes live 60 s by default");
     server.stop().await;
 }
+
+fn cli(server: &TestServer) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    c.current_dir(server.dir.path())
+        .env_remove("PORTCULLIS_CONFIG")
+        .env("PORTCULLIS_LOG_LEVEL", "error");
+    c
+}
+
+fn run(mut c: std::process::Command, stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_user_added_with_the_cli_signs_in_and_the_cli_lists_and_revokes_sessions_and_consent() {
+    let server = TestServer::start().await;
+    let mut add = cli(&server);
+    add.args([
+        "users",
+        "add",
+        "--tenant",
+        "acme",
+        "--username",
+        "dave",
+        "--claims",
+        r#"{"name":"Dave Bowman","email":"dave@acme.test","email_verified":true}"#,
+    ]);
+    run(add, "open-the-pod-bay-doors\n");
+    let b = Browser::new(&server);
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("dave", &ch);
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    let r = submit_login(&b, &location(&r), "dave", "open-the-pod-bay-doors").await;
+    let r = submit_consent(&b, &location(&r), "allow", true).await;
+    let back = params(&location(&r));
+    let t: Value = redeem(&server, &back["code"], VERIFIER)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let info: Value = userinfo(&server, "acme", t["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "dave@acme.test");
+
+    let mut show = cli(&server);
+    show.args([
+        "consents",
+        "show",
+        "--tenant",
+        "acme",
+        "--subject",
+        "dave",
+        "--client",
+        "acme-web",
+    ]);
+    assert!(run(show, "").contains("api.read"));
+    let mut revoke = cli(&server);
+    revoke.args([
+        "consents",
+        "revoke",
+        "--tenant",
+        "acme",
+        "--subject",
+        "dave",
+        "--client",
+        "acme-web",
+    ]);
+    run(revoke, "");
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    assert!(
+        location(&r).contains("/account/consent"),
+        "consent is asked again"
+    );
+
+    let mut list = cli(&server);
+    list.args(["sessions", "list", "--tenant", "acme", "--subject", "dave"]);
+    assert!(run(list, "").contains("acme-web"));
+    let mut end = cli(&server);
+    end.args([
+        "sessions",
+        "revoke",
+        "--tenant",
+        "acme",
+        "--subject",
+        "dave",
+    ]);
+    assert!(run(end, "").contains("1 session(s) revoked"));
+    p.push(("prompt", "none"));
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    assert_eq!(params(&location(&r))["error"], "login_required");
+    server.stop().await;
+}
