@@ -59,3 +59,7 @@ pub fn grant_replayed(tenant: &str, client_id: &str, request_id: &str, kind: &st
 pub fn logout(tenant: &str, subject: &str, sid: &str, request_id: &str) {
     tracing::info!(target: "security", event = "logout", tenant, subject, sid, request_id);
 }
+
+pub fn token_revoked(tenant: &str, client_id: &str, request_id: &str, kind: &str) {
+    tracing::info!(target: "security", event = "token_revoked", tenant, client_id, request_id, kind);
+}

@@ -34,6 +34,8 @@ pub struct StateInner {
     pub(crate) metrics_by_slug: std::sync::Mutex<HashMap<String, Arc<TenantMetrics>>>,
     /// Outbound HTTP (client JWKS, logout notifications): no redirects followed (SSRF).
     pub http: reqwest::Client,
+    /// Live grants (reference tokens, recorded access tokens) by tenant and handle hash.
+    pub grants: crate::stores::cache::GrantCache,
     /// Client key sets fetched from `jwks_uri`.
     pub jwks_cache: moka::future::Cache<String, Arc<serde_json::Value>>,
     pub(crate) request_id_prefix: u32,
@@ -78,6 +80,10 @@ impl AppState {
             retention: k.retention_seconds,
             rsa_bits: k.rsa_bits,
         };
+        let grants = crate::stores::cache::GrantCache::new(
+            config.file.cache.client_capacity,
+            std::time::Duration::from_secs(30),
+        );
         let state = AppState(Arc::new(StateInner {
             config,
             store,
@@ -96,6 +102,7 @@ impl AppState {
                 .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))?,
+            grants,
             jwks_cache: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(300))
@@ -109,6 +116,25 @@ impl AppState {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Revokes a grant or a family (`family: true`) and makes every node forget cached copies.
+    pub async fn revoke(
+        &self,
+        tenant: &str,
+        key: &str,
+        family: bool,
+    ) -> Result<u64, InternalError> {
+        use crate::stores::GrantStore;
+        let now = self.now();
+        let n = if family {
+            self.store.revoke_family(tenant, key, now).await?
+        } else {
+            u64::from(self.store.revoke_grant(tenant, key, now).await?)
+        };
+        self.grants.forget(tenant, key);
+        self.store.announce_revoked(tenant, key).await?;
+        Ok(n)
     }
 
     pub fn next_request_id(&self) -> String {

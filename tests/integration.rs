@@ -20,3 +20,5 @@ mod onboarding;
 mod store;
 #[path = "it/token.rs"]
 mod token;
+#[path = "it/token_services.rs"]
+mod token_services;

@@ -179,6 +179,9 @@ struct ApiResourceFile {
     scopes: Vec<String>,
     #[serde(default)]
     require_resource_indicator: bool,
+    /// Secrets with which the API authenticates at the introspection endpoint.
+    #[serde(default)]
+    secrets: Vec<SecretFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -367,6 +370,9 @@ pub struct ApiResource {
     pub display_name: Option<String>,
     pub scopes: Vec<String>,
     pub require_resource_indicator: bool,
+    /// Hashed secrets of the API (RFC 7662 §2.1: the introspection caller authenticates).
+    #[serde(default)]
+    pub secrets: Vec<StoredSecret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -674,6 +680,11 @@ pub fn resolve(
                 ),
             );
         }
+        for (j, sec) in r.secrets.iter().enumerate() {
+            if let Err(m) = SecretHash::parse(&sec.hash) {
+                bad(rk.key("secrets").index(j).key("hash"), m);
+            }
+        }
         for (j, s) in r.scopes.iter().enumerate() {
             if !file.api_scopes.iter().any(|a| &a.name == s) {
                 bad(
@@ -930,6 +941,11 @@ pub fn resolve(
     }
     if let Some(dir) = &file.branding.templates {
         branding.templates_dir = Some(defaults.base_dir.join(dir));
+        // The override templates are loaded (and each page rendered once) now, so a broken
+        // template rejects the file instead of breaking the login page later.
+        if let Err(m) = crate::ui::Pages::new(&branding) {
+            bad(bk.key("templates"), m);
+        }
     }
 
     if !problems.is_empty() {
@@ -981,6 +997,17 @@ pub fn resolve(
                 display_name: r.display_name,
                 scopes: r.scopes,
                 require_resource_indicator: r.require_resource_indicator,
+                secrets: r
+                    .secrets
+                    .into_iter()
+                    .filter_map(|sec| {
+                        SecretHash::parse(&sec.hash).ok().map(|h| StoredSecret {
+                            hash: h.to_stored(),
+                            description: sec.description,
+                            expires_at: sec.expires_at,
+                        })
+                    })
+                    .collect(),
             })
             .collect(),
         identity_resources: file

@@ -5,7 +5,6 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
 use crate::state::AppState;
-use crate::stores::GrantStore;
 use crate::tokens::{self, UserAccessClaims};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -177,59 +176,15 @@ async fn respond(
     r
 }
 
-/// The claims of a live user access token of this tenant (JWT or reference), or `None`.
+/// The claims of a live user access token of this tenant (JWT or reference), or `None`
+/// (client_credentials tokens have no user: they do not parse as user claims).
 pub async fn access_claims(
     state: &AppState,
     tenant: &Tenant,
     token: &str,
 ) -> Result<Option<UserAccessClaims>, crate::error::InternalError> {
-    if token.len() > 8192 {
+    let Some(t) = tokens::access::verify(state, tenant, token).await? else {
         return Ok(None);
-    }
-    let now = state.now();
-    let claims: UserAccessClaims = if token.contains('.') {
-        let keys = tenant.keys.load();
-        let Ok(jwks) = serde_json::from_slice::<serde_json::Value>(&keys.jwks) else {
-            return Ok(None);
-        };
-        let Ok(v) = tokens::jws::verify(token, &jwks, &tenant.spec.tokens.signing_algorithms)
-        else {
-            return Ok(None);
-        };
-        // RFC 9068 §4: typ must be at+jwt.
-        if v.header.get("typ").and_then(|t| t.as_str()) != Some("at+jwt") {
-            return Ok(None);
-        }
-        let Ok(c) = serde_json::from_value::<UserAccessClaims>(serde_json::Value::Object(v.claims))
-        else {
-            return Ok(None);
-        };
-        // The issuance record: gone or revoked means the family was revoked.
-        let live = state
-            .store
-            .find_grant(tenant.slug(), &tokens::handle_hash(&c.jti))
-            .await?
-            .is_some_and(|r| r.kind == "access_token" && r.revoked_at.is_none());
-        if !live {
-            return Ok(None);
-        }
-        c
-    } else {
-        let Some(r) = state
-            .store
-            .find_grant(tenant.slug(), &tokens::handle_hash(token))
-            .await?
-            .filter(|r| r.kind == "reference_token" && r.revoked_at.is_none())
-        else {
-            return Ok(None);
-        };
-        let Ok(c) = serde_json::from_str::<UserAccessClaims>(&r.data) else {
-            return Ok(None);
-        };
-        c
     };
-    if claims.iss != tenant.spec.issuer || claims.exp <= now || claims.nbf > now + 60 {
-        return Ok(None);
-    }
-    Ok(Some(claims))
+    Ok(serde_json::from_value(serde_json::Value::Object(t.claims)).ok())
 }

@@ -2,7 +2,8 @@
 
 use super::{middleware, tenant};
 use crate::endpoints::{
-    account, authorize, discovery, end_session, health, jwks, par, token, userinfo,
+    account, authorize, discovery, end_session, health, introspection, jwks, par, revocation,
+    token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -33,6 +34,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/{tenant}/connect/par",
             post(par::par).fallback(token::wrong_method),
+        )
+        .route(
+            "/{tenant}/connect/introspect",
+            post(introspection::introspect).fallback(token::wrong_method),
+        )
+        .route(
+            "/{tenant}/connect/revocation",
+            post(revocation::revoke).fallback(token::wrong_method),
         )
         .route(
             "/{tenant}/connect/userinfo",

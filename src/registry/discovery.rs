@@ -11,6 +11,8 @@ pub const AUTHORIZE_PATH: &str = "/connect/authorize";
 pub const USERINFO_PATH: &str = "/connect/userinfo";
 pub const PAR_PATH: &str = "/connect/par";
 pub const END_SESSION_PATH: &str = "/connect/endsession";
+pub const INTROSPECTION_PATH: &str = "/connect/introspect";
+pub const REVOCATION_PATH: &str = "/connect/revocation";
 
 /// Only what this server implements today is advertised: a client that trusts discovery must
 /// never be sent to an endpoint that does not exist.
@@ -45,6 +47,11 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
         "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
+        // RFC 8414 §2
+        "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
+        "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         // RFC 9126 §5
         "pushed_authorization_request_endpoint": format!("{issuer}{PAR_PATH}"),
         "require_pushed_authorization_requests": spec.par.required,
@@ -56,6 +63,7 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "response_modes_supported": ["query", "fragment", "form_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": [crate::endpoints::account::ACR_PASSWORD, crate::endpoints::account::ACR_MFA],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         // RFC 9101 §10.5 / OIDC Discovery §3
@@ -80,6 +88,8 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
                 "token_endpoint": format!("{}{TOKEN_PATH}", spec.mtls_base_url),
                 "pushed_authorization_request_endpoint": format!("{}{PAR_PATH}", spec.mtls_base_url),
                 "userinfo_endpoint": format!("{}{USERINFO_PATH}", spec.mtls_base_url),
+                "introspection_endpoint": format!("{}{INTROSPECTION_PATH}", spec.mtls_base_url),
+                "revocation_endpoint": format!("{}{REVOCATION_PATH}", spec.mtls_base_url),
             }),
         );
     }

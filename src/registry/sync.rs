@@ -284,6 +284,12 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                 log_reload(reload_files(&state).await)
             }
             n = notified => match n {
+                Ok(payload) if payload.starts_with(crate::stores::REVOKED_PREFIX) => {
+                    let rest = payload.trim_start_matches(crate::stores::REVOKED_PREFIX);
+                    if let Some((tenant, key)) = rest.split_once(' ') {
+                        state.grants.forget(tenant, key);
+                    }
+                }
                 Ok(slug) => {
                     tracing::debug!(tenant = %slug, "change announced by a node");
                     if let Err(e) = refresh(&state).await {

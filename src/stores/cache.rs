@@ -57,3 +57,60 @@ impl<S: ClientStore + Sync> ClientStore for CachingClientStore<S> {
         Ok(loaded)
     }
 }
+
+/// Live-grant lookups (reference tokens, recorded JWT access tokens) from memory: introspection
+/// and userinfo ask for the same token again and again. Entries live a short while; revocation
+/// removes them at once here, and on other nodes through the store's notification
+/// ([`super::Store::announce_revoked`]).
+#[derive(Clone)]
+pub struct GrantCache {
+    cache: Cache<(String, String), Option<Arc<super::GrantRecord>>>,
+}
+
+impl std::fmt::Debug for GrantCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantCache")
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl GrantCache {
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+
+    /// The grant stored under `handle_hash`, from memory when possible.
+    pub async fn find<S: super::GrantStore + Sync>(
+        &self,
+        store: &S,
+        tenant: &str,
+        handle_hash: &str,
+    ) -> Result<Option<Arc<super::GrantRecord>>, InternalError> {
+        let key = (tenant.to_string(), handle_hash.to_string());
+        if let Some(hit) = self.cache.get(&key).await {
+            return Ok(hit);
+        }
+        let loaded = store.find_grant(tenant, handle_hash).await?.map(Arc::new);
+        self.cache.insert(key, loaded.clone()).await;
+        Ok(loaded)
+    }
+
+    /// Forgets a grant, or every grant of a family (`key` is either).
+    pub fn forget(&self, tenant: &str, key: &str) {
+        let (tenant, key) = (tenant.to_string(), key.to_string());
+        let _ = self.cache.invalidate_entries_if(move |(t, hash), record| {
+            *t == tenant
+                && (*hash == key
+                    || record
+                        .as_ref()
+                        .is_some_and(|r| r.family.as_deref() == Some(key.as_str())))
+        });
+    }
+}

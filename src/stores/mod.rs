@@ -193,6 +193,13 @@ pub trait GrantStore {
         marker: &GrantRecord,
         then: &[GrantRecord],
     ) -> impl Future<Output = Result<bool, InternalError>> + Send;
+    /// Revokes one grant; true if it was live.
+    fn revoke_grant(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, InternalError>> + Send;
     /// Revokes every grant of a family; returns how many were live.
     fn revoke_family(
         &self,
@@ -213,8 +220,10 @@ pub trait GrantStore {
     ) -> impl Future<Output = Result<(), InternalError>> + Send;
 }
 
-/// The PostgreSQL notification channel that carries the slug of a changed tenant.
+/// The PostgreSQL notification channel that carries the slug of a changed tenant, or a revoked
+/// grant (`revoked:<tenant> <hash or family>`).
 pub const CHANGES_CHANNEL: &str = "portcullis_changes";
+pub const REVOKED_PREFIX: &str = "revoked:";
 
 fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
@@ -351,6 +360,19 @@ impl Store {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
                 .bind(slug)
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Tells every node that a grant (or a family, `key` being either) was revoked, so cached
+    /// copies go at once. PostgreSQL only; a single SQLite node has only its own cache.
+    pub async fn announce_revoked(&self, tenant: &str, key: &str) -> Result<(), InternalError> {
+        if let Store::Postgres(p) = self {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(format!("{REVOKED_PREFIX}{tenant} {key}"))
                 .execute(p)
                 .await?;
         }
@@ -796,6 +818,27 @@ impl GrantStore for Store {
             q.execute(p).await?.rows_affected()
         });
         Ok(usize::try_from(inserted).unwrap_or(0) == rows)
+    }
+
+    async fn revoke_grant(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        now: i64,
+    ) -> Result<bool, InternalError> {
+        on_write!(self, |p| {
+            Ok(sqlx::query(
+                "UPDATE grants SET revoked_at = $3
+                 WHERE tenant = $1 AND handle_hash = $2 AND revoked_at IS NULL",
+            )
+            .bind(tenant)
+            .bind(handle_hash)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected()
+                > 0)
+        })
     }
 
     async fn revoke_family(

@@ -1,5 +1,6 @@
 //! Token contents and handles.
 
+pub mod access;
 pub mod jws;
 
 use base64::Engine;

@@ -188,3 +188,71 @@ mod tests {
         assert_eq!(url_decode("%4"), None);
     }
 }
+
+/// Who calls the introspection endpoint (RFC 7662 §2.1): an API resource with its own secret,
+/// or a confidential client.
+#[derive(Debug)]
+pub enum Introspector {
+    Resource(String),
+    Client(Arc<Client>),
+}
+
+/// Authenticates an introspection caller: an API resource of `tenant` whose name is the
+/// presented id, else a confidential client (public clients may not introspect).
+pub async fn authenticate_introspector(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    form: &Form,
+    ctx: &RequestContext,
+) -> Result<Introspector, OAuthError> {
+    let p = presented(headers, form)?;
+    let challenge = if p.method == AuthMethod::ClientSecretBasic {
+        Challenge::Basic
+    } else {
+        Challenge::None
+    };
+    if let Some(resource) = tenant
+        .spec
+        .api_resources
+        .iter()
+        .find(|r| r.name == p.client_id && !r.secrets.is_empty())
+    {
+        let now = state.now();
+        let ok = p.method != AuthMethod::None
+            && p.secret.len() <= MAX_CREDENTIAL_LEN
+            && resource
+                .secrets
+                .iter()
+                .filter(|s| s.expires_at.is_none_or(|e| e > now))
+                .filter_map(|s| crate::secrets::SecretHash::parse(&s.hash).ok())
+                .any(|h| h.verify(&p.secret));
+        if !ok {
+            crate::events::client_auth_failed(
+                tenant.slug(),
+                &p.client_id,
+                &ctx.request_id,
+                "wrong API resource secret",
+            );
+            return Err(OAuthError::invalid_client(
+                "client authentication failed",
+                challenge,
+            ));
+        }
+        return Ok(Introspector::Resource(resource.name.clone()));
+    }
+    let auth = authenticate(state, tenant, headers, form, ctx).await?;
+    if auth.method() == AuthMethod::None {
+        crate::events::client_auth_failed(
+            tenant.slug(),
+            &p.client_id,
+            &ctx.request_id,
+            "public client at introspection",
+        );
+        return Err(OAuthError::invalid_client(
+            "client authentication failed",
+            challenge,
+        ));
+    }
+    Ok(Introspector::Client(auth.client().clone()))
+}

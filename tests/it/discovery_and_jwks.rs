@@ -43,9 +43,16 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(scopes.contains(&"api.read") && scopes.contains(&"openid"));
-    // Only endpoints that exist are advertised (no device flow, no introspection yet).
+    assert_eq!(
+        d["introspection_endpoint"],
+        format!("{issuer}/connect/introspect")
+    );
+    assert_eq!(
+        d["revocation_endpoint"],
+        format!("{issuer}/connect/revocation")
+    );
+    // Only endpoints that exist are advertised (no device flow yet).
     assert!(d.get("device_authorization_endpoint").is_none());
-    assert!(d.get("introspection_endpoint").is_none());
     s.stop().await;
 }
 

@@ -402,8 +402,12 @@ async fn metrics_count_tokens_and_requests_by_tenant_and_endpoint() {
 async fn a_resource_that_requires_an_indicator_gets_tokens_only_when_named() {
     // RFC 8707 resource isolation: api.write belongs to an API that insists on `resource=`.
     let acme = ACME.replace(
-        "scopes = [\"api.read\", \"api.write\"]\n\n[[identity",
-        "scopes = [\"api.read\"]\n\n[[api_resources]]\nname = \"https://admin.acme.test\"\nscopes = [\"api.write\"]\nrequire_resource_indicator = true\n\n[[identity",
+        "scopes = [\"api.read\", \"api.write\"]\n# DEMO ONLY: the API's secret",
+        "scopes = [\"api.read\"]\n# DEMO ONLY: the API's secret",
+    ) + "\n[[api_resources]]\nname = \"https://admin.acme.test\"\nscopes = [\"api.write\"]\nrequire_resource_indicator = true\n";
+    assert!(
+        acme.contains("scopes = [\"api.read\"]\n# DEMO"),
+        "the demo tenant changed"
     );
     let s = TestServer::start_with(Options {
         tenants: vec![("acme", acme)],

@@ -7,7 +7,7 @@ use crate::protocol::token::AuthorizationCodeRequest;
 use crate::registry::{Client, Tenant};
 use crate::response::authorize::{CodeData, code_aad};
 use crate::state::AppState;
-use crate::stores::{GrantRecord, GrantStore};
+use crate::stores::GrantRecord;
 use crate::tokens;
 use crate::validation::client_auth::AuthenticatedClient;
 use base64::Engine;
@@ -124,12 +124,7 @@ pub async fn revoke_family(
     ctx: &RequestContext,
 ) -> Result<(), InternalError> {
     let revoked = match &record.family {
-        Some(f) => {
-            state
-                .store
-                .revoke_family(tenant.slug(), f, state.now())
-                .await?
-        }
+        Some(f) => state.revoke(tenant.slug(), f, true).await?,
         None => 0,
     };
     crate::events::grant_replayed(

@@ -1,0 +1,93 @@
+//! `POST /{tenant}/connect/revocation` (RFC 7009): a client revokes one of its refresh tokens
+//! (and with it the whole family) or access tokens. Unknown tokens are answered 200.
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::frontdoor::middleware::RequestContext;
+use crate::frontdoor::tenant::CurrentTenant;
+use crate::response::token::no_store_json;
+use crate::state::AppState;
+use crate::stores::GrantStore;
+use crate::tokens;
+use crate::validation::client_auth;
+use crate::validation::form::FormBody;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: Result<FormBody, Response>,
+) -> Response {
+    let form = match form {
+        Ok(FormBody(f)) => f,
+        Err(r) => return r,
+    };
+    let result = async {
+        let auth = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
+        let client_id = auth.client().spec.client_id.clone();
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        // RFC 7009 §2.1: the token must have been issued to the revoking client.
+        let not_yours = || {
+            OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the token was not issued to this client",
+            )
+        };
+        if token.len() <= 100
+            && let Some(r) = state
+                .store
+                .find_grant(tenant.slug(), &tokens::handle_hash(token))
+                .await?
+                .filter(|r| r.kind == "refresh_token" || r.kind == "reference_token")
+        {
+            if r.client_id != client_id {
+                return Err(not_yours());
+            }
+            // RFC 7009 §2.1: revoking a refresh token revokes what was issued with it; a
+            // family is the tokens of one grant (RFC 9700 §4.14.2).
+            match (&r.kind[..], &r.family) {
+                ("refresh_token", Some(family)) => {
+                    state.revoke(tenant.slug(), family, true).await?;
+                }
+                _ => {
+                    state.revoke(tenant.slug(), &r.handle_hash, false).await?;
+                }
+            }
+            crate::events::token_revoked(tenant.slug(), &client_id, &ctx.request_id, &r.kind);
+        } else if let Some(t) = tokens::access::verify(&state, &tenant, token).await? {
+            // A JWT access token: revocable where it was recorded (tokens issued for a user).
+            if t.str_claim("client_id") != Some(client_id.as_str()) {
+                return Err(not_yours());
+            }
+            if let Some(r) = &t.record {
+                state.revoke(tenant.slug(), &r.handle_hash, false).await?;
+                crate::events::token_revoked(
+                    tenant.slug(),
+                    &client_id,
+                    &ctx.request_id,
+                    "access_token",
+                );
+            }
+        }
+        // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
+        Ok::<_, OAuthError>(no_store_json(b"{}".to_vec()))
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        if e.code != ErrorCode::InvalidClient {
+            crate::events::request_rejected(
+                tenant.slug(),
+                "revocation",
+                &ctx.request_id,
+                e.code.as_str(),
+                &e.description,
+            );
+        }
+        e.into_response()
+    })
+}

@@ -1,0 +1,269 @@
+//! Introspection (RFC 7662) and revocation (RFC 7009).
+
+use crate::interactive::{Browser, VERIFIER, alice_signs_in, redeem};
+use crate::support::*;
+use portcullis::clock::{Clock, FixedClock, SystemClock};
+use serde_json::Value;
+
+const API: &str = "https://api.acme.test";
+/// RFC 6749 §2.3.1: the Basic user name is form-encoded (a URI contains ':').
+const API_USER: &str = "https%3A%2F%2Fapi.acme.test";
+
+async fn introspect(
+    server: &TestServer,
+    tenant: &str,
+    user: &str,
+    secret: &str,
+    token: &str,
+) -> reqwest::Response {
+    server
+        .http
+        .post(server.url(&format!("/{tenant}/connect/introspect")))
+        .basic_auth(user, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn active(server: &TestServer, tenant: &str, user: &str, secret: &str, token: &str) -> Value {
+    let r = introspect(server, tenant, user, secret, token).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    r.json().await.unwrap()
+}
+
+async fn revoke(server: &TestServer, client: &str, secret: &str, token: &str) -> reqwest::Response {
+    server
+        .http
+        .post(server.url("/acme/connect/revocation"))
+        .basic_auth(client, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_api_learns_about_tokens_for_its_audience_and_nothing_else() {
+    let server = TestServer::start().await;
+    let t = server
+        .token_json(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials"), ("scope", "api.read")],
+        )
+        .await;
+    let at = t["access_token"].as_str().unwrap();
+    let info = active(&server, "acme", API_USER, "acme-api-secret", at).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["client_id"], "acme-m2m");
+    assert_eq!(info["scope"], "api.read");
+    assert_eq!(info["aud"], API);
+    assert_eq!(info["token_type"], "Bearer");
+    assert_eq!(info["iss"], server.url("/acme"));
+    assert!(info["exp"].is_i64() && info["iat"].is_i64());
+    // A wrong API secret is a failed authentication.
+    assert_eq!(
+        introspect(&server, "acme", API_USER, "wrong", at)
+            .await
+            .status(),
+        401
+    );
+    // The client the token belongs to may ask too; another client learns nothing.
+    assert_eq!(
+        active(&server, "acme", "acme-m2m", "acme-m2m-secret", at).await["active"],
+        true
+    );
+    assert_eq!(
+        active(&server, "acme", "acme-web", "acme-web-secret", at).await,
+        serde_json::json!({"active": false})
+    );
+    // Public clients do not introspect.
+    let r = server
+        .http
+        .post(server.url("/acme/connect/introspect"))
+        .form(&[("token", at), ("client_id", "acme-spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Garbage, and a token of another tenant, are simply inactive.
+    assert_eq!(
+        active(&server, "acme", API_USER, "acme-api-secret", "not-a-token").await["active"],
+        false
+    );
+    let g = server
+        .token_json(
+            "globex",
+            "globex-m2m",
+            "globex-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(
+        active(
+            &server,
+            "acme",
+            API_USER,
+            "acme-api-secret",
+            g["access_token"].as_str().unwrap()
+        )
+        .await["active"],
+        false
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_and_revoked_reference_tokens_are_inactive() {
+    let clock = FixedClock::new(SystemClock.now());
+    let acme = ACME.replace(
+        "client_id = \"acme-m2m\"",
+        "client_id = \"acme-m2m\"\naccess_token_format = \"reference\"",
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        clock: Some(clock.clone()),
+        ..Default::default()
+    })
+    .await;
+    let grant = [("grant_type", "client_credentials"), ("scope", "api.read")];
+    let t = server
+        .token_json("acme", "acme-m2m", "acme-m2m-secret", &grant)
+        .await;
+    let at = t["access_token"].as_str().unwrap().to_string();
+    assert!(!at.contains('.'), "a reference token is an opaque handle");
+    assert_eq!(
+        active(&server, "acme", API_USER, "acme-api-secret", &at).await["active"],
+        true
+    );
+    // Another client may not revoke it.
+    let r = revoke(&server, "acme-web", "acme-web-secret", &at).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    assert_eq!(
+        revoke(&server, "acme-m2m", "acme-m2m-secret", &at)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        active(&server, "acme", API_USER, "acme-api-secret", &at).await["active"],
+        false
+    );
+    // Unknown tokens: 200 (RFC 7009 §2.2).
+    assert_eq!(
+        revoke(&server, "acme-m2m", "acme-m2m-secret", "unknown")
+            .await
+            .status(),
+        200
+    );
+    let t = server
+        .token_json("acme", "acme-m2m", "acme-m2m-secret", &grant)
+        .await;
+    clock.advance(3601);
+    assert_eq!(
+        active(
+            &server,
+            "acme",
+            API_USER,
+            "acme-api-secret",
+            t["access_token"].as_str().unwrap()
+        )
+        .await["active"],
+        false
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_family_and_the_access_tokens_issued_with_it() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let back = alice_signs_in(&server, &b, "s").await;
+    let t: Value = redeem(&server, &back["code"], VERIFIER)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rt = t["refresh_token"].as_str().unwrap();
+    let at = t["access_token"].as_str().unwrap();
+    let info = active(&server, "acme", "acme-web", "acme-web-secret", rt).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["token_type"], "refresh_token");
+    assert_eq!(info["sub"], "alice");
+    let info = active(&server, "acme", API_USER, "acme-api-secret", at).await;
+    assert_eq!(info["sub"], "alice");
+    assert!(info["sid"].is_string());
+    // The API never sees refresh tokens.
+    assert_eq!(
+        active(&server, "acme", API_USER, "acme-api-secret", rt).await["active"],
+        false
+    );
+    assert_eq!(
+        revoke(&server, "acme-web", "acme-web-secret", rt)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        active(&server, "acme", "acme-web", "acme-web-secret", rt).await["active"],
+        false
+    );
+    assert_eq!(
+        active(&server, "acme", API_USER, "acme-api-secret", at).await["active"],
+        false,
+        "the family is revoked"
+    );
+    let r = server
+        .http
+        .get(server.url("/acme/connect/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_jwt_access_token_issued_for_a_user_can_be_revoked_alone() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let back = alice_signs_in(&server, &b, "s").await;
+    let t: Value = redeem(&server, &back["code"], VERIFIER)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(
+        revoke(&server, "acme-web", "acme-web-secret", at)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        active(&server, "acme", API_USER, "acme-api-secret", at).await["active"],
+        false
+    );
+    // The refresh token still works: only the access token was revoked.
+    let r = server
+        .http
+        .post(server.url("/acme/connect/token"))
+        .basic_auth("acme-web", Some("acme-web-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}
