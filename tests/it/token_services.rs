@@ -267,3 +267,62 @@ async fn a_jwt_access_token_issued_for_a_user_can_be_revoked_alone() {
     assert_eq!(r.status(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_revocation_on_one_node_clears_the_cached_token_on_the_other_through_postgresql() {
+    if postgres_url().is_none() {
+        eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+        return;
+    }
+    use base64::Engine;
+    let schema = unique_schema();
+    let keys = format!(
+        "master_key = \"{}\"",
+        base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+    );
+    let acme = ACME.replace(
+        "client_id = \"acme-m2m\"",
+        "client_id = \"acme-m2m\"\naccess_token_format = \"reference\"",
+    );
+    let node = || Options {
+        tenants: vec![("acme", acme.clone()), ("globex", GLOBEX.into())],
+        postgres: true,
+        postgres_schema: Some(schema.clone()),
+        keys: keys.clone(),
+        ..Default::default()
+    };
+    let a = TestServer::start_with(node()).await;
+    let b = TestServer::start_with(node()).await;
+    let t = a
+        .token_json(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let at = t["access_token"].as_str().unwrap();
+    // Node B looks it up (and now holds it in its cache).
+    assert_eq!(
+        active(&b, "acme", API_USER, "acme-api-secret", at).await["active"],
+        true
+    );
+    assert_eq!(
+        revoke(&a, "acme-m2m", "acme-m2m-secret", at).await.status(),
+        200
+    );
+    let mut gone = false;
+    for _ in 0..50 {
+        if active(&b, "acme", API_USER, "acme-api-secret", at).await["active"] == false {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        gone,
+        "node B still answers active for a token revoked on node A"
+    );
+    a.stop().await;
+    b.stop().await;
+}
