@@ -1,6 +1,7 @@
 -- wrk script for bench/run.
 --   BENCH_MODE=token      POST client_credentials (HTTP Basic acme-m2m:acme-m2m-secret, scope api.read)
 --   BENCH_MODE=discovery  GET (the URL given to wrk)
+--   BENCH_MODE=introspect POST token=$BENCH_TOKEN as the API https://api.acme.test (HTTP Basic)
 -- done() prints one machine-readable line:
 --   BENCH_RESULT requests=N duration_us=N rps=F p50_ms=F p99_ms=F connect=N read=N write=N status=N timeout=N
 -- `status` is wrk's own count of responses with an HTTP status >= 400 (its "Non-2xx or 3xx
@@ -18,8 +19,14 @@ if mode == "token" then
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 elseif mode == "discovery" then
   wrk.method = "GET"
+elseif mode == "introspect" then
+  -- The API https://api.acme.test (demo secret acme-api-secret) asks about a reference token.
+  wrk.method = "POST"
+  wrk.body = "token=" .. (os.getenv("BENCH_TOKEN") or "")
+  wrk.headers["Authorization"] = "Basic aHR0cHMlM0ElMkYlMkZhcGkuYWNtZS50ZXN0OmFjbWUtYXBpLXNlY3JldA=="
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 else
-  error("BENCH_MODE must be token or discovery, got " .. mode)
+  error("BENCH_MODE must be token, discovery or introspect, got " .. mode)
 end
 wrk.headers["Accept"] = "application/json"
 

@@ -52,9 +52,10 @@ async fn an_invalid_change_is_rejected_and_the_running_tenant_keeps_working() {
     write_tenant(
         s.dir.path(),
         "acme",
-        &ACME.replace(
+        &ACME.replacen(
             "grant_types = [\"client_credentials\"]",
             "grant_types = [\"telepathy\"]",
+            1,
         ),
     );
     let report = portcullis::registry::sync::reload_files(s.state())

@@ -94,9 +94,10 @@ async fn the_access_token_algorithm_follows_the_tenant_setting() {
 
 #[tokio::test]
 async fn a_reference_token_client_gets_an_opaque_handle_stored_only_as_a_hash() {
-    let acme = ACME.replace(
+    let acme = ACME.replacen(
         "grant_types = [\"client_credentials\"]\n",
         "grant_types = [\"client_credentials\"]\naccess_token_format = \"reference\"\n",
+        1,
     );
     let s = TestServer::start_with(Options {
         tenants: vec![("acme", acme)],
