@@ -130,5 +130,34 @@ pub fn ensure(dir: &Path, force: bool) -> Result<bool, String> {
     write("server-key.pem", &server.key_pem, true)?;
     write("demo-client.pem", &client.cert_pem, false)?;
     write("demo-client-key.pem", &client.key_pem, true)?;
+    ensure_demo_jwt_key(dir, true)?;
+    Ok(true)
+}
+
+/// The demo client `acme-jwt` (private_key_jwt): its private key `acme-jwt-key.pem` (ES256,
+/// PKCS#8) and its public JWK Set `acme-jwt.jwks.json`, which the tenant file reads. Returns
+/// true if it wrote new files.
+pub fn ensure_demo_jwt_key(dir: &Path, force: bool) -> Result<bool, String> {
+    let (key_path, jwks_path) = (dir.join("acme-jwt-key.pem"), dir.join("acme-jwt.jwks.json"));
+    if !force && key_path.is_file() && jwks_path.is_file() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let der = crate::keys::signer::generate_pkcs8(crate::keys::Alg::ES256, 2048)
+        .map_err(|e| e.to_string())?;
+    let signer = crate::keys::Signer::from_pkcs8(crate::keys::Alg::ES256, &der)
+        .map_err(|e| e.to_string())?;
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+    let mut text = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str("-----END PRIVATE KEY-----\n");
+    write_private(&key_path, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
+    let jwks = serde_json::json!({ "keys": [signer.public_jwk()] });
+    std::fs::write(&jwks_path, format!("{jwks:#}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", jwks_path.display()))?;
     Ok(true)
 }

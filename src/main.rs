@@ -356,8 +356,14 @@ fn check_config(config: &ServerConfig) -> Result<(), String> {
 
 fn dev_certs(config: &ServerConfig, force: bool) -> Result<(), String> {
     let dir = config.certs_dir();
+    let jwt = portcullis::devcerts::ensure_demo_jwt_key(&dir, false)?;
     if portcullis::devcerts::ensure(&dir, force)? {
         println!("wrote development certificates to {}", dir.display());
+    } else if jwt {
+        println!(
+            "wrote the demo client key acme-jwt-key.pem to {}",
+            dir.display()
+        );
     } else {
         println!(
             "development certificates already exist in {} (use --force to replace them)",

@@ -142,6 +142,11 @@ pub fn prepare_certificates(config: &ServerConfig) -> Result<Arc<SniResolver>, S
     {
         tracing::warn!(dir = %config.certs_dir().display(), "generated development certificates (set tls.dev_certs = false in production)");
     }
+    if config.file.tls.dev_certs
+        && crate::devcerts::ensure_demo_jwt_key(&config.certs_dir(), false)?
+    {
+        tracing::warn!(dir = %config.certs_dir().display(), "generated the demo client key acme-jwt-key.pem");
+    }
     Ok(Arc::new(SniResolver::new(tls::load_certified_key(
         &cert, &key,
     )?)))

@@ -38,6 +38,8 @@ pub struct StateInner {
     pub grants: crate::stores::cache::GrantCache,
     /// Client key sets fetched from `jwks_uri`.
     pub jwks_cache: moka::future::Cache<String, Arc<serde_json::Value>>,
+    /// `jwks_uri`s refetched for an unknown `kid` within the last minute (the rate limit).
+    pub jwks_refetched: moka::future::Cache<String, ()>,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -103,6 +105,10 @@ impl AppState {
                 .build()
                 .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))?,
             grants,
+            jwks_refetched: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
             jwks_cache: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(300))

@@ -42,6 +42,8 @@ pub struct ServerSection {
     pub public_base_url: String,
     pub mtls_base_url: String,
     pub trusted_proxies: Vec<String>,
+    /// Header in which a trusted TLS-terminating proxy passes the client certificate.
+    pub client_cert_header: String,
     pub ops_networks: Vec<String>,
     pub shutdown_grace_seconds: u64,
     pub request_timeout_seconds: u64,
@@ -163,6 +165,7 @@ impl Default for ServerFile {
                 public_base_url: "https://localhost:8443".into(),
                 mtls_base_url: "https://localhost:8444".into(),
                 trusted_proxies: Vec::new(),
+                client_cert_header: String::new(),
                 ops_networks: vec![
                     "127.0.0.0/8".into(),
                     "::1/128".into(),

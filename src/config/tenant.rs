@@ -42,6 +42,15 @@ struct TenantFile {
     branding: BrandingFile,
     #[serde(default)]
     par: ParFile,
+    #[serde(default)]
+    mtls: MtlsFile,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct MtlsFile {
+    /// PEM files of the CAs that tls_client_auth certificates must chain to (RFC 8705 §2.1).
+    trust_anchors: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +249,18 @@ struct ClientFile {
     jwks_uri: Option<String>,
     #[serde(default)]
     require_signed_request_object: bool,
+    /// A JWK Set file (e.g. written by `portcullis dev-certs`), read when the tenant loads.
+    jwks_file: Option<String>,
+    /// RFC 8705 §2.1.2: the one subject attribute a tls_client_auth certificate must carry.
+    tls_client_auth_subject_dn: Option<String>,
+    tls_client_auth_san_dns: Option<String>,
+    tls_client_auth_san_uri: Option<String>,
+    tls_client_auth_san_ip: Option<String>,
+    tls_client_auth_san_email: Option<String>,
+    /// RFC 8705 §3.4: bind access tokens to the client certificate presented, whatever the
+    /// authentication method.
+    #[serde(default)]
+    tls_client_certificate_bound_access_tokens: bool,
 }
 
 fn yes() -> bool {
@@ -279,6 +300,9 @@ pub struct TenantSpec {
     pub branding: crate::ui::Branding,
     #[serde(default)]
     pub par: ParPolicy,
+    /// Trust anchor PEM files for tls_client_auth, resolved against the base directory.
+    #[serde(default)]
+    pub mtls_trust_anchors: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -414,6 +438,12 @@ impl GrantType {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 §2.2 / OIDC Core §9: a JWT signed with one of the client's registered keys.
+    PrivateKeyJwt,
+    /// RFC 8705 §2.1: a certificate from a trusted CA with the registered subject.
+    TlsClientAuth,
+    /// RFC 8705 §2.2: a registered self-signed certificate.
+    SelfSignedTlsClientAuth,
     /// A public client (RFC 6749 §2.1): identified by `client_id`, not authenticated.
     None,
 }
@@ -422,6 +452,9 @@ impl AuthMethod {
     pub const ALL: &'static [AuthMethod] = &[
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::TlsClientAuth,
+        AuthMethod::SelfSignedTlsClientAuth,
         AuthMethod::None,
     ];
     /// What a client holding a secret may use when its file says nothing.
@@ -431,6 +464,9 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             Self::None => "none",
         }
     }
@@ -477,6 +513,21 @@ pub struct InteractiveSpec {
     pub jwks: Option<serde_json::Value>,
     pub jwks_uri: Option<String>,
     pub require_signed_request_object: bool,
+    #[serde(default)]
+    pub tls_subject: Option<TlsSubject>,
+    #[serde(default)]
+    pub certificate_bound_tokens: bool,
+}
+
+/// RFC 8705 §2.1.2: how a tls_client_auth client's certificate is recognised (exactly one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsSubject {
+    SubjectDn(String),
+    SanDns(String),
+    SanUri(String),
+    SanIp(String),
+    SanEmail(String),
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -780,7 +831,7 @@ pub fn resolve(
                         bad(
                             ck.key("token_endpoint_auth_methods").index(j),
                             format!(
-                                "`{m}` is not supported (client_secret_basic, client_secret_post, none)"
+                                "`{m}` is not supported (client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth, none)"
                             ),
                         );
                         None
@@ -795,10 +846,17 @@ pub fn resolve(
                     "a public client has no secrets and authenticates with `none` only".into(),
                 );
             }
-        } else if secrets.is_empty() {
+        } else if secrets.is_empty()
+            && auth_methods.iter().any(|m| {
+                matches!(
+                    m,
+                    AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+                )
+            })
+        {
             bad(
                 ck.key("secrets"),
-                "this client has no way to authenticate: add a secret (or set public = true)"
+                "this client has no way to authenticate: add a secret, list key or certificate methods in token_endpoint_auth_methods, or set public = true"
                     .into(),
             );
         } else if auth_methods.contains(&AuthMethod::None) {
@@ -807,7 +865,42 @@ pub fn resolve(
                 "`none` is for public clients only".into(),
             );
         }
-        let interactive = resolve_interactive(c, &ck, &grant_types, &signing_algorithms, &mut bad);
+        let interactive = resolve_interactive(
+            c,
+            &ck,
+            defaults.base_dir,
+            &grant_types,
+            &signing_algorithms,
+            &mut bad,
+        );
+        // Each key-based or certificate-based method needs what it is checked against.
+        let i = &interactive;
+        if auth_methods.contains(&AuthMethod::PrivateKeyJwt)
+            && i.jwks.is_none()
+            && i.jwks_uri.is_none()
+            && c.jwks_file.is_none()
+        {
+            bad(
+                ck.key("token_endpoint_auth_methods"),
+                "private_key_jwt needs jwks, jwks_file or jwks_uri".into(),
+            );
+        }
+        if auth_methods.contains(&AuthMethod::TlsClientAuth) && i.tls_subject.is_none() {
+            bad(ck.key("token_endpoint_auth_methods"), "tls_client_auth needs a tls_client_auth_subject_dn or tls_client_auth_san_* setting".into());
+        }
+        if auth_methods.contains(&AuthMethod::TlsClientAuth) && file.mtls.trust_anchors.is_empty() {
+            bad(
+                ck.key("token_endpoint_auth_methods"),
+                "tls_client_auth needs [mtls] trust_anchors in the tenant".into(),
+            );
+        }
+        if auth_methods.contains(&AuthMethod::SelfSignedTlsClientAuth)
+            && i.jwks.is_none()
+            && i.jwks_uri.is_none()
+            && c.jwks_file.is_none()
+        {
+            bad(ck.key("token_endpoint_auth_methods"), "self_signed_tls_client_auth needs the certificate as x5c in jwks, jwks_file or jwks_uri".into());
+        }
         let access_token_format = c.access_token_format.as_deref().map(|v| {
             format_of(v).unwrap_or_else(|| {
                 bad(
@@ -1036,6 +1129,12 @@ pub fn resolve(
             required: file.par.required,
             lifetime: file.par.lifetime,
         },
+        mtls_trust_anchors: file
+            .mtls
+            .trust_anchors
+            .iter()
+            .map(|p| defaults.base_dir.join(p))
+            .collect(),
     };
     Ok((spec, clients))
 }
@@ -1043,6 +1142,7 @@ pub fn resolve(
 fn resolve_interactive(
     c: &ClientFile,
     ck: &KeyPath,
+    base_dir: &Path,
     grant_types: &[GrantType],
     signing_algorithms: &[Alg],
     bad: &mut impl FnMut(KeyPath, String),
@@ -1107,10 +1207,65 @@ fn resolve_interactive(
                     None
                 }
             });
-    if let Some(jwks) = &c.jwks
+    let mut jwks = c.jwks.clone();
+    if let Some(file) = &c.jwks_file {
+        if jwks.is_some() || c.jwks_uri.is_some() {
+            bad(
+                ck.key("jwks_file"),
+                "give one of jwks, jwks_file and jwks_uri".into(),
+            );
+        }
+        let path = base_dir.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(v) => jwks = Some(v),
+                Err(e) => bad(ck.key("jwks_file"), format!("{}: {e}", path.display())),
+            },
+            // Not yet written (e.g. by `portcullis dev-certs` on first start): the client has
+            // no keys until it is, and the tenant still loads.
+            Err(_) => {
+                tracing::warn!(file = %path.display(), client = %c.client_id, "client JWK Set file not found; the client cannot authenticate with keys until it exists")
+            }
+        }
+    }
+    if let Some(jwks) = &jwks
         && jwks.get("keys").and_then(|k| k.as_array()).is_none()
     {
         bad(ck.key("jwks"), "a JWK Set is an object with `keys`".into());
+    }
+    if let Some(jwks) = &jwks
+        && jwks
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .is_some_and(|keys| {
+                keys.iter()
+                    .any(|k| k.get("d").is_some() || k.get("k").is_some())
+            })
+    {
+        bad(
+            ck.key("jwks"),
+            "a client JWK Set holds public keys only".into(),
+        );
+    }
+    let subjects: Vec<TlsSubject> = [
+        c.tls_client_auth_subject_dn
+            .clone()
+            .map(TlsSubject::SubjectDn),
+        c.tls_client_auth_san_dns.clone().map(TlsSubject::SanDns),
+        c.tls_client_auth_san_uri.clone().map(TlsSubject::SanUri),
+        c.tls_client_auth_san_ip.clone().map(TlsSubject::SanIp),
+        c.tls_client_auth_san_email
+            .clone()
+            .map(TlsSubject::SanEmail),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if subjects.len() > 1 {
+        bad(
+            ck.key("tls_client_auth_subject_dn"),
+            "give exactly one tls_client_auth subject setting (RFC 8705 §2.1.2)".into(),
+        );
     }
     if let Some(l) = c.consent_lifetime
         && l < 1
@@ -1134,9 +1289,11 @@ fn resolve_interactive(
         frontchannel_logout_uri: c.frontchannel_logout_uri.clone(),
         backchannel_logout_uri: c.backchannel_logout_uri.clone(),
         client_uri: c.client_uri.clone(),
-        jwks: c.jwks.clone(),
+        jwks,
         jwks_uri: c.jwks_uri.clone(),
         require_signed_request_object: c.require_signed_request_object,
+        tls_subject: subjects.into_iter().next(),
+        certificate_bound_tokens: c.tls_client_certificate_bound_access_tokens,
     }
 }
 

@@ -150,6 +150,16 @@ async fn respond(
             return crate::error::OAuthError::server_error().into_response();
         }
     };
+    // RFC 8705 §3: a certificate-bound token is only good with the same certificate.
+    if let Some(bound) = claims
+        .cnf
+        .as_ref()
+        .and_then(|c| c.get("x5t#S256"))
+        .and_then(|t| t.as_str())
+        && ctx.cert_thumbprint().as_deref() != Some(bound)
+    {
+        return invalid("certificate-bound token without its certificate");
+    }
     let scopes: Vec<String> = claims.scope.split(' ').map(str::to_string).collect();
     // OIDC Core §5.3: userinfo serves tokens that carry the openid scope.
     if !scopes.iter().any(|s| s == "openid") {

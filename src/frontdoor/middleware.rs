@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rustls::pki_types::CertificateDer;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,22 @@ pub struct RequestContext {
     /// The connection came over TLS (directly, or a trusted proxy says `X-Forwarded-Proto: https`).
     pub secure: bool,
     pub listener: Option<ListenerKind>,
+    /// The request path after host routing (`/{tenant}/connect/token`).
+    pub path: Arc<str>,
+    /// The client certificate chain (end entity first): from the mTLS listener, or from a
+    /// trusted proxy's certificate header. Only key possession (or the proxy) vouches for it.
+    pub client_certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+impl RequestContext {
+    /// RFC 8705 §3.1: the base64url SHA-256 of the client certificate, `x5t#S256`.
+    pub fn cert_thumbprint(&self) -> Option<String> {
+        let der = self.client_certs.as_ref()?.first()?;
+        Some(base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()),
+        ))
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestContext {
@@ -39,6 +56,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestContext {
                 client_ip: None,
                 secure: false,
                 listener: None,
+                path: Arc::from(parts.uri.path()),
+                client_certs: None,
             }))
     }
 }
@@ -51,7 +70,7 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
     let trusted = peer_ip.is_some_and(|ip| state.config.is_trusted_proxy(ip));
     // Forwarded headers count only from trusted proxies. (Read in a block: a borrow of the
     // request must not live across an await, the body is not Sync.)
-    let (fwd_for, fwd_proto, fwd_host) = {
+    let (fwd_for, fwd_proto, fwd_host, fwd_cert) = {
         let forwarded = |name: &str| -> Option<String> {
             if !trusted {
                 return None;
@@ -61,11 +80,22 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let cert_header = &state.config.file.server.client_cert_header;
         (
             forwarded("x-forwarded-for"),
             forwarded("x-forwarded-proto"),
             forwarded("x-forwarded-host"),
+            (!cert_header.is_empty())
+                .then(|| forwarded(cert_header))
+                .flatten(),
         )
+    };
+    let client_certs = match conn.as_ref().and_then(|c| c.peer_certificates.clone()) {
+        Some(chain) => Some(chain),
+        None => fwd_cert
+            .as_deref()
+            .and_then(forwarded_certificate)
+            .map(|der| Arc::new(vec![der])),
     };
     let client_ip = fwd_for
         .and_then(|v| client_from_forwarded_for(&v, &state))
@@ -114,11 +144,14 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > max as u64);
 
+    let path: Arc<str> = Arc::from(req.uri().path());
     req.extensions_mut().insert(RequestContext {
         request_id: request_id.clone(),
         client_ip,
         secure,
         listener,
+        path,
+        client_certs,
     });
     let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
     let mut response = if too_large {
@@ -140,6 +173,21 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     set_security_headers(&mut response, secure, &request_id);
     response
+}
+
+/// A certificate a proxy forwarded: URL-encoded PEM (nginx `$ssl_client_escaped_cert`), or
+/// Envoy's `x-forwarded-client-cert` with a `Cert="…"` element (URL-encoded PEM).
+fn forwarded_certificate(value: &str) -> Option<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    let pem_encoded = match value.find("Cert=\"") {
+        Some(start) => value.get(start + 6..)?.split('"').next()?,
+        None => value,
+    };
+    let pem: String =
+        form_urlencoded::parse(format!("x={}", pem_encoded.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())?;
+    CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
 
 /// Each proxy appends the address it received the request from, so the client is the right-most

@@ -57,6 +57,10 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "require_pushed_authorization_requests": spec.par.required,
         "grant_types_supported": grants,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        // RFC 7523: assertions are signed with asymmetric keys only.
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+        // RFC 8705 §3.3
+        "tls_client_certificate_bound_access_tokens": true,
         "scopes_supported": scopes,
         "claims_supported": claims,
         "response_types_supported": ["code"],

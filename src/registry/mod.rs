@@ -67,6 +67,8 @@ pub struct Tenant {
     pub default_audience: String,
     /// The tenant's pages (its branding and template overrides, loaded once).
     pub pages: Arc<crate::ui::Pages>,
+    /// CAs that tls_client_auth certificates must chain to (RFC 8705 §2.1).
+    pub mtls_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Tenant {

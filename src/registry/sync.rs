@@ -227,7 +227,18 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
         plain.templates_dir = None;
         crate::ui::Pages::new(&plain).unwrap_or_else(|_| crate::ui::Pages::fallback())
     });
+    let mut mtls_anchors = Vec::new();
+    for path in &spec.mtls_trust_anchors {
+        use rustls::pki_types::pem::PemObject;
+        match rustls::pki_types::CertificateDer::pem_file_iter(path) {
+            Ok(certs) => mtls_anchors.extend(certs.flatten()),
+            Err(e) => {
+                tracing::error!(tenant = %spec.slug, file = %path.display(), error = %e, "cannot read an mTLS trust anchor")
+            }
+        }
+    }
     Tenant {
+        mtls_anchors,
         pages: Arc::new(pages),
         discovery: Bytes::from(
             discovery::document(&spec, state.config.mtls_listen.is_some()).to_string(),

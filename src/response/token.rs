@@ -37,6 +37,7 @@ pub async fn client_credentials(
         iat: now,
         nbf: now,
         exp: now + lifetime,
+        cnf: tokens::cnf_x5t(v.cert_binding()),
     };
     let format = client
         .spec
@@ -114,6 +115,8 @@ struct UserGrant<'a> {
     family: &'a str,
     /// End of the refresh token family (absolute lifetime).
     absolute_expires_at: i64,
+    /// RFC 8705 §3: the certificate thumbprint the tokens are bound to.
+    cert_binding: Option<&'a str>,
 }
 
 /// Tokens signed and the grant records that must be written with them.
@@ -165,6 +168,7 @@ async fn issue_user_tokens(
         sid: Some(g.sid.to_string()),
         amr: g.amr.to_vec(),
         acr: Some(g.acr.to_string()),
+        cnf: tokens::cnf_x5t(g.cert_binding),
     };
     let keys = tenant.keys.load();
     let signer_for = |alg: crate::keys::Alg| {
@@ -263,6 +267,12 @@ async fn issue_user_tokens(
             acr: g.acr.to_string(),
             sid: g.sid.to_string(),
             absolute_expires_at: g.absolute_expires_at,
+            // RFC 8705 §4: confidential clients' refresh tokens are bound by client
+            // authentication; public clients' to the certificate.
+            cert_binding: g
+                .cert_binding
+                .filter(|_| client.spec.interactive.public)
+                .map(str::to_string),
         };
         records.push(GrantRecord {
             handle_hash: tokens::handle_hash(&handle),
@@ -336,6 +346,7 @@ pub async fn authorization_code(
             nonce: data.nonce.as_deref(),
             family: &data.family,
             absolute_expires_at: now + tenant.spec.tokens.refresh_token_absolute_lifetime,
+            cert_binding: v.cert_binding(),
         },
     )
     .await?;
@@ -395,6 +406,7 @@ pub async fn refresh_token(
             nonce: None,
             family: &family,
             absolute_expires_at: data.absolute_expires_at,
+            cert_binding: v.cert_binding().or(data.cert_binding.as_deref()),
         },
     )
     .await?;

@@ -19,6 +19,14 @@ pub struct AccessTokenClaims<'a> {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+    /// RFC 8705 §3.1 / RFC 9449 §6: the key or certificate the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<serde_json::Value>,
+}
+
+/// `cnf` of a certificate-bound token (RFC 8705 §3.1).
+pub fn cnf_x5t(thumbprint: Option<&str>) -> Option<serde_json::Value> {
+    thumbprint.map(|t| serde_json::json!({ "x5t#S256": t }))
 }
 
 /// RFC 9068 claims of an access token issued for a user (authorization code, refresh token).
@@ -40,6 +48,8 @@ pub struct UserAccessClaims {
     pub amr: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<serde_json::Value>,
 }
 
 /// OIDC Core §3.1.3.6 / §3.3.2.11: the left half of the hash of `value`, with the hash of the

@@ -1,24 +1,34 @@
-//! Client authentication at the token endpoint: `client_secret_basic` (RFC 6749 §2.3.1) and
-//! `client_secret_post`. Exactly one method per request (RFC 6749 §2.3).
+//! Client authentication (RFC 6749 §2.3, OIDC Core §9): `client_secret_basic`,
+//! `client_secret_post`, `private_key_jwt` (RFC 7523), `tls_client_auth` and
+//! `self_signed_tls_client_auth` (RFC 8705 §2), and `none` for public clients. Exactly one
+//! method per request; each client lists the methods it may use.
 
 use super::form::Form;
 use crate::config::tenant::AuthMethod;
 use crate::error::{Challenge, OAuthError};
 use crate::frontdoor::middleware::RequestContext;
+use crate::keys::Alg;
 use crate::registry::{Client, Tenant};
 use crate::state::AppState;
-use crate::stores::ClientStore;
+use crate::stores::{ClientStore, GrantRecord, GrantStore};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
+use serde_json::Value;
 use std::sync::Arc;
 
 const MAX_CREDENTIAL_LEN: usize = 512;
+const MAX_ASSERTION_LEN: usize = 8192;
+/// RFC 7523 §3: assertions are short-lived; one valid longer than this is refused.
+const MAX_ASSERTION_LIFETIME: i64 = 600;
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A client that proved who it is. Only [`authenticate`] builds one.
 #[derive(Debug)]
 pub struct AuthenticatedClient {
     client: Arc<Client>,
     method: AuthMethod,
+    /// RFC 8705 §3: `x5t#S256` when the tokens issued now are bound to the client certificate.
+    cert_binding: Option<String>,
 }
 
 impl AuthenticatedClient {
@@ -28,11 +38,22 @@ impl AuthenticatedClient {
     pub fn method(&self) -> AuthMethod {
         self.method
     }
+    pub fn cert_binding(&self) -> Option<&str> {
+        self.cert_binding.as_deref()
+    }
+}
+
+/// What the request carries to authenticate with.
+enum Credential {
+    Secret(String),
+    Assertion(String),
+    /// Only a client_id: a public client, or a client certificate on the connection.
+    ClientId,
 }
 
 struct Presented {
     client_id: String,
-    secret: String,
+    credential: Credential,
     method: AuthMethod,
 }
 
@@ -44,55 +65,98 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
         .map(|(_, value)| value.trim());
     let post_secret = form.get("client_secret");
-    match (basic, post_secret) {
-        // RFC 6749 §2.3 / §5.2: more than one authentication mechanism is invalid_request.
-        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+    let assertion = form.get("client_assertion");
+    let used = [basic.is_some(), post_secret.is_some(), assertion.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if used > 1 {
+        // RFC 6749 §2.3: a client must not use more than one authentication method per request.
+        return Err(OAuthError::invalid_client(
             "use exactly one client authentication method",
-        )),
-        (Some(b64), None) => {
-            let fail =
-                || OAuthError::invalid_client("malformed Basic credentials", Challenge::Basic);
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| fail())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| fail())?;
-            let (id, secret) = decoded.split_once(':').ok_or_else(fail)?;
-            // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-            let id = url_decode(id).ok_or_else(fail)?;
-            let secret = url_decode(secret).ok_or_else(fail)?;
-            if form.get("client_id").is_some_and(|body_id| body_id != id) {
-                return Err(OAuthError::invalid_request(
-                    "client_id in the body differs from the Authorization header",
-                ));
-            }
-            Ok(Presented {
-                client_id: id,
-                secret,
-                method: AuthMethod::ClientSecretBasic,
-            })
+            if basic.is_some() {
+                Challenge::Basic
+            } else {
+                Challenge::None
+            },
+        ));
+    }
+    if let Some(b64) = basic {
+        let fail = || OAuthError::invalid_client("malformed Basic credentials", Challenge::Basic);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| fail())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| fail())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(fail)?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+        let id = url_decode(id).ok_or_else(fail)?;
+        let secret = url_decode(secret).ok_or_else(fail)?;
+        if form.get("client_id").is_some_and(|body_id| body_id != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body differs from the Authorization header",
+            ));
         }
-        (None, Some(secret)) => match form.get("client_id") {
+        return Ok(Presented {
+            client_id: id,
+            credential: Credential::Secret(secret),
+            method: AuthMethod::ClientSecretBasic,
+        });
+    }
+    if let Some(secret) = post_secret {
+        return match form.get("client_id") {
             Some(id) => Ok(Presented {
                 client_id: id.to_string(),
-                secret: secret.to_string(),
+                credential: Credential::Secret(secret.to_string()),
                 method: AuthMethod::ClientSecretPost,
             }),
             None => Err(OAuthError::invalid_request(
                 "client_secret without client_id",
             )),
-        },
-        // RFC 6749 §2.1 / §3.2.1: a public client only identifies itself.
-        (None, None) => match form.get("client_id") {
-            Some(id) => Ok(Presented {
-                client_id: id.to_string(),
-                secret: String::new(),
-                method: AuthMethod::None,
-            }),
-            None => Err(OAuthError::invalid_client(
-                "client authentication is required",
+        };
+    }
+    if let Some(assertion) = assertion {
+        // RFC 7521 §4.2: the assertion type says how to read the assertion.
+        if form.get("client_assertion_type") != Some(JWT_BEARER) {
+            return Err(OAuthError::invalid_client(
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 Challenge::None,
-            )),
-        },
+            ));
+        }
+        // RFC 7523 §3: the subject is the client_id (client_id in the body is optional).
+        let sub = crate::tokens::jws::decode_unverified(assertion)
+            .ok()
+            .and_then(|(_, claims)| {
+                claims
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| {
+                OAuthError::invalid_client("malformed client assertion", Challenge::None)
+            })?;
+        if form.get("client_id").is_some_and(|id| id != sub) {
+            return Err(OAuthError::invalid_client(
+                "client_id differs from the assertion's subject",
+                Challenge::None,
+            ));
+        }
+        return Ok(Presented {
+            client_id: sub,
+            credential: Credential::Assertion(assertion.to_string()),
+            method: AuthMethod::PrivateKeyJwt,
+        });
+    }
+    // RFC 6749 §2.1 / RFC 8705 §2: only a client_id; a certificate may come with the connection.
+    match form.get("client_id") {
+        Some(id) => Ok(Presented {
+            client_id: id.to_string(),
+            credential: Credential::ClientId,
+            method: AuthMethod::None,
+        }),
+        None => Err(OAuthError::invalid_client(
+            "client authentication is required",
+            Challenge::None,
+        )),
     }
 }
 
@@ -115,7 +179,8 @@ fn url_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Authenticates the calling client of `tenant`; failures are security events.
+/// Authenticates the calling client of `tenant`; failures are security events. `endpoint` is
+/// the URL being called (an assertion may name it as its audience).
 pub async fn authenticate(
     state: &AppState,
     tenant: &Tenant,
@@ -134,9 +199,13 @@ pub async fn authenticate(
         crate::events::client_auth_failed(tenant.slug(), &p.client_id, &ctx.request_id, reason);
         OAuthError::invalid_client("client authentication failed", challenge)
     };
+    let secret_len = match &p.credential {
+        Credential::Secret(s) => s.len(),
+        _ => 0,
+    };
     if p.client_id.is_empty()
         || p.client_id.len() > MAX_CREDENTIAL_LEN
-        || p.secret.len() > MAX_CREDENTIAL_LEN
+        || secret_len > MAX_CREDENTIAL_LEN
     {
         return Err(refuse("credentials too long or empty"));
     }
@@ -145,36 +214,172 @@ pub async fn authenticate(
         .find_client(tenant.slug(), &p.client_id)
         .await?
     else {
-        // Spend the same hash as a known client would, so timing does not tell ids apart.
-        let _ = crate::secrets::SecretHash::of("").verify(&p.secret);
+        if let Credential::Secret(secret) = &p.credential {
+            // Spend the same hash as a known client would, so timing does not tell ids apart.
+            let _ = crate::secrets::SecretHash::of("").verify(secret);
+        }
         return Err(refuse("unknown client"));
     };
     if !client.spec.enabled {
         return Err(refuse("client disabled"));
     }
-    if !client.allows_auth_method(p.method) {
-        return Err(refuse("authentication method not allowed for this client"));
-    }
-    if p.method == AuthMethod::None {
-        // allows_auth_method(None) holds only for public clients (checked at config load).
-        return Ok(AuthenticatedClient {
-            client,
-            method: p.method,
-        });
-    }
     let now = state.now();
-    let ok = client
-        .secrets
-        .iter()
-        .filter(|(_, expires)| expires.is_none_or(|e| e > now))
-        .any(|(hash, _)| hash.verify(&p.secret));
-    if !ok {
-        return Err(refuse("wrong secret"));
-    }
+    let thumbprint = ctx.cert_thumbprint();
+    let method = match &p.credential {
+        Credential::Secret(secret) => {
+            if !client.allows_auth_method(p.method) {
+                return Err(refuse("authentication method not allowed for this client"));
+            }
+            let ok = client
+                .secrets
+                .iter()
+                .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+                .any(|(hash, _)| hash.verify(secret));
+            if !ok {
+                return Err(refuse("wrong secret"));
+            }
+            p.method
+        }
+        Credential::Assertion(assertion) => {
+            if !client.allows_auth_method(AuthMethod::PrivateKeyJwt) {
+                return Err(refuse("authentication method not allowed for this client"));
+            }
+            if let Err(reason) = check_assertion(state, tenant, &client, assertion, ctx).await? {
+                return Err(refuse(reason));
+            }
+            AuthMethod::PrivateKeyJwt
+        }
+        Credential::ClientId => {
+            let chain = ctx.client_certs.as_ref().filter(|c| !c.is_empty());
+            match chain {
+                Some(chain) if client.allows_auth_method(AuthMethod::TlsClientAuth) => {
+                    let Some(subject) = &client.spec.interactive.tls_subject else {
+                        return Err(refuse("no registered certificate subject"));
+                    };
+                    if let Err(reason) =
+                        super::client_cert::pki_matches(&tenant.mtls_anchors, chain, subject, now)
+                    {
+                        return Err(refuse(reason));
+                    }
+                    AuthMethod::TlsClientAuth
+                }
+                Some(chain) if client.allows_auth_method(AuthMethod::SelfSignedTlsClientAuth) => {
+                    let keys = super::client_keys::client_jwks(state, &client)
+                        .await
+                        .ok()
+                        .flatten();
+                    let ok = match (keys, chain.first()) {
+                        (Some(jwks), Some(cert)) => {
+                            super::client_cert::self_signed_matches(&jwks, cert, now)
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(refuse("the certificate is not registered for this client"));
+                    }
+                    AuthMethod::SelfSignedTlsClientAuth
+                }
+                _ if client.allows_auth_method(AuthMethod::None) => AuthMethod::None,
+                Some(_) => return Err(refuse("authentication method not allowed for this client")),
+                None => return Err(refuse("client authentication is required")),
+            }
+        }
+    };
+    // RFC 8705 §3: tokens of certificate-authenticated clients, and of clients registered for
+    // binding that present a certificate, are bound to it.
+    let cert_binding = match method {
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => thumbprint,
+        _ if client.spec.interactive.certificate_bound_tokens => thumbprint,
+        _ => None,
+    };
     Ok(AuthenticatedClient {
         client,
-        method: p.method,
+        method,
+        cert_binding,
     })
+}
+
+/// RFC 7523 §3: the client assertion's signature, issuer, subject, audience, lifetime and
+/// single use. `Ok(Err(reason))` is a refusal; `Err` an internal failure.
+async fn check_assertion(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &Client,
+    assertion: &str,
+    ctx: &RequestContext,
+) -> Result<Result<(), &'static str>, crate::error::InternalError> {
+    if assertion.len() > MAX_ASSERTION_LEN {
+        return Ok(Err("assertion too long"));
+    }
+    // Never `none` or a shared-secret algorithm: the server holds no plain client secrets.
+    let verified =
+        match super::client_keys::verify_with_client_keys(state, client, assertion, &Alg::ALL)
+            .await?
+        {
+            Some(v) => v,
+            None => return Ok(Err("the assertion is not signed by a key of this client")),
+        };
+    let c = &verified.claims;
+    let s = |k: &str| c.get(k).and_then(Value::as_str);
+    let id = client.spec.client_id.as_str();
+    if s("iss") != Some(id) || s("sub") != Some(id) {
+        return Ok(Err("iss and sub must be the client_id"));
+    }
+    // RFC 7523 §3 item 3, FAPI 2.0 §5.3.2.1: the issuer identifies us; the token endpoint URL
+    // (or the endpoint called) is accepted too.
+    let endpoint = format!("{}{}", tenant.spec.issuer, path_below_tenant(tenant, ctx));
+    let acceptable =
+        |a: &str| a == tenant.spec.issuer || a == tenant.token_endpoint || a == endpoint;
+    let aud_ok = match c.get("aud") {
+        Some(Value::String(a)) => acceptable(a),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(acceptable),
+        _ => false,
+    };
+    if !aud_ok {
+        return Ok(Err("the assertion's audience is not this server"));
+    }
+    let now = state.now();
+    let Some(exp) = c.get("exp").and_then(Value::as_i64) else {
+        return Ok(Err("the assertion has no exp"));
+    };
+    if exp <= now {
+        return Ok(Err("the assertion has expired"));
+    }
+    if exp > now + MAX_ASSERTION_LIFETIME {
+        return Ok(Err("the assertion lives too long"));
+    }
+    if c.get("nbf")
+        .and_then(Value::as_i64)
+        .is_some_and(|nbf| nbf > now + 60)
+        || c.get("iat")
+            .and_then(Value::as_i64)
+            .is_some_and(|iat| iat > now + 60)
+    {
+        return Ok(Err("the assertion is not valid yet"));
+    }
+    let Some(jti) = s("jti").filter(|j| !j.is_empty() && j.len() <= 256) else {
+        return Ok(Err("the assertion has no jti"));
+    };
+    // RFC 7523 §3 item 7: single use, on every node (the store decides), for its lifetime.
+    let marker = GrantRecord {
+        handle_hash: crate::tokens::handle_hash(&format!("assertion:{id}:{jti}")),
+        kind: "assertion_jti".into(),
+        client_id: id.to_string(),
+        created_at: now,
+        expires_at: exp + 60,
+        consumed_at: Some(now),
+        ..Default::default()
+    };
+    if !state.store.redeem_once(tenant.slug(), &marker, &[]).await? {
+        return Ok(Err("the assertion was used before"));
+    }
+    Ok(Ok(()))
+}
+
+/// The path of the called endpoint below the tenant (`/connect/token`, …), for the audience.
+fn path_below_tenant<'a>(tenant: &Tenant, ctx: &'a RequestContext) -> &'a str {
+    let prefix_len = tenant.slug().len() + 1;
+    ctx.path.get(prefix_len..).unwrap_or("")
 }
 
 #[cfg(test)]
@@ -212,6 +417,10 @@ pub async fn authenticate_introspector(
     } else {
         Challenge::None
     };
+    let secret = match &p.credential {
+        Credential::Secret(s) => Some(s.as_str()),
+        _ => None,
+    };
     if let Some(resource) = tenant
         .spec
         .api_resources
@@ -219,14 +428,15 @@ pub async fn authenticate_introspector(
         .find(|r| r.name == p.client_id && !r.secrets.is_empty())
     {
         let now = state.now();
-        let ok = p.method != AuthMethod::None
-            && p.secret.len() <= MAX_CREDENTIAL_LEN
-            && resource
-                .secrets
-                .iter()
-                .filter(|s| s.expires_at.is_none_or(|e| e > now))
-                .filter_map(|s| crate::secrets::SecretHash::parse(&s.hash).ok())
-                .any(|h| h.verify(&p.secret));
+        let ok = secret.is_some_and(|secret| {
+            secret.len() <= MAX_CREDENTIAL_LEN
+                && resource
+                    .secrets
+                    .iter()
+                    .filter(|s| s.expires_at.is_none_or(|e| e > now))
+                    .filter_map(|s| crate::secrets::SecretHash::parse(&s.hash).ok())
+                    .any(|h| h.verify(secret))
+        });
         if !ok {
             crate::events::client_auth_failed(
                 tenant.slug(),

@@ -9,6 +9,37 @@ use std::sync::Arc;
 
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
+/// Verifies a JWS with the client's keys. With keys from `jwks_uri`, a `kid` the cached set
+/// does not know triggers one refetch (at most once a minute per URI: the client may have
+/// rotated; an attacker must not make us hammer its URI).
+pub async fn verify_with_client_keys(
+    state: &AppState,
+    client: &Client,
+    jws: &str,
+    allowed: &[crate::keys::Alg],
+) -> Result<Option<crate::tokens::jws::Verified>, InternalError> {
+    let Some(jwks) = client_jwks(state, client).await? else {
+        return Ok(None);
+    };
+    match crate::tokens::jws::verify(jws, &jwks, allowed) {
+        Ok(v) => return Ok(Some(v)),
+        Err(crate::tokens::jws::JwsError::NoKey) => {}
+        Err(_) => return Ok(None),
+    }
+    let Some(uri) = &client.spec.interactive.jwks_uri else {
+        return Ok(None);
+    };
+    if state.jwks_refetched.get(uri).await.is_some() {
+        return Ok(None);
+    }
+    state.jwks_refetched.insert(uri.clone(), ()).await;
+    state.jwks_cache.invalidate(uri).await;
+    let Some(jwks) = client_jwks(state, client).await? else {
+        return Ok(None);
+    };
+    Ok(crate::tokens::jws::verify(jws, &jwks, allowed).ok())
+}
+
 pub async fn client_jwks(
     state: &AppState,
     client: &Client,

@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod client_cert;
 pub mod client_keys;
 pub mod form;
 pub mod scope;

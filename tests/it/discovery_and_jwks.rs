@@ -15,8 +15,16 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
     );
     assert_eq!(
         d["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "tls_client_auth",
+            "self_signed_tls_client_auth",
+            "none"
+        ])
     );
+    assert_eq!(d["tls_client_certificate_bound_access_tokens"], true);
     assert_eq!(
         d["authorization_endpoint"],
         format!("{issuer}/connect/authorize")

@@ -225,7 +225,7 @@ async fn every_bad_token_request_gets_its_exact_error() {
         .send()
         .await
         .unwrap();
-    assert_error(r, 400, "invalid_request").await;
+    assert_error(r, 401, "invalid_client").await;
 
     // No client authentication at all
     let r = s

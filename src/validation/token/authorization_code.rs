@@ -17,6 +17,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct ValidatedCode {
     client: Arc<Client>,
+    cert_binding: Option<String>,
     code_hash: String,
     data: CodeData,
 }
@@ -32,6 +33,9 @@ impl ValidatedCode {
     pub fn data(&self) -> &CodeData {
         &self.data
     }
+    pub fn cert_binding(&self) -> Option<&str> {
+        self.cert_binding.as_deref()
+    }
 }
 
 pub async fn validate(
@@ -41,6 +45,7 @@ pub async fn validate(
     req: AuthorizationCodeRequest,
 ) -> Result<ValidatedCode, OAuthError> {
     let client = auth.client().clone();
+    let cert_binding = auth.cert_binding().map(str::to_string);
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -112,6 +117,7 @@ pub async fn validate(
     }
     Ok(ValidatedCode {
         client,
+        cert_binding,
         code_hash: tokens::handle_hash(&req.code),
         data,
     })

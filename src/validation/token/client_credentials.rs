@@ -12,6 +12,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct ValidatedClientCredentials {
     client: Arc<Client>,
+    cert_binding: Option<String>,
     scopes: Vec<String>,
     audiences: Vec<String>,
 }
@@ -26,6 +27,10 @@ impl ValidatedClientCredentials {
     pub fn audiences(&self) -> &[String] {
         &self.audiences
     }
+    /// RFC 8705 §3: the certificate thumbprint the token is bound to.
+    pub fn cert_binding(&self) -> Option<&str> {
+        self.cert_binding.as_deref()
+    }
 }
 
 pub fn validate(
@@ -34,6 +39,7 @@ pub fn validate(
     req: ClientCredentialsRequest,
 ) -> Result<ValidatedClientCredentials, OAuthError> {
     let client = auth.client().clone();
+    let cert_binding = auth.cert_binding().map(str::to_string);
     // RFC 6749 §5.2: the client is not authorized to use this grant type.
     if !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::new(
@@ -80,6 +86,7 @@ pub fn validate(
     }
     Ok(ValidatedClientCredentials {
         client,
+        cert_binding,
         scopes,
         audiences,
     })

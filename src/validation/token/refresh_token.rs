@@ -24,11 +24,15 @@ pub struct RefreshData {
     pub sid: String,
     /// The family may not live beyond this, however often it is used.
     pub absolute_expires_at: i64,
+    /// RFC 8705 §4: a public client's refresh token is bound to its certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_binding: Option<String>,
 }
 
 #[derive(Debug)]
 pub struct ValidatedRefresh {
     client: Arc<Client>,
+    cert_binding: Option<String>,
     record: GrantRecord,
     data: RefreshData,
     scopes: Vec<String>,
@@ -47,6 +51,9 @@ impl ValidatedRefresh {
     pub fn scopes(&self) -> &[String] {
         &self.scopes
     }
+    pub fn cert_binding(&self) -> Option<&str> {
+        self.cert_binding.as_deref()
+    }
 }
 
 pub async fn validate(
@@ -57,6 +64,7 @@ pub async fn validate(
     ctx: &RequestContext,
 ) -> Result<ValidatedRefresh, OAuthError> {
     let client = auth.client().clone();
+    let cert_binding = auth.cert_binding().map(str::to_string);
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -91,6 +99,14 @@ pub async fn validate(
         return Err(invalid());
     }
     let data: RefreshData = serde_json::from_str(&record.data).map_err(InternalError::from)?;
+    // RFC 8705 §4: a bound refresh token is usable only with the same certificate.
+    if let Some(bound) = &data.cert_binding
+        && ctx.cert_thumbprint().as_deref() != Some(bound.as_str())
+    {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is bound to another certificate",
+        ));
+    }
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
     let scopes = match &req.scope {
         None => data.scopes.clone(),
@@ -110,6 +126,7 @@ pub async fn validate(
     };
     Ok(ValidatedRefresh {
         client,
+        cert_binding,
         record,
         data,
         scopes,
