@@ -25,6 +25,9 @@ pub enum ErrorCode {
     /// RFC 9101 §6.2 / RFC 9126 §2.2
     InvalidRequestUri,
     InvalidRequestObject,
+    /// RFC 9449 §5 / §12.2
+    InvalidDpopProof,
+    UseDpopNonce,
     ServerError,
     TemporarilyUnavailable,
     /// Not an OAuth code: unknown tenant or path.
@@ -50,6 +53,8 @@ impl ErrorCode {
             Self::InteractionRequired => "interaction_required",
             Self::InvalidRequestUri => "invalid_request_uri",
             Self::InvalidRequestObject => "invalid_request_object",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::NotFound => "not_found",
@@ -73,6 +78,8 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     pub status: StatusCode,
     pub challenge: Challenge,
+    /// RFC 9449 §8: a fresh server nonce for the client's next proof (`DPoP-Nonce`).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -90,7 +97,12 @@ impl OAuthError {
             description: description.into(),
             status,
             challenge: Challenge::None,
+            dpop_nonce: None,
         }
+    }
+    pub fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_nonce = Some(nonce);
+        self
     }
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)
@@ -158,6 +170,13 @@ impl IntoResponse for OAuthError {
             };
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
         }
+        if let Some(n) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert("dpop-nonce", n);
+        }
         if self.code == ErrorCode::MethodNotAllowed {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
@@ -178,6 +197,12 @@ pub enum InternalError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Other(String),
+}
+
+impl InternalError {
+    pub fn into_oauth(self) -> OAuthError {
+        self.into()
+    }
 }
 
 impl From<InternalError> for OAuthError {

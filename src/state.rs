@@ -38,6 +38,8 @@ pub struct StateInner {
     pub grants: crate::stores::cache::GrantCache,
     /// Client key sets fetched from `jwks_uri`.
     pub jwks_cache: moka::future::Cache<String, Arc<serde_json::Value>>,
+    /// Single-use values seen recently (DPoP proof jtis), checked before the store.
+    pub seen: moka::future::Cache<String, ()>,
     /// `jwks_uri`s refetched for an unknown `kid` within the last minute (the rate limit).
     pub jwks_refetched: moka::future::Cache<String, ()>,
     pub(crate) request_id_prefix: u32,
@@ -105,6 +107,12 @@ impl AppState {
                 .build()
                 .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))?,
             grants,
+            seen: moka::future::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(std::time::Duration::from_secs(
+                    u64::try_from(crate::validation::dpop::PROOF_WINDOW + 120).unwrap_or(420),
+                ))
+                .build(),
             jwks_refetched: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(60))
@@ -122,6 +130,38 @@ impl AppState {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// True the first time `key` is presented in `tenant` (until `expires_at`). One node keeps
+    /// the answer in memory; several nodes on PostgreSQL also agree through the store.
+    pub async fn first_use(
+        &self,
+        tenant: &str,
+        key: &str,
+        expires_at: i64,
+    ) -> Result<bool, InternalError> {
+        let entry = self
+            .seen
+            .entry(format!("{tenant}\0{key}"))
+            .or_insert(())
+            .await;
+        if !entry.is_fresh() {
+            return Ok(false);
+        }
+        if let crate::stores::Store::Postgres(_) = &self.store {
+            use crate::stores::GrantStore;
+            let now = self.now();
+            let marker = crate::stores::GrantRecord {
+                handle_hash: crate::tokens::handle_hash(&format!("once:{key}")),
+                kind: "single_use".into(),
+                created_at: now,
+                expires_at,
+                consumed_at: Some(now),
+                ..Default::default()
+            };
+            return self.store.redeem_once(tenant, &marker, &[]).await;
+        }
+        Ok(true)
     }
 
     /// Revokes a grant or a family (`family: true`) and makes every node forget cached copies.

@@ -8,6 +8,8 @@ mod support;
 mod client_auth;
 #[path = "it/discovery_and_jwks.rs"]
 mod discovery_and_jwks;
+#[path = "it/dpop.rs"]
+mod dpop;
 #[path = "it/e2e.rs"]
 mod e2e;
 #[path = "it/frontdoor.rs"]

@@ -44,6 +44,15 @@ struct TenantFile {
     par: ParFile,
     #[serde(default)]
     mtls: MtlsFile,
+    #[serde(default)]
+    dpop: DpopFile,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct DpopFile {
+    /// RFC 9449 §8: proofs must carry a server-provided nonce.
+    require_nonce: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -261,6 +270,9 @@ struct ClientFile {
     /// authentication method.
     #[serde(default)]
     tls_client_certificate_bound_access_tokens: bool,
+    /// RFC 9449: every token request must carry a DPoP proof; tokens are always key-bound.
+    #[serde(default)]
+    require_dpop: bool,
 }
 
 fn yes() -> bool {
@@ -303,6 +315,9 @@ pub struct TenantSpec {
     /// Trust anchor PEM files for tls_client_auth, resolved against the base directory.
     #[serde(default)]
     pub mtls_trust_anchors: Vec<std::path::PathBuf>,
+    /// RFC 9449 §8: DPoP proofs must carry a server nonce.
+    #[serde(default)]
+    pub dpop_require_nonce: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -517,6 +532,8 @@ pub struct InteractiveSpec {
     pub tls_subject: Option<TlsSubject>,
     #[serde(default)]
     pub certificate_bound_tokens: bool,
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 /// RFC 8705 §2.1.2: how a tls_client_auth client's certificate is recognised (exactly one).
@@ -1135,6 +1152,7 @@ pub fn resolve(
             .iter()
             .map(|p| defaults.base_dir.join(p))
             .collect(),
+        dpop_require_nonce: file.dpop.require_nonce,
     };
     Ok((spec, clients))
 }
@@ -1294,6 +1312,7 @@ fn resolve_interactive(
         require_signed_request_object: c.require_signed_request_object,
         tls_subject: subjects.into_iter().next(),
         certificate_bound_tokens: c.tls_client_certificate_bound_access_tokens,
+        require_dpop: c.require_dpop,
     }
 }
 

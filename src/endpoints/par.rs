@@ -56,6 +56,22 @@ pub async fn par(
         if !pairs.iter().any(|(k, _)| k == "client_id") {
             pairs.push(("client_id".into(), client_id.clone()));
         }
+        // RFC 9449 §10.1: a proof at PAR binds the future code to its key (dpop_jkt).
+        let proof =
+            crate::validation::dpop::verify_request(&state, &tenant, &ctx, &headers, "POST", None)
+                .await?;
+        if let Some(p) = &proof {
+            match pairs.iter().find(|(k, _)| k == "dpop_jkt") {
+                Some((_, jkt)) if *jkt != p.jkt => {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidDpopProof,
+                        "dpop_jkt does not match the DPoP proof",
+                    ));
+                }
+                Some(_) => {}
+                None => pairs.push(("dpop_jkt".into(), p.jkt.clone())),
+            }
+        }
         let mut request = Form::from_pairs(pairs);
         let mut signed = false;
         if let Some(object) = request.get("request") {

@@ -6,9 +6,9 @@ use crate::frontdoor::tenant::CurrentTenant;
 use crate::protocol::token::TokenRequest;
 use crate::response;
 use crate::state::AppState;
-use crate::validation::client_auth;
 use crate::validation::form::FormBody;
 use crate::validation::token::{authorization_code, client_credentials, refresh_token};
+use crate::validation::{client_auth, dpop};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -35,20 +35,29 @@ pub async fn token(
     };
     let result = async {
         let client = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
+        // RFC 9449 §5: a DPoP proof binds the tokens to the proof's key.
+        let proof = dpop::verify_request(&state, &tenant, &ctx, &headers, "POST", None).await?;
+        if proof.is_none() && client.client().spec.interactive.require_dpop {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "this client must send a DPoP proof",
+            ));
+        }
+        let jkt = proof.as_ref().map(|p| p.jkt.as_str());
         match TokenRequest::parse(&form)? {
             TokenRequest::ClientCredentials(request) => {
                 let validated = client_credentials::validate(&tenant, client, request)?;
-                response::token::client_credentials(&state, &tenant, validated, &ctx).await
+                response::token::client_credentials(&state, &tenant, validated, &ctx, jkt).await
             }
             TokenRequest::AuthorizationCode(request) => {
                 let validated =
                     authorization_code::validate(&state, &tenant, client, request).await?;
-                response::token::authorization_code(&state, &tenant, validated, &ctx).await
+                response::token::authorization_code(&state, &tenant, validated, &ctx, jkt).await
             }
             TokenRequest::RefreshToken(request) => {
                 let validated =
                     refresh_token::validate(&state, &tenant, client, request, &ctx).await?;
-                response::token::refresh_token(&state, &tenant, validated, &ctx).await
+                response::token::refresh_token(&state, &tenant, validated, &ctx, jkt).await
             }
         }
     }

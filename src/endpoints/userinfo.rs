@@ -1,45 +1,88 @@
-//! `GET`/`POST /{tenant}/connect/userinfo` (OIDC Core §5.3) with bearer tokens (RFC 6750): in
-//! the Authorization header or, for POST, the form body — never in the query.
+//! `GET`/`POST /{tenant}/connect/userinfo` (OIDC Core §5.3) with bearer tokens (RFC 6750: the
+//! Authorization header or, for POST, the form body — never the query) and DPoP-bound tokens
+//! (RFC 9449 §7: `Authorization: DPoP` with a proof for this request).
 
+use crate::error::ErrorCode;
 use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
 use crate::state::AppState;
 use crate::tokens::{self, UserAccessClaims};
+use crate::validation::dpop;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// RFC 6750 §3: an error with its `WWW-Authenticate: Bearer` challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// RFC 6750 §3 / RFC 9449 §7.1: an error with its `WWW-Authenticate` challenge.
+struct Refusal<'a> {
+    scheme: Scheme,
+    status: StatusCode,
+    error: Option<&'a str>,
+    description: &'a str,
+    nonce: Option<String>,
+}
+
+fn refuse(tenant: &Tenant, r: Refusal<'_>) -> Response {
+    let mut challenge = match r.scheme {
+        Scheme::Bearer => format!("Bearer realm=\"{}\"", tenant.spec.issuer),
+        Scheme::Dpop => format!(
+            "DPoP realm=\"{}\", algs=\"{}\"",
+            tenant.spec.issuer, DPOP_ALGS
+        ),
+    };
+    if let Some(e) = r.error {
+        challenge.push_str(&format!(
+            ", error=\"{e}\", error_description=\"{}\"",
+            r.description
+        ));
+    }
+    let body = match r.error {
+        Some(e) => serde_json::json!({"error": e, "error_description": r.description}).to_string(),
+        None => String::new(),
+    };
+    let mut resp = (r.status, body).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        h.insert(header::WWW_AUTHENTICATE, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if r.error.is_some() {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    if let Some(n) = r.nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        h.insert("dpop-nonce", n);
+    }
+    resp
+}
+
+/// RFC 9449 §7.1: the algorithms proofs may use.
+pub const DPOP_ALGS: &str = "ES256 RS256 PS256 EdDSA";
+
 fn bearer_error(
     tenant: &Tenant,
     status: StatusCode,
     error: Option<&str>,
     description: &str,
 ) -> Response {
-    let mut challenge = format!("Bearer realm=\"{}\"", tenant.spec.issuer);
-    if let Some(e) = error {
-        challenge.push_str(&format!(
-            ", error=\"{e}\", error_description=\"{description}\""
-        ));
-    }
-    let body = match error {
-        Some(e) => serde_json::json!({"error": e, "error_description": description}).to_string(),
-        None => String::new(),
-    };
-    let mut r = (status, body).into_response();
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        h.insert(header::WWW_AUTHENTICATE, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if error.is_some() {
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    r
+    refuse(
+        tenant,
+        Refusal {
+            scheme: Scheme::Bearer,
+            status,
+            error,
+            description,
+            nonce: None,
+        },
+    )
 }
 
 pub async fn get(
@@ -58,7 +101,7 @@ pub async fn get(
             "access tokens are not accepted in the query",
         );
     }
-    respond(&state, &tenant, &ctx, bearer_from_header(&headers), None).await
+    respond(&state, &tenant, &ctx, &headers, "GET", None).await
 }
 
 pub async fn post(
@@ -87,33 +130,33 @@ pub async fn post(
     } else {
         None
     };
-    respond(
-        &state,
-        &tenant,
-        &ctx,
-        bearer_from_header(&headers),
-        form_token,
-    )
-    .await
+    respond(&state, &tenant, &ctx, &headers, "POST", form_token).await
 }
 
-fn bearer_from_header(headers: &HeaderMap) -> Option<String> {
-    headers
+fn token_from_header(headers: &HeaderMap) -> Option<(Scheme, String)> {
+    let (scheme, token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_string())
+        .and_then(|v| v.split_once(' '))?;
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    Some((scheme, token.trim().to_string()))
 }
 
 async fn respond(
     state: &AppState,
     tenant: &Tenant,
     ctx: &RequestContext,
-    header_token: Option<String>,
+    headers: &HeaderMap,
+    method: &str,
     form_token: Option<String>,
 ) -> Response {
-    let token = match (header_token, form_token) {
+    let (scheme, token) = match (token_from_header(headers), form_token) {
         (Some(_), Some(_)) => {
             // RFC 6750 §2: exactly one method.
             return bearer_error(
@@ -123,11 +166,12 @@ async fn respond(
                 "send the token once",
             );
         }
-        (Some(t), None) | (None, Some(t)) => t,
+        (Some(t), None) => t,
+        (None, Some(t)) => (Scheme::Bearer, t),
         // RFC 6750 §3.1: no error code when the request carried no credentials.
         (None, None) => return bearer_error(tenant, StatusCode::UNAUTHORIZED, None, ""),
     };
-    let invalid = |why: &str| {
+    let invalid = |scheme: Scheme, why: &str| {
         crate::events::request_rejected(
             tenant.slug(),
             "userinfo",
@@ -135,30 +179,85 @@ async fn respond(
             "invalid_token",
             why,
         );
-        bearer_error(
+        refuse(
             tenant,
-            StatusCode::UNAUTHORIZED,
-            Some("invalid_token"),
-            "the access token is invalid or expired",
+            Refusal {
+                scheme,
+                status: StatusCode::UNAUTHORIZED,
+                error: Some("invalid_token"),
+                description: "the access token is invalid or expired",
+                nonce: None,
+            },
         )
     };
     let claims = match access_claims(state, tenant, &token).await {
         Ok(Some(c)) => c,
-        Ok(None) => return invalid("token not valid here"),
+        Ok(None) => return invalid(scheme, "token not valid here"),
         Err(e) => {
             tracing::error!(error = %e, "userinfo failed");
             return crate::error::OAuthError::server_error().into_response();
         }
     };
+    let cnf = claims.cnf.as_ref();
     // RFC 8705 §3: a certificate-bound token is only good with the same certificate.
-    if let Some(bound) = claims
-        .cnf
-        .as_ref()
-        .and_then(|c| c.get("x5t#S256"))
-        .and_then(|t| t.as_str())
+    if let Some(bound) = cnf.and_then(|c| c.get("x5t#S256")).and_then(|t| t.as_str())
         && ctx.cert_thumbprint().as_deref() != Some(bound)
     {
-        return invalid("certificate-bound token without its certificate");
+        return invalid(scheme, "certificate-bound token without its certificate");
+    }
+    // RFC 9449 §7: a DPoP-bound token comes with the DPoP scheme and a proof by its key; a
+    // bound token sent as a bearer token is refused, and so is the DPoP scheme for a bearer one.
+    let jkt = cnf.and_then(|c| c.get("jkt")).and_then(|t| t.as_str());
+    match (jkt, scheme) {
+        (Some(_), Scheme::Bearer) => {
+            return invalid(Scheme::Dpop, "DPoP-bound token sent as a bearer token");
+        }
+        (None, Scheme::Dpop) => {
+            return invalid(Scheme::Dpop, "bearer token sent with the DPoP scheme");
+        }
+        (Some(jkt), Scheme::Dpop) => {
+            match dpop::verify_request(state, tenant, ctx, headers, method, Some(&token)).await {
+                Ok(Some(p)) if p.jkt == jkt => {}
+                Ok(Some(_)) => return invalid(Scheme::Dpop, "the proof's key is not the token's"),
+                Ok(None) => {
+                    return refuse(
+                        tenant,
+                        Refusal {
+                            scheme: Scheme::Dpop,
+                            status: StatusCode::UNAUTHORIZED,
+                            error: Some("invalid_dpop_proof"),
+                            description: "a DPoP proof is required",
+                            nonce: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let code = if e.code == ErrorCode::UseDpopNonce {
+                        "use_dpop_nonce"
+                    } else {
+                        "invalid_dpop_proof"
+                    };
+                    crate::events::request_rejected(
+                        tenant.slug(),
+                        "userinfo",
+                        &ctx.request_id,
+                        code,
+                        &e.description,
+                    );
+                    return refuse(
+                        tenant,
+                        Refusal {
+                            scheme: Scheme::Dpop,
+                            status: StatusCode::UNAUTHORIZED,
+                            error: Some(code),
+                            description: "the DPoP proof is not valid for this request",
+                            nonce: e.dpop_nonce,
+                        },
+                    );
+                }
+            }
+        }
+        (None, Scheme::Bearer) => {}
     }
     let scopes: Vec<String> = claims.scope.split(' ').map(str::to_string).collect();
     // OIDC Core §5.3: userinfo serves tokens that carry the openid scope.
@@ -172,7 +271,7 @@ async fn respond(
     }
     let user = match crate::endpoints::account::find_subject_in(state, tenant, &claims.sub).await {
         Ok(Some(u)) if u.enabled => u,
-        Ok(_) => return invalid("user gone"),
+        Ok(_) => return invalid(scheme, "user gone"),
         Err(e) => {
             tracing::error!(error = %e, "userinfo failed");
             return crate::error::OAuthError::server_error().into_response();

@@ -6,6 +6,7 @@ use aws_lc_rs::aead::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as STANDARD_NO_PAD_URL;
 use std::path::Path;
 
 /// The 256-bit key that encrypts every tenant's private signing keys.
@@ -14,6 +15,8 @@ pub struct MasterKey {
     /// Derived key for self-contained grants (authorization codes): AES-256-GCM-SIV, so even a
     /// repeated random nonce after billions of codes reveals nothing but equal plaintexts.
     grant_key: LessSafeKey,
+    /// Derived key that makes DPoP server nonces (RFC 9449 §8) without storing them.
+    nonce_key: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -40,9 +43,14 @@ impl MasterKey {
             .map_err(|_| InternalError::Crypto("key derivation"))?;
         let grant_key = UnboundKey::new(&AES_256_GCM_SIV, &derived)
             .map_err(|_| InternalError::Crypto("grant key"))?;
+        let mut nonce_bytes = [0u8; 32];
+        prk.expand(&[b"portcullis dpop nonces v1"], &AES_256_GCM_SIV)
+            .and_then(|okm| okm.fill(&mut nonce_bytes))
+            .map_err(|_| InternalError::Crypto("key derivation"))?;
         Ok(Self {
             key: LessSafeKey::new(key),
             grant_key: LessSafeKey::new(grant_key),
+            nonce_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &nonce_bytes),
         })
     }
 
@@ -99,6 +107,13 @@ impl MasterKey {
         let mut sealed = nonce_bytes.to_vec();
         sealed.extend_from_slice(&out);
         Ok(sealed)
+    }
+
+    /// A MAC of `message` under the nonce key (base64url, 128 bits).
+    pub fn nonce_mac(&self, message: &[u8]) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.nonce_key, message);
+        let bytes = tag.as_ref();
+        STANDARD_NO_PAD_URL.encode(bytes.get(..16).unwrap_or(bytes))
     }
 
     /// Seals a self-contained grant (nonce ‖ ciphertext ‖ tag) under the derived grant key.

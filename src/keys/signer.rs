@@ -152,6 +152,30 @@ impl Signer {
         }
     }
 
+    /// A compact JWS with a header of the caller's choosing (`alg` is set to this key's).
+    pub fn sign_with_header(
+        &self,
+        header: &Value,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, InternalError> {
+        let mut header = header.clone();
+        if let Value::Object(m) = &mut header {
+            m.insert("alg".into(), Value::String(self.alg.as_str().into()));
+        }
+        let mut out = B64.encode(header.to_string());
+        out.push('.');
+        B64.encode_string(serde_json::to_vec(claims)?, &mut out);
+        let signature = self.sign(out.as_bytes())?;
+        out.push('.');
+        B64.encode_string(signature, &mut out);
+        Ok(out)
+    }
+
+    /// The public JWK without `kid`, `alg` and `use` (what a DPoP proof carries).
+    pub fn bare_public_jwk(&self) -> Value {
+        self.public_members()
+    }
+
     /// A compact JWS over `claims` with the header `{alg, typ, kid}`.
     pub fn sign_jwt(
         &self,

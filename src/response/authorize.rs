@@ -57,6 +57,9 @@ pub struct CodeData {
     pub amr: Vec<String>,
     pub acr: String,
     pub sid: String,
+    /// RFC 9449 §10: the DPoP key the code must be redeemed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// Everything a step of the flow needs to answer.
@@ -319,6 +322,7 @@ impl Flow<'_> {
             amr: session.amr.split(' ').map(str::to_string).collect(),
             acr: session.acr.clone(),
             sid: session.sid.clone(),
+            dpop_jkt: request.dpop_jkt.clone(),
         };
         let sealed = self
             .state

@@ -17,6 +17,7 @@ pub async fn client_credentials(
     tenant: &Tenant,
     v: ValidatedClientCredentials,
     ctx: &RequestContext,
+    dpop_jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let client = v.client();
     let now = state.now();
@@ -37,7 +38,7 @@ pub async fn client_credentials(
         iat: now,
         nbf: now,
         exp: now + lifetime,
-        cnf: tokens::cnf_x5t(v.cert_binding()),
+        cnf: tokens::cnf(v.cert_binding(), dpop_jkt),
     };
     let format = client
         .spec
@@ -79,7 +80,8 @@ pub async fn client_credentials(
     );
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &access_token,
-        token_type: "Bearer",
+        // RFC 9449 §5: a DPoP-bound token says so.
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: lifetime,
         scope: &scope,
         refresh_token: None,
@@ -117,10 +119,13 @@ struct UserGrant<'a> {
     absolute_expires_at: i64,
     /// RFC 8705 §3: the certificate thumbprint the tokens are bound to.
     cert_binding: Option<&'a str>,
+    /// RFC 9449 §6: the DPoP key thumbprint the tokens are bound to.
+    dpop_jkt: Option<&'a str>,
 }
 
 /// Tokens signed and the grant records that must be written with them.
 struct Issued {
+    token_type: &'static str,
     access_token: String,
     id_token: Option<String>,
     refresh_token: Option<String>,
@@ -168,7 +173,7 @@ async fn issue_user_tokens(
         sid: Some(g.sid.to_string()),
         amr: g.amr.to_vec(),
         acr: Some(g.acr.to_string()),
-        cnf: tokens::cnf_x5t(g.cert_binding),
+        cnf: tokens::cnf(g.cert_binding, g.dpop_jkt),
     };
     let keys = tenant.keys.load();
     let signer_for = |alg: crate::keys::Alg| {
@@ -273,6 +278,11 @@ async fn issue_user_tokens(
                 .cert_binding
                 .filter(|_| client.spec.interactive.public)
                 .map(str::to_string),
+            // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+            dpop_jkt: g
+                .dpop_jkt
+                .filter(|_| client.spec.interactive.public)
+                .map(str::to_string),
         };
         records.push(GrantRecord {
             handle_hash: tokens::handle_hash(&handle),
@@ -292,6 +302,11 @@ async fn issue_user_tokens(
         None
     };
     Ok(Issued {
+        token_type: if g.dpop_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        },
         access_token,
         id_token,
         refresh_token,
@@ -312,7 +327,7 @@ fn user_token_response(
     crate::events::token_issued(tenant.slug(), client_id, &ctx.request_id, grant, "-");
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &issued.access_token,
-        token_type: "Bearer",
+        token_type: issued.token_type,
         expires_in: issued.lifetime,
         scope: &issued.scope,
         refresh_token: issued.refresh_token.as_deref(),
@@ -328,8 +343,18 @@ pub async fn authorization_code(
     tenant: &Tenant,
     v: crate::validation::token::authorization_code::ValidatedCode,
     ctx: &RequestContext,
+    dpop_jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let data = v.data();
+    // RFC 9449 §10: a code requested with dpop_jkt is redeemed only with that key.
+    if let Some(expected) = &data.dpop_jkt
+        && dpop_jkt != Some(expected.as_str())
+    {
+        return Err(OAuthError::new(
+            crate::error::ErrorCode::InvalidDpopProof,
+            "the code is bound to another DPoP key",
+        ));
+    }
     let now = state.now();
     let issued = issue_user_tokens(
         state,
@@ -347,6 +372,7 @@ pub async fn authorization_code(
             family: &data.family,
             absolute_expires_at: now + tenant.spec.tokens.refresh_token_absolute_lifetime,
             cert_binding: v.cert_binding(),
+            dpop_jkt,
         },
     )
     .await?;
@@ -385,9 +411,19 @@ pub async fn refresh_token(
     tenant: &Tenant,
     v: crate::validation::token::refresh_token::ValidatedRefresh,
     ctx: &RequestContext,
+    dpop_jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let record = v.record();
     let data = v.data();
+    // RFC 9449 §5: a key-bound refresh token needs a proof with the same key.
+    if let Some(expected) = &data.dpop_jkt
+        && dpop_jkt != Some(expected.as_str())
+    {
+        return Err(OAuthError::new(
+            crate::error::ErrorCode::InvalidDpopProof,
+            "the refresh token is bound to another DPoP key",
+        ));
+    }
     let family = record.family.clone().unwrap_or_else(tokens::new_jti);
     let subject = record.subject.clone().unwrap_or_default();
     let reuse = v.client().spec.interactive.refresh_token_reuse;
@@ -407,6 +443,7 @@ pub async fn refresh_token(
             family: &family,
             absolute_expires_at: data.absolute_expires_at,
             cert_binding: v.cert_binding().or(data.cert_binding.as_deref()),
+            dpop_jkt: dpop_jkt.or(data.dpop_jkt.as_deref()),
         },
     )
     .await?;

@@ -24,9 +24,20 @@ pub struct AccessTokenClaims<'a> {
     pub cnf: Option<serde_json::Value>,
 }
 
-/// `cnf` of a certificate-bound token (RFC 8705 §3.1).
-pub fn cnf_x5t(thumbprint: Option<&str>) -> Option<serde_json::Value> {
-    thumbprint.map(|t| serde_json::json!({ "x5t#S256": t }))
+/// `cnf` of a sender-constrained token: the certificate (RFC 8705 §3.1) and/or the DPoP key
+/// (RFC 9449 §6.1) it is bound to.
+pub fn cnf(x5t: Option<&str>, jkt: Option<&str>) -> Option<serde_json::Value> {
+    if x5t.is_none() && jkt.is_none() {
+        return None;
+    }
+    let mut m = serde_json::Map::new();
+    if let Some(t) = x5t {
+        m.insert("x5t#S256".into(), t.into());
+    }
+    if let Some(k) = jkt {
+        m.insert("jkt".into(), k.into());
+    }
+    Some(serde_json::Value::Object(m))
 }
 
 /// RFC 9068 claims of an access token issued for a user (authorization code, refresh token).

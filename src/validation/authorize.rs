@@ -77,6 +77,9 @@ pub struct ValidatedAuthorize {
     pub acr_values: Vec<String>,
     pub id_token_hint_sub: Option<String>,
     pub ui_locales: Option<String>,
+    /// RFC 9449 §10: the DPoP key thumbprint the code is bound to.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     #[serde(skip)]
     _sealed: Sealed,
 }
@@ -478,6 +481,18 @@ pub async fn validate(
         }
     };
     let login_hint = short("login_hint")?;
+    // RFC 9449 §10: a JWK thumbprint is 43 base64url characters (SHA-256).
+    let dpop_jkt = match form.get("dpop_jkt") {
+        None => None,
+        Some(j)
+            if j.len() == 43
+                && j.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(j.to_string())
+        }
+        Some(_) => return Err(fail(ErrorCode::InvalidRequest, "malformed dpop_jkt")),
+    };
     let ui_locales = short("ui_locales")?;
     let acr_values = short("acr_values")?
         .map(|v| {
@@ -505,6 +520,7 @@ pub async fn validate(
             acr_values,
             id_token_hint_sub,
             ui_locales,
+            dpop_jkt,
             _sealed: Sealed,
         },
     ))

@@ -27,6 +27,9 @@ pub struct RefreshData {
     /// RFC 8705 §4: a public client's refresh token is bound to its certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_binding: Option<String>,
+    /// RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug)]
