@@ -168,6 +168,18 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum ClientsCommand {
+    /// Print the sealed form of a client secret (encrypted under this deployment's master key,
+    /// bound to tenant and client), for clients that use client_secret_jwt. With --generate, a
+    /// new high-entropy secret is made and printed with it.
+    SealSecret {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        client: String,
+        secret: Option<String>,
+        #[arg(long)]
+        generate: bool,
+    },
     /// Print the stored form of a client secret (read from the argument or standard input).
     /// With --generate, create a new high-entropy secret and print it with its hash.
     HashSecret {
@@ -220,6 +232,15 @@ fn main() -> ExitCode {
             Command::Clients {
                 command: ClientsCommand::HashSecret { secret, generate },
             } => hash_secret(secret, generate),
+            Command::Clients {
+                command:
+                    ClientsCommand::SealSecret {
+                        tenant,
+                        client,
+                        secret,
+                        generate,
+                    },
+            } => seal_secret(&config, &tenant, &client, secret, generate).await,
             Command::Tenants {
                 command: TenantsCommand::List,
             } => tenants_list(&config).await,
@@ -682,4 +703,38 @@ async fn consents(config: &ServerConfig, command: ConsentsCommand) -> Result<(),
     };
     store.close().await;
     result
+}
+
+async fn seal_secret(
+    config: &ServerConfig,
+    tenant: &str,
+    client: &str,
+    secret: Option<String>,
+    generate: bool,
+) -> Result<(), String> {
+    let secret = if generate {
+        let s = portcullis::secrets::generate_secret();
+        println!("secret: {s}");
+        s
+    } else {
+        read_line_or(secret)?
+    };
+    // RFC 7518 §3.2: an HS256 key has at least 256 bits.
+    if secret.len() < 32 {
+        return Err("a secret for client_secret_jwt has at least 32 characters".into());
+    }
+    let (store, master) = open_store(config).await?;
+    store.close().await;
+    let sealed = master
+        .seal(
+            secret.as_bytes(),
+            &portcullis::registry::sealed_secret_aad(tenant, client),
+        )
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}{}",
+        portcullis::config::tenant::SEALED_PREFIX,
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sealed)
+    );
+    Ok(())
 }

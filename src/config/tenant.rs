@@ -282,7 +282,11 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SecretFile {
-    hash: String,
+    /// `sha256:…` from `portcullis clients hash-secret`.
+    hash: Option<String>,
+    /// `sealed:…` from `portcullis clients seal-secret`: the secret encrypted under the master
+    /// key, for client_secret_jwt (an HMAC key must be known, not just its hash).
+    sealed: Option<String>,
     description: Option<String>,
     /// Unix time after which the secret no longer authenticates.
     expires_at: Option<i64>,
@@ -453,6 +457,8 @@ impl GrantType {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// OIDC Core §9: a JWT with an HMAC under the client secret (a sealed secret).
+    ClientSecretJwt,
     /// RFC 7523 §2.2 / OIDC Core §9: a JWT signed with one of the client's registered keys.
     PrivateKeyJwt,
     /// RFC 8705 §2.1: a certificate from a trusted CA with the registered subject.
@@ -467,6 +473,7 @@ impl AuthMethod {
     pub const ALL: &'static [AuthMethod] = &[
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
+        AuthMethod::ClientSecretJwt,
         AuthMethod::PrivateKeyJwt,
         AuthMethod::TlsClientAuth,
         AuthMethod::SelfSignedTlsClientAuth,
@@ -479,6 +486,7 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::TlsClientAuth => "tls_client_auth",
             Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
@@ -547,9 +555,15 @@ pub enum TlsSubject {
     SanEmail(String),
 }
 
+/// Prefix of a sealed client secret in a tenant file.
+pub const SEALED_PREFIX: &str = "sealed:";
+
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct StoredSecret {
+    /// `sha256:…`, or empty for a sealed secret.
     pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     pub description: Option<String>,
     pub expires_at: Option<i64>,
 }
@@ -749,8 +763,16 @@ pub fn resolve(
             );
         }
         for (j, sec) in r.secrets.iter().enumerate() {
-            if let Err(m) = SecretHash::parse(&sec.hash) {
-                bad(rk.key("secrets").index(j).key("hash"), m);
+            match &sec.hash {
+                Some(h) => {
+                    if let Err(m) = SecretHash::parse(h) {
+                        bad(rk.key("secrets").index(j).key("hash"), m);
+                    }
+                }
+                None => bad(
+                    rk.key("secrets").index(j).key("hash"),
+                    "an API's secrets are hashes".into(),
+                ),
             }
         }
         for (j, s) in r.scopes.iter().enumerate() {
@@ -828,13 +850,34 @@ pub fn resolve(
         }
         let mut secrets = Vec::new();
         for (j, s) in c.secrets.iter().enumerate() {
-            match SecretHash::parse(&s.hash) {
-                Ok(h) => secrets.push(StoredSecret {
-                    hash: h.to_stored(),
-                    description: s.description.clone(),
-                    expires_at: s.expires_at,
-                }),
-                Err(m) => bad(ck.key("secrets").index(j).key("hash"), m),
+            match (&s.hash, &s.sealed) {
+                (Some(hash), None) => match SecretHash::parse(hash) {
+                    Ok(h) => secrets.push(StoredSecret {
+                        hash: h.to_stored(),
+                        sealed: None,
+                        description: s.description.clone(),
+                        expires_at: s.expires_at,
+                    }),
+                    Err(m) => bad(ck.key("secrets").index(j).key("hash"), m),
+                },
+                (None, Some(sealed)) if sealed.starts_with(SEALED_PREFIX) => {
+                    secrets.push(StoredSecret {
+                        hash: String::new(),
+                        sealed: Some(sealed.clone()),
+                        description: s.description.clone(),
+                        expires_at: s.expires_at,
+                    });
+                }
+                (None, Some(_)) => bad(
+                    ck.key("secrets").index(j).key("sealed"),
+                    format!(
+                        "a sealed secret starts with `{SEALED_PREFIX}` (use `portcullis clients seal-secret`)"
+                    ),
+                ),
+                _ => bad(
+                    ck.key("secrets").index(j),
+                    "give exactly one of hash and sealed".into(),
+                ),
             }
         }
         let auth_methods = match &c.token_endpoint_auth_methods {
@@ -848,7 +891,7 @@ pub fn resolve(
                         bad(
                             ck.key("token_endpoint_auth_methods").index(j),
                             format!(
-                                "`{m}` is not supported (client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth, none)"
+                                "`{m}` is not supported (client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, tls_client_auth, self_signed_tls_client_auth, none)"
                             ),
                         );
                         None
@@ -901,6 +944,11 @@ pub fn resolve(
                 ck.key("token_endpoint_auth_methods"),
                 "private_key_jwt needs jwks, jwks_file or jwks_uri".into(),
             );
+        }
+        if auth_methods.contains(&AuthMethod::ClientSecretJwt)
+            && !secrets.iter().any(|s| s.sealed.is_some())
+        {
+            bad(ck.key("token_endpoint_auth_methods"), "client_secret_jwt needs a sealed secret (`portcullis clients seal-secret`): only hashes of the other secrets are kept".into());
         }
         if auth_methods.contains(&AuthMethod::TlsClientAuth) && i.tls_subject.is_none() {
             bad(ck.key("token_endpoint_auth_methods"), "tls_client_auth needs a tls_client_auth_subject_dn or tls_client_auth_san_* setting".into());
@@ -1111,11 +1159,14 @@ pub fn resolve(
                     .secrets
                     .into_iter()
                     .filter_map(|sec| {
-                        SecretHash::parse(&sec.hash).ok().map(|h| StoredSecret {
-                            hash: h.to_stored(),
-                            description: sec.description,
-                            expires_at: sec.expires_at,
-                        })
+                        SecretHash::parse(sec.hash.as_deref()?)
+                            .ok()
+                            .map(|h| StoredSecret {
+                                hash: h.to_stored(),
+                                sealed: None,
+                                description: sec.description,
+                                expires_at: sec.expires_at,
+                            })
                     })
                     .collect(),
             })

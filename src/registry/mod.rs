@@ -21,6 +21,8 @@ use std::sync::Arc;
 pub struct Client {
     pub spec: ClientSpec,
     pub secrets: Vec<(SecretHash, Option<i64>)>,
+    /// Sealed secrets (base64 of the sealed bytes) and their expiry.
+    pub sealed_secrets: Vec<(Vec<u8>, Option<i64>)>,
     pub scopes: HashSet<String>,
 }
 
@@ -29,16 +31,32 @@ impl Client {
         let secrets = spec
             .secrets
             .iter()
+            .filter(|s| s.sealed.is_none())
             .map(|s| {
                 SecretHash::parse(&s.hash)
                     .map(|h| (h, s.expires_at))
                     .map_err(InternalError::Other)
             })
             .collect::<Result<_, _>>()?;
+        let sealed_secrets = spec
+            .secrets
+            .iter()
+            .filter_map(|s| {
+                let b64 = s
+                    .sealed
+                    .as_deref()?
+                    .strip_prefix(crate::config::tenant::SEALED_PREFIX)?;
+                let bytes =
+                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b64)
+                        .ok()?;
+                Some((bytes, s.expires_at))
+            })
+            .collect();
         let scopes = spec.scopes.iter().cloned().collect();
         Ok(Self {
             spec,
             secrets,
+            sealed_secrets,
             scopes,
         })
     }
@@ -128,4 +146,9 @@ impl TenantRegistry {
         }
         self.current.store(Arc::new(Snapshot { by_slug, by_host }));
     }
+}
+
+/// The associated data that binds a sealed client secret to its tenant and client.
+pub fn sealed_secret_aad(tenant: &str, client_id: &str) -> Vec<u8> {
+    format!("client-secret\0{tenant}\0{client_id}").into_bytes()
 }

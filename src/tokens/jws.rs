@@ -94,6 +94,30 @@ pub fn verify(compact: &str, jwks: &Value, allowed: &[Alg]) -> Result<Verified, 
     })
 }
 
+/// Verifies an HMAC JWS (HS256/384/512, RFC 7518 §3.2) with a shared secret; the claims.
+pub fn verify_hmac(compact: &str, secret: &[u8]) -> Result<Map<String, Value>, JwsError> {
+    let (header, claims) = decode_unverified(compact)?;
+    if header.contains_key("crit") {
+        return Err(JwsError::Malformed);
+    }
+    let algorithm = match header.get("alg").and_then(Value::as_str) {
+        Some("HS256") => aws_lc_rs::hmac::HMAC_SHA256,
+        Some("HS384") => aws_lc_rs::hmac::HMAC_SHA384,
+        Some("HS512") => aws_lc_rs::hmac::HMAC_SHA512,
+        _ => return Err(JwsError::Algorithm),
+    };
+    // RFC 7518 §3.2: the key is at least as long as the hash output.
+    if secret.len() < algorithm.digest_algorithm().output_len() {
+        return Err(JwsError::NoKey);
+    }
+    let (signing_input, sig_b64) = compact.rsplit_once('.').ok_or(JwsError::Malformed)?;
+    let sig = B64.decode(sig_b64).map_err(|_| JwsError::Malformed)?;
+    let key = aws_lc_rs::hmac::Key::new(algorithm, secret);
+    aws_lc_rs::hmac::verify(&key, signing_input.as_bytes(), &sig)
+        .map_err(|_| JwsError::Signature)?;
+    Ok(claims)
+}
+
 /// `None` when the key does not fit the algorithm; otherwise whether the signature verifies.
 fn verify_with(jwk: &Value, alg: Alg, message: &[u8], sig: &[u8]) -> Option<bool> {
     let member = |name: &str| -> Option<Vec<u8>> {

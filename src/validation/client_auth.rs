@@ -230,24 +230,47 @@ pub async fn authenticate(
             if !client.allows_auth_method(p.method) {
                 return Err(refuse("authentication method not allowed for this client"));
             }
-            let ok = client
+            let hashed = client
                 .secrets
                 .iter()
                 .filter(|(_, expires)| expires.is_none_or(|e| e > now))
                 .any(|(hash, _)| hash.verify(secret));
-            if !ok {
+            let sealed = !hashed
+                && sealed_secrets(state, tenant, &client, now)
+                    .iter()
+                    .any(|plain| {
+                        aws_lc_rs::constant_time::verify_slices_are_equal(plain, secret.as_bytes())
+                            .is_ok()
+                    });
+            if !hashed && !sealed {
                 return Err(refuse("wrong secret"));
             }
             p.method
         }
         Credential::Assertion(assertion) => {
-            if !client.allows_auth_method(AuthMethod::PrivateKeyJwt) {
+            // OIDC Core §9: an HMAC means client_secret_jwt, a signature private_key_jwt.
+            let hmac = crate::tokens::jws::decode_unverified(assertion)
+                .ok()
+                .and_then(|(h, _)| {
+                    h.get("alg")
+                        .and_then(Value::as_str)
+                        .map(|a| a.starts_with("HS"))
+                })
+                .unwrap_or(false);
+            let method = if hmac {
+                AuthMethod::ClientSecretJwt
+            } else {
+                AuthMethod::PrivateKeyJwt
+            };
+            if !client.allows_auth_method(method) {
                 return Err(refuse("authentication method not allowed for this client"));
             }
-            if let Err(reason) = check_assertion(state, tenant, &client, assertion, ctx).await? {
+            if let Err(reason) =
+                check_assertion(state, tenant, &client, assertion, method, ctx).await?
+            {
                 return Err(refuse(reason));
             }
-            AuthMethod::PrivateKeyJwt
+            method
         }
         Credential::ClientId => {
             let chain = ctx.client_certs.as_ref().filter(|c| !c.is_empty());
@@ -306,20 +329,35 @@ async fn check_assertion(
     tenant: &Tenant,
     client: &Client,
     assertion: &str,
+    method: AuthMethod,
     ctx: &RequestContext,
 ) -> Result<Result<(), &'static str>, crate::error::InternalError> {
     if assertion.len() > MAX_ASSERTION_LEN {
         return Ok(Err("assertion too long"));
     }
-    // Never `none` or a shared-secret algorithm: the server holds no plain client secrets.
-    let verified =
+    let claims = if method == AuthMethod::ClientSecretJwt {
+        let secrets = sealed_secrets(state, tenant, client, state.now());
+        match secrets
+            .iter()
+            .find_map(|key| crate::tokens::jws::verify_hmac(assertion, key).ok())
+        {
+            Some(claims) => claims,
+            None => {
+                return Ok(Err(
+                    "the assertion's HMAC does not verify with the client secret",
+                ));
+            }
+        }
+    } else {
+        // Never `none` or a shared-secret algorithm with the client's public keys.
         match super::client_keys::verify_with_client_keys(state, client, assertion, &Alg::ALL)
             .await?
         {
-            Some(v) => v,
+            Some(v) => v.claims,
             None => return Ok(Err("the assertion is not signed by a key of this client")),
-        };
-    let c = &verified.claims;
+        }
+    };
+    let c = &claims;
     let s = |k: &str| c.get(k).and_then(Value::as_str);
     let id = client.spec.client_id.as_str();
     if s("iss") != Some(id) || s("sub") != Some(id) {
@@ -374,6 +412,17 @@ async fn check_assertion(
         return Ok(Err("the assertion was used before"));
     }
     Ok(Ok(()))
+}
+
+/// The client's sealed secrets, opened (unexpired ones only).
+fn sealed_secrets(state: &AppState, tenant: &Tenant, client: &Client, now: i64) -> Vec<Vec<u8>> {
+    let aad = crate::registry::sealed_secret_aad(tenant.slug(), &client.spec.client_id);
+    client
+        .sealed_secrets
+        .iter()
+        .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+        .filter_map(|(sealed, _)| state.master.open(sealed, &aad).ok())
+        .collect()
 }
 
 /// The path of the called endpoint below the tenant (`/connect/token`, …), for the audience.

@@ -600,3 +600,67 @@ async fn a_public_client_registered_for_binding_gets_tokens_bound_to_its_certifi
     assert_eq!(r.status(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn client_secret_jwt_verifies_the_hmac_with_a_sealed_secret() {
+    let master_b64 = STANDARD.encode([5u8; 32]);
+    let master = portcullis::keys::MasterKey::from_base64(&master_b64).unwrap();
+    let secret = "a-long-shared-secret-for-hmac-assertions-0123456789";
+    let sealed = master
+        .seal(
+            secret.as_bytes(),
+            &portcullis::registry::sealed_secret_aad("acme", "csj"),
+        )
+        .unwrap();
+    let acme = format!(
+        "{ACME}\n[[clients]]\nclient_id = \"csj\"\ntoken_endpoint_auth_methods = [\"client_secret_jwt\"]\nsecrets = [{{ sealed = \"sealed:{}\" }}]\ngrant_types = [\"client_credentials\"]\nscopes = [\"api.read\"]\n",
+        B64.encode(&sealed)
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        keys: format!("master_key = \"{master_b64}\""),
+        ..Default::default()
+    })
+    .await;
+    let hs256 = |key: &[u8], claims: Value| {
+        let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let input = format!("{header}.{}", B64.encode(claims.to_string()));
+        let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+        format!(
+            "{input}.{}",
+            B64.encode(aws_lc_rs::hmac::sign(&k, input.as_bytes()).as_ref())
+        )
+    };
+    let now = SystemClock.now();
+    let claims = |jti: &str| json!({"iss": "csj", "sub": "csj", "aud": server.url("/acme"), "exp": now + 60, "jti": jti});
+    let post = |assertion: String| {
+        let server = &server;
+        async move {
+            server
+                .http
+                .post(server.url("/acme/connect/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let good = hs256(secret.as_bytes(), claims("one"));
+    assert_eq!(post(good.clone()).await.status(), 200);
+    assert_eq!(post(good).await.status(), 401, "replayed");
+    let forged = hs256(
+        b"another-secret-of-the-same-length-0123456789abcdefg",
+        claims("two"),
+    );
+    assert_eq!(post(forged).await.status(), 401);
+    // The sealed secret is not accepted as a plain secret: the client allows only the JWT.
+    assert_eq!(server.token("acme", "csj", secret, &CC).await.status(), 401);
+    server.stop().await;
+}

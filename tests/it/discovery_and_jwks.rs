@@ -18,6 +18,7 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
         serde_json::json!([
             "client_secret_basic",
             "client_secret_post",
+            "client_secret_jwt",
             "private_key_jwt",
             "tls_client_auth",
             "self_signed_tls_client_auth",
