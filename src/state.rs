@@ -38,7 +38,9 @@ pub struct StateInner {
     pub grants: crate::stores::cache::GrantCache,
     /// Client key sets fetched from `jwks_uri`.
     pub jwks_cache: moka::future::Cache<String, Arc<serde_json::Value>>,
-    /// Single-use values seen recently (DPoP proof jtis), checked before the store.
+    /// Single-use values seen recently (DPoP proof jtis), checked before the store. Sized so
+    /// that it never fills below ~20,000 proofs a second sustained (an entry lives the proof
+    /// window plus skew): a full cache could drop entries, and replays must stay visible.
     pub seen: moka::future::Cache<String, ()>,
     /// `jwks_uri`s refetched for an unknown `kid` within the last minute (the rate limit).
     pub jwks_refetched: moka::future::Cache<String, ()>,
@@ -108,7 +110,7 @@ impl AppState {
                 .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))?,
             grants,
             seen: moka::future::Cache::builder()
-                .max_capacity(1_000_000)
+                .max_capacity(5_000_000)
                 .time_to_live(std::time::Duration::from_secs(
                     u64::try_from(crate::validation::dpop::PROOF_WINDOW + 120).unwrap_or(420),
                 ))

@@ -6,8 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value};
 
-/// How far a proof's `iat` may be from now (RFC 9449 §11.1: a short window).
-pub const PROOF_WINDOW: i64 = 300;
+/// How far in the past a proof's `iat` may be (RFC 9449 §11.1: a short window; clients with
+/// a wrong clock are helped by nonces, §8).
+pub const PROOF_WINDOW: i64 = 120;
 const MAX_PROOF_LEN: usize = 8192;
 
 /// A proof that passed every check except replay (the caller records the jti).
