@@ -36,8 +36,8 @@ pub struct StateInner {
     pub http: reqwest::Client,
     /// Live grants (reference tokens, recorded access tokens) by tenant and handle hash.
     pub grants: crate::stores::cache::GrantCache,
-    /// Client key sets fetched from `jwks_uri`.
-    pub jwks_cache: moka::future::Cache<String, Arc<serde_json::Value>>,
+    /// Client key sets fetched from `jwks_uri`, with the time until which they are fresh.
+    pub jwks_cache: moka::future::Cache<String, (Arc<serde_json::Value>, i64)>,
     /// Single-use values seen recently (DPoP proof jtis), checked before the store. Sized so
     /// that it never fills below ~20,000 proofs a second sustained (an entry lives the proof
     /// window plus skew): a full cache could drop entries, and replays must stay visible.
@@ -121,7 +121,7 @@ impl AppState {
                 .build(),
             jwks_cache: moka::future::Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_secs(300))
+                .time_to_live(std::time::Duration::from_secs(86_400))
                 .build(),
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
             request_counter: std::sync::atomic::AtomicU64::new(0),

@@ -200,6 +200,8 @@ struct ApiResourceFile {
     /// Secrets with which the API authenticates at the introspection endpoint.
     #[serde(default)]
     secrets: Vec<SecretFile>,
+    /// Public keys with which the API signs private_key_jwt assertions there instead.
+    jwks: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -416,6 +418,9 @@ pub struct ApiResource {
     /// Hashed secrets of the API (RFC 7662 §2.1: the introspection caller authenticates).
     #[serde(default)]
     pub secrets: Vec<StoredSecret>,
+    /// The API's public keys for private_key_jwt at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -760,6 +765,15 @@ pub fn resolve(
                     "`{}` must be an absolute URI without fragment (RFC 8707 §2)",
                     r.name
                 ),
+            );
+        }
+        if let Some(jwks) = &r.jwks
+            && (jwks.get("keys").and_then(|k| k.as_array()).is_none()
+                || jwks.to_string().contains("\"d\""))
+        {
+            bad(
+                rk.key("jwks"),
+                "a public JWK Set (an object with `keys`, no private members)".into(),
             );
         }
         for (j, sec) in r.secrets.iter().enumerate() {
@@ -1155,6 +1169,7 @@ pub fn resolve(
                 display_name: r.display_name,
                 scopes: r.scopes,
                 require_resource_indicator: r.require_resource_indicator,
+                jwks: r.jwks,
                 secrets: r
                     .secrets
                     .into_iter()

@@ -171,6 +171,7 @@ async fn respond(
         // RFC 6750 §3.1: no error code when the request carried no credentials.
         (None, None) => return bearer_error(tenant, StatusCode::UNAUTHORIZED, None, ""),
     };
+    // The description names only what the caller did wrong, never what the token holds.
     let invalid = |scheme: Scheme, why: &str| {
         crate::events::request_rejected(
             tenant.slug(),
@@ -179,13 +180,25 @@ async fn respond(
             "invalid_token",
             why,
         );
+        let description = match why {
+            "DPoP-bound token sent as a bearer token" => {
+                "this token is DPoP-bound: use the DPoP scheme with a proof"
+            }
+            "bearer token sent with the DPoP scheme" => {
+                "this token is not DPoP-bound: use the Bearer scheme"
+            }
+            "certificate-bound token without its certificate" => {
+                "this token is bound to a client certificate: present it"
+            }
+            _ => "the access token is invalid or expired",
+        };
         refuse(
             tenant,
             Refusal {
                 scheme,
                 status: StatusCode::UNAUTHORIZED,
                 error: Some("invalid_token"),
-                description: "the access token is invalid or expired",
+                description,
                 nonce: None,
             },
         )

@@ -352,7 +352,11 @@ pub async fn authorization_code(
     {
         return Err(OAuthError::new(
             crate::error::ErrorCode::InvalidDpopProof,
-            "the code is bound to another DPoP key",
+            if dpop_jkt.is_none() {
+                "the code is bound to a DPoP key: send a proof made with it"
+            } else {
+                "the code is bound to another DPoP key"
+            },
         ));
     }
     let now = state.now();
@@ -421,7 +425,11 @@ pub async fn refresh_token(
     {
         return Err(OAuthError::new(
             crate::error::ErrorCode::InvalidDpopProof,
-            "the refresh token is bound to another DPoP key",
+            if dpop_jkt.is_none() {
+                "the refresh token is bound to a DPoP key: send a proof made with it"
+            } else {
+                "the refresh token is bound to another DPoP key"
+            },
         ));
     }
     let family = record.family.clone().unwrap_or_else(tokens::new_jti);

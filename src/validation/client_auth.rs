@@ -470,6 +470,47 @@ pub async fn authenticate_introspector(
         Credential::Secret(s) => Some(s.as_str()),
         _ => None,
     };
+    // An API may sign an assertion instead (private_key_jwt with the API's registered keys).
+    if let Credential::Assertion(assertion) = &p.credential
+        && let Some(resource) = tenant
+            .spec
+            .api_resources
+            .iter()
+            .find(|r| r.name == p.client_id && r.jwks.is_some())
+    {
+        let as_client = Client::from_spec(crate::config::ClientSpec {
+            client_id: resource.name.clone(),
+            client_name: None,
+            enabled: true,
+            secrets: Vec::new(),
+            grant_types: Vec::new(),
+            scopes: Vec::new(),
+            auth_methods: vec![AuthMethod::PrivateKeyJwt],
+            access_token_format: None,
+            access_token_lifetime: None,
+            interactive: crate::config::tenant::InteractiveSpec {
+                jwks: resource.jwks.clone(),
+                ..Default::default()
+            },
+        })?;
+        if let Err(reason) = check_assertion(
+            state,
+            tenant,
+            &as_client,
+            assertion,
+            AuthMethod::PrivateKeyJwt,
+            ctx,
+        )
+        .await?
+        {
+            crate::events::client_auth_failed(tenant.slug(), &p.client_id, &ctx.request_id, reason);
+            return Err(OAuthError::invalid_client(
+                "client authentication failed",
+                challenge,
+            ));
+        }
+        return Ok(Introspector::Resource(resource.name.clone()));
+    }
     if let Some(resource) = tenant
         .spec
         .api_resources

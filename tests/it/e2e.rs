@@ -170,3 +170,44 @@ async fn chromium_signs_in_through_the_totp_and_consent_pages_and_screenshots_th
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn openid_client_gets_dpop_and_certificate_bound_tokens_signs_client_assertions_and_introspects()
+ {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    let file = |p: &str| s.path(p).to_str().unwrap().to_string();
+    let (cert, key, jwt_key) = (
+        file("certs/demo-client.pem"),
+        file("certs/demo-client-key.pem"),
+        file("certs/acme-jwt-key.pem"),
+    );
+    run_script(
+        &s,
+        "sender_constrained.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("API_AUDIENCE", "https://api.acme.test"),
+            ("API_SECRET", "acme-api-secret"),
+            ("SCOPE", "api.read"),
+            ("M2M_CLIENT_ID", "acme-m2m"),
+            ("M2M_CLIENT_SECRET", "acme-m2m-secret"),
+            ("SPA_CLIENT_ID", "acme-spa"),
+            ("SPA_REDIRECT_URI", "http://127.0.0.1:9000/spa/callback"),
+            ("SPA_SCOPE", "openid profile api.read"),
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_PASSWORD", "alice-password"),
+            ("MTLS_CLIENT_ID", "acme-mtls"),
+            ("MTLS_CERT_FILE", &cert),
+            ("MTLS_KEY_FILE", &key),
+            ("JWT_CLIENT_ID", "acme-jwt"),
+            ("JWT_KEY_FILE", &jwt_key),
+            ("REF_CLIENT_ID", "acme-ref"),
+            ("REF_CLIENT_SECRET", "acme-ref-secret"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}

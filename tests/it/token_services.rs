@@ -326,3 +326,70 @@ async fn a_revocation_on_one_node_clears_the_cached_token_on_the_other_through_p
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn an_api_may_authenticate_with_a_signed_assertion_instead_of_a_secret() {
+    use portcullis::keys::{Alg, Signer, signer::generate_pkcs8};
+    let key = Signer::from_pkcs8(Alg::ES256, &generate_pkcs8(Alg::ES256, 2048).unwrap()).unwrap();
+    let jwk: Vec<String> = key
+        .public_jwk()
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    let acme = ACME.replacen(
+        "# DEMO ONLY: the API's secret",
+        &format!(
+            "jwks = {{ keys = [{{ {} }}] }}\n# DEMO ONLY: the API's secret",
+            jwk.join(", ")
+        ),
+        1,
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        ..Default::default()
+    })
+    .await;
+    let t = server
+        .token_json(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let now = SystemClock.now();
+    let assertion = |jti: &str| {
+        key.sign_jwt(
+            "JWT",
+            &serde_json::json!({"iss": API, "sub": API, "aud": server.url("/acme"), "exp": now + 60, "jti": jti}),
+        )
+        .unwrap()
+    };
+    let ask = |a: String| {
+        let server = &server;
+        let token = t["access_token"].as_str().unwrap().to_string();
+        async move {
+            server
+                .http
+                .post(server.url("/acme/connect/introspect"))
+                .form(&[
+                    ("token", token.as_str()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", a.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = ask(assertion("api-1")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["active"], true);
+    assert_eq!(ask(assertion("api-1")).await.status(), 401, "single use");
+    server.stop().await;
+}

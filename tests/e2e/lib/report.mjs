@@ -112,6 +112,23 @@ export async function expectOAuthError(name, expected, promise) {
   return false;
 }
 
+/**
+ * Runs one independent part of a script: a failed `need` (or an unexpected exception) inside it
+ * ends that part only, and the next part still runs.
+ */
+export async function section(title, body) {
+  console.log(`# ${title}`);
+  try {
+    await body();
+  } catch (err) {
+    if (err instanceof Halt) {
+      console.log(`# ${title}: stopped, the rest of it depends on "${err.message}"`);
+    } else {
+      notOk(`${title}: ends without an unexpected exception`, describeError(err));
+    }
+  }
+}
+
 /** Runs `main`, then prints the verdict and exits: 0 only when every check passed. */
 export async function run(main) {
   try {
