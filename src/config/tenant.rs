@@ -268,6 +268,9 @@ struct ClientFile {
     tls_client_auth_san_uri: Option<String>,
     tls_client_auth_san_ip: Option<String>,
     tls_client_auth_san_email: Option<String>,
+    /// CAs for this client's tls_client_auth certificates, instead of the tenant's.
+    #[serde(default)]
+    tls_client_auth_trust_anchors: Vec<String>,
     /// RFC 8705 §3.4: bind access tokens to the client certificate presented, whatever the
     /// authentication method.
     #[serde(default)]
@@ -543,6 +546,9 @@ pub struct InteractiveSpec {
     pub require_signed_request_object: bool,
     #[serde(default)]
     pub tls_subject: Option<TlsSubject>,
+    /// The client's own trust anchors for tls_client_auth (PEM files), if any.
+    #[serde(default)]
+    pub tls_trust_anchors: Vec<std::path::PathBuf>,
     #[serde(default)]
     pub certificate_bound_tokens: bool,
     #[serde(default)]
@@ -1377,6 +1383,11 @@ fn resolve_interactive(
         jwks_uri: c.jwks_uri.clone(),
         require_signed_request_object: c.require_signed_request_object,
         tls_subject: subjects.into_iter().next(),
+        tls_trust_anchors: c
+            .tls_client_auth_trust_anchors
+            .iter()
+            .map(|p| base_dir.join(p))
+            .collect(),
         certificate_bound_tokens: c.tls_client_certificate_bound_access_tokens,
         require_dpop: c.require_dpop,
     }

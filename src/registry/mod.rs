@@ -23,6 +23,8 @@ pub struct Client {
     pub secrets: Vec<(SecretHash, Option<i64>)>,
     /// Sealed secrets (base64 of the sealed bytes) and their expiry.
     pub sealed_secrets: Vec<(Vec<u8>, Option<i64>)>,
+    /// The client's own tls_client_auth trust anchors, read when the client is loaded.
+    pub tls_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
     pub scopes: HashSet<String>,
 }
 
@@ -53,7 +55,18 @@ impl Client {
             })
             .collect();
         let scopes = spec.scopes.iter().cloned().collect();
+        let mut tls_anchors = Vec::new();
+        for path in &spec.interactive.tls_trust_anchors {
+            use rustls::pki_types::pem::PemObject;
+            match rustls::pki_types::CertificateDer::pem_file_iter(path) {
+                Ok(certs) => tls_anchors.extend(certs.flatten()),
+                Err(e) => {
+                    tracing::error!(client = %spec.client_id, file = %path.display(), error = %e, "cannot read a client's trust anchor")
+                }
+            }
+        }
         Ok(Self {
+            tls_anchors,
             spec,
             secrets,
             sealed_secrets,

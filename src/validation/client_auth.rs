@@ -279,9 +279,16 @@ pub async fn authenticate(
                     let Some(subject) = &client.spec.interactive.tls_subject else {
                         return Err(refuse("no registered certificate subject"));
                     };
-                    if let Err(reason) =
-                        super::client_cert::pki_matches(&tenant.mtls_anchors, chain, subject, now)
-                    {
+                    if let Err(reason) = super::client_cert::pki_matches(
+                        if client.tls_anchors.is_empty() {
+                            &tenant.mtls_anchors
+                        } else {
+                            &client.tls_anchors
+                        },
+                        chain,
+                        subject,
+                        now,
+                    ) {
                         return Err(refuse(reason));
                     }
                     AuthMethod::TlsClientAuth

@@ -664,3 +664,56 @@ async fn client_secret_jwt_verifies_the_hmac_with_a_sealed_secret() {
     assert_eq!(server.token("acme", "csj", secret, &CC).await.status(), 401);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_may_bring_its_own_trust_anchors() {
+    let own = DevCa::new("Client's own CA").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("own-ca.pem");
+    std::fs::write(&path, own.cert_pem()).unwrap();
+    let acme = format!(
+        "{ACME}\n[[clients]]\nclient_id = \"pki-own\"\ntoken_endpoint_auth_methods = [\"tls_client_auth\"]\ntls_client_auth_subject_dn = \"CN=own, O=Portcullis development\"\ntls_client_auth_trust_anchors = [\"{}\"]\ngrant_types = [\"client_credentials\"]\nscopes = [\"api.read\"]\n",
+        path.display()
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        ..Default::default()
+    })
+    .await;
+    let post = |identity: String| {
+        let server = &server;
+        async move {
+            client_for(
+                &server.path("certs/ca.pem"),
+                &[("localhost", server.mtls_addr)],
+                Some(&identity),
+            )
+            .post(format!("{}/acme/connect/token", server.mtls_base))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "pki-own"),
+            ])
+            .send()
+            .await
+            .unwrap()
+        }
+    };
+    let good = own.client("own", Vec::new()).unwrap();
+    assert_eq!(
+        post(pem_identity(&good.cert_pem, &good.key_pem))
+            .await
+            .status(),
+        200
+    );
+    let stranger = DevCa::new("Someone else")
+        .unwrap()
+        .client("own", Vec::new())
+        .unwrap();
+    assert_eq!(
+        post(pem_identity(&stranger.cert_pem, &stranger.key_pem))
+            .await
+            .status(),
+        401
+    );
+    server.stop().await;
+}
