@@ -16,6 +16,7 @@ use crate::registry::Client;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Connection as _;
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -28,12 +29,13 @@ pub enum Store {
 }
 
 /// SQLite allows one writer at a time. Writers that meet a busy database sleep in SQLite's busy
-/// handler (milliseconds at a time), so every write goes through a pool of one connection and
-/// waits its turn there instead; reads use their own connections (WAL: they never wait).
+/// handler (milliseconds at a time), so every write goes through one connection behind an async
+/// mutex and waits its turn there (a mutex hand-over is cheaper than a pool's return path);
+/// reads use a pool of their own (WAL: they never wait for the writer).
 #[derive(Clone, Debug)]
 pub struct SqlitePools {
     read: SqlitePool,
-    write: SqlitePool,
+    write: std::sync::Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>,
 }
 
 /// Runs a read with `$p` bound to whichever pool the store has.
@@ -54,7 +56,8 @@ macro_rules! on_write {
     ($store:expr, |$p:ident| $body:expr) => {
         match $store {
             Store::Sqlite(pools) => {
-                let $p = &pools.write;
+                let mut guard = pools.write.lock().await;
+                let $p = &mut *guard;
                 $body
             }
             Store::Postgres($p) => $body,
@@ -287,10 +290,9 @@ impl Store {
                     InternalError::Other(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options.clone())
-                .await?;
+            let write = std::sync::Arc::new(tokio::sync::Mutex::new(
+                <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await?,
+            ));
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .connect_with(options)
@@ -332,7 +334,10 @@ impl Store {
 
     async fn migrate(&self) -> Result<(), InternalError> {
         match self {
-            Store::Sqlite(p) => migrator(SQLITE_MIGRATIONS).run(&p.write).await?,
+            Store::Sqlite(p) => {
+                let mut conn = p.write.lock().await;
+                migrator(SQLITE_MIGRATIONS).run(&mut *conn).await?
+            }
             Store::Postgres(p) => migrator(POSTGRES_MIGRATIONS).run(p).await?,
         }
         Ok(())
@@ -403,7 +408,8 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(p) => {
-                p.write.close().await;
+                // The writer closes when the last clone of the store is dropped.
+                let _ = &p.write;
                 p.read.close().await;
             }
             Store::Postgres(p) => p.close().await,
