@@ -2,6 +2,13 @@
 --   BENCH_MODE=token      POST client_credentials (HTTP Basic acme-m2m:acme-m2m-secret, scope api.read)
 --   BENCH_MODE=discovery  GET (the URL given to wrk)
 --   BENCH_MODE=introspect POST token=$BENCH_TOKEN as the API https://api.acme.test (HTTP Basic)
+--   BENCH_MODE=dpop       the token request, with a fresh DPoP proof (RFC 9449) per request: the
+--                         next line of a file of pre-signed proofs (examples/dpop_proofs.rs), read
+--                         as it goes: $BENCH_DPOP_PROOFS_WARMUP when BENCH_PHASE=warmup, else
+--                         $BENCH_DPOP_PROOFS. Each file is read from its start, so the warm-up and
+--                         the measured run need one each (the server refuses a jti it has seen).
+--   BENCH_MODE=token_lua  the token request through the same request()/response() hooks as dpop,
+--                         without a proof: the load generator's share of the cost of the dpop mode
 -- done() prints one machine-readable line:
 --   BENCH_RESULT requests=N duration_us=N rps=F p50_ms=F p99_ms=F connect=N read=N write=N status=N timeout=N
 -- `status` is wrk's own count of responses with an HTTP status >= 400 (its "Non-2xx or 3xx
@@ -9,10 +16,18 @@
 -- response() hook would make wrk hand every response to Lua and cost the load generator CPU that it
 -- shares with the server on a 2-core machine. bench/run checks each endpoint's exact 200 with curl
 -- before loading it.
+-- The dpop and token_lua modes cannot leave it to wrk (each request differs, and each answer must
+-- be a token of the right type), so they define request() and response() and append
+--   ok=N failures=N exhausted=N
+-- ok: 200 answers whose body has "token_type":"DPoP" (dpop) or "token_type":"Bearer" (token_lua);
+-- failures: every other answer; exhausted: requests sent after the proof file ran out (a proof
+-- file too short for the rate; such requests carry no usable proof and fail).
 
 local mode = os.getenv("BENCH_MODE") or "discovery"
 
-if mode == "token" then
+local hooked = mode == "dpop" or mode == "token_lua"
+
+if mode == "token" or hooked then
   wrk.method = "POST"
   wrk.body = "grant_type=client_credentials&scope=api.read"
   wrk.headers["Authorization"] = "Basic YWNtZS1tMm06YWNtZS1tMm0tc2VjcmV0" -- acme-m2m:acme-m2m-secret
@@ -26,15 +41,85 @@ elseif mode == "introspect" then
   wrk.headers["Authorization"] = "Basic aHR0cHMlM0ElMkYlMkZhcGkuYWNtZS50ZXN0OmFjbWUtYXBpLXNlY3JldA=="
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 else
-  error("BENCH_MODE must be token, discovery or introspect, got " .. mode)
+  error("BENCH_MODE must be token, discovery, introspect, dpop or token_lua, got " .. mode)
 end
 wrk.headers["Accept"] = "application/json"
+
+if hooked then
+  -- Globals, so that done() can read them from each thread (thread:get).
+  ok = 0
+  failures = 0
+  exhausted = 0
+  local proofs -- this thread's proof file
+  -- With several wrk threads (BENCH_THREADS), thread k of n takes lines k, k + n, k + 2n, ...
+  -- so that no two threads send the same proof.
+  local skip, stride = 0, 1
+  local want = mode == "dpop" and '"token_type":"DPoP"' or '"token_type":"Bearer"'
+  local body = wrk.body
+  local headers = {
+    ["Authorization"] = wrk.headers["Authorization"],
+    ["Content-Type"] = wrk.headers["Content-Type"],
+    ["Accept"] = "application/json",
+  }
+
+  function init(args)
+    if mode ~= "dpop" then return end
+    local var = os.getenv("BENCH_PHASE") == "warmup" and "BENCH_DPOP_PROOFS_WARMUP" or "BENCH_DPOP_PROOFS"
+    local path = os.getenv(var)
+    if not path or path == "" then error(var .. " is not set") end
+    proofs = assert(io.open(path, "r"))
+    skip = slot or 0
+    stride = tonumber(os.getenv("BENCH_THREADS") or "") or 1
+  end
+
+  local function next_proof()
+    for _ = 1, skip do proofs:read("*l") end
+    skip = stride - 1
+    return proofs:read("*l")
+  end
+
+  function request()
+    if proofs then
+      local proof = next_proof()
+      if not proof then
+        exhausted = exhausted + 1
+        proof = "exhausted"
+      end
+      headers["DPoP"] = proof
+    end
+    return wrk.format("POST", wrk.path, headers, body)
+  end
+
+  function response(status, _, resp_body)
+    if status == 200 and resp_body and resp_body:find(want, 1, true) then
+      ok = ok + 1
+    else
+      failures = failures + 1
+    end
+  end
+
+  local threads = {}
+  function setup(thread)
+    thread:set("slot", #threads)
+    table.insert(threads, thread)
+  end
+
+  function extra()
+    local o, f, x = 0, 0, 0
+    for _, t in ipairs(threads) do
+      o = o + t:get("ok")
+      f = f + t:get("failures")
+      x = x + t:get("exhausted")
+    end
+    return string.format(" ok=%d failures=%d exhausted=%d", o, f, x)
+  end
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    "BENCH_RESULT requests=%d duration_us=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f connect=%d read=%d write=%d status=%d timeout=%d\n",
+    "BENCH_RESULT requests=%d duration_us=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f connect=%d read=%d write=%d status=%d timeout=%d%s\n",
     summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    e.connect, e.read, e.write, e.status, e.timeout))
+    e.connect, e.read, e.write, e.status, e.timeout, hooked and extra() or ""))
 end

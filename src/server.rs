@@ -82,6 +82,17 @@ fn bind_group(
     addr: SocketAddr,
     n: usize,
 ) -> std::io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
+    // SO_REUSEPORT would let a second server share the port silently (and split the traffic,
+    // and with it in-memory state such as replay caches). A plain bind first makes an occupied
+    // port an error, as a user expects.
+    if addr.port() != 0 {
+        drop(probe_listener(addr).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr}: {e} (is another server running?)"),
+            )
+        })?);
+    }
     let first = reuse_port_listener(addr)?;
     let actual = first.local_addr()?;
     let mut group = vec![first];
@@ -92,6 +103,15 @@ fn bind_group(
         }
     }
     Ok((group, actual))
+}
+
+fn probe_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1)?;
+    Ok(socket.into())
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

@@ -375,3 +375,12 @@ async fn metrics_are_only_for_operations_networks() {
     assert_eq!(spoofed.status(), 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_port_is_refused_not_silently_sharing_it() {
+    let s = TestServer::start().await;
+    let taken = portcullis::server::Listeners::bind_addrs(s.addr, None, None, 2);
+    let err = taken.err().expect("the port is in use");
+    assert!(err.to_string().contains("another server"), "{err}");
+    s.stop().await;
+}
