@@ -144,6 +144,23 @@ impl Ctx {
         }
     }
 
+    /// The enabled client of a pending interaction, or the error page.
+    async fn interaction_client(
+        &self,
+        i: &Interaction,
+    ) -> Result<Arc<crate::registry::Client>, Response> {
+        match self
+            .tenant
+            .clients
+            .find_client(self.tenant.slug(), &i.request.client_id)
+            .await
+        {
+            Ok(Some(c)) if c.spec.enabled => Ok(c),
+            Ok(_) => Err(self.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client"))),
+            Err(e) => Err(self.internal(e)),
+        }
+    }
+
     fn client_ip(&self) -> String {
         self.ctx
             .client_ip
@@ -158,15 +175,9 @@ impl Ctx {
         interaction: Interaction,
         extra_cookies: Vec<axum::http::HeaderValue>,
     ) -> Response {
-        let client = match self
-            .tenant
-            .clients
-            .find_client(self.tenant.slug(), &interaction.request.client_id)
-            .await
-        {
-            Ok(Some(c)) if c.spec.enabled => c,
-            Ok(_) => return self.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
-            Err(e) => return self.internal(e),
+        let client = match self.interaction_client(&interaction).await {
+            Ok(cl) => cl,
+            Err(r) => return r,
         };
         let session = match sessions::current(&self.state, &self.tenant, &self.headers).await {
             Ok(s) => s,
@@ -544,15 +555,9 @@ async fn finish_login(
     // Saved by `proceed` only if the interaction goes on (to consent).
     i.pending_subject = None;
     i.fresh_login = true;
-    let client = match c
-        .tenant
-        .clients
-        .find_client(c.tenant.slug(), &i.request.client_id)
-        .await
-    {
-        Ok(Some(cl)) if cl.spec.enabled => cl,
-        Ok(_) => return c.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
-        Err(e) => return c.internal(e),
+    let client = match c.interaction_client(&i).await {
+        Ok(cl) => cl,
+        Err(r) => return r,
     };
     let mut flow = c.flow();
     flow.cookies.push(cookie);
@@ -606,15 +611,9 @@ pub async fn consent_form(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let client = match c
-        .tenant
-        .clients
-        .find_client(c.tenant.slug(), &i.request.client_id)
-        .await
-    {
-        Ok(Some(cl)) => cl,
-        Ok(None) => return c.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
-        Err(e) => return c.internal(e),
+    let client = match c.interaction_client(&i).await {
+        Ok(cl) => cl,
+        Err(r) => return r,
     };
     let spec = &c.tenant.spec;
     let mut identity_scopes = Vec::new();
@@ -719,15 +718,9 @@ pub async fn consent_submit(
         _ => return c.fail(OAuthError::invalid_request("choose allow or deny")),
     }
     let remember = form.get("remember") == Some("on");
-    let client = match c
-        .tenant
-        .clients
-        .find_client(c.tenant.slug(), &i.request.client_id)
-        .await
-    {
-        Ok(Some(cl)) => cl,
-        Ok(None) => return c.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")),
-        Err(e) => return c.internal(e),
+    let client = match c.interaction_client(&i).await {
+        Ok(cl) => cl,
+        Err(r) => return r,
     };
     if remember && client.spec.interactive.allow_remember_consent {
         let now = c.state.now();

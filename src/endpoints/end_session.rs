@@ -84,15 +84,7 @@ async fn handle(
     let mut hint_sub = None;
     let mut hint_client = None;
     if let Some(hint) = form.get("id_token_hint") {
-        let keys = tenant.keys.load();
-        let verified = serde_json::from_slice::<serde_json::Value>(&keys.jwks)
-            .ok()
-            .and_then(|jwks| {
-                tokens::jws::verify(hint, &jwks, &tenant.spec.tokens.signing_algorithms).ok()
-            })
-            .filter(|v| {
-                v.claims.get("iss").and_then(|i| i.as_str()) == Some(tenant.spec.issuer.as_str())
-            });
+        let verified = crate::validation::authorize::verify_id_token_hint(&tenant, hint);
         let Some(v) = verified else {
             return fail(
                 &tenant,
@@ -100,12 +92,8 @@ async fn handle(
                 OAuthError::invalid_request("id_token_hint is not an id token of this issuer"),
             );
         };
-        hint_sub = v
-            .claims
-            .get("sub")
-            .and_then(|s| s.as_str())
-            .map(str::to_string);
-        hint_client = match v.claims.get("aud") {
+        hint_sub = v.get("sub").and_then(|s| s.as_str()).map(str::to_string);
+        hint_client = match v.get("aud") {
             Some(serde_json::Value::String(a)) => Some(a.clone()),
             Some(serde_json::Value::Array(a)) => {
                 a.first().and_then(|x| x.as_str()).map(str::to_string)

@@ -79,6 +79,8 @@ impl KeyRecord {
 pub struct KeySet {
     signers: HashMap<Alg, Arc<Signer>>,
     pub jwks: Bytes,
+    /// The same JWK Set, parsed once: what our own tokens are verified against.
+    pub public_keys: serde_json::Value,
     pub kids: Vec<(String, Alg, KeyState)>,
 }
 
@@ -87,6 +89,7 @@ impl KeySet {
         Self {
             signers: HashMap::new(),
             jwks: Bytes::from_static(b"{\"keys\":[]}"),
+            public_keys: serde_json::json!({ "keys": [] }),
             kids: Vec::new(),
         }
     }
@@ -277,7 +280,8 @@ fn build_set(
     for (r, _) in &published {
         keys.push(serde_json::from_str::<serde_json::Value>(&r.public_jwk)?);
     }
-    let jwks = Bytes::from(serde_json::to_vec(&serde_json::json!({ "keys": keys }))?);
+    let public_keys = serde_json::json!({ "keys": keys });
+    let jwks = Bytes::from(serde_json::to_vec(&public_keys)?);
     let kids = published
         .iter()
         .map(|(r, s)| (r.kid.clone(), r.alg, *s))
@@ -285,6 +289,7 @@ fn build_set(
     Ok(KeySet {
         signers,
         jwks,
+        public_keys,
         kids,
     })
 }

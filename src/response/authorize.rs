@@ -22,7 +22,7 @@ const SESSION_TOUCH_INTERVAL: i64 = 60;
 const INTERACTION_LIFETIME: i64 = 900;
 
 /// A sign-in in progress, stored (by the hash of its id) until it ends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Interaction {
     pub request: ValidatedAuthorize,
     /// Echoed by every form of this interaction.
@@ -35,6 +35,18 @@ pub struct Interaction {
     pub fresh_login: bool,
     /// The user consented during this interaction.
     pub consented: bool,
+}
+
+/// The CSRF token and the binding hash stay out of logs.
+impl std::fmt::Debug for Interaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interaction")
+            .field("client_id", &self.request.client_id)
+            .field("pending_subject", &self.pending_subject)
+            .field("fresh_login", &self.fresh_login)
+            .field("consented", &self.consented)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an authorization code carries. The code is this, sealed (AES-256-GCM-SIV under a key

@@ -41,10 +41,11 @@ pub async fn verify(
     let now = state.now();
     let (claims, record) = if token.contains('.') {
         let keys = tenant.keys.load();
-        let Ok(jwks) = serde_json::from_slice::<Value>(&keys.jwks) else {
-            return Ok(None);
-        };
-        let Ok(v) = super::jws::verify(token, &jwks, &tenant.spec.tokens.signing_algorithms) else {
+        let Ok(v) = super::jws::verify(
+            token,
+            &keys.public_keys,
+            &tenant.spec.tokens.signing_algorithms,
+        ) else {
             return Ok(None);
         };
         // RFC 9068 §4: an access token has typ at+jwt (an id token is not an access token).

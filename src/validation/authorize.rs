@@ -465,12 +465,16 @@ pub async fn validate(
     };
     let id_token_hint_sub = match form.get("id_token_hint") {
         None => None,
-        Some(hint) => Some(verify_id_token_hint(tenant, hint).ok_or_else(|| {
-            fail(
-                ErrorCode::InvalidRequest,
-                "id_token_hint is not an id token of this issuer",
-            )
-        })?),
+        Some(hint) => Some(
+            verify_id_token_hint(tenant, hint)
+                .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(str::to_string))
+                .ok_or_else(|| {
+                    fail(
+                        ErrorCode::InvalidRequest,
+                        "id_token_hint is not an id token of this issuer",
+                    )
+                })?,
+        ),
     };
     let short = |name: &str| -> Result<Option<String>, AuthorizeError> {
         match form.get(name) {
@@ -557,18 +561,21 @@ pub fn redirect_uri_matches(registered: &[String], presented: &str, native: bool
     })
 }
 
-/// The subject of an id token this tenant issued (expired ones are fine: OIDC Core §3.1.2.1).
-pub fn verify_id_token_hint(tenant: &Tenant, hint: &str) -> Option<String> {
+/// The claims of an id token this tenant issued (expired ones are fine: OIDC Core §3.1.2.1,
+/// RP-Initiated Logout §2).
+pub fn verify_id_token_hint(
+    tenant: &Tenant,
+    hint: &str,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
     let keys = tenant.keys.load();
-    let jwks: serde_json::Value = serde_json::from_slice(&keys.jwks).ok()?;
-    let v = tokens::jws::verify(hint, &jwks, &tenant.spec.tokens.signing_algorithms).ok()?;
-    if v.claims.get("iss").and_then(|i| i.as_str()) != Some(tenant.spec.issuer.as_str()) {
-        return None;
-    }
-    v.claims
-        .get("sub")
-        .and_then(|s| s.as_str())
-        .map(str::to_string)
+    let v = tokens::jws::verify(
+        hint,
+        &keys.public_keys,
+        &tenant.spec.tokens.signing_algorithms,
+    )
+    .ok()?;
+    (v.claims.get("iss").and_then(|i| i.as_str()) == Some(tenant.spec.issuer.as_str()))
+        .then_some(v.claims)
 }
 
 #[cfg(test)]
