@@ -63,3 +63,9 @@ pub fn logout(tenant: &str, subject: &str, sid: &str, request_id: &str) {
 pub fn token_revoked(tenant: &str, client_id: &str, request_id: &str, kind: &str) {
     tracing::info!(target: "security", event = "token_revoked", tenant, client_id, request_id, kind);
 }
+
+/// An upstream provider's answer (or a browser's callback) failed a check: forged or replayed
+/// state, a bad signature, the wrong audience, an expired assertion.
+pub fn federation_rejected(tenant: &str, request_id: &str, reason: &str, client_ip: &str) {
+    tracing::warn!(target: "security", event = "federation_rejected", tenant, request_id, reason, client_ip);
+}

@@ -25,6 +25,7 @@ pub mod devcerts;
 pub mod endpoints;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod frontdoor;
 pub mod keys;
 pub mod metrics;

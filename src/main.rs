@@ -71,6 +71,47 @@ enum Command {
         #[command(subcommand)]
         command: ConsentsCommand,
     },
+    /// Upstream identity providers added at runtime (stored in the database, per tenant; every
+    /// node picks changes up without a restart). Providers in providers/*.toml are edited there.
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProvidersCommand {
+    /// Add (or with --replace, replace) a provider from a TOML or JSON file shaped like
+    /// providers/<id>.toml. An inline client_secret is sealed under the master key.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// The definition; its id defaults to the file name.
+        file: std::path::PathBuf,
+        #[arg(long)]
+        replace: bool,
+    },
+    /// The tenant's runtime providers.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Stop offering a provider (sign-ins through it are refused) without removing it.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +288,7 @@ fn main() -> ExitCode {
             Command::Users { command } => users(&config, command).await,
             Command::Sessions { command } => sessions(&config, command).await,
             Command::Consents { command } => consents(&config, command).await,
+            Command::Providers { command } => providers(&config, command).await,
         }
     });
     match result {
@@ -605,6 +647,81 @@ async fn users(config: &ServerConfig, command: UsersCommand) -> Result<(), Strin
             }
         }
     }
+}
+
+async fn providers(config: &ServerConfig, command: ProvidersCommand) -> Result<(), String> {
+    use portcullis::federation::admin::{self, Mode};
+    let (store, master) = open_store(config).await?;
+    let now = portcullis::clock::Clock::now(&portcullis::clock::SystemClock);
+    let result = match command {
+        ProvidersCommand::Add {
+            tenant,
+            file,
+            replace,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let mut spec: portcullis::federation::ProviderSpec =
+                if file.extension().is_some_and(|e| e == "json") {
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
+                } else {
+                    toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
+                };
+            if spec.id.is_empty() {
+                spec.id = file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            let mode = if replace {
+                Mode::CreateOrReplace
+            } else {
+                Mode::Create
+            };
+            admin::save(&store, &master, &config.base_dir, &tenant, spec, mode, now)
+                .await
+                .map(|v| println!("saved: {v}"))
+        }
+        ProvidersCommand::List { tenant } => {
+            let mut after = String::new();
+            loop {
+                let page = admin::list(&store, &tenant, &after, 500)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for p in &page {
+                    println!(
+                        "{}  {}  {}  enabled={}  domains={}",
+                        p["id"].as_str().unwrap_or_default(),
+                        p["kind"].as_str().unwrap_or_default(),
+                        p["display_name"].as_str().unwrap_or_default(),
+                        p["enabled"],
+                        p["domains"]
+                    );
+                }
+                match page.last().and_then(|p| p["id"].as_str()) {
+                    Some(last) if page.len() == 500 => after = last.to_string(),
+                    _ => break,
+                }
+            }
+            Ok(())
+        }
+        ProvidersCommand::Disable { tenant, id } => {
+            admin::set_enabled(&store, &tenant, &id, false, now)
+                .await
+                .map(|_| println!("disabled"))
+        }
+        ProvidersCommand::Enable { tenant, id } => {
+            admin::set_enabled(&store, &tenant, &id, true, now)
+                .await
+                .map(|_| println!("enabled"))
+        }
+        ProvidersCommand::Remove { tenant, id } => admin::remove(&store, &tenant, &id)
+            .await
+            .map(|_| println!("removed")),
+    };
+    store.close().await;
+    result.map_err(|e| e.to_string())
 }
 
 async fn sessions(config: &ServerConfig, command: SessionsCommand) -> Result<(), String> {

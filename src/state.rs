@@ -44,6 +44,8 @@ pub struct StateInner {
     pub seen: moka::future::Cache<String, ()>,
     /// `jwks_uri`s refetched for an unknown `kid` within the last minute (the rate limit).
     pub jwks_refetched: moka::future::Cache<String, ()>,
+    /// Upstream providers and their cached documents.
+    pub federation: crate::federation::Federation,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -53,6 +55,40 @@ impl Deref for AppState {
     fn deref(&self) -> &StateInner {
         &self.0
     }
+}
+
+/// Outbound HTTP: no redirects followed (SSRF), bounded time; trusts the system's CAs, the
+/// configured federation CAs and, while development certificates are on, the development CA.
+fn outbound_client(config: &ServerConfig) -> Result<reqwest::Client, InternalError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
+    let mut files: Vec<std::path::PathBuf> = config
+        .file
+        .federation
+        .ca_files
+        .iter()
+        .map(|f| config.path(f))
+        .collect();
+    if config.file.tls.dev_certs {
+        let dev_ca = config.certs_dir().join("ca.pem");
+        if dev_ca.exists() {
+            files.push(dev_ca);
+        }
+    }
+    for file in files {
+        let pem = std::fs::read(&file)
+            .map_err(|e| InternalError::Other(format!("cannot read {}: {e}", file.display())))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| InternalError::Other(format!("{}: {e}", file.display())))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))
 }
 
 impl AppState {
@@ -90,6 +126,11 @@ impl AppState {
             config.file.cache.client_capacity,
             std::time::Duration::from_secs(30),
         );
+        let http = outbound_client(&config)?;
+        let federation = crate::federation::Federation::new(
+            http.clone(),
+            config.file.reload.sync_interval_seconds.max(1),
+        );
         let state = AppState(Arc::new(StateInner {
             config,
             store,
@@ -102,12 +143,8 @@ impl AppState {
             reload: tokio::sync::Mutex::new(FileState::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
             metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(std::time::Duration::from_secs(10))
-                .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))?,
+            http,
+            federation,
             grants,
             seen: moka::future::Cache::builder()
                 .max_capacity(5_000_000)

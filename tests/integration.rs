@@ -12,6 +12,8 @@ mod discovery_and_jwks;
 mod dpop;
 #[path = "it/e2e.rs"]
 mod e2e;
+#[path = "it/federation.rs"]
+mod federation;
 #[path = "it/frontdoor.rs"]
 mod frontdoor;
 #[path = "it/interactive.rs"]

@@ -20,8 +20,20 @@ pub struct ServerFile {
     pub keys: KeysSection,
     pub cache: CacheSection,
     pub passwords: PasswordsSection,
+    pub federation: FederationSection,
     pub reload: ReloadSection,
     pub log: LogSection,
+}
+
+/// Upstream identity providers (federation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationSection {
+    /// Extra CA certificates (PEM files) trusted for upstream providers' HTTPS, besides the
+    /// system's (and the development CA while `tls.dev_certs` is on).
+    pub ca_files: Vec<String>,
+    /// How long a user may take at an upstream provider before the round trip expires.
+    pub state_lifetime_seconds: i64,
 }
 
 /// argon2id parameters for new password hashes (stored hashes keep their own).
@@ -216,6 +228,10 @@ impl Default for ServerFile {
                 argon2_iterations: 3,
                 argon2_parallelism: 1,
             },
+            federation: FederationSection {
+                ca_files: Vec::new(),
+                state_lifetime_seconds: 600,
+            },
             reload: ReloadSection {
                 watch_interval_seconds: 2,
                 sync_interval_seconds: 10,
@@ -246,6 +262,7 @@ section_defaults!(
     KeysSection => keys,
     CacheSection => cache,
     PasswordsSection => passwords,
+    FederationSection => federation,
     ReloadSection => reload,
     LogSection => log,
 );

@@ -46,6 +46,9 @@ struct TenantFile {
     mtls: MtlsFile,
     #[serde(default)]
     dpop: DpopFile,
+    /// Upstream providers from `providers/<id>.toml` this tenant offers.
+    #[serde(default)]
+    providers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -278,6 +281,13 @@ struct ClientFile {
     /// RFC 9449: every token request must carry a DPoP proof; tokens are always key-bound.
     #[serde(default)]
     require_dpop: bool,
+    /// Upstream providers this client's users may sign in with (IdentityServer's
+    /// IdentityProviderRestrictions); empty: every provider the tenant offers.
+    #[serde(default)]
+    identity_providers: Vec<String>,
+    /// Whether the local username/password form is offered to this client's users.
+    #[serde(default = "yes")]
+    enable_local_login: bool,
 }
 
 fn yes() -> bool {
@@ -327,6 +337,9 @@ pub struct TenantSpec {
     /// RFC 9449 §8: DPoP proofs must carry a server nonce.
     #[serde(default)]
     pub dpop_require_nonce: bool,
+    /// File providers (`providers/<id>.toml`) this tenant offers.
+    #[serde(default)]
+    pub providers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -553,6 +566,12 @@ pub struct InteractiveSpec {
     pub certificate_bound_tokens: bool,
     #[serde(default)]
     pub require_dpop: bool,
+    /// Upstream providers allowed for this client; empty: all the tenant offers.
+    #[serde(default)]
+    pub identity_providers: Vec<String>,
+    /// The local sign-in form is not offered (users must come through a provider).
+    #[serde(default)]
+    pub disable_local_login: bool,
 }
 
 /// RFC 8705 §2.1.2: how a tls_client_auth client's certificate is recognised (exactly one).
@@ -1225,6 +1244,7 @@ pub fn resolve(
             .map(|p| defaults.base_dir.join(p))
             .collect(),
         dpop_require_nonce: file.dpop.require_nonce,
+        providers: file.providers,
     };
     Ok((spec, clients))
 }
@@ -1390,6 +1410,8 @@ fn resolve_interactive(
             .collect(),
         certificate_bound_tokens: c.tls_client_certificate_bound_access_tokens,
         require_dpop: c.require_dpop,
+        identity_providers: c.identity_providers.clone(),
+        disable_local_login: !c.enable_local_login,
     }
 }
 
@@ -1472,6 +1494,7 @@ fn resolve_users(
             "sid",
             "amr",
             "acr",
+            "idp",
         ] {
             if u.claims.contains_key(reserved) {
                 bad(

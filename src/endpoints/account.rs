@@ -28,15 +28,15 @@ pub struct InteractionQuery {
     interaction: Option<String>,
 }
 
-struct Ctx {
-    state: AppState,
-    tenant: Arc<Tenant>,
-    ctx: RequestContext,
-    headers: HeaderMap,
+pub(crate) struct Ctx {
+    pub(crate) state: AppState,
+    pub(crate) tenant: Arc<Tenant>,
+    pub(crate) ctx: RequestContext,
+    pub(crate) headers: HeaderMap,
 }
 
 impl Ctx {
-    fn fail(&self, e: OAuthError) -> Response {
+    pub(crate) fn fail(&self, e: OAuthError) -> Response {
         crate::events::request_rejected(
             self.tenant.slug(),
             "account",
@@ -47,12 +47,12 @@ impl Ctx {
         error_page(&self.tenant, &self.ctx, &e)
     }
 
-    fn internal(&self, e: InternalError) -> Response {
+    pub(crate) fn internal(&self, e: InternalError) -> Response {
         tracing::error!(error = %e, "sign-in page failed");
         error_page(&self.tenant, &self.ctx, &OAuthError::server_error())
     }
 
-    fn flow(&self) -> Flow<'_> {
+    pub(crate) fn flow(&self) -> Flow<'_> {
         Flow {
             state: &self.state,
             tenant: &self.tenant,
@@ -63,12 +63,12 @@ impl Ctx {
         }
     }
 
-    fn action(&self, page: &str) -> String {
+    pub(crate) fn action(&self, page: &str) -> String {
         format!("{}/account/{page}", self.tenant.spec.issuer)
     }
 
     /// The pending interaction `id` names, if this browser started it and it is still live.
-    async fn load(&self, id: Option<&str>) -> Result<(String, Interaction), Response> {
+    pub(crate) async fn load(&self, id: Option<&str>) -> Result<(String, Interaction), Response> {
         let expired = || {
             self.fail(OAuthError::invalid_request(
                 "this sign-in has expired or is unknown; start again from the application",
@@ -105,7 +105,7 @@ impl Ctx {
         Ok((id.to_string(), interaction))
     }
 
-    async fn save(&self, id: &str, i: &Interaction) -> Result<(), Response> {
+    pub(crate) async fn save(&self, id: &str, i: &Interaction) -> Result<(), Response> {
         let data = serde_json::to_string(i).map_err(|e| self.internal(e.into()))?;
         self.state
             .store
@@ -114,7 +114,7 @@ impl Ctx {
             .map_err(|e| self.internal(e))
     }
 
-    fn check_csrf(&self, form: &Form, i: &Interaction) -> Result<(), Response> {
+    pub(crate) fn check_csrf(&self, form: &Form, i: &Interaction) -> Result<(), Response> {
         let ok = form.get("csrf").is_some_and(|c| {
             aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), i.csrf.as_bytes())
                 .is_ok()
@@ -145,7 +145,7 @@ impl Ctx {
     }
 
     /// The enabled client of a pending interaction, or the error page.
-    async fn interaction_client(
+    pub(crate) async fn interaction_client(
         &self,
         i: &Interaction,
     ) -> Result<Arc<crate::registry::Client>, Response> {
@@ -161,7 +161,7 @@ impl Ctx {
         }
     }
 
-    fn client_ip(&self) -> String {
+    pub(crate) fn client_ip(&self) -> String {
         self.ctx
             .client_ip
             .map(|ip| ip.to_string())
@@ -195,7 +195,12 @@ impl Ctx {
     }
 }
 
-fn extract(state: AppState, tenant: Arc<Tenant>, ctx: RequestContext, headers: HeaderMap) -> Ctx {
+pub(crate) fn extract(
+    state: AppState,
+    tenant: Arc<Tenant>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+) -> Ctx {
     Ctx {
         state,
         tenant,
@@ -204,7 +209,7 @@ fn extract(state: AppState, tenant: Arc<Tenant>, ctx: RequestContext, headers: H
     }
 }
 
-fn login_page(
+async fn login_page(
     c: &Ctx,
     id: &str,
     i: &Interaction,
@@ -213,6 +218,14 @@ fn login_page(
     error: Option<String>,
     locked: Option<String>,
 ) -> Response {
+    let client = match c.interaction_client(i).await {
+        Ok(cl) => cl,
+        Err(r) => return r,
+    };
+    let providers = match crate::federation::offered(&c.state, &c.tenant, &client).await {
+        Ok(p) => p,
+        Err(e) => return c.internal(e),
+    };
     c.tenant.pages.render(
         &Page::Login(LoginPage {
             action: c.action("login"),
@@ -222,6 +235,17 @@ fn login_page(
             client_name: name,
             error,
             locked_until: locked,
+            local: crate::federation::local_login_allowed(&client),
+            providers: providers
+                .into_iter()
+                .map(|(pid, name)| crate::ui::ProviderButton {
+                    url: format!(
+                        "{}/federation/{pid}/start?interaction={id}",
+                        c.tenant.spec.issuer
+                    ),
+                    name,
+                })
+                .collect(),
         }),
         StatusCode::OK,
     )
@@ -250,7 +274,7 @@ pub async fn login_form(
     };
     let name = c.client_name(&i.request.client_id).await;
     let hint = i.request.login_hint.clone().unwrap_or_default();
-    login_page(&c, &id, &i, name, &hint, None, None)
+    login_page(&c, &id, &i, name, &hint, None, None).await
 }
 
 pub async fn login_submit(
@@ -274,6 +298,29 @@ pub async fn login_submit(
     let username = form.get("username").unwrap_or_default().trim().to_string();
     let password = form.get("password").unwrap_or_default().to_string();
     let name = c.client_name(&i.request.client_id).await;
+    let client = match c.interaction_client(&i).await {
+        Ok(cl) => cl,
+        Err(r) => return r,
+    };
+    // Home-realm discovery: a work email whose domain a provider claims goes to that provider.
+    if username.contains('@') && username.len() <= 200 {
+        match crate::federation::provider_for_email(&c.state, &c.tenant, &username).await {
+            Ok(Some(p)) if crate::federation::client_allows(&client, &p) => {
+                let location = format!(
+                    "{}/federation/{p}/start?interaction={id}",
+                    c.tenant.spec.issuer
+                );
+                return c.flow().redirect(&location);
+            }
+            Ok(_) => {}
+            Err(e) => return c.internal(e),
+        }
+    }
+    if !crate::federation::local_login_allowed(&client) {
+        return c.fail(OAuthError::invalid_request(
+            "this application does not accept local accounts",
+        ));
+    }
     if username.is_empty() || username.len() > 200 || password.len() > 1024 {
         return login_page(
             &c,
@@ -283,7 +330,8 @@ pub async fn login_submit(
             &username,
             Some("Enter your username and password.".into()),
             None,
-        );
+        )
+        .await;
     }
     let policy = &c.tenant.spec.login;
     let now = c.state.now();
@@ -311,7 +359,8 @@ pub async fn login_submit(
                 &username,
                 None,
                 Some(retry_text(until - now)),
-            );
+            )
+            .await;
         }
         Ok((None, recorded)) => recorded.contains(&user_bucket),
         Err(e) => return c.internal(e),
@@ -361,7 +410,8 @@ pub async fn login_submit(
             &username,
             Some("Wrong username or password.".into()),
             locked.map(|u| retry_text(u - now)),
-        );
+        )
+        .await;
     }
     let Some(user) = user else {
         return c.internal(InternalError::Other("verified without a user".into()));
@@ -377,7 +427,13 @@ pub async fn login_submit(
         }
         return totp_page(&c, &id, &i, &user.username, None);
     }
-    finish_login(c, id, i, &user.subject, &["pwd"], ACR_PASSWORD).await
+    finish_login(
+        c,
+        id,
+        i,
+        sessions::Login::local(&user.subject, &["pwd"], ACR_PASSWORD),
+    )
+    .await
 }
 
 pub const ACR_PASSWORD: &str = "urn:portcullis:acr:pwd";
@@ -505,16 +561,20 @@ pub async fn totp_submit(
     if let Err(e) = store.clear_failures(slug, &bucket).await {
         return c.internal(e);
     }
-    finish_login(c, id, i, &subject, &["pwd", "otp", "mfa"], ACR_MFA).await
+    finish_login(
+        c,
+        id,
+        i,
+        sessions::Login::local(&subject, &["pwd", "otp", "mfa"], ACR_MFA),
+    )
+    .await
 }
 
-async fn finish_login(
+pub(crate) async fn finish_login(
     c: Ctx,
     id: String,
     mut i: Interaction,
-    subject: &str,
-    amr: &[&str],
-    acr: &str,
+    login: sessions::Login,
 ) -> Response {
     // A new sign-in replaces any session this browser had (no session fixation).
     match sessions::current(&c.state, &c.tenant, &c.headers).await {
@@ -534,9 +594,7 @@ async fn finish_login(
     let (session, cookie) = match sessions::start(
         &c.state,
         &c.tenant,
-        subject,
-        amr,
-        acr,
+        &login,
         &i.request.client_id,
         c.ctx.secure,
     )
@@ -547,9 +605,9 @@ async fn finish_login(
     };
     crate::events::login_succeeded(
         c.tenant.slug(),
-        subject,
+        &login.subject,
         &c.ctx.request_id,
-        &amr.join(" "),
+        &login.amr.join(" "),
         &c.client_ip(),
     );
     // Saved by `proceed` only if the interaction goes on (to consent).

@@ -277,7 +277,17 @@ async fn signed_out(
     mut frontchannel: Vec<String>,
 ) -> Response {
     let mut clear = None;
+    let mut upstream_logout = None;
     if let Some(s) = session {
+        // A brokered session ends upstream too, where the provider supports it; the upstream
+        // comes back to us and we continue to the client's post-logout redirect.
+        let then = request
+            .post_logout_redirect_uri
+            .as_ref()
+            .map(|u| with_state(u, request.state.as_deref()));
+        upstream_logout =
+            crate::endpoints::federation::upstream_logout_url(state, tenant, &s, then.as_deref())
+                .await;
         match state.store.delete_session(tenant.slug(), &s.sid).await {
             Ok(_) => {}
             Err(e) => return internal(tenant, ctx, e),
@@ -292,19 +302,12 @@ async fn signed_out(
             ctx.secure,
         );
     }
-    let redirect = request
-        .post_logout_redirect_uri
-        .as_ref()
-        .map(|u| match &request.state {
-            Some(st) => {
-                let sep = if u.contains('?') { '&' } else { '?' };
-                let q = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("state", st)
-                    .finish();
-                format!("{u}{sep}{q}")
-            }
-            None => u.clone(),
-        });
+    let redirect = upstream_logout.or_else(|| {
+        request
+            .post_logout_redirect_uri
+            .as_ref()
+            .map(|u| with_state(u, request.state.as_deref()))
+    });
     let client_name = match &request.client_id {
         Some(id) => tenant
             .clients
@@ -327,4 +330,18 @@ async fn signed_out(
         r.headers_mut().append(header::SET_COOKIE, c);
     }
     r
+}
+
+/// `uri` with `state` added to its query (OIDC RP-Initiated Logout §3).
+fn with_state(uri: &str, state: Option<&str>) -> String {
+    match state {
+        Some(st) => {
+            let sep = if uri.contains('?') { '&' } else { '?' };
+            let q = form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", st)
+                .finish();
+            format!("{uri}{sep}{q}")
+        }
+        None => uri.to_string(),
+    }
 }

@@ -33,6 +33,7 @@ const MEMBERS: &[&str] = &[
     "auth_time",
     "acr",
     "amr",
+    "idp",
 ];
 
 pub async fn introspect(

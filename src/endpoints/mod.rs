@@ -1,9 +1,11 @@
 //! One file per endpoint; each handler reads as extract → validate → generate → respond.
 
 pub mod account;
+pub mod admin;
 pub mod authorize;
 pub mod discovery;
 pub mod end_session;
+pub mod federation;
 pub mod health;
 pub mod introspection;
 pub mod jwks;

@@ -2,8 +2,8 @@
 
 use super::{middleware, tenant};
 use crate::endpoints::{
-    account, authorize, discovery, end_session, health, introspection, jwks, par, revocation,
-    token, userinfo,
+    account, admin, authorize, discovery, end_session, federation, health, introspection, jwks,
+    par, revocation, token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -66,6 +66,45 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/{tenant}/account/logout",
             post(end_session::confirm).fallback(account::post_only),
+        )
+        .route(
+            "/{tenant}/admin/providers",
+            get(admin::list).post(admin::create),
+        )
+        .route(
+            "/{tenant}/admin/providers/{id}",
+            get(admin::get_one)
+                .put(admin::put)
+                .patch(admin::patch)
+                .delete(admin::delete),
+        )
+        .route(
+            "/{tenant}/federation/{provider}/start",
+            get(federation::start),
+        )
+        .route(
+            "/{tenant}/federation/{provider}/callback",
+            get(federation::callback),
+        )
+        .route(
+            "/{tenant}/federation/{provider}/complete",
+            get(federation::complete),
+        )
+        .route(
+            "/{tenant}/federation/{provider}/metadata",
+            get(federation::saml_metadata),
+        )
+        .route(
+            "/{tenant}/federation/{provider}/acs",
+            post(federation::saml_acs).fallback(account::post_only),
+        )
+        .route(
+            "/{tenant}/federation/{provider}/signed-out",
+            get(federation::signed_out),
+        )
+        .route(
+            "/{tenant}/federation/{provider}/backchannel-logout",
+            post(federation::backchannel_logout).fallback(token::wrong_method),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -32,6 +32,8 @@ pub struct ReloadReport {
     pub applied: Vec<String>,
     pub removed: Vec<String>,
     pub rejected: Vec<ConfigError>,
+    /// Provider files that could not be used (the rest load).
+    pub provider_errors: Vec<String>,
 }
 
 /// Reads every tenant file; valid changed files are upserted, invalid ones are reported and
@@ -103,6 +105,16 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     files.seen = now_seen;
     files.scanned = true;
     drop(files);
+    let (providers, errors) = crate::federation::load_files(
+        &state.config.providers_dir(),
+        &state.config.base_dir,
+        &state.master,
+    );
+    for e in &errors {
+        tracing::error!("provider file rejected: {e}");
+    }
+    report.provider_errors = errors;
+    state.federation.files.store(Arc::new(providers));
     refresh(state).await?;
     Ok(report)
 }
@@ -295,6 +307,12 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                 log_reload(reload_files(&state).await)
             }
             n = notified => match n {
+                Ok(payload) if payload.starts_with(crate::federation::PROVIDER_PREFIX) => {
+                    let rest = payload.trim_start_matches(crate::federation::PROVIDER_PREFIX);
+                    if let Some((tenant, id)) = rest.split_once(' ') {
+                        state.federation.forget(tenant, id).await;
+                    }
+                }
                 Ok(payload) if payload.starts_with(crate::stores::REVOKED_PREFIX) => {
                     let rest = payload.trim_start_matches(crate::stores::REVOKED_PREFIX);
                     if let Some((tenant, key)) = rest.split_once(' ') {

@@ -72,6 +72,13 @@ pub struct CodeData {
     /// RFC 9449 §10: the DPoP key the code must be redeemed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// How the user signed in: `local` or the upstream provider.
+    #[serde(default = "local_idp")]
+    pub idp: String,
+}
+
+pub fn local_idp() -> String {
+    crate::federation::LOCAL.to_string()
 }
 
 /// Everything a step of the flow needs to answer.
@@ -142,6 +149,17 @@ impl Flow<'_> {
                 } else {
                     "consent"
                 };
+                // Home-realm discovery picks the way in: an upstream provider or the page.
+                let realm = if matches!(next, Next::Login) {
+                    match crate::federation::home_realm(self.state, self.tenant, client, &request)
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => return self.internal(e),
+                    }
+                } else {
+                    crate::federation::Realm::Page
+                };
                 let id = match interaction {
                     Some((id, i)) => {
                         // The interaction goes on: keep what this step learned (fresh login).
@@ -155,10 +173,16 @@ impl Flow<'_> {
                         Err(e) => return self.internal(e),
                     },
                 };
-                let location = format!(
-                    "{}/account/{page}?interaction={id}",
-                    self.tenant.spec.issuer
-                );
+                let location = match realm {
+                    crate::federation::Realm::Provider(p) => format!(
+                        "{}/federation/{p}/start?interaction={id}",
+                        self.tenant.spec.issuer
+                    ),
+                    crate::federation::Realm::Page => format!(
+                        "{}/account/{page}?interaction={id}",
+                        self.tenant.spec.issuer
+                    ),
+                };
                 self.redirect(&location)
             }
             Next::Code => {
@@ -208,9 +232,21 @@ impl Flow<'_> {
                 .id_token_hint_sub
                 .as_ref()
                 .is_some_and(|sub| sub != &session.subject);
-            let weaker_acr = !request.acr_values.is_empty()
-                && !request.acr_values.iter().any(|a| a == &session.acr);
-            if forced || too_old || other_user || weaker_acr {
+            // `idp:<id>` entries are home-realm hints (IdentityServer's convention), not ACRs.
+            let mut acrs = request
+                .acr_values
+                .iter()
+                .filter(|a| !a.starts_with("idp:"))
+                .peekable();
+            let weaker_acr = acrs.peek().is_some() && !acrs.any(|a| a == &session.acr);
+            // A hint for another provider than the session's asks for that provider's login.
+            let other_idp = request
+                .acr_values
+                .iter()
+                .find_map(|a| a.strip_prefix("idp:"))
+                .or(request.idp_hint.as_deref())
+                .is_some_and(|idp| idp != session.idp);
+            if forced || too_old || other_user || weaker_acr || other_idp {
                 return Ok(Next::Login);
             }
         }
@@ -301,7 +337,7 @@ impl Flow<'_> {
             .await
     }
 
-    async fn end_interaction(&self, id: &str) {
+    pub(crate) async fn end_interaction(&self, id: &str) {
         if let Err(e) = self
             .state
             .store
@@ -335,6 +371,7 @@ impl Flow<'_> {
             acr: session.acr.clone(),
             sid: session.sid.clone(),
             dpop_jkt: request.dpop_jkt.clone(),
+            idp: session.idp.clone(),
         };
         let sealed = self
             .state

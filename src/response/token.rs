@@ -112,6 +112,7 @@ struct UserGrant<'a> {
     auth_time: i64,
     amr: &'a [String],
     acr: &'a str,
+    idp: &'a str,
     sid: &'a str,
     nonce: Option<&'a str>,
     family: &'a str,
@@ -174,6 +175,7 @@ async fn issue_user_tokens(
         amr: g.amr.to_vec(),
         acr: Some(g.acr.to_string()),
         cnf: tokens::cnf(g.cert_binding, g.dpop_jkt),
+        idp: Some(g.idp.to_string()),
     };
     let keys = tenant.keys.load();
     let signer_for = |alg: crate::keys::Alg| {
@@ -242,6 +244,7 @@ async fn issue_user_tokens(
         c.insert("sid".into(), g.sid.into());
         c.insert("amr".into(), serde_json::json!(g.amr));
         c.insert("acr".into(), g.acr.into());
+        c.insert("idp".into(), g.idp.into());
         // OIDC Core §3.1.3.6 / §3.3.2.11
         c.insert(
             "at_hash".into(),
@@ -270,6 +273,7 @@ async fn issue_user_tokens(
             auth_time: g.auth_time,
             amr: g.amr.to_vec(),
             acr: g.acr.to_string(),
+            idp: g.idp.to_string(),
             sid: g.sid.to_string(),
             absolute_expires_at: g.absolute_expires_at,
             // RFC 8705 §4: confidential clients' refresh tokens are bound by client
@@ -371,6 +375,7 @@ pub async fn authorization_code(
             auth_time: data.auth_time,
             amr: &data.amr,
             acr: &data.acr,
+            idp: &data.idp,
             sid: &data.sid,
             nonce: data.nonce.as_deref(),
             family: &data.family,
@@ -446,6 +451,7 @@ pub async fn refresh_token(
             auth_time: data.auth_time,
             amr: &data.amr,
             acr: &data.acr,
+            idp: &data.idp,
             sid: &data.sid,
             nonce: None,
             family: &family,

@@ -115,13 +115,38 @@ fn is_live(tenant: &Tenant, s: &SessionRecord, now: i64) -> bool {
     s.expires_at > now && s.last_seen_at + tenant.spec.session.idle_timeout > now
 }
 
+/// A successful login: who, how, and through which provider.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub subject: String,
+    /// RFC 8176 values.
+    pub amr: Vec<String>,
+    pub acr: String,
+    /// `local`, or the upstream provider's id.
+    pub idp: String,
+    pub upstream_sid: Option<String>,
+    /// What ending the upstream session needs (JSON of `federation::UpstreamSession`).
+    pub upstream: Option<String>,
+}
+
+impl Login {
+    pub fn local(subject: &str, amr: &[&str], acr: &str) -> Self {
+        Self {
+            subject: subject.to_string(),
+            amr: amr.iter().map(|a| a.to_string()).collect(),
+            acr: acr.to_string(),
+            idp: crate::federation::LOCAL.to_string(),
+            upstream_sid: None,
+            upstream: None,
+        }
+    }
+}
+
 /// Starts a session after a successful login; returns it and the cookie to set.
 pub async fn start(
     state: &AppState,
     tenant: &Tenant,
-    subject: &str,
-    amr: &[&str],
-    acr: &str,
+    login: &Login,
     client_id: &str,
     secure: bool,
 ) -> Result<(SessionRecord, HeaderValue), InternalError> {
@@ -130,15 +155,18 @@ pub async fn start(
     let record = SessionRecord {
         sid: tokens::new_jti(),
         handle_hash: tokens::handle_hash(&handle),
-        subject: subject.to_string(),
+        subject: login.subject.clone(),
         auth_time: now,
-        amr: amr.join(" "),
-        acr: acr.to_string(),
+        amr: login.amr.join(" "),
+        acr: login.acr.clone(),
         created_at: now,
         last_seen_at: now,
         expires_at: now + tenant.spec.session.absolute_lifetime,
         // The client the user signed in for (logout notifications go to it).
         clients: format!(" {client_id}"),
+        idp: login.idp.clone(),
+        upstream_sid: login.upstream_sid.clone(),
+        upstream: login.upstream.clone(),
     };
     state.store.insert_session(tenant.slug(), &record).await?;
     let cookie = set_cookie(

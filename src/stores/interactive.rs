@@ -20,6 +20,12 @@ pub struct SessionRecord {
     pub expires_at: i64,
     /// Clients that received tokens in this session (for logout notifications), space separated.
     pub clients: String,
+    /// How the user signed in: `local`, or the id of the upstream provider.
+    pub idp: String,
+    /// The upstream provider's session id (OIDC `sid`, SAML SessionIndex), for its logout.
+    pub upstream_sid: Option<String>,
+    /// What logging out upstream needs, as JSON (see `federation::UpstreamSession`).
+    pub upstream: Option<String>,
 }
 
 impl std::fmt::Debug for SessionRecord {
@@ -183,9 +189,9 @@ pub trait LoginThrottleStore {
     ) -> impl Future<Output = Result<(), InternalError>> + Send;
 }
 
-const SESSION_COLUMNS: &str =
-    "sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients";
-type SessionRow = (
+pub(super) const SESSION_SELECT: &str = "SELECT sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients, idp, upstream_sid, upstream FROM sessions";
+const SESSION_COLUMNS: &str = "sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients, idp, upstream_sid, upstream";
+pub(super) type SessionRow = (
     String,
     String,
     String,
@@ -196,9 +202,12 @@ type SessionRow = (
     i64,
     i64,
     String,
+    String,
+    Option<String>,
+    Option<String>,
 );
 
-fn session_from_row(r: SessionRow) -> SessionRecord {
+pub(super) fn session_from_row(r: SessionRow) -> SessionRecord {
     let (
         sid,
         handle_hash,
@@ -210,6 +219,9 @@ fn session_from_row(r: SessionRow) -> SessionRecord {
         last_seen_at,
         expires_at,
         clients,
+        idp,
+        upstream_sid,
+        upstream,
     ) = r;
     SessionRecord {
         sid,
@@ -222,6 +234,9 @@ fn session_from_row(r: SessionRow) -> SessionRecord {
         last_seen_at,
         expires_at,
         clients,
+        idp,
+        upstream_sid,
+        upstream,
     }
 }
 
@@ -229,8 +244,8 @@ impl SessionStore for Store {
     async fn insert_session(&self, tenant: &str, s: &SessionRecord) -> Result<(), InternalError> {
         on_write!(self, |p| {
             sqlx::query(
-                "INSERT INTO sessions (tenant, sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO sessions (tenant, sid, handle_hash, subject, auth_time, amr, acr, created_at, last_seen_at, expires_at, clients, idp, upstream_sid, upstream)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(tenant)
             .bind(&s.sid)
@@ -243,6 +258,9 @@ impl SessionStore for Store {
             .bind(s.last_seen_at)
             .bind(s.expires_at)
             .bind(&s.clients)
+            .bind(&s.idp)
+            .bind(&s.upstream_sid)
+            .bind(&s.upstream)
             .execute(p)
             .await?;
             Ok(())
@@ -283,13 +301,17 @@ impl SessionStore for Store {
             i64,
             i64,
             String,
+            String,
+            Option<String>,
+            Option<String>,
             Option<String>,
             Option<i64>,
         );
         let row: Option<Row> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT s.sid, s.handle_hash, s.subject, s.auth_time, s.amr, s.acr, s.created_at,
-                        s.last_seen_at, s.expires_at, s.clients, c.scopes, c.expires_at
+                        s.last_seen_at, s.expires_at, s.clients, s.idp, s.upstream_sid, s.upstream,
+                        c.scopes, c.expires_at
                  FROM sessions s LEFT JOIN consents c
                    ON c.tenant = s.tenant AND c.subject = s.subject AND c.client_id = $3
                  WHERE s.tenant = $1 AND s.handle_hash = $2",
@@ -301,9 +323,9 @@ impl SessionStore for Store {
             .await?
         });
         Ok(row.map(|r| {
-            let (a, b, c, d, e, f, g, h, i, j, scopes, expires_at) = r;
+            let (a, b, c, d, e, f, g, h, i, j, k, l, m, scopes, expires_at) = r;
             (
-                session_from_row((a, b, c, d, e, f, g, h, i, j)),
+                session_from_row((a, b, c, d, e, f, g, h, i, j, k, l, m)),
                 scopes.map(|scopes| StoredConsent { scopes, expires_at }),
             )
         }))

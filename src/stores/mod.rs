@@ -65,7 +65,11 @@ macro_rules! on_write {
     };
 }
 
+mod federation;
 mod interactive;
+
+pub use federation::{FederationStore, ProviderRow, ProviderWrite};
+use interactive::{SESSION_SELECT, SessionRow, session_from_row};
 
 /// A tenant row: its spec and a version that grows with every change (to it or its clients).
 #[derive(Debug, Clone)]
@@ -255,6 +259,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "interactive",
         include_str!("../../migrations/sqlite/0002_interactive.sql"),
     ),
+    (
+        3,
+        "federation",
+        include_str!("../../migrations/sqlite/0003_federation.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -266,6 +275,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "interactive",
         include_str!("../../migrations/postgres/0002_interactive.sql"),
+    ),
+    (
+        3,
+        "federation",
+        include_str!("../../migrations/postgres/0003_federation.sql"),
     ),
 ];
 
@@ -378,6 +392,18 @@ impl Store {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
                 .bind(format!("{REVOKED_PREFIX}{tenant} {key}"))
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Tells every node that a runtime provider of `tenant` changed (PostgreSQL only).
+    pub async fn announce_provider(&self, tenant: &str, id: &str) -> Result<(), InternalError> {
+        if let Store::Postgres(p) = self {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(format!("provider:{tenant} {id}"))
                 .execute(p)
                 .await?;
         }

@@ -61,6 +61,9 @@ pub struct UserAccessClaims {
     pub acr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cnf: Option<serde_json::Value>,
+    /// How the user signed in: `local` or the upstream provider's id.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idp: Option<String>,
 }
 
 /// OIDC Core §3.1.3.6 / §3.3.2.11: the left half of the hash of `value`, with the hash of the

@@ -138,6 +138,16 @@ pub struct LoginPage {
     pub error: Option<String>,
     /// Human text like "in 4 minutes" when sign-in is throttled.
     pub locked_until: Option<String>,
+    /// Whether the username/password form is offered.
+    pub local: bool,
+    /// Upstream providers to sign in with.
+    pub providers: Vec<ProviderButton>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct ProviderButton {
+    pub name: String,
+    pub url: String,
 }
 
 impl fmt::Debug for LoginPage {
@@ -539,6 +549,11 @@ fn sample_pages() -> [Page; 7] {
             client_name: "Client".into(),
             error: Some("error".into()),
             locked_until: Some("in 1 minute".into()),
+            local: true,
+            providers: vec![ProviderButton {
+                name: "Globex".into(),
+                url: "/start".into(),
+            }],
         }),
         Page::Totp(TotpPage {
             action: "/totp".into(),
@@ -622,6 +637,8 @@ mod tests {
             client_name: "Shop".into(),
             error: None,
             locked_until: None,
+            local: true,
+            providers: Vec::new(),
         })
     }
 

@@ -80,6 +80,9 @@ pub struct ValidatedAuthorize {
     /// RFC 9449 §10: the DPoP key thumbprint the code is bound to.
     #[serde(default)]
     pub dpop_jkt: Option<String>,
+    /// The upstream provider to sign in with (home-realm discovery hint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_hint: Option<String>,
     #[serde(skip)]
     _sealed: Sealed,
 }
@@ -498,6 +501,7 @@ pub async fn validate(
         Some(_) => return Err(fail(ErrorCode::InvalidRequest, "malformed dpop_jkt")),
     };
     let ui_locales = short("ui_locales")?;
+    let idp_hint = short("idp_hint")?;
     let acr_values = short("acr_values")?
         .map(|v| {
             v.split(' ')
@@ -525,6 +529,7 @@ pub async fn validate(
             id_token_hint_sub,
             ui_locales,
             dpop_jkt,
+            idp_hint,
             _sealed: Sealed,
         },
     ))

@@ -40,30 +40,6 @@ pub async fn verify_with_client_keys(
     Ok(crate::tokens::jws::verify(jws, &jwks, allowed).ok())
 }
 
-/// How long a fetched key set is used: the server's `Cache-Control: max-age` (RFC 9111 §5.2.2.1),
-/// within bounds that neither hammer the client nor keep a rotated-out key for long.
-fn freshness(headers: &reqwest::header::HeaderMap) -> i64 {
-    const DEFAULT: i64 = 300;
-    let Some(cc) = headers
-        .get(reqwest::header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return DEFAULT;
-    };
-    let directives: Vec<&str> = cc.split(',').map(str::trim).collect();
-    if directives
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache"))
-    {
-        return 60;
-    }
-    directives
-        .iter()
-        .find_map(|d| d.strip_prefix("max-age="))
-        .and_then(|v| v.parse::<i64>().ok())
-        .map_or(DEFAULT, |v| v.clamp(60, 86_400))
-}
-
 pub async fn client_jwks(
     state: &AppState,
     client: &Client,
@@ -97,7 +73,7 @@ pub async fn client_jwks(
                     response.status()
                 )));
             }
-            let fresh_until = now + freshness(response.headers());
+            let fresh_until = now + crate::federation::metadata::freshness(response.headers());
             let body = response
                 .bytes()
                 .await
@@ -111,25 +87,4 @@ pub async fn client_jwks(
         .await
         .map_err(|e| InternalError::Other(e.to_string()))?;
     Ok(Some(jwks))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
-
-    fn with(cc: &'static str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(CACHE_CONTROL, HeaderValue::from_static(cc));
-        h
-    }
-
-    #[test]
-    fn key_sets_stay_as_long_as_cache_control_says_within_bounds() {
-        assert_eq!(freshness(&HeaderMap::new()), 300);
-        assert_eq!(freshness(&with("public, max-age=3600")), 3600);
-        assert_eq!(freshness(&with("max-age=5")), 60);
-        assert_eq!(freshness(&with("max-age=99999999")), 86_400);
-        assert_eq!(freshness(&with("no-store")), 60);
-    }
 }

@@ -522,6 +522,9 @@ async fn sessions_consents_and_login_failures_work_on_both_engines() {
             last_seen_at: 10,
             expires_at: 1000,
             clients: String::new(),
+            idp: "local".into(),
+            upstream_sid: None,
+            upstream: None,
         };
         store.insert_session("acme", &s).await.unwrap();
         assert!(
@@ -655,6 +658,180 @@ async fn sessions_consents_and_login_failures_work_on_both_engines() {
                 .await
                 .unwrap(),
             None
+        );
+    }
+}
+
+#[tokio::test]
+async fn providers_domains_links_and_upstream_sessions_work_on_both_engines() {
+    use portcullis::stores::{
+        FederationStore, ProviderRow, ProviderWrite, SessionRecord, SessionStore, UserStore,
+    };
+    for engine in engines().await {
+        let store = &engine.store;
+        let row = |id: &str, listed: bool| ProviderRow {
+            id: id.into(),
+            enabled: true,
+            listed,
+            display_name: id.to_uppercase(),
+            spec: "{}".into(),
+            updated_at: 1,
+        };
+        let w = store
+            .upsert_provider_row("acme", &row("corp", true), &["corp.example".into()])
+            .await
+            .unwrap();
+        assert!(matches!(w, ProviderWrite::Written));
+        // A domain belongs to one provider of a tenant; another tenant may claim it too.
+        let w = store
+            .upsert_provider_row("acme", &row("other", false), &["corp.example".into()])
+            .await
+            .unwrap();
+        assert!(matches!(w, ProviderWrite::DomainTaken(_)));
+        assert!(
+            store
+                .find_provider_row("acme", "other")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .upsert_provider_row("globex", &row("other", true), &["corp.example".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .provider_for_domain("acme", "corp.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("corp")
+        );
+        assert_eq!(
+            store
+                .provider_for_domain("globex", "corp.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("other")
+        );
+        store
+            .upsert_provider_row("acme", &row("hidden", false), &[])
+            .await
+            .unwrap();
+        let listed = store
+            .list_provider_rows("acme", true, "", 20)
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["corp"]
+        );
+        let all = store
+            .list_provider_rows("acme", false, "", 20)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2);
+        let page = store
+            .list_provider_rows("acme", false, "corp", 20)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["hidden"]
+        );
+        assert!(store.delete_provider_row("acme", "corp").await.unwrap());
+        assert!(
+            store
+                .provider_for_domain("acme", "corp.example")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Links: the first one wins.
+        assert!(
+            store
+                .insert_link("acme", "corp", "u1", "local-1", 5)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .insert_link("acme", "corp", "u1", "local-2", 5)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .find_link("acme", "corp", "u1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("local-1")
+        );
+        assert!(
+            store
+                .find_link("globex", "corp", "u1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Users by email, case-insensitively, in their tenant only.
+        let user = portcullis::config::tenant::UserSpec {
+            subject: "s-ann".into(),
+            username: "ann".into(),
+            password_hash: String::new(),
+            totp_secret: None,
+            enabled: true,
+            claims: serde_json::json!({"email": "Ann@Corp.Example"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        store.upsert_user("acme", &user, "db", 1).await.unwrap();
+        assert_eq!(
+            store
+                .find_users_by_email("acme", "ann@corp.example")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .find_users_by_email("globex", "ann@corp.example")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Sessions by upstream session id.
+        let s = SessionRecord {
+            sid: "s-up".into(),
+            handle_hash: "hh-up".into(),
+            subject: "s-ann".into(),
+            auth_time: 10,
+            amr: "external".into(),
+            acr: "a".into(),
+            created_at: 10,
+            last_seen_at: 10,
+            expires_at: 1000,
+            clients: String::new(),
+            idp: "corp".into(),
+            upstream_sid: Some("up-sid".into()),
+            upstream: Some("{}".into()),
+        };
+        store.insert_session("acme", &s).await.unwrap();
+        let found = store
+            .sessions_by_upstream_sid("acme", "corp", "up-sid")
+            .await
+            .unwrap();
+        assert_eq!(found, vec![s.clone()]);
+        assert!(
+            store
+                .sessions_by_upstream_sid("acme", "other", "up-sid")
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 }

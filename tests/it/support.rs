@@ -11,9 +11,15 @@ use std::sync::Arc;
 
 pub const ACME: &str = include_str!("../../tenants/acme.toml");
 pub const GLOBEX: &str = include_str!("../../tenants/globex.toml");
+pub const GLOBEX_PROVIDER: &str = include_str!("../../providers/globex.toml");
+/// The demo files' base URL, replaced by the test server's own.
+pub const DEMO_BASE: &str = "https://localhost:8443";
 
 pub struct Options {
     pub tenants: Vec<(&'static str, String)>,
+    /// Provider files (`providers/<id>.toml`); `https://localhost:8443` in them and in the
+    /// tenant files becomes this server's base URL.
+    pub providers: Vec<(&'static str, String)>,
     pub clock: Option<Arc<FixedClock>>,
     pub server_extra: String,
     pub keys: String,
@@ -29,6 +35,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             tenants: vec![("acme", ACME.to_string()), ("globex", GLOBEX.to_string())],
+            providers: vec![("globex", GLOBEX_PROVIDER.to_string())],
             clock: None,
             server_extra: String::new(),
             keys: String::new(),
@@ -81,14 +88,23 @@ impl TestServer {
     pub async fn start_with(o: Options) -> Self {
         portcullis::frontdoor::tls::install_default_provider();
         let dir = tempfile::tempdir().unwrap();
-        for (slug, text) in &o.tenants {
-            write_tenant(dir.path(), slug, text);
-        }
         let local = "127.0.0.1:0".parse().unwrap();
         let listeners =
             Listeners::bind_addrs(local, Some(local), o.plain_listener.then_some(local), 2)
                 .unwrap();
         let port = listeners.main_addr.port();
+        let base = format!("https://localhost:{port}");
+        for (slug, text) in &o.tenants {
+            write_tenant(dir.path(), slug, &text.replace(DEMO_BASE, &base));
+        }
+        std::fs::create_dir_all(dir.path().join("providers")).unwrap();
+        for (id, text) in &o.providers {
+            std::fs::write(
+                dir.path().join("providers").join(format!("{id}.toml")),
+                text.replace(DEMO_BASE, &base),
+            )
+            .unwrap();
+        }
         let mport = listeners.mtls_addr.unwrap().port();
         let database = if o.postgres {
             let url = postgres_url().expect("PORTCULLIS_TEST_POSTGRES_URL");

@@ -30,6 +30,9 @@ pub struct RefreshData {
     /// RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// How the user signed in: `local` or the upstream provider.
+    #[serde(default = "crate::response::authorize::local_idp")]
+    pub idp: String,
 }
 
 #[derive(Debug)]

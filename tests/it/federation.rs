@@ -1,0 +1,777 @@
+//! Federation: tenant `acme` brokering to tenant `globex` of the same server (OIDC), and to a
+//! SAML IdP that signs real assertions (samael + xmlsec), driven through the real pages.
+
+use crate::interactive::{
+    Browser, VERIFIER, authorize_url, challenge, field, location, params, redeem, submit_consent,
+    submit_login, web_params,
+};
+use crate::support::*;
+use portcullis::federation::saml::sp::test_idp::{
+    ResponseOptions, TestIdp, self_signed_key_and_cert,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+
+const WEB_CB: &str = "http://127.0.0.1:9000/callback";
+
+/// Follows an authorize request for acme-web with `extra` parameters up to the upstream:
+/// returns the upstream authorization URL (after acme's start hop).
+async fn to_upstream(server: &TestServer, b: &Browser, extra: &[(&str, &str)]) -> String {
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("st-1", &ch);
+    p.extend_from_slice(extra);
+    let r = b.get(&authorize_url(server, "acme", "acme-web", &p)).await;
+    assert_eq!(r.status(), 303);
+    let start = location(&r);
+    assert!(start.contains("/acme/federation/"), "{start}");
+    let r = b.get(&start).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    location(&r)
+}
+
+/// Bob signs in at globex (the upstream); returns acme's callback URL with code and state.
+async fn bob_at_globex(b: &Browser, upstream_authorize: &str) -> String {
+    assert!(
+        upstream_authorize.contains("/globex/connect/authorize?"),
+        "{upstream_authorize}"
+    );
+    let r = b.get(upstream_authorize).await;
+    assert_eq!(r.status(), 303);
+    let login = location(&r);
+    assert!(login.contains("/globex/account/login"), "{login}");
+    let r = submit_login(b, &login, "bob", "bob-password").await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let back = location(&r);
+    assert!(back.contains("/acme/federation/globex/callback?"), "{back}");
+    back
+}
+
+/// From acme's callback to the client's redirect (through acme's consent page).
+async fn back_at_acme(b: &Browser, callback: &str) -> HashMap<String, String> {
+    let r = b.get(callback).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let mut next = location(&r);
+    if next.contains("/acme/account/consent") {
+        let r = submit_consent(b, &next, "allow", true).await;
+        assert_eq!(r.status(), 303);
+        next = location(&r);
+    }
+    assert!(next.starts_with(WEB_CB), "{next}");
+    params(&next)
+}
+
+fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn tokens_for(server: &TestServer, code: &str) -> Value {
+    let r = redeem(server, code, VERIFIER).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn acme_brokers_to_globex_and_issues_its_own_tokens_that_say_how_the_user_signed_in() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    let q = params(&up);
+    assert_eq!(q["client_id"], "acme-broker");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q.contains_key("nonce") && q.contains_key("state"));
+    let callback = bob_at_globex(&b, &up).await;
+    let back = back_at_acme(&b, &callback).await;
+    assert_eq!(back["state"], "st-1");
+    let t = tokens_for(&server, &back["code"]).await;
+    let id = claims_of(t["id_token"].as_str().unwrap());
+    assert_eq!(id["iss"], server.url("/acme"));
+    assert_eq!(id["idp"], "globex");
+    assert_eq!(id["amr"], serde_json::json!(["external", "pwd"]));
+    let at = claims_of(t["access_token"].as_str().unwrap());
+    assert_eq!(at["idp"], "globex");
+    // The provisioned user carries the mapped claims.
+    let info: Value = server
+        .http
+        .get(server.url("/acme/connect/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "bob@globex.test");
+    assert_eq!(info["name"], "Bob Builder");
+    let subject = id["sub"].as_str().unwrap().to_string();
+    // Upstream discovery and JWKS were fetched once; a second brokered sign-in (another
+    // browser, so a fresh login at globex too) fetches nothing and lands on the same user.
+    let fetched = server.state().federation.docs.fetch_count();
+    assert_eq!(fetched, 2, "discovery document and JWK Set");
+    let b2 = Browser::new(&server);
+    let up = to_upstream(&server, &b2, &[("idp_hint", "globex")]).await;
+    let callback = bob_at_globex(&b2, &up).await;
+    let back = back_at_acme(&b2, &callback).await;
+    let t = tokens_for(&server, &back["code"]).await;
+    assert_eq!(claims_of(t["id_token"].as_str().unwrap())["sub"], subject);
+    assert_eq!(server.state().federation.docs.fetch_count(), fetched);
+    // A local sign-in says so.
+    let b3 = Browser::new(&server);
+    let back = crate::interactive::alice_signs_in(&server, &b3, "s").await;
+    let t = tokens_for(&server, &back["code"]).await;
+    assert_eq!(claims_of(t["id_token"].as_str().unwrap())["idp"], "local");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn home_realm_discovery_follows_the_login_hint_domain_the_typed_email_and_the_button() {
+    let server = TestServer::start().await;
+    // login_hint with a domain globex claims: straight to globex.
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("login_hint", "bob@globex.test")]).await;
+    assert!(up.contains("/globex/connect/authorize?"), "{up}");
+    assert_eq!(params(&up)["login_hint"], "bob@globex.test");
+    // No hint: the login page lists globex, and typing a globex address goes there.
+    let b = Browser::new(&server);
+    let ch = challenge(VERIFIER);
+    let r = b
+        .get(&authorize_url(
+            &server,
+            "acme",
+            "acme-web",
+            &web_params("s", &ch),
+        ))
+        .await;
+    let login = location(&r);
+    assert!(login.contains("/acme/account/login"), "{login}");
+    let html = crate::interactive::unescape(&b.get(&login).await.text().await.unwrap());
+    assert!(html.contains("Globex Corporation"), "{html}");
+    assert!(html.contains("/acme/federation/globex/start?interaction="));
+    let r = submit_login(&b, &login, "someone@globex.test", "").await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("/acme/federation/globex/start?interaction="));
+    // acr_values=idp:local keeps the local page.
+    let b = Browser::new(&server);
+    let mut p = web_params("s", &ch);
+    p.push(("acr_values", "idp:local"));
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    assert!(location(&r).contains("/acme/account/login"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_forged_replayed_or_foreign_browser_callback_is_refused() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    let callback = bob_at_globex(&b, &up).await;
+    // Forged state.
+    let forged = callback.replace(&params(&callback)["state"], &"A".repeat(43));
+    let r = b.get(&forged).await;
+    assert_eq!(r.status(), 400);
+    // Another browser presenting the real callback: the state is consumed by that attempt,
+    // and the sign-in stays bound to the browser that started it.
+    let other = Browser::new(&server);
+    let r = other.get(&callback).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("another browser"));
+    // Replayed: the state is single use.
+    let r = b.get(&callback).await;
+    assert_eq!(r.status(), 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_id_token_with_another_nonce_or_an_upstream_refusal_ends_in_access_denied_at_the_client()
+{
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    // The upstream is asked with another nonce than the one acme remembers.
+    let nonce = params(&up)["nonce"].clone();
+    let tampered = up.replace(&format!("nonce={nonce}"), "nonce=another-nonce");
+    let callback = bob_at_globex(&b, &tampered).await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.status(), 303);
+    let back = location(&r);
+    assert!(back.starts_with(WEB_CB), "{back}");
+    assert_eq!(params(&back)["error"], "access_denied");
+    assert_eq!(params(&back)["state"], "st-1");
+    // The upstream says no.
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    let st = params(&up)["state"].clone();
+    let r = b
+        .get(&server.url(&format!(
+            "/acme/federation/globex/callback?error=access_denied&state={st}"
+        )))
+        .await;
+    assert_eq!(params(&location(&r))["error"], "access_denied");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logging_out_at_globex_ends_the_brokered_session_at_acme_through_back_channel_logout() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    let callback = bob_at_globex(&b, &up).await;
+    back_at_acme(&b, &callback).await;
+    let ch = challenge(VERIFIER);
+    let mut silent = web_params("s", &ch);
+    silent.push(("prompt", "none"));
+    let silent = authorize_url(&server, "acme", "acme-web", &silent);
+    let r = b.get(&silent).await;
+    assert!(params(&location(&r)).contains_key("code"), "SSO at acme");
+    // Bob logs out at globex (confirmation page, then the form).
+    let r = b.get(&server.url("/globex/connect/endsession")).await;
+    let html = r.text().await.unwrap();
+    let r = b
+        .post(
+            &server.url("/globex/account/logout"),
+            &[
+                ("logout_id", &field(&html, "logout_id")),
+                ("csrf", &field(&html, "csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // Globex's logout token reaches acme in the background.
+    let mut ended = false;
+    for _ in 0..50 {
+        let r = b.get(&silent).await;
+        if params(&location(&r)).get("error").map(String::as_str) == Some("login_required") {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ended, "the acme session ended");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logging_out_at_acme_continues_to_globex_to_end_the_upstream_session() {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    let callback = bob_at_globex(&b, &up).await;
+    let back = back_at_acme(&b, &callback).await;
+    let t = tokens_for(&server, &back["code"]).await;
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", t["id_token"].as_str().unwrap())
+        .append_pair("post_logout_redirect_uri", "http://127.0.0.1:9000/")
+        .append_pair("state", "bye")
+        .finish();
+    let r = b
+        .get(&server.url(&format!("/acme/connect/endsession?{q}")))
+        .await;
+    let html = crate::interactive::unescape(&r.text().await.unwrap());
+    // The signed-out page continues to globex's end_session with bob's globex id token.
+    let start = html
+        .find("/globex/connect/endsession?")
+        .expect("continues to globex");
+    let url: String = html[..start]
+        .rsplit(['"', '\''])
+        .next()
+        .unwrap()
+        .to_string()
+        + html[start..].split(['"', '\'']).next().unwrap();
+    let q = params(&url);
+    assert!(q.contains_key("id_token_hint"));
+    assert_eq!(
+        q["post_logout_redirect_uri"],
+        server.url("/acme/federation/globex/signed-out")
+    );
+    // Globex ends its session and comes back; acme continues to the client.
+    let r = b.get(&url).await;
+    assert_eq!(r.status(), 200, "globex signed-out page");
+    let html = crate::interactive::unescape(&r.text().await.unwrap());
+    let back_at = html
+        .split(['"', '\''])
+        .find(|s| s.contains("/acme/federation/globex/signed-out"))
+        .expect("globex returns to acme")
+        .to_string();
+    let r = b.get(&back_at).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "http://127.0.0.1:9000/?state=bye");
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SAML
+
+struct Saml {
+    server: TestServer,
+    idp: TestIdp,
+    acs: String,
+    entity: String,
+}
+
+/// acme offers `corp` (SAML), whose metadata and SP keys are files.
+async fn saml_server(metadata: impl Fn(&TestIdp) -> String) -> Saml {
+    let idp =
+        TestIdp::generate("https://idp.corp.example", "https://idp.corp.example/sso").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = self_signed_key_and_cert("acme sp", false).unwrap();
+    let md = metadata(&idp);
+    let files = dir.path().to_path_buf();
+    std::fs::write(files.join("corp-idp.xml"), md).unwrap();
+    std::fs::write(files.join("sp-key.pem"), key).unwrap();
+    std::fs::write(files.join("sp.pem"), cert).unwrap();
+    let f = |n: &str| files.join(n).display().to_string();
+    let provider = format!(
+        "kind = \"saml\"\ndisplay_name = \"Corp\"\ndomains = [\"corp.example\"]\n[saml]\nmetadata_file = \"{}\"\nsp_signing_key_file = \"{}\"\nsp_certificate_file = \"{}\"\n",
+        f("corp-idp.xml"),
+        f("sp-key.pem"),
+        f("sp.pem")
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![
+            (
+                "acme",
+                ACME.replace(
+                    "providers = [\"globex\"]",
+                    "providers = [\"globex\", \"corp\"]",
+                ),
+            ),
+            ("globex", GLOBEX.to_string()),
+        ],
+        providers: vec![("globex", GLOBEX_PROVIDER.to_string()), ("corp", provider)],
+        ..Default::default()
+    })
+    .await;
+    std::mem::forget(dir);
+    let entity = server.url("/acme/federation/corp");
+    Saml {
+        acs: format!("{entity}/acs"),
+        entity,
+        server,
+        idp,
+    }
+}
+
+/// Starts a sign-in through corp: the RelayState and the AuthnRequest ID.
+async fn saml_start(s: &Saml, b: &Browser) -> (String, String) {
+    let up = to_upstream(&s.server, b, &[("idp_hint", "corp")]).await;
+    assert!(up.starts_with("https://idp.corp.example/sso?"), "{up}");
+    let q = params(&up);
+    assert!(q.contains_key("Signature") && q.contains_key("SigAlg"));
+    let deflated = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        &q["SAMLRequest"],
+    )
+    .unwrap();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::DeflateDecoder::new(deflated.as_slice()),
+        &mut xml,
+    )
+    .unwrap();
+    let id = xml
+        .split("ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    (q["RelayState"].clone(), id.to_string())
+}
+
+fn now() -> i64 {
+    use portcullis::clock::Clock;
+    portcullis::clock::SystemClock.now()
+}
+
+async fn post_acs(s: &Saml, b: &Browser, response: &str, relay: Option<&str>) -> reqwest::Response {
+    let mut form = vec![("SAMLResponse", response)];
+    if let Some(r) = relay {
+        form.push(("RelayState", r));
+    }
+    b.post(&s.acs, &form).await
+}
+
+#[tokio::test]
+async fn saml_brokering_verifies_real_signed_assertions_and_refuses_every_forgery() {
+    let s = saml_server(|idp| idp.metadata_xml()).await;
+    // SP metadata for the IdP's administrator.
+    let (status, _) = (200, ());
+    let md = s
+        .server
+        .http
+        .get(format!("{}/metadata", s.entity))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(md.status(), status);
+    assert!(md.text().await.unwrap().contains(&s.acs));
+
+    let b = Browser::new(&s.server);
+    let (relay, id) = saml_start(&s, &b).await;
+    let mut o = ResponseOptions::valid_for(&s.acs, &s.entity, Some(&id), "ann@corp.example", now())
+        .unwrap();
+    o.attributes = vec![
+        (
+            "urn:oid:0.9.2342.19200300.100.1.3".into(),
+            vec!["ann@corp.example".into()],
+        ),
+        ("displayName".into(), vec!["Ann Corp".into()]),
+    ];
+    let response = s.idp.response(&o).unwrap();
+    let r = post_acs(&s, &b, &response, Some(&relay)).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let complete = location(&r);
+    let back = back_at_acme(&b, &complete).await;
+    let t = tokens_for(&s.server, &back["code"]).await;
+    let id_token = claims_of(t["id_token"].as_str().unwrap());
+    assert_eq!(id_token["idp"], "corp");
+    assert_eq!(id_token["amr"], serde_json::json!(["external"]));
+    let info: Value = s
+        .server
+        .http
+        .get(s.server.url("/acme/connect/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "ann@corp.example");
+    assert_eq!(info["name"], "Ann Corp");
+    // The same POST again: the RelayState was used.
+    assert_eq!(
+        post_acs(&s, &b, &response, Some(&relay)).await.status(),
+        400
+    );
+    // The same assertion in a new round trip (another browser): its ID was used.
+    let b = Browser::new(&s.server);
+    let (relay, id) = saml_start(&s, &b).await;
+    let mut again = o.clone();
+    again.in_response_to = Some(id.clone());
+    let r = post_acs(&s, &b, &s.idp.response(&again).unwrap(), Some(&relay)).await;
+    assert_eq!(r.status(), 400);
+
+    // Each forgery in a fresh round trip.
+    type Bad = Box<dyn Fn(&mut ResponseOptions, &Saml)>;
+    let cases: Vec<(&str, Bad)> = vec![
+        (
+            "signature wrapping (injected unsigned assertion)",
+            Box::new(|o, _| o.wrap_with_unsigned_assertion = Some("admin@corp.example".into())),
+        ),
+        (
+            "signature wrapping, injected first",
+            Box::new(|o, _| {
+                o.wrap_with_unsigned_assertion = Some("admin@corp.example".into());
+                o.injected_assertion_first = true;
+            }),
+        ),
+        (
+            "content changed after signing",
+            Box::new(|o, _| o.tamper_after_signing = true),
+        ),
+        (
+            "another audience",
+            Box::new(|o, _| o.audience = "https://other.example/sp".into()),
+        ),
+        (
+            "expired",
+            Box::new(|o, _| {
+                o.issue_instant -= 3600;
+                o.not_before -= 3600;
+                o.not_on_or_after = now() - 600;
+            }),
+        ),
+        (
+            "another destination",
+            Box::new(|o, _| o.destination = "https://other.example/acs".into()),
+        ),
+        (
+            "another request",
+            Box::new(|o, _| o.in_response_to = Some("_0123456789abcdef".into())),
+        ),
+        ("unsigned", Box::new(|o, _| o.sign_assertion = false)),
+    ];
+    for (what, change) in cases {
+        let b = Browser::new(&s.server);
+        let (relay, id) = saml_start(&s, &b).await;
+        let mut bad =
+            ResponseOptions::valid_for(&s.acs, &s.entity, Some(&id), "ann@corp.example", now())
+                .unwrap();
+        bad.assertion_id = format!(
+            "_{}",
+            portcullis::tokens::new_jti().replace(['-', '_'], "x")
+        );
+        change(&mut bad, &s);
+        let r = post_acs(&s, &b, &s.idp.response(&bad).unwrap(), Some(&relay)).await;
+        assert_eq!(r.status(), 400, "{what}");
+    }
+    // Signed by another IdP's key.
+    let b = Browser::new(&s.server);
+    let (relay, id) = saml_start(&s, &b).await;
+    let rogue =
+        TestIdp::generate("https://idp.corp.example", "https://idp.corp.example/sso").unwrap();
+    let o = ResponseOptions::valid_for(&s.acs, &s.entity, Some(&id), "ann@corp.example", now())
+        .unwrap();
+    let r = post_acs(&s, &b, &rogue.response(&o).unwrap(), Some(&relay)).await;
+    assert_eq!(r.status(), 400, "bad signature");
+    // Unsolicited (no RelayState, no InResponseTo).
+    let o = ResponseOptions::valid_for(&s.acs, &s.entity, None, "ann@corp.example", now()).unwrap();
+    let r = post_acs(&s, &b, &s.idp.response(&o).unwrap(), None).await;
+    assert_eq!(r.status(), 400, "unsolicited");
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn idp_metadata_without_a_signing_certificate_is_refused_when_the_provider_loads() {
+    let s = saml_server(|idp| idp.metadata_xml_without_certificate()).await;
+    let tenant = s.server.state().registry.get("acme").unwrap();
+    assert!(
+        portcullis::federation::find(s.server.state(), &tenant, "corp")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let b = Browser::new(&s.server);
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("s", &ch);
+    p.push(("idp_hint", "corp"));
+    let r = b
+        .get(&authorize_url(&s.server, "acme", "acme-web", &p))
+        .await;
+    assert!(
+        location(&r).contains("/acme/account/login"),
+        "falls back to the page"
+    );
+    s.server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic providers (admin API)
+
+async fn admin_token(server: &TestServer, tenant: &str, client: &str, secret: &str) -> String {
+    let t = server
+        .token_json(
+            tenant,
+            client,
+            secret,
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    t["access_token"].as_str().unwrap().to_string()
+}
+
+fn dynamic_globex(upstream_base: &str) -> Value {
+    serde_json::json!({
+        "id": "globex-dyn",
+        "kind": "oidc",
+        "display_name": "Globex (added at runtime)",
+        "domains": ["dyn.globex.test"],
+        "oidc": {
+            "issuer": format!("{upstream_base}/globex"),
+            "client_id": "acme-broker",
+            "client_secret": "acme-broker-secret",
+            "fetch_userinfo": true
+        }
+    })
+}
+
+/// Globex also accepts acme-broker's redirect URI for the runtime provider `globex-dyn`.
+fn globex_with_dynamic_redirect() -> String {
+    GLOBEX.replace(
+        "redirect_uris = [\"https://localhost:8443/acme/federation/globex/callback\"]",
+        "redirect_uris = [\"https://localhost:8443/acme/federation/globex/callback\", \"https://localhost:8443/acme/federation/globex-dyn/callback\"]",
+    )
+}
+
+#[tokio::test]
+async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_stores() {
+    let server = TestServer::start().await;
+    let url = server.url("/acme/admin/providers");
+    let admin = admin_token(&server, "acme", "acme-admin", "acme-admin-secret").await;
+    let m2m = admin_token(&server, "acme", "acme-m2m", "acme-m2m-secret").await;
+    let globex = admin_token(&server, "globex", "globex-m2m", "globex-m2m-secret").await;
+    let post =
+        |token: &str, body: Value| server.http.post(&url).bearer_auth(token).json(&body).send();
+    let spec = dynamic_globex(&server.base);
+    // No token, a token without the scope, another tenant's token.
+    let r = server.http.post(&url).json(&spec).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let r = post(&m2m, spec.clone()).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    let r = post(&globex, spec.clone()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Malformed and invalid definitions change nothing.
+    let mut bad = spec.clone();
+    bad["oidc"]["issuer"] = "http://idp.example".into();
+    let r = post(&admin, bad).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(&admin, serde_json::json!({"id": "x", "kind": "ldap"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let mut file_id = spec.clone();
+    file_id["id"] = "globex".into();
+    assert_eq!(post(&admin, file_id).await.unwrap().status(), 409);
+    // Created; the secret is sealed and never shown.
+    let r = post(&admin, spec.clone()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let shown: Value = r.json().await.unwrap();
+    assert_eq!(shown["oidc"]["has_client_secret"], true);
+    assert!(!shown.to_string().contains("acme-broker-secret"));
+    assert_eq!(post(&admin, spec.clone()).await.unwrap().status(), 409);
+    let list: Value = server
+        .http
+        .get(&url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["providers"][0]["id"], "globex-dyn");
+    assert_eq!(list["file_providers"][0]["id"], "globex");
+    // A domain can belong to one provider of the tenant.
+    let mut other = spec.clone();
+    other["id"] = "other".into();
+    assert_eq!(post(&admin, other).await.unwrap().status(), 409);
+    // Disable, then delete.
+    let one = format!("{url}/globex-dyn");
+    let r = server
+        .http
+        .patch(&one)
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = server
+        .http
+        .delete(&one)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = server
+        .http
+        .get(&one)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_disabled() {
+    if postgres_url().is_none() {
+        eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+        return;
+    }
+    use base64::Engine;
+    let schema = unique_schema();
+    let keys = format!(
+        "master_key = \"{}\"",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
+    let node = || Options {
+        tenants: vec![
+            ("acme", ACME.to_string()),
+            ("globex", globex_with_dynamic_redirect()),
+        ],
+        postgres: true,
+        postgres_schema: Some(schema.clone()),
+        keys: keys.clone(),
+        ..Default::default()
+    };
+    let a = TestServer::start_with(node()).await;
+    let b = TestServer::start_with(node()).await;
+    // B started last: the shared tenants carry B's URLs, so the upstream is globex at B.
+    let admin = admin_token(&a, "acme", "acme-admin", "acme-admin-secret").await;
+    let r = a
+        .http
+        .post(a.url("/acme/admin/providers"))
+        .bearer_auth(&admin)
+        .json(&dynamic_globex(&b.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // On B, home-realm discovery finds it by domain, and bob signs in through it.
+    let browser = Browser::new(&b);
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("st-1", &ch);
+    p.push(("login_hint", "bob@dyn.globex.test"));
+    let r = browser
+        .get(&authorize_url(&b, "acme", "acme-web", &p))
+        .await;
+    let start = location(&r);
+    assert!(
+        start.contains("/acme/federation/globex-dyn/start"),
+        "{start}"
+    );
+    let r = browser.get(&start).await;
+    let up = location(&r);
+    let r = browser.get(&up).await;
+    let login = location(&r);
+    let r = submit_login(&browser, &login, "bob", "bob-password").await;
+    let callback = location(&r);
+    assert!(
+        callback.contains("/acme/federation/globex-dyn/callback"),
+        "{callback}"
+    );
+    let back = back_at_acme(&browser, &callback).await;
+    let t = redeem(&b, &back["code"], VERIFIER).await;
+    let t: Value = t.json().await.unwrap();
+    assert_eq!(
+        claims_of(t["id_token"].as_str().unwrap())["idp"],
+        "globex-dyn"
+    );
+    // Disabled on A: B refuses it at once (NOTIFY; the lookup cache would keep it an hour).
+    let r = a
+        .http
+        .patch(a.url("/acme/admin/providers/globex-dyn"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut refused = false;
+    for _ in 0..50 {
+        let browser = Browser::new(&b);
+        let mut p = web_params("st-2", &ch);
+        p.push(("idp_hint", "globex-dyn"));
+        let r = browser
+            .get(&authorize_url(&b, "acme", "acme-web", &p))
+            .await;
+        if location(&r).contains("/acme/account/login") {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "node B stopped offering the disabled provider");
+    a.stop().await;
+    b.stop().await;
+}
