@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
 
+/// Replaced by `server.public_base_url` in tenant and provider files.
+pub const PUBLIC_BASE_URL: &str = "${public_base_url}";
+
 // ---------------------------------------------------------------------------------------------
 // File schema
 
@@ -625,6 +628,9 @@ pub fn resolve(
     text: &str,
     defaults: &TenantDefaults<'_>,
 ) -> Result<(TenantSpec, Vec<ClientSpec>), Vec<ConfigError>> {
+    // `${public_base_url}` names URLs of this deployment (the demo brokers between its own
+    // tenants on any host and port).
+    let text = &text.replace(PUBLIC_BASE_URL, defaults.public_base_url);
     let file: TenantFile =
         toml::from_str(text).map_err(|e| vec![from_toml_error(path, text, &e)])?;
     let mut problems: Vec<(KeyPath, String)> = Vec::new();

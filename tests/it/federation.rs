@@ -42,7 +42,10 @@ async fn bob_at_globex(b: &Browser, upstream_authorize: &str) -> String {
     let r = submit_login(b, &login, "bob", "bob-password").await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let back = location(&r);
-    assert!(back.contains("/acme/federation/globex/callback?"), "{back}");
+    assert!(
+        back.contains("/acme/federation/globex") && back.contains("/callback?"),
+        "{back}"
+    );
     back
 }
 
@@ -443,6 +446,20 @@ async fn saml_brokering_verifies_real_signed_assertions_and_refuses_every_forger
         .unwrap();
     assert_eq!(info["email"], "ann@corp.example");
     assert_eq!(info["name"], "Ann Corp");
+    // Logging out at acme continues to the IdP's SingleLogout with a signed LogoutRequest.
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", t["id_token"].as_str().unwrap())
+        .finish();
+    let r = b
+        .get(&s.server.url(&format!("/acme/connect/endsession?{q}")))
+        .await;
+    let html = crate::interactive::unescape(&r.text().await.unwrap());
+    let slo = html
+        .split(['"', '\''])
+        .find(|x| x.contains("SAMLRequest="))
+        .expect("continues to the IdP's SingleLogout");
+    assert!(slo.starts_with(&s.idp.slo_url), "{slo}");
+    assert!(slo.contains("Signature=") && slo.contains("RelayState="));
     // The same POST again: the RelayState was used.
     assert_eq!(
         post_acs(&s, &b, &response, Some(&relay)).await.status(),
@@ -583,8 +600,8 @@ fn dynamic_globex(upstream_base: &str) -> Value {
 /// Globex also accepts acme-broker's redirect URI for the runtime provider `globex-dyn`.
 fn globex_with_dynamic_redirect() -> String {
     GLOBEX.replace(
-        "redirect_uris = [\"https://localhost:8443/acme/federation/globex/callback\"]",
-        "redirect_uris = [\"https://localhost:8443/acme/federation/globex/callback\", \"https://localhost:8443/acme/federation/globex-dyn/callback\"]",
+        "redirect_uris = [\"${public_base_url}/acme/federation/globex/callback\"]",
+        "redirect_uris = [\"${public_base_url}/acme/federation/globex/callback\", \"${public_base_url}/acme/federation/globex-dyn/callback\"]",
     )
 }
 
@@ -774,4 +791,125 @@ async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_di
     assert!(refused, "node B stopped offering the disabled provider");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn private_key_jwt_upstream_and_linking_by_verified_email_without_just_in_time_users() {
+    use portcullis::keys::{Alg, Signer, signer::generate_pkcs8};
+    use portcullis::stores::UserStore;
+    let keys = tempfile::tempdir().unwrap();
+    let der = generate_pkcs8(Alg::ES256, 2048).unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der)
+    );
+    let key_file = keys.path().join("broker-key.pem");
+    std::fs::write(&key_file, pem).unwrap();
+    let jwk = Signer::from_pkcs8(Alg::ES256, &der).unwrap().public_jwk();
+    let jwks_file = keys.path().join("broker.jwks.json");
+    std::fs::write(&jwks_file, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+    let globex = format!(
+        "{GLOBEX}\n[[clients]]\nclient_id = \"acme-broker-jwt\"\ngrant_types = [\"authorization_code\"]\nscopes = [\"openid\", \"profile\", \"email\"]\ntoken_endpoint_auth_methods = [\"private_key_jwt\"]\njwks_file = \"{}\"\nredirect_uris = [\"${{public_base_url}}/acme/federation/globex-jwt/callback\"]\n",
+        jwks_file.display()
+    );
+    let provider = format!(
+        "kind = \"oidc\"\n[oidc]\nissuer = \"${{public_base_url}}/globex\"\nclient_id = \"acme-broker-jwt\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\nprivate_key_file = \"{}\"\nfetch_userinfo = true\n[provisioning]\njit = false\nlink_by_verified_email = true\n",
+        key_file.display()
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![
+            (
+                "acme",
+                ACME.replace(
+                    "providers = [\"globex\"]",
+                    "providers = [\"globex\", \"globex-jwt\"]",
+                ),
+            ),
+            ("globex", globex),
+        ],
+        providers: vec![
+            ("globex", GLOBEX_PROVIDER.to_string()),
+            ("globex-jwt", provider),
+        ],
+        ..Default::default()
+    })
+    .await;
+    // No acme account with bob's email yet, and no just-in-time users: refused.
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("idp_hint", "globex-jwt")]).await;
+    assert_eq!(params(&up)["client_id"], "acme-broker-jwt");
+    let callback = bob_at_globex(&b, &up).await;
+    let r = b.get(&callback).await;
+    let back = location(&r);
+    assert_eq!(params(&back)["error"], "access_denied", "{back}");
+    // An acme account with the same (verified upstream) email: linked, and the sign-in is its.
+    let user = portcullis::config::tenant::UserSpec {
+        subject: "acme-bob".into(),
+        username: "bob.acme".into(),
+        password_hash: String::new(),
+        totp_secret: None,
+        enabled: true,
+        claims: serde_json::json!({"email": "bob@globex.test", "email_verified": true})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    };
+    server
+        .state()
+        .store
+        .upsert_user("acme", &user, "test", 1)
+        .await
+        .unwrap();
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("idp_hint", "globex-jwt")]).await;
+    let callback = bob_at_globex(&b, &up).await;
+    let back = back_at_acme(&b, &callback).await;
+    let t = tokens_for(&server, &back["code"]).await;
+    let id = claims_of(t["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], "acme-bob");
+    assert_eq!(id["idp"], "globex-jwt");
+    server.stop().await;
+}
+
+/// One brokered sign-in of bob at acme through globex with a fresh browser; acme's id token.
+async fn brokered_sign_in(server: &TestServer) -> Value {
+    let b = Browser::new(server);
+    let up = to_upstream(server, &b, &[("acr_values", "idp:globex")]).await;
+    let callback = bob_at_globex(&b, &up).await;
+    let back = back_at_acme(&b, &callback).await;
+    let t = tokens_for(server, &back["code"]).await;
+    claims_of(t["id_token"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_rotated_upstream_key_is_fetched_once_when_its_kid_first_appears() {
+    use portcullis::keys::ring::{KeyEnv, create_key};
+    use portcullis::stores::KeyStore;
+    let server = TestServer::start().await;
+    brokered_sign_in(&server).await;
+    let docs = &server.state().federation.docs;
+    let warm = docs.fetch_count();
+    // Globex replaces its signing keys at once (as for a compromised key).
+    let st = server.state();
+    let records = st.store.list_keys("globex").await.unwrap();
+    let now = st.now();
+    for alg in [portcullis::keys::Alg::RS256, portcullis::keys::Alg::ES256] {
+        let env = KeyEnv {
+            store: &st.store,
+            master: &st.master,
+            policy: &st.key_policy,
+        };
+        assert!(
+            create_key(env, "globex", alg, &records, now, now)
+                .await
+                .unwrap()
+        );
+    }
+    portcullis::registry::sync::refresh(st).await.unwrap();
+    // The id token now has a kid acme's cached JWK Set lacks: one refetch, and the sign-in works.
+    assert_eq!(brokered_sign_in(&server).await["idp"], "globex");
+    assert_eq!(docs.fetch_count(), warm + 1, "the JWK Set refetched once");
+    brokered_sign_in(&server).await;
+    assert_eq!(docs.fetch_count(), warm + 1, "and not again");
+    server.stop().await;
 }

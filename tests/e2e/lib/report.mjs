@@ -19,6 +19,11 @@ export function notOk(name, reason) {
   console.log(`not ok - ${name}: ${reason}`);
 }
 
+/** How many checks failed so far. */
+export function failureCount() {
+  return failures;
+}
+
 export function check(name, condition, reason) {
   if (condition) ok(name);
   else notOk(name, reason);

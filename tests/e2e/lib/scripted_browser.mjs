@@ -134,15 +134,23 @@ export class ScriptedBrowser {
   }
 }
 
-/** Undoes minijinja's HTML escaping of attribute values (it escapes `/` too). */
+const NAMED_REFERENCES = {
+  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'",
+};
+
+/**
+ * Decodes character references in an attribute value, as a browser does: minijinja escapes `/`
+ * as `&#x2f;`, handlebars (saml-idp's pages) `=` as `&#x3D;`. One pass, so `&amp;lt;` stays `&lt;`.
+ */
 function unescapeHtml(s) {
-  return s
-    .replaceAll('&#x2f;', '/')
-    .replaceAll('&#x27;', "'")
-    .replaceAll('&quot;', '"')
-    .replaceAll('&lt;', '<')
-    .replaceAll('&gt;', '>')
-    .replaceAll('&amp;', '&');
+  return s.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (reference, name) => {
+    if (name[0] === '#') {
+      const code = name[1] === 'x' || name[1] === 'X'
+        ? Number.parseInt(name.slice(2), 16) : Number.parseInt(name.slice(1), 10);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : reference;
+    }
+    return NAMED_REFERENCES[name.toLowerCase()] ?? reference;
+  });
 }
 
 function attributesOf(tagContent) {
@@ -159,24 +167,41 @@ export function elements(html, tag) {
   return [...html.matchAll(new RegExp(`<${tag}\\b([^>]*)>`, 'gi'))].map((m) => attributesOf(m[1]));
 }
 
-/** The form with the given id: its absolute action, its hidden fields, inputs and buttons. */
-export function formById(page, id) {
-  for (const m of page.html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
+/** Every form of the page: its id, absolute action, method, hidden fields, inputs and buttons. */
+export function forms(page) {
+  return [...page.html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)].map((m) => {
     const attributes = attributesOf(m[1]);
-    if (attributes.id !== id) continue;
     const inputs = elements(m[2], 'input');
     const hidden = Object.fromEntries(
       inputs.filter((i) => i.type === 'hidden' && i.name).map((i) => [i.name, i.value ?? '']),
     );
     return {
+      id: attributes.id,
       action: new URL(attributes.action ?? '', page.url).href,
       method: (attributes.method ?? 'get').toLowerCase(),
       hidden,
       inputs,
       buttons: elements(m[2], 'button'),
     };
+  });
+}
+
+/** The form with the given id. */
+export function formById(page, id) {
+  return forms(page).find((f) => f.id === id);
+}
+
+/**
+ * Follows redirects (GET) while `follow(location)` says so, as a browser follows them on its
+ * own; returns the first response that is not such a redirect.
+ */
+export async function followRedirects(browser, response, follow, limit = 10) {
+  let r = response;
+  for (let hops = 0; [301, 302, 303].includes(r.status) && r.location && follow(r.location); hops += 1) {
+    if (hops === limit) throw new Error(`more than ${limit} redirects, the last to ${r.location}`);
+    r = await browser.get(r.location);
   }
-  return undefined;
+  return r;
 }
 
 /** A redirect to the client, taken as openid-client's `currentUrl`. */
