@@ -231,39 +231,58 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match authorize(&state, &tenant, &ctx, &headers).await {
+    write_spec(&state, &tenant, &ctx, &headers, &body, None).await
+}
+
+/// POST (`id` None: create) and PUT (create or replace the provider `id`).
+async fn write_spec(
+    state: &AppState,
+    tenant: &Tenant,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: &[u8],
+    id: Option<&str>,
+) -> Response {
+    let caller = match authorize(state, tenant, ctx, headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if !json_body(&headers) {
+    if !json_body(headers) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "invalid_request",
             "send application/json",
         );
     }
-    let spec = match parse_spec(&body, None) {
+    let spec = match parse_spec(body, id) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let id = spec.id.clone();
+    let pid = spec.id.clone();
+    let (mode, action) = match id {
+        None => (Mode::Create, "create"),
+        Some(_) => (Mode::CreateOrReplace, "replace"),
+    };
     match admin::save(
         &state.store,
         &state.master,
         &state.config.base_dir,
         tenant.slug(),
         spec,
-        Mode::Create,
+        mode,
         state.now(),
     )
     .await
     {
         Ok(v) => {
-            after_write(&state, &tenant, &id).await;
-            tracing::info!(target: "security", event = "admin_change", tenant = %tenant.slug(), client_id = %caller, provider = %id, action = "create");
+            after_write(state, tenant, &pid).await;
+            tracing::info!(target: "security", event = "admin_change", tenant = %tenant.slug(), client_id = %caller, provider = %pid, action);
+            if id.is_some() {
+                return json_response(StatusCode::OK, v);
+            }
             let mut r = json_response(StatusCode::CREATED, v);
             if let Ok(loc) =
-                HeaderValue::from_str(&format!("{}/admin/providers/{id}", tenant.spec.issuer))
+                HeaderValue::from_str(&format!("{}/admin/providers/{pid}", tenant.spec.issuer))
             {
                 r.headers_mut().insert(header::LOCATION, loc);
             }
@@ -297,39 +316,7 @@ pub async fn put(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let caller = match authorize(&state, &tenant, &ctx, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if !json_body(&headers) {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_request",
-            "send application/json",
-        );
-    }
-    let spec = match parse_spec(&body, Some(&id)) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match admin::save(
-        &state.store,
-        &state.master,
-        &state.config.base_dir,
-        tenant.slug(),
-        spec,
-        Mode::CreateOrReplace,
-        state.now(),
-    )
-    .await
-    {
-        Ok(v) => {
-            after_write(&state, &tenant, &id).await;
-            tracing::info!(target: "security", event = "admin_change", tenant = %tenant.slug(), client_id = %caller, provider = %id, action = "replace");
-            json_response(StatusCode::OK, v)
-        }
-        Err(e) => admin_error(e),
-    }
+    write_spec(&state, &tenant, &ctx, &headers, &body, Some(&id)).await
 }
 
 pub async fn patch(

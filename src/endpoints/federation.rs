@@ -180,6 +180,23 @@ async fn fail_back(c: Ctx, id: String, i: Interaction, e: FederationError) -> Re
         .error_redirect(&i.request.error_target(), OAuthError::new(code, text))
 }
 
+/// Consumes the single-use record a handle names (upstream state, verified result, logout).
+async fn consume(
+    state: &AppState,
+    tenant: &Tenant,
+    handle: &str,
+) -> Result<Consumed, InternalError> {
+    state
+        .store
+        .consume_grant(
+            tenant.slug(),
+            &tokens::handle_hash(handle),
+            state.now(),
+            &[],
+        )
+        .await
+}
+
 /// Consumes the upstream state named by `handle` (single use); the interaction it belongs to
 /// must be live and held by this browser.
 async fn take_state(
@@ -196,17 +213,7 @@ async fn take_state(
     let Some(handle) = handle.filter(|h| h.len() == 43) else {
         return Err(reject("missing or malformed upstream state"));
     };
-    let record = match c
-        .state
-        .store
-        .consume_grant(
-            c.tenant.slug(),
-            &tokens::handle_hash(handle),
-            c.state.now(),
-            &[],
-        )
-        .await
-    {
+    let record = match consume(&c.state, &c.tenant, handle).await {
         Ok(Consumed::Fresh(r)) if r.kind == STATE_KIND => r,
         Ok(Consumed::Replayed(_)) => return Err(reject("replayed upstream state")),
         Ok(_) => return Err(reject("unknown or expired upstream state")),
@@ -396,11 +403,7 @@ pub async fn signed_out(
 ) -> Response {
     let handle = q.state.or(q.relay_state).filter(|h| h.len() == 43);
     let then = match handle {
-        Some(h) => match state
-            .store
-            .consume_grant(tenant.slug(), &tokens::handle_hash(&h), state.now(), &[])
-            .await
-        {
+        Some(h) => match consume(&state, &tenant, &h).await {
             Ok(Consumed::Fresh(r)) if r.kind == LOGOUT_KIND => r.data,
             Ok(_) => String::new(),
             Err(e) => {
@@ -631,17 +634,7 @@ pub async fn saml_acs(
             };
         return reject(why);
     };
-    let upstream = match c
-        .state
-        .store
-        .consume_grant(
-            c.tenant.slug(),
-            &tokens::handle_hash(relay),
-            c.state.now(),
-            &[],
-        )
-        .await
-    {
+    let upstream = match consume(&c.state, &c.tenant, relay).await {
         Ok(Consumed::Fresh(r)) if r.kind == STATE_KIND => {
             match serde_json::from_str::<UpstreamState>(&r.data) {
                 Ok(u) if u.provider == provider_id => u,
@@ -743,17 +736,7 @@ pub async fn complete(
     let Some(handle) = q.result.filter(|h| h.len() == 43) else {
         return expired(&c);
     };
-    let record = match c
-        .state
-        .store
-        .consume_grant(
-            c.tenant.slug(),
-            &tokens::handle_hash(&handle),
-            c.state.now(),
-            &[],
-        )
-        .await
-    {
+    let record = match consume(&c.state, &c.tenant, &handle).await {
         Ok(Consumed::Fresh(r)) if r.kind == RESULT_KIND => r,
         Ok(_) => return expired(&c),
         Err(e) => return c.internal(e),

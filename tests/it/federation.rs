@@ -669,8 +669,27 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
     let mut other = spec.clone();
     other["id"] = "other".into();
     assert_eq!(post(&admin, other).await.unwrap().status(), 409);
-    // Disable, then delete.
+    // Replaced without a secret: the stored secret stays.
     let one = format!("{url}/globex-dyn");
+    let mut changed = spec.clone();
+    changed["display_name"] = "Globex, renamed".into();
+    changed["oidc"]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_secret");
+    let r = server
+        .http
+        .put(&one)
+        .bearer_auth(&admin)
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let shown: Value = r.json().await.unwrap();
+    assert_eq!(shown["display_name"], "Globex, renamed");
+    assert_eq!(shown["oidc"]["has_client_secret"], true);
+    // Disable, then delete.
     let r = server
         .http
         .patch(&one)
