@@ -718,6 +718,70 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
     server.stop().await;
 }
 
+/// A `portcullis serve` process of a deployment on PostgreSQL (the README's multi-node setup).
+struct Node {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `portcullis serve` in `dir` (tenants/, providers/; certs/ shared by the nodes),
+/// listening on its own port, with the deployment's public URL `public`.
+async fn serve_process(
+    dir: &std::path::Path,
+    public: &str,
+    port: u16,
+    schema: &str,
+    master: &str,
+) -> Node {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .current_dir(dir)
+        .env_remove("PORTCULLIS_CONFIG")
+        .env("PORTCULLIS_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTCULLIS_SERVER_MTLS_LISTEN", "")
+        .env("PORTCULLIS_SERVER_PUBLIC_BASE_URL", public)
+        .env("PORTCULLIS_SERVER_SHUTDOWN_GRACE_SECONDS", "1")
+        .env("PORTCULLIS_DATABASE_URL", postgres_url().unwrap())
+        .env("PORTCULLIS_DATABASE_SCHEMA", schema)
+        .env("PORTCULLIS_KEYS_MASTER_KEY", master)
+        // Only a notification can carry a change to the other node within this test.
+        .env("PORTCULLIS_RELOAD_SYNC_INTERVAL_SECONDS", "3600")
+        .env("PORTCULLIS_RELOAD_WATCH_INTERVAL_SECONDS", "0")
+        .env("PORTCULLIS_LOG_LEVEL", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut node = Node { child, addr };
+    for _ in 0..300 {
+        if dir.join("certs/ca.pem").exists() {
+            let http = client_for(&dir.join("certs/ca.pem"), &[("localhost", addr)], None);
+            if let Ok(r) = http
+                .get(format!("https://localhost:{port}/health/ready"))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return node;
+            }
+        }
+        assert!(
+            node.child.try_wait().unwrap().is_none(),
+            "portcullis serve exited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("portcullis serve did not become ready");
+}
+
 #[tokio::test]
 async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_disabled() {
     if postgres_url().is_none() {
@@ -725,41 +789,57 @@ async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_di
         return;
     }
     use base64::Engine;
+    // Two server processes of one deployment: one database, one master key, the same files,
+    // and one public URL (node B's, as a load balancer would present one).
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let public = format!("https://localhost:{port_b}");
+    write_tenant(dir.path(), "acme", ACME);
+    write_tenant(dir.path(), "globex", &globex_with_dynamic_redirect());
+    std::fs::create_dir_all(dir.path().join("providers")).unwrap();
+    std::fs::write(dir.path().join("providers/globex.toml"), GLOBEX_PROVIDER).unwrap();
     let schema = unique_schema();
-    let keys = format!(
-        "master_key = \"{}\"",
-        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-    );
-    let node = || Options {
-        tenants: vec![
-            ("acme", ACME.to_string()),
-            ("globex", globex_with_dynamic_redirect()),
-        ],
-        postgres: true,
-        postgres_schema: Some(schema.clone()),
-        keys: keys.clone(),
-        ..Default::default()
-    };
-    let a = TestServer::start_with(node()).await;
-    let b = TestServer::start_with(node()).await;
-    // B started last: the shared tenants carry B's URLs, so the upstream is globex at B.
-    let admin = admin_token(&a, "acme", "acme-admin", "acme-admin-secret").await;
-    let r = a
-        .http
-        .post(a.url("/acme/admin/providers"))
+    let master = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let a = serve_process(dir.path(), &public, port_a, &schema, &master).await;
+    let b = serve_process(dir.path(), &public, port_b, &schema, &master).await;
+    let ca = dir.path().join("certs/ca.pem");
+    let to_a = client_for(&ca, &[("localhost", a.addr)], None);
+    let a_url = |p: &str| format!("https://localhost:{port_a}{p}");
+    let b_url = |p: &str| format!("{public}{p}");
+    // The admin adds the provider on node A.
+    let t: Value = to_a
+        .post(a_url("/acme/connect/token"))
+        .basic_auth("acme-admin", Some("acme-admin-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = t["access_token"].as_str().unwrap().to_string();
+    let r = to_a
+        .post(a_url("/acme/admin/providers"))
         .bearer_auth(&admin)
-        .json(&dynamic_globex(&b.base))
+        .json(&dynamic_globex(&public))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    // On B, home-realm discovery finds it by domain, and bob signs in through it.
-    let browser = Browser::new(&b);
+    // On node B, home-realm discovery finds it by domain, and bob signs in through it.
     let ch = challenge(VERIFIER);
-    let mut p = web_params("st-1", &ch);
-    p.push(("login_hint", "bob@dyn.globex.test"));
+    let authorize = |extra: (&str, &str)| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("client_id", "acme-web");
+        for (k, v) in web_params("st-1", &ch) {
+            q.append_pair(k, v);
+        }
+        q.append_pair(extra.0, extra.1);
+        b_url(&format!("/acme/connect/authorize?{}", q.finish()))
+    };
+    let browser = Browser::at(&ca, b.addr);
     let r = browser
-        .get(&authorize_url(&b, "acme", "acme-web", &p))
+        .get(&authorize(("login_hint", "bob@dyn.globex.test")))
         .await;
     let start = location(&r);
     assert!(
@@ -767,26 +847,38 @@ async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_di
         "{start}"
     );
     let r = browser.get(&start).await;
-    let up = location(&r);
-    let r = browser.get(&up).await;
-    let login = location(&r);
-    let r = submit_login(&browser, &login, "bob", "bob-password").await;
+    let r = browser.get(&location(&r)).await;
+    let r = submit_login(&browser, &location(&r), "bob", "bob-password").await;
     let callback = location(&r);
     assert!(
         callback.contains("/acme/federation/globex-dyn/callback"),
         "{callback}"
     );
     let back = back_at_acme(&browser, &callback).await;
-    let t = redeem(&b, &back["code"], VERIFIER).await;
-    let t: Value = t.json().await.unwrap();
+    let to_b = client_for(&ca, &[("localhost", b.addr)], None);
+    let t: Value = to_b
+        .post(b_url("/acme/connect/token"))
+        .basic_auth("acme-web", Some("acme-web-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", back["code"].as_str()),
+            ("redirect_uri", WEB_CB),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         claims_of(t["id_token"].as_str().unwrap())["idp"],
         "globex-dyn"
     );
-    // Disabled on A: B refuses it at once (NOTIFY; the lookup cache would keep it an hour).
-    let r = a
-        .http
-        .patch(a.url("/acme/admin/providers/globex-dyn"))
+    // Disabled on node A: node B refuses it at once (the notification; its lookup cache and
+    // periodic sync would keep it for an hour).
+    let r = to_a
+        .patch(a_url("/acme/admin/providers/globex-dyn"))
         .bearer_auth(&admin)
         .json(&serde_json::json!({"enabled": false}))
         .send()
@@ -795,12 +887,8 @@ async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_di
     assert_eq!(r.status(), 200);
     let mut refused = false;
     for _ in 0..50 {
-        let browser = Browser::new(&b);
-        let mut p = web_params("st-2", &ch);
-        p.push(("idp_hint", "globex-dyn"));
-        let r = browser
-            .get(&authorize_url(&b, "acme", "acme-web", &p))
-            .await;
+        let browser = Browser::at(&ca, b.addr);
+        let r = browser.get(&authorize(("idp_hint", "globex-dyn"))).await;
         if location(&r).contains("/acme/account/login") {
             refused = true;
             break;
@@ -808,8 +896,148 @@ async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_di
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(refused, "node B stopped offering the disabled provider");
-    a.stop().await;
-    b.stop().await;
+    // The CLI sees the same provider, and removes it.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PORTCULLIS_CONFIG")
+            .env("PORTCULLIS_DATABASE_URL", postgres_url().unwrap())
+            .env("PORTCULLIS_DATABASE_SCHEMA", &schema)
+            .env("PORTCULLIS_KEYS_MASTER_KEY", &master)
+            .env("PORTCULLIS_LOG_LEVEL", "error")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = cli(&["providers", "list", "--tenant", "acme"]);
+    assert!(
+        listed.contains("globex-dyn") && listed.contains("enabled=false"),
+        "{listed}"
+    );
+    cli(&["providers", "remove", "--tenant", "acme", "globex-dyn"]);
+    assert!(!cli(&["providers", "list", "--tenant", "acme"]).contains("globex-dyn"));
+    drop((a, b));
+}
+
+#[tokio::test]
+async fn the_cli_adds_lists_disables_and_removes_runtime_providers() {
+    let server = TestServer::start().await;
+    let file = server.dir.path().join("corp.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "kind = \"oidc\"\ndisplay_name = \"Corp\"\ndomains = [\"corp.example\"]\n[oidc]\nissuer = \"{}/globex\"\nclient_id = \"acme-broker\"\nclient_secret = \"s3cret-value\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .current_dir(server.dir.path())
+            .env_remove("PORTCULLIS_CONFIG")
+            .env("PORTCULLIS_LOG_LEVEL", "error")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = cli(&[
+        "providers",
+        "add",
+        "--tenant",
+        "acme",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("s3cret-value"), "the secret is never printed");
+    let (ok, out) = cli(&[
+        "providers",
+        "add",
+        "--tenant",
+        "acme",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("exists"), "{out}");
+    let (_, out) = cli(&["providers", "list", "--tenant", "acme"]);
+    assert!(
+        out.contains("corp") && out.contains("enabled=true"),
+        "{out}"
+    );
+    // The running node (SQLite) finds it by domain.
+    let tenant = server.state().registry.get("acme").unwrap();
+    assert_eq!(
+        portcullis::federation::provider_for_email(server.state(), &tenant, "ann@corp.example")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("corp")
+    );
+    let (ok, _) = cli(&["providers", "disable", "--tenant", "acme", "corp"]);
+    assert!(ok);
+    let (_, out) = cli(&["providers", "list", "--tenant", "acme"]);
+    assert!(out.contains("enabled=false"), "{out}");
+    let (ok, _) = cli(&["providers", "remove", "--tenant", "acme", "corp"]);
+    assert!(ok);
+    let (ok, out) = cli(&["providers", "remove", "--tenant", "acme", "corp"]);
+    assert!(!ok && out.contains("no provider"), "{out}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn thousands_of_runtime_providers_leave_the_login_page_short_and_are_found_by_domain() {
+    use portcullis::stores::{FederationStore, ProviderRow};
+    let server = TestServer::start().await;
+    let st = server.state();
+    for i in 0..2000 {
+        let id = format!("corp-{i:04}");
+        let spec = serde_json::json!({
+            "id": id, "kind": "oidc", "domains": [format!("{id}.example")],
+            "oidc": {"issuer": format!("https://{id}.example"), "client_id": "c"}
+        });
+        let row = ProviderRow {
+            id: id.clone(),
+            enabled: true,
+            listed: true,
+            display_name: id.to_uppercase(),
+            spec: spec.to_string(),
+            updated_at: 1,
+        };
+        st.store
+            .upsert_provider_row("acme", &row, &[format!("{id}.example")])
+            .await
+            .unwrap();
+    }
+    // Home-realm discovery goes straight to the one provider for the domain.
+    let b = Browser::new(&server);
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("s", &ch);
+    p.push(("login_hint", "ann@corp-1999.example"));
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    assert!(location(&r).contains("/acme/federation/corp-1999/start"));
+    // The page lists a bounded number of buttons.
+    let b = Browser::new(&server);
+    let r = b
+        .get(&authorize_url(
+            &server,
+            "acme",
+            "acme-web",
+            &web_params("s", &ch),
+        ))
+        .await;
+    let html = crate::interactive::unescape(&b.get(&location(&r)).await.text().await.unwrap());
+    let buttons = html.matches("/federation/").count();
+    assert!((2..=21).contains(&buttons), "{buttons} buttons");
+    server.stop().await;
 }
 
 #[tokio::test]

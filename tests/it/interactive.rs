@@ -27,13 +27,16 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(server: &TestServer) -> Self {
-        let ca =
-            reqwest::Certificate::from_pem(&std::fs::read(server.path("certs/ca.pem")).unwrap())
-                .unwrap();
+        Self::at(&server.path("certs/ca.pem"), server.addr)
+    }
+
+    /// A browser for a server whose dev CA is `ca` and that listens at `addr`.
+    pub fn at(ca: &std::path::Path, addr: std::net::SocketAddr) -> Self {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .tls_certs_only([ca])
-            .resolve("localhost", server.addr)
+            .resolve("localhost", addr)
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .build()
