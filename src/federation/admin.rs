@@ -86,7 +86,7 @@ pub async fn save(
     }
     super::seal_inline_secret(&mut spec, master)?;
     // Everything the provider refers to must resolve now, not at the first sign-in.
-    Provider::resolve(spec.clone(), true, base_dir, master).map_err(AdminError::Invalid)?;
+    Provider::resolve(spec.clone(), true, false, base_dir, master).map_err(AdminError::Invalid)?;
     let row = ProviderRow {
         id: spec.id.clone(),
         enabled: spec.enabled,

@@ -339,6 +339,7 @@ impl Provider {
     pub fn resolve(
         spec: ProviderSpec,
         dynamic: bool,
+        allow_inline_secret: bool,
         base_dir: &std::path::Path,
         master: &crate::keys::MasterKey,
     ) -> Result<Self, String> {
@@ -346,7 +347,12 @@ impl Provider {
         let mut client_secret = None;
         if let Some(o) = &spec.oidc {
             if let Some(s) = &o.client_secret {
+                // Runtime providers seal theirs before storing; a file's inline secret is for
+                // demos (development certificates on) only.
                 if !dynamic {
+                    if !allow_inline_secret {
+                        return Err("an inline oidc.client_secret is refused in production (tls.dev_certs = false): use client_secret_env or client_secret_file".into());
+                    }
                     tracing::warn!(provider = %spec.id, "client secret written inline in the provider file; use client_secret_env or client_secret_file outside demos");
                 }
                 client_secret = Some(s.clone());
@@ -451,6 +457,7 @@ pub fn load_files(
     base_dir: &std::path::Path,
     master: &crate::keys::MasterKey,
     public_base_url: &str,
+    allow_inline_secret: bool,
 ) -> (HashMap<String, Arc<Provider>>, Vec<String>) {
     let mut providers = HashMap::new();
     let mut errors = Vec::new();
@@ -480,7 +487,7 @@ pub fn load_files(
                 if spec.id != stem {
                     return Err(format!("id `{}` differs from the file name", spec.id));
                 }
-                Provider::resolve(spec, false, base_dir, master)
+                Provider::resolve(spec, false, allow_inline_secret, base_dir, master)
             });
         match parsed {
             Ok(p) => {
@@ -569,7 +576,7 @@ pub async fn find(
                 return Ok::<_, InternalError>(None);
             };
             let spec: ProviderSpec = serde_json::from_str(&row.spec)?;
-            match Provider::resolve(spec, true, &st.config.base_dir, &st.master) {
+            match Provider::resolve(spec, true, false, &st.config.base_dir, &st.master) {
                 Ok(p) => Ok(Some(Arc::new(p))),
                 Err(e) => {
                     tracing::error!(tenant = %slug, provider = %id, error = %e, "stored provider cannot be used");
@@ -1010,6 +1017,26 @@ mod tests {
         let mut p = oidc("corp");
         p.kind = ProviderKind::Saml;
         assert!(p.check().is_err());
+    }
+
+    #[test]
+    fn inline_secrets_are_for_demos_and_runtime_secrets_are_sealed() {
+        let master = crate::keys::MasterKey::from_bytes(&[3u8; 32]).unwrap();
+        let dir = std::path::Path::new(".");
+        let mut spec = oidc("corp");
+        spec.oidc.as_mut().unwrap().client_secret = Some("s3cret".into());
+        assert!(Provider::resolve(spec.clone(), false, false, dir, &master).is_err());
+        let p = Provider::resolve(spec.clone(), false, true, dir, &master).unwrap();
+        assert_eq!(p.client_secret(), Some("s3cret"));
+        // What the admin API stores: sealed, bound to the provider id, opened when loaded.
+        seal_inline_secret(&mut spec, &master).unwrap();
+        let o = spec.oidc.as_ref().unwrap();
+        assert!(o.client_secret.is_none() && o.client_secret_sealed.is_some());
+        assert!(!serde_json::to_string(&spec).unwrap().contains("s3cret"));
+        let p = Provider::resolve(spec.clone(), true, false, dir, &master).unwrap();
+        assert_eq!(p.client_secret(), Some("s3cret"));
+        spec.id = "other".into();
+        assert!(Provider::resolve(spec, true, false, dir, &master).is_err());
     }
 
     #[test]

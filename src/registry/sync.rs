@@ -110,6 +110,7 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         &state.config.base_dir,
         &state.master,
         &state.config.file.server.public_base_url,
+        state.config.file.tls.dev_certs,
     );
     for e in &errors {
         tracing::error!("provider file rejected: {e}");

@@ -313,10 +313,12 @@ struct Saml {
     idp: TestIdp,
     acs: String,
     entity: String,
+    /// The SP's encryption certificate, when the provider takes encrypted assertions.
+    enc_cert: Option<String>,
 }
 
 /// acme offers `corp` (SAML), whose metadata and SP keys are files.
-async fn saml_server(metadata: impl Fn(&TestIdp) -> String) -> Saml {
+async fn saml_server(metadata: impl Fn(&TestIdp) -> String, encrypted_post: bool) -> Saml {
     let idp =
         TestIdp::generate("https://idp.corp.example", "https://idp.corp.example/sso").unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -327,12 +329,24 @@ async fn saml_server(metadata: impl Fn(&TestIdp) -> String) -> Saml {
     std::fs::write(files.join("sp-key.pem"), key).unwrap();
     std::fs::write(files.join("sp.pem"), cert).unwrap();
     let f = |n: &str| files.join(n).display().to_string();
-    let provider = format!(
+    let mut provider = format!(
         "kind = \"saml\"\ndisplay_name = \"Corp\"\ndomains = [\"corp.example\"]\n[saml]\nmetadata_file = \"{}\"\nsp_signing_key_file = \"{}\"\nsp_certificate_file = \"{}\"\n",
         f("corp-idp.xml"),
         f("sp-key.pem"),
         f("sp.pem")
     );
+    let mut enc_cert = None;
+    if encrypted_post {
+        let (key, cert) = self_signed_key_and_cert("acme sp encryption", false).unwrap();
+        std::fs::write(files.join("sp-enc-key.pem"), key).unwrap();
+        std::fs::write(files.join("sp-enc.pem"), &cert).unwrap();
+        provider.push_str(&format!(
+            "binding = \"post\"\nsp_encryption_key_file = \"{}\"\nsp_encryption_certificate_file = \"{}\"\n",
+            f("sp-enc-key.pem"),
+            f("sp-enc.pem")
+        ));
+        enc_cert = Some(cert);
+    }
     let server = TestServer::start_with(Options {
         tenants: vec![
             (
@@ -355,6 +369,7 @@ async fn saml_server(metadata: impl Fn(&TestIdp) -> String) -> Saml {
         entity,
         server,
         idp,
+        enc_cert,
     }
 }
 
@@ -400,7 +415,7 @@ async fn post_acs(s: &Saml, b: &Browser, response: &str, relay: Option<&str>) ->
 
 #[tokio::test]
 async fn saml_brokering_verifies_real_signed_assertions_and_refuses_every_forgery() {
-    let s = saml_server(|idp| idp.metadata_xml()).await;
+    let s = saml_server(|idp| idp.metadata_xml(), false).await;
     // SP metadata for the IdP's administrator.
     let (status, _) = (200, ());
     let md = s
@@ -545,7 +560,7 @@ async fn saml_brokering_verifies_real_signed_assertions_and_refuses_every_forger
 
 #[tokio::test]
 async fn idp_metadata_without_a_signing_certificate_is_refused_when_the_provider_loads() {
-    let s = saml_server(|idp| idp.metadata_xml_without_certificate()).await;
+    let s = saml_server(|idp| idp.metadata_xml_without_certificate(), false).await;
     let tenant = s.server.state().registry.get("acme").unwrap();
     assert!(
         portcullis::federation::find(s.server.state(), &tenant, "corp")
@@ -1159,4 +1174,72 @@ async fn a_rotated_upstream_key_is_fetched_once_when_its_kid_first_appears() {
     brokered_sign_in(&server).await;
     assert_eq!(docs.fetch_count(), warm + 1, "and not again");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn saml_post_binding_and_encrypted_assertions_work_end_to_end() {
+    let s = saml_server(|idp| idp.metadata_xml(), true).await;
+    // The SP metadata offers the encryption key.
+    let md = s
+        .server
+        .http
+        .get(format!("{}/metadata", s.entity))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(md.contains("use=\"encryption\""), "{md}");
+    // HTTP-POST binding: an auto-submitted form carries the signed AuthnRequest.
+    let b = Browser::new(&s.server);
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("st-1", &ch);
+    p.push(("idp_hint", "corp"));
+    let r = b
+        .get(&authorize_url(&s.server, "acme", "acme-web", &p))
+        .await;
+    let r = b.get(&location(&r)).await;
+    assert_eq!(r.status(), 200);
+    let html = crate::interactive::unescape(&r.text().await.unwrap());
+    assert!(
+        html.contains("action=\"https://idp.corp.example/sso\""),
+        "{html}"
+    );
+    let request = field(&html, "SAMLRequest");
+    let relay = field(&html, "RelayState");
+    let xml = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &request).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        xml.contains("<ds:Signature") || xml.contains("Signature"),
+        "{xml}"
+    );
+    let id = xml
+        .split("ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    // The IdP encrypts the assertion for the SP (and signs the Response).
+    let mut o =
+        ResponseOptions::valid_for(&s.acs, &s.entity, Some(id), "ann@corp.example", now()).unwrap();
+    o.sign_response = true;
+    o.encrypt_for_cert_pem = s.enc_cert.clone();
+    let response = s.idp.response(&o).unwrap();
+    assert!(
+        String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &response).unwrap()
+        )
+        .unwrap()
+        .contains("EncryptedAssertion")
+    );
+    let r = post_acs(&s, &b, &response, Some(&relay)).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let back = back_at_acme(&b, &location(&r)).await;
+    let t = tokens_for(&s.server, &back["code"]).await;
+    assert_eq!(claims_of(t["id_token"].as_str().unwrap())["idp"], "corp");
+    s.server.stop().await;
 }
