@@ -136,8 +136,6 @@ pub struct SamlSpec {
     /// `redirect` (default) or `post` for the AuthnRequest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<String>,
-    #[serde(default)]
-    pub allow_idp_initiated: bool,
     #[serde(default = "default_skew")]
     pub max_clock_skew_seconds: i64,
 }

@@ -89,7 +89,8 @@ pub fn sp_config(tenant: &Tenant, p: &Provider) -> Result<sp::SpConfig, Federati
         encryption_key_pem: m.encryption_key_pem.clone(),
         encryption_cert_pem: m.encryption_cert_pem.clone(),
         max_clock_skew_secs: s.max_clock_skew_seconds,
-        allow_idp_initiated: s.allow_idp_initiated,
+        // Unsolicited responses have no application to return to: always refused.
+        allow_idp_initiated: false,
     })
 }
 
