@@ -250,13 +250,10 @@ pub async fn callback(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let provider = match federation::find(&c.state, &c.tenant, &provider_id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            let e = FederationError::Denied("this identity provider is no longer available".into());
-            return fail_back(c, id, i, e).await;
-        }
-        Err(e) => return c.internal(e),
+    let provider = match still_offered(&c, &provider_id).await {
+        Ok(p) => p,
+        Err(Some(e)) => return fail_back(c, id, i, e).await,
+        Err(None) => return c.internal(InternalError::Other("provider lookup failed".into())),
     };
     if let Some(err) = q.error {
         // The user declined or the upstream could not sign them in.
@@ -289,6 +286,21 @@ pub async fn callback(
         Err(e) => return fail_back(c, id, i, e).await,
     };
     sign_in(c, id, i, &provider, ext).await
+}
+
+/// The provider of a round trip in flight, if the tenant still offers it (it may have been
+/// disabled meanwhile): `Err(Some)` to tell the client, `Err(None)` for a store failure.
+async fn still_offered(c: &Ctx, id: &str) -> Result<Arc<Provider>, Option<FederationError>> {
+    match federation::find(&c.state, &c.tenant, id).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(Some(FederationError::Denied(
+            "this identity provider is no longer available".into(),
+        ))),
+        Err(e) => {
+            tracing::error!(error = %e, "provider lookup failed");
+            Err(None)
+        }
+    }
 }
 
 /// The external identity becomes a local session, and the authorize request resumes.
@@ -752,13 +764,10 @@ pub async fn complete(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let provider = match federation::find(&c.state, &c.tenant, &provider_id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            let e = FederationError::Denied("this identity provider is no longer available".into());
-            return fail_back(c, id, i, e).await;
-        }
-        Err(e) => return c.internal(e),
+    let provider = match still_offered(&c, &provider_id).await {
+        Ok(p) => p,
+        Err(Some(e)) => return fail_back(c, id, i, e).await,
+        Err(None) => return c.internal(InternalError::Other("provider lookup failed".into())),
     };
     sign_in(c, id, i, &provider, result.identity).await
 }

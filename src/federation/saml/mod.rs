@@ -169,7 +169,18 @@ pub async fn verify(
 ) -> Result<(ExternalIdentity, String, i64), FederationError> {
     let sp = sp_config(tenant, p)?;
     let idp = idp_metadata(state, p).await?;
-    let a = sp::verify_response(&sp, &idp, saml_response, request_id, state.now())?;
+    let (response, request_id, now) = (
+        saml_response.to_string(),
+        request_id.map(str::to_string),
+        state.now(),
+    );
+    // XML signature work off the async workers; and a panic inside the XML/crypto libraries
+    // (samael's decryption has unwraps) ends this sign-in, not the connection's task.
+    let a = tokio::task::spawn_blocking(move || {
+        sp::verify_response(&sp, &idp, &response, request_id.as_deref(), now)
+    })
+    .await
+    .map_err(|_| FederationError::Rejected("SAML: the response could not be processed".into()))??;
     let mut upstream = Map::new();
     for (name, values) in &a.attributes {
         let v = match values.as_slice() {
