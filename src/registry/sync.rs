@@ -24,6 +24,29 @@ pub const FILE_SOURCE: &str = "file";
 pub struct FileState {
     seen: HashMap<PathBuf, Vec<u8>>,
     scanned: bool,
+    /// Digest of the provider files as last loaded (`None`: load them on the next scan).
+    providers: Option<Vec<u8>>,
+}
+
+/// Makes the next scan reload the provider files even if they did not change (SIGHUP: the key
+/// or metadata files they name may have).
+pub async fn forget_provider_files(state: &AppState) {
+    state.reload.lock().await.providers = None;
+}
+
+/// A digest of every `providers/*.toml` (names and contents).
+fn providers_digest(dir: &std::path::Path) -> Vec<u8> {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for path in toml_files(dir) {
+        ctx.update(path.as_os_str().as_encoded_bytes());
+        ctx.update(&[0]);
+        match std::fs::read(&path) {
+            Ok(bytes) => ctx.update(&bytes),
+            Err(_) => ctx.update(b"\0unreadable"),
+        }
+        ctx.update(&[0]);
+    }
+    ctx.finish().as_ref().to_vec()
 }
 
 /// The outcome of one reload, for logs, the CLI and tests.
@@ -104,19 +127,25 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     }
     files.seen = now_seen;
     files.scanned = true;
-    drop(files);
-    let (providers, errors) = crate::federation::load_files(
-        &state.config.providers_dir(),
-        &state.config.base_dir,
-        &state.master,
-        &state.config.file.server.public_base_url,
-        state.config.file.tls.dev_certs,
-    );
-    for e in &errors {
-        tracing::error!("provider file rejected: {e}");
+    // Provider files are loaded again only when one of them changed (or after SIGHUP).
+    let providers_dir = state.config.providers_dir();
+    let digest = providers_digest(&providers_dir);
+    if files.providers.as_ref() != Some(&digest) {
+        let (providers, errors) = crate::federation::load_files(
+            &providers_dir,
+            &state.config.base_dir,
+            &state.master,
+            &state.config.file.server.public_base_url,
+            state.config.file.tls.dev_certs,
+        );
+        for e in &errors {
+            tracing::error!("provider file rejected: {e}");
+        }
+        report.provider_errors = errors;
+        state.federation.files.store(Arc::new(providers));
+        files.providers = Some(digest);
     }
-    report.provider_errors = errors;
-    state.federation.files.store(Arc::new(providers));
+    drop(files);
     refresh(state).await?;
     Ok(report)
 }
@@ -306,6 +335,7 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
             _ = watch_tick.tick(), if watch > 0 => log_reload(reload_files(&state).await),
             _ = hangup => {
                 tracing::info!("SIGHUP: reloading configuration");
+                forget_provider_files(&state).await;
                 log_reload(reload_files(&state).await)
             }
             n = notified => match n {

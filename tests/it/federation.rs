@@ -1243,3 +1243,33 @@ async fn saml_post_binding_and_encrypted_assertions_work_end_to_end() {
     assert_eq!(claims_of(t["id_token"].as_str().unwrap())["idp"], "corp");
     s.server.stop().await;
 }
+
+#[tokio::test]
+async fn provider_files_are_reloaded_when_they_change_and_only_then() {
+    let server = TestServer::start().await;
+    let st = server.state();
+    let globex = |st: &portcullis::AppState| st.federation.files.load().get("globex").cloned();
+    let before = globex(st).unwrap();
+    // Nothing changed: the loaded providers are the very same objects.
+    portcullis::registry::sync::reload_files(st).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&before, &globex(st).unwrap()));
+    // A changed file is loaded again; a broken one is reported and left out.
+    let file = server.dir.path().join("providers/globex.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("Globex Corporation", "Globex Inc.")).unwrap();
+    std::fs::write(
+        server.dir.path().join("providers/broken.toml"),
+        "kind = \"ldap\"\n",
+    )
+    .unwrap();
+    let report = portcullis::registry::sync::reload_files(st).await.unwrap();
+    assert_eq!(globex(st).unwrap().spec.display_name, "Globex Inc.");
+    assert_eq!(
+        report.provider_errors.len(),
+        1,
+        "{:?}",
+        report.provider_errors
+    );
+    assert!(st.federation.files.load().get("broken").is_none());
+    server.stop().await;
+}
