@@ -31,6 +31,9 @@ CREATE TABLE external_identities (
 );
 CREATE INDEX external_identities_by_subject ON external_identities (tenant, subject);
 
+-- Account linking by verified email looks users up by their email claim.
+CREATE INDEX users_by_email ON users (tenant, (lower((spec::jsonb) -> 'claims' ->> 'email')));
+
 ALTER TABLE sessions ADD COLUMN idp TEXT NOT NULL DEFAULT 'local';
 ALTER TABLE sessions ADD COLUMN upstream_sid TEXT;
 -- What logging out upstream needs (OIDC id token; SAML NameID and SessionIndex), as JSON.

@@ -128,22 +128,6 @@ impl Ctx {
         }
     }
 
-    async fn client_name(&self, client_id: &str) -> String {
-        match self
-            .tenant
-            .clients
-            .find_client(self.tenant.slug(), client_id)
-            .await
-        {
-            Ok(Some(c)) => c
-                .spec
-                .client_name
-                .clone()
-                .unwrap_or_else(|| client_id.into()),
-            _ => client_id.to_string(),
-        }
-    }
-
     /// The enabled client of a pending interaction, or the error page.
     pub(crate) async fn interaction_client(
         &self,
@@ -213,7 +197,6 @@ async fn login_page(
     c: &Ctx,
     id: &str,
     i: &Interaction,
-    name: String,
     username: &str,
     error: Option<String>,
     locked: Option<String>,
@@ -232,7 +215,11 @@ async fn login_page(
             interaction: id.to_string(),
             csrf: i.csrf.clone(),
             username: username.to_string(),
-            client_name: name,
+            client_name: client
+                .spec
+                .client_name
+                .clone()
+                .unwrap_or_else(|| client.spec.client_id.clone()),
             error,
             locked_until: locked,
             local: crate::federation::local_login_allowed(&client),
@@ -272,9 +259,8 @@ pub async fn login_form(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let name = c.client_name(&i.request.client_id).await;
     let hint = i.request.login_hint.clone().unwrap_or_default();
-    login_page(&c, &id, &i, name, &hint, None, None).await
+    login_page(&c, &id, &i, &hint, None, None).await
 }
 
 pub async fn login_submit(
@@ -297,7 +283,6 @@ pub async fn login_submit(
     }
     let username = form.get("username").unwrap_or_default().trim().to_string();
     let password = form.get("password").unwrap_or_default().to_string();
-    let name = c.client_name(&i.request.client_id).await;
     let client = match c.interaction_client(&i).await {
         Ok(cl) => cl,
         Err(r) => return r,
@@ -326,7 +311,6 @@ pub async fn login_submit(
             &c,
             &id,
             &i,
-            name,
             &username,
             Some("Enter your username and password.".into()),
             None,
@@ -351,16 +335,7 @@ pub async fn login_submit(
                 "locked out",
                 &c.client_ip(),
             );
-            return login_page(
-                &c,
-                &id,
-                &i,
-                name,
-                &username,
-                None,
-                Some(retry_text(until - now)),
-            )
-            .await;
+            return login_page(&c, &id, &i, &username, None, Some(retry_text(until - now))).await;
         }
         Ok((None, recorded)) => recorded.contains(&user_bucket),
         Err(e) => return c.internal(e),
@@ -406,7 +381,6 @@ pub async fn login_submit(
             &c,
             &id,
             &i,
-            name,
             &username,
             Some("Wrong username or password.".into()),
             locked.map(|u| retry_text(u - now)),

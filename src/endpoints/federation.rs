@@ -497,7 +497,10 @@ pub async fn backchannel_logout(
         Err(e) => return bad(&e.to_string()),
     };
     let key = format!("bcl:{}:{}", provider.spec.id, lt.jti);
-    match state.first_use(tenant.slug(), &key, lt.exp + 120).await {
+    match state
+        .first_use(tenant.slug(), &key, lt.exp.min(state.now() + 3600) + 120)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return bad("replayed logout token"),
         Err(e) => {

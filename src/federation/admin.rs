@@ -84,9 +84,10 @@ pub async fn save(
             "send client_secret; client_secret_sealed is written by the server".into(),
         ));
     }
-    super::seal_inline_secret(&mut spec, master)?;
+    super::seal_inline_secret(&mut spec, tenant, master)?;
     // Everything the provider refers to must resolve now, not at the first sign-in.
-    Provider::resolve(spec.clone(), true, false, base_dir, master).map_err(AdminError::Invalid)?;
+    Provider::resolve(spec.clone(), Some(tenant), false, base_dir, master)
+        .map_err(AdminError::Invalid)?;
     let row = ProviderRow {
         id: spec.id.clone(),
         enabled: spec.enabled,

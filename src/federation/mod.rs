@@ -76,7 +76,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OidcSpec {
     pub issuer: String,
@@ -112,6 +112,26 @@ pub struct OidcSpec {
     /// id_token signature algorithms accepted; default RS256, PS256, ES256, EdDSA.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_algorithms: Vec<String>,
+}
+
+/// Secrets stay out of logs: only whether there is one.
+impl std::fmt::Debug for OidcSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSpec")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &(self.client_secret.is_some() || self.client_secret_sealed.is_some()),
+            )
+            .field("client_secret_env", &self.client_secret_env)
+            .field("client_secret_file", &self.client_secret_file)
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_scopes() -> Vec<String> {
@@ -304,16 +324,17 @@ fn check_url(u: &str) -> Result<(), String> {
     }
 }
 
-/// The associated data that binds a sealed provider secret to its provider.
-fn secret_aad(id: &str) -> Vec<u8> {
-    format!("provider-secret\0{id}").into_bytes()
+/// The associated data that binds a sealed provider secret to its tenant and provider: a
+/// sealed value copied into another tenant's (or provider's) definition does not open.
+fn secret_aad(tenant: &str, id: &str) -> Vec<u8> {
+    format!("provider-secret\0{tenant}\0{id}").into_bytes()
 }
 
 /// A provider ready to use: its definition and its resolved credentials.
 pub struct Provider {
     pub spec: ProviderSpec,
-    /// Added at runtime (database) rather than from a file.
-    pub dynamic: bool,
+    /// The tenant of a provider added at runtime (database); `None` for a file provider.
+    pub owner: Option<String>,
     /// The OIDC client secret, resolved from where the definition says.
     client_secret: Option<String>,
     /// SAML: the SP keys and the IdP metadata file, read when the provider loads.
@@ -327,7 +348,7 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("id", &self.spec.id)
             .field("kind", &self.spec.kind)
-            .field("dynamic", &self.dynamic)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -336,7 +357,7 @@ impl Provider {
     /// Resolves the definition's references (secret from env or file, sealed secret).
     pub fn resolve(
         spec: ProviderSpec,
-        dynamic: bool,
+        owner: Option<&str>,
         allow_inline_secret: bool,
         base_dir: &std::path::Path,
         master: &crate::keys::MasterKey,
@@ -347,7 +368,7 @@ impl Provider {
             if let Some(s) = &o.client_secret {
                 // Runtime providers seal theirs before storing; a file's inline secret is for
                 // demos (development certificates on) only.
-                if !dynamic {
+                if owner.is_none() {
                     if !allow_inline_secret {
                         return Err("an inline oidc.client_secret is refused in production (tls.dev_certs = false): use client_secret_env or client_secret_file".into());
                     }
@@ -374,7 +395,7 @@ impl Provider {
                 )
                 .map_err(|_| "the sealed client secret is not base64url".to_string())?;
                 let plain = master
-                    .open(&bytes, &secret_aad(&spec.id))
+                    .open(&bytes, &secret_aad(owner.unwrap_or_default(), &spec.id))
                     .map_err(|_| "the sealed client secret does not open".to_string())?;
                 client_secret = Some(
                     String::from_utf8(plain)
@@ -407,7 +428,7 @@ impl Provider {
         };
         Ok(Self {
             spec,
-            dynamic,
+            owner: owner.map(str::to_string),
             client_secret,
             saml,
             assertion_signer,
@@ -435,12 +456,13 @@ impl Provider {
 /// database never holds it in clear.
 pub fn seal_inline_secret(
     spec: &mut ProviderSpec,
+    tenant: &str,
     master: &crate::keys::MasterKey,
 ) -> Result<(), InternalError> {
     if let Some(o) = &mut spec.oidc
         && let Some(secret) = o.client_secret.take()
     {
-        let sealed = master.seal(secret.as_bytes(), &secret_aad(&spec.id))?;
+        let sealed = master.seal(secret.as_bytes(), &secret_aad(tenant, &spec.id))?;
         o.client_secret_sealed = Some(base64::Engine::encode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
             sealed,
@@ -485,7 +507,7 @@ pub fn load_files(
                 if spec.id != stem {
                     return Err(format!("id `{}` differs from the file name", spec.id));
                 }
-                Provider::resolve(spec, false, allow_inline_secret, base_dir, master)
+                Provider::resolve(spec, None, allow_inline_secret, base_dir, master)
             });
         match parsed {
             Ok(p) => {
@@ -574,7 +596,7 @@ pub async fn find(
                 return Ok::<_, InternalError>(None);
             };
             let spec: ProviderSpec = serde_json::from_str(&row.spec)?;
-            match Provider::resolve(spec, true, false, &st.config.base_dir, &st.master) {
+            match Provider::resolve(spec, Some(&slug), false, &st.config.base_dir, &st.master) {
                 Ok(p) => Ok(Some(Arc::new(p))),
                 Err(e) => {
                     tracing::error!(tenant = %slug, provider = %id, error = %e, "stored provider cannot be used");
@@ -739,7 +761,7 @@ pub async fn home_realm(
 
 /// What the upstream state record holds (kind `upstream_state`, keyed by the hash of the
 /// `state` / RelayState value, single use, expiring).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct UpstreamState {
     /// The pending interaction this round trip belongs to.
     pub interaction: String,
@@ -751,6 +773,16 @@ pub struct UpstreamState {
     /// SAML: the AuthnRequest ID the response must be InResponseTo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// The nonce and the PKCE verifier stay out of logs.
+impl std::fmt::Debug for UpstreamState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamState")
+            .field("provider", &self.provider)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
 }
 
 pub const STATE_KIND: &str = "upstream_state";
@@ -770,7 +802,7 @@ pub struct ExternalIdentity {
 }
 
 /// What the session keeps to end the upstream session later.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct UpstreamSession {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
@@ -780,6 +812,17 @@ pub struct UpstreamSession {
     pub name_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_id_format: Option<String>,
+}
+
+/// The upstream id token stays out of logs.
+impl std::fmt::Debug for UpstreamSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSession")
+            .field("sid", &self.sid)
+            .field("id_token", &self.id_token.is_some())
+            .field("name_id_format", &self.name_id_format)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a federated sign-in failed.
@@ -1023,18 +1066,21 @@ mod tests {
         let dir = std::path::Path::new(".");
         let mut spec = oidc("corp");
         spec.oidc.as_mut().unwrap().client_secret = Some("s3cret".into());
-        assert!(Provider::resolve(spec.clone(), false, false, dir, &master).is_err());
-        let p = Provider::resolve(spec.clone(), false, true, dir, &master).unwrap();
+        assert!(Provider::resolve(spec.clone(), None, false, dir, &master).is_err());
+        let p = Provider::resolve(spec.clone(), None, true, dir, &master).unwrap();
         assert_eq!(p.client_secret(), Some("s3cret"));
         // What the admin API stores: sealed, bound to the provider id, opened when loaded.
-        seal_inline_secret(&mut spec, &master).unwrap();
+        seal_inline_secret(&mut spec, "acme", &master).unwrap();
         let o = spec.oidc.as_ref().unwrap();
         assert!(o.client_secret.is_none() && o.client_secret_sealed.is_some());
         assert!(!serde_json::to_string(&spec).unwrap().contains("s3cret"));
-        let p = Provider::resolve(spec.clone(), true, false, dir, &master).unwrap();
+        assert!(!format!("{spec:?}").contains("s3cret"));
+        let p = Provider::resolve(spec.clone(), Some("acme"), false, dir, &master).unwrap();
         assert_eq!(p.client_secret(), Some("s3cret"));
+        // Copied into another tenant, or under another id, it does not open.
+        assert!(Provider::resolve(spec.clone(), Some("globex"), false, dir, &master).is_err());
         spec.id = "other".into();
-        assert!(Provider::resolve(spec, true, false, dir, &master).is_err());
+        assert!(Provider::resolve(spec, Some("acme"), false, dir, &master).is_err());
     }
 
     #[test]

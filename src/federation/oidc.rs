@@ -391,7 +391,7 @@ pub fn check_id_token_claims(
         _ => {}
     }
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    if exp + SKEW <= now {
+    if exp.saturating_add(SKEW) <= now {
         return Err(rejected("id_token expired"));
     }
     let iat = claims
@@ -507,7 +507,7 @@ pub async fn verify_logout_token(
         .get("exp")
         .and_then(Value::as_i64)
         .unwrap_or(iat + 600);
-    if exp + SKEW <= now {
+    if exp.saturating_add(SKEW) <= now {
         return Err(rejected("logout token expired"));
     }
     let event = claims

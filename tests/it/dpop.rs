@@ -10,7 +10,7 @@ use portcullis::clock::{Clock, SystemClock};
 use portcullis::keys::{Alg, Signer, signer::generate_pkcs8};
 use serde_json::{Value, json};
 
-fn key() -> Signer {
+pub fn key() -> Signer {
     Signer::from_pkcs8(Alg::ES256, &generate_pkcs8(Alg::ES256, 2048).unwrap()).unwrap()
 }
 
@@ -18,7 +18,7 @@ fn proof_with(k: &Signer, header: Value, claims: Value) -> String {
     k.sign_with_header(&header, &claims).unwrap()
 }
 
-fn proof(k: &Signer, htm: &str, htu: &str, extra: Value) -> String {
+pub fn proof(k: &Signer, htm: &str, htu: &str, extra: Value) -> String {
     let mut c = json!({"htm": htm, "htu": htu, "iat": SystemClock.now(), "jti": portcullis::tokens::new_jti()});
     for (name, v) in extra.as_object().unwrap() {
         c[name] = v.clone();

@@ -189,8 +189,8 @@ async fn a_forged_replayed_or_foreign_browser_callback_is_refused() {
 }
 
 #[tokio::test]
-async fn an_id_token_with_another_nonce_or_an_upstream_refusal_ends_in_access_denied_at_the_client()
-{
+async fn an_id_token_with_another_nonce_a_mixed_up_issuer_or_an_upstream_refusal_ends_in_access_denied()
+ {
     let server = TestServer::start().await;
     let b = Browser::new(&server);
     let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
@@ -204,6 +204,17 @@ async fn an_id_token_with_another_nonce_or_an_upstream_refusal_ends_in_access_de
     assert!(back.starts_with(WEB_CB), "{back}");
     assert_eq!(params(&back)["error"], "access_denied");
     assert_eq!(params(&back)["state"], "st-1");
+    // RFC 9207 §2.4: an authorization response naming another issuer is a mix-up attempt.
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    let callback = bob_at_globex(&b, &up).await;
+    let iss = params(&callback)["iss"].clone();
+    assert_eq!(iss, server.url("/globex"));
+    let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let mixed = callback.replace(&enc(&iss), &enc("https://evil.example"));
+    assert_ne!(mixed, callback);
+    let r = b.get(&mixed).await;
+    assert_eq!(params(&location(&r))["error"], "access_denied");
     // The upstream says no.
     let b = Browser::new(&server);
     let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
@@ -648,6 +659,29 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
             .contains("insufficient_scope")
     );
     let r = post(&globex, spec.clone()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    // A DPoP-bound admin token without its proof (RFC 9449 §7) is refused.
+    let k = crate::dpop::key();
+    let token_url = server.url("/acme/connect/token");
+    let bound: Value = server
+        .http
+        .post(&token_url)
+        .basic_auth("acme-admin", Some("acme-admin-secret"))
+        .header(
+            "DPoP",
+            crate::dpop::proof(&k, "POST", &token_url, serde_json::json!({})),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bound["token_type"], "DPoP");
+    let r = post(bound["access_token"].as_str().unwrap(), spec.clone())
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // Malformed and invalid definitions change nothing.
     let mut bad = spec.clone();
@@ -1271,5 +1305,176 @@ async fn provider_files_are_reloaded_when_they_change_and_only_then() {
         report.provider_errors
     );
     assert!(st.federation.files.load().get("broken").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn back_channel_logout_tokens_must_be_the_upstreams_for_us_with_the_event_and_are_used_once()
+{
+    use portcullis::keys::Alg;
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
+    let callback = bob_at_globex(&b, &up).await;
+    back_at_acme(&b, &callback).await;
+    let sign = |tenant: &str, claims: &Value| {
+        let t = server.state().registry.get(tenant).unwrap();
+        let keys = t.keys.load();
+        keys.signer(Alg::RS256)
+            .unwrap()
+            .sign_jwt("logout+jwt", claims)
+            .unwrap()
+    };
+    let now = server.state().now();
+    let good = serde_json::json!({
+        "iss": server.url("/globex"), "aud": "acme-broker", "iat": now, "exp": now + 120,
+        "jti": "logout-1", "sub": "bob",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}}
+    });
+    let endpoint = server.url("/acme/federation/globex/backchannel-logout");
+    let post = |token: String| {
+        server
+            .http
+            .post(&endpoint)
+            .form(&[("logout_token", token)])
+            .send()
+    };
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let without = |keys: &[&str]| {
+        let mut c = good.clone();
+        for k in keys {
+            c.as_object_mut().unwrap().remove(*k);
+        }
+        c
+    };
+    // OIDC Back-Channel Logout §2.6: each of these is refused with 400 and ends nothing.
+    let bad = [
+        (
+            "another audience",
+            sign("globex", &with("aud", "someone-else".into())),
+        ),
+        (
+            "another issuer",
+            sign("globex", &with("iss", server.url("/acme").into())),
+        ),
+        ("signed by another key", sign("acme", &good)),
+        ("without the event", sign("globex", &without(&["events"]))),
+        ("with a nonce", sign("globex", &with("nonce", "n".into()))),
+        ("neither sid nor sub", sign("globex", &without(&["sub"]))),
+        ("without jti", sign("globex", &without(&["jti"]))),
+        ("too old", sign("globex", &with("iat", (now - 3600).into()))),
+        ("not a JWT", "garbage".to_string()),
+    ];
+    for (what, token) in bad {
+        let r = post(token).await.unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{what}");
+    }
+    let ch = challenge(VERIFIER);
+    let mut silent = web_params("s", &ch);
+    silent.push(("prompt", "none"));
+    let silent = authorize_url(&server, "acme", "acme-web", &silent);
+    assert!(params(&location(&b.get(&silent).await)).contains_key("code"));
+    // The right token, by upstream subject, ends bob's brokered session; it works once.
+    let token = sign("globex", &good);
+    assert_eq!(post(token.clone()).await.unwrap().status(), 200);
+    assert_eq!(post(token).await.unwrap().status(), 400, "replayed");
+    assert_eq!(
+        params(&location(&b.get(&silent).await))["error"],
+        "login_required"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_clients_provider_restrictions_hold_on_every_way_in() {
+    // acme-web: local accounts only; acme-spa: globex only, no local form.
+    let acme = ACME
+        .replace(
+            "client_id = \"acme-web\"",
+            "client_id = \"acme-web\"\nidentity_providers = [\"local\"]",
+        )
+        .replace(
+            "client_id = \"acme-spa\"",
+            "client_id = \"acme-spa\"\nidentity_providers = [\"globex\"]\nenable_local_login = false",
+        );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.to_string())],
+        ..Default::default()
+    })
+    .await;
+    let ch = challenge(VERIFIER);
+    // A hint for a provider the client may not use keeps the local page, without buttons.
+    let b = Browser::new(&server);
+    let mut p = web_params("s", &ch);
+    p.push(("acr_values", "idp:globex"));
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    let login = location(&r);
+    assert!(login.contains("/acme/account/login"), "{login}");
+    let html = b.get(&login).await.text().await.unwrap();
+    assert!(!html.contains("federation"), "no provider buttons");
+    // Nor does the start URL, typed by hand, or a globex address typed into the form.
+    let interaction = params(&login)["interaction"].clone();
+    let r = b
+        .get(&server.url(&format!(
+            "/acme/federation/globex/start?interaction={interaction}"
+        )))
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = submit_login(&b, &login, "bob@globex.test", "x").await;
+    assert_eq!(r.status(), 200, "the local form answers: wrong password");
+    // A client with one provider and no local form goes straight there, and the local form
+    // is refused even when posted by hand.
+    let b = Browser::new(&server);
+    let q = [
+        ("response_type", "code"),
+        ("redirect_uri", "http://127.0.0.1:9000/spa/callback"),
+        ("scope", "openid"),
+        ("code_challenge", ch.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let r = b.get(&authorize_url(&server, "acme", "acme-spa", &q)).await;
+    let start = location(&r);
+    assert!(start.contains("/acme/federation/globex/start"), "{start}");
+    let interaction = params(&start)["interaction"].clone();
+    let login = server.url(&format!("/acme/account/login?interaction={interaction}"));
+    let html = b.get(&login).await.text().await.unwrap();
+    assert!(!html.contains("name=\"password\""), "no local form");
+    // The page carries no form to copy the CSRF token from: take it from the interaction.
+    use portcullis::stores::GrantStore;
+    let record = server
+        .state()
+        .store
+        .find_grant("acme", &portcullis::tokens::handle_hash(&interaction))
+        .await
+        .unwrap()
+        .unwrap();
+    let csrf = serde_json::from_str::<Value>(&record.data).unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = b
+        .post(
+            &server.url("/acme/account/login"),
+            &[
+                ("interaction", interaction.as_str()),
+                ("csrf", csrf.as_str()),
+                ("username", "alice"),
+                ("password", "alice-password"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("does not accept local accounts")
+    );
     server.stop().await;
 }
