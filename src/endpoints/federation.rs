@@ -410,7 +410,6 @@ pub struct SignedOutQuery {
 pub async fn signed_out(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
     Query(q): Query<SignedOutQuery>,
 ) -> Response {
     let handle = q.state.or(q.relay_state).filter(|h| h.len() == 43);
@@ -432,7 +431,6 @@ pub async fn signed_out(
         }
         return r;
     }
-    let _ = ctx;
     tenant.pages.render(
         &crate::ui::Page::LoggedOut(crate::ui::LoggedOutPage {
             frontchannel_urls: Vec::new(),
