@@ -161,3 +161,52 @@ pub fn ensure_demo_jwt_key(dir: &Path, force: bool) -> Result<bool, String> {
         .map_err(|e| format!("cannot write {}: {e}", jwks_path.display()))?;
     Ok(true)
 }
+
+/// A development HTTPS server for `router` on `addr` (port 0: any), with a certificate from
+/// `ca` for `names`: the stand-in upstreams of the tests and benchmark tools (identity
+/// providers, JWK Sets, logout receivers), which the outbound guard only reaches over https.
+/// Serves until the returned task is aborted.
+pub async fn serve_https(
+    ca: &DevCa,
+    names: &[&str],
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let issued = ca.server(names)?;
+    let chain = vec![
+        CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).map_err(|e| e.to_string())?,
+    ];
+    let key =
+        PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::frontdoor::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    Ok((bound, task))
+}

@@ -29,6 +29,7 @@ pub mod federation;
 pub mod frontdoor;
 pub mod keys;
 pub mod metrics;
+pub mod outbound;
 pub mod protocol;
 pub mod registry;
 pub mod response;

@@ -81,8 +81,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProvidersCommand {
-    /// Add (or with --replace, replace) a provider from a TOML or JSON file shaped like
-    /// providers/<id>.toml. An inline client_secret is sealed under the master key.
+    /// Add (or with --replace, replace) a runtime provider: from a TOML file shaped like
+    /// providers/<id>.toml (the files and variables it names are read here, by the CLI, and
+    /// their values stored sealed), or from a JSON file shaped like the admin API's body.
     Add {
         #[arg(long)]
         tenant: String,
@@ -366,10 +367,11 @@ fn print_banner(running: &portcullis::server::Running) {
 }
 
 fn check_config(config: &ServerConfig) -> Result<(), String> {
+    let files = config.file_roots();
     let defaults = TenantDefaults {
         public_base_url: &config.file.server.public_base_url,
         mtls_base_url: &config.file.server.mtls_base_url,
-        base_dir: &config.base_dir,
+        files: &files,
     };
     let dir = config.tenants_dir();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -659,14 +661,7 @@ async fn providers(config: &ServerConfig, command: ProvidersCommand) -> Result<(
             file,
             replace,
         } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let mut spec: portcullis::federation::ProviderSpec =
-                if file.extension().is_some_and(|e| e == "json") {
-                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
-                } else {
-                    toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
-                };
+            let mut spec = read_provider_definition(&file)?;
             if spec.id.is_empty() {
                 spec.id = file
                     .file_stem()
@@ -679,9 +674,23 @@ async fn providers(config: &ServerConfig, command: ProvidersCommand) -> Result<(
             } else {
                 Mode::Create
             };
-            admin::save(&store, &master, &config.base_dir, &tenant, spec, mode, now)
-                .await
-                .map(|v| println!("saved: {v}"))
+            let claims = admin::FileClaims {
+                domains: file_provider_domains(config, &store, &tenant).await?,
+            };
+            let policy =
+                portcullis::outbound::Outbound::from_config(config).map_err(|e| e.to_string())?;
+            admin::save(
+                &store,
+                &master,
+                policy.policy(),
+                &tenant,
+                spec,
+                mode,
+                &claims,
+                now,
+            )
+            .await
+            .map(|saved| println!("saved: {}", saved.view))
         }
         ProvidersCommand::List { tenant } => {
             let mut after = String::new();
@@ -722,6 +731,45 @@ async fn providers(config: &ServerConfig, command: ProvidersCommand) -> Result<(
     };
     store.close().await;
     result.map_err(|e| e.to_string())
+}
+
+/// A runtime provider's definition from the operator's file: TOML like providers/<id>.toml,
+/// whose files and environment variables the CLI reads now (their values are stored sealed;
+/// nodes never read them), or JSON like the admin API's body.
+fn read_provider_definition(
+    file: &std::path::Path,
+) -> Result<portcullis::federation::Definition<portcullis::federation::Plain>, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if file.extension().is_some_and(|e| e == "json") {
+        return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()));
+    }
+    let parsed: portcullis::federation::definition::ProviderFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let access = portcullis::federation::definition::FileAccess {
+        read: &|p| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}")),
+        env: &|k| std::env::var(k).ok(),
+        allow_inline_secret: true,
+    };
+    parsed
+        .load(&access)
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// The email domains the tenant's file providers claim.
+async fn file_provider_domains(
+    config: &ServerConfig,
+    store: &portcullis::stores::Store,
+    tenant: &str,
+) -> Result<Vec<String>, String> {
+    use portcullis::stores::TenantStore;
+    let Some(row) = store.find_tenant(tenant).await.map_err(|e| e.to_string())? else {
+        return Err(format!("no tenant {tenant}"));
+    };
+    Ok(portcullis::federation::provider::file_domains(
+        &config.providers_dir(),
+        &row.spec.providers,
+    ))
 }
 
 async fn sessions(config: &ServerConfig, command: SessionsCommand) -> Result<(), String> {

@@ -32,18 +32,16 @@ pub struct StateInner {
     /// Serializes registry rebuilds, so a slower rebuild never replaces a newer one.
     pub(crate) refresh_lock: tokio::sync::Mutex<()>,
     pub(crate) metrics_by_slug: std::sync::Mutex<HashMap<String, Arc<TenantMetrics>>>,
-    /// Outbound HTTP (client JWKS, logout notifications): no redirects followed (SSRF).
-    pub http: reqwest::Client,
+    /// Every request to another server goes through this guard (src/outbound).
+    pub outbound: crate::outbound::Outbound,
+    /// Fetched documents: upstream discovery, JWK Sets (upstreams' and clients'), SAML metadata.
+    pub documents: crate::outbound::documents::DocCache,
     /// Live grants (reference tokens, recorded access tokens) by tenant and handle hash.
     pub grants: crate::stores::cache::GrantCache,
-    /// Client key sets fetched from `jwks_uri`, with the time until which they are fresh.
-    pub jwks_cache: moka::future::Cache<String, (Arc<serde_json::Value>, i64)>,
     /// Single-use values seen recently (DPoP proof jtis), checked before the store. Sized so
     /// that it never fills below ~20,000 proofs a second sustained (an entry lives the proof
     /// window plus skew): a full cache could drop entries, and replays must stay visible.
     pub seen: moka::future::Cache<String, ()>,
-    /// `jwks_uri`s refetched for an unknown `kid` within the last minute (the rate limit).
-    pub jwks_refetched: moka::future::Cache<String, ()>,
     /// Upstream providers and their cached documents.
     pub federation: crate::federation::Federation,
     pub(crate) request_id_prefix: u32,
@@ -55,40 +53,6 @@ impl Deref for AppState {
     fn deref(&self) -> &StateInner {
         &self.0
     }
-}
-
-/// Outbound HTTP: no redirects followed (SSRF), bounded time; trusts the system's CAs, the
-/// configured federation CAs and, while development certificates are on, the development CA.
-fn outbound_client(config: &ServerConfig) -> Result<reqwest::Client, InternalError> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
-    let mut files: Vec<std::path::PathBuf> = config
-        .file
-        .federation
-        .ca_files
-        .iter()
-        .map(|f| config.path(f))
-        .collect();
-    if config.file.tls.dev_certs {
-        let dev_ca = config.certs_dir().join("ca.pem");
-        if dev_ca.exists() {
-            files.push(dev_ca);
-        }
-    }
-    for file in files {
-        let pem = std::fs::read(&file)
-            .map_err(|e| InternalError::Other(format!("cannot read {}: {e}", file.display())))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| InternalError::Other(format!("{}: {e}", file.display())))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder
-        .build()
-        .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))
 }
 
 impl AppState {
@@ -126,11 +90,13 @@ impl AppState {
             config.file.cache.client_capacity,
             std::time::Duration::from_secs(30),
         );
-        let http = outbound_client(&config)?;
-        let federation = crate::federation::Federation::new(
-            http.clone(),
-            config.file.reload.sync_interval_seconds.max(1),
+        let outbound = crate::outbound::Outbound::from_config(&config)?;
+        let documents = crate::outbound::documents::DocCache::new(
+            outbound.clone(),
+            config.file.outbound.cache_max_bytes,
         );
+        let federation =
+            crate::federation::Federation::new(config.file.reload.sync_interval_seconds.max(1));
         let state = AppState(Arc::new(StateInner {
             config,
             store,
@@ -143,7 +109,8 @@ impl AppState {
             reload: tokio::sync::Mutex::new(FileState::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
             metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
-            http,
+            outbound,
+            documents,
             federation,
             grants,
             seen: moka::future::Cache::builder()
@@ -151,14 +118,6 @@ impl AppState {
                 .time_to_live(std::time::Duration::from_secs(
                     u64::try_from(crate::validation::dpop::PROOF_WINDOW + 120).unwrap_or(420),
                 ))
-                .build(),
-            jwks_refetched: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
-            jwks_cache: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_secs(86_400))
                 .build(),
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
             request_counter: std::sync::atomic::AtomicU64::new(0),

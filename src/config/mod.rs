@@ -131,3 +131,126 @@ pub fn from_toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigEr
         message: e.message().trim().to_string(),
     }
 }
+
+/// Where tenant and provider files may read files from: paths they name are relative to the
+/// directory Portcullis runs in (or absolute), never contain `..`, and must lie — after
+/// symbolic links are followed — under one of the allowed directories (tenants, providers,
+/// certificates, and the operator's `[paths] extra_file_dirs`), and never under the data
+/// directory (the master key and the database live there).
+#[derive(Debug, Clone)]
+pub struct FileRoots {
+    base_dir: PathBuf,
+    allowed: Vec<PathBuf>,
+    forbidden: Vec<PathBuf>,
+}
+
+impl FileRoots {
+    pub fn new(base_dir: PathBuf, allowed: Vec<PathBuf>, forbidden: Vec<PathBuf>) -> Self {
+        let canon = |v: Vec<PathBuf>| v.iter().map(|p| canonical(p)).collect();
+        Self {
+            allowed: canon(allowed),
+            forbidden: canon(forbidden),
+            base_dir,
+        }
+    }
+
+    /// Any file under `base_dir` (tests and tools that check a file on its own).
+    pub fn under(base_dir: &Path) -> Self {
+        Self::new(
+            base_dir.to_path_buf(),
+            vec![base_dir.to_path_buf()],
+            Vec::new(),
+        )
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// The file `p` names, if a definition may read it.
+    pub fn resolve(&self, p: &str) -> Result<PathBuf, String> {
+        let path = Path::new(p);
+        if p.is_empty() {
+            return Err("the path is empty".into());
+        }
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(format!("`{p}` may not contain `..`"));
+        }
+        let full = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        };
+        let real = canonical(&full);
+        if self.forbidden.iter().any(|f| real.starts_with(f)) {
+            return Err(format!("`{p}` lies in the data directory"));
+        }
+        if !self.allowed.iter().any(|a| real.starts_with(a)) {
+            return Err(format!(
+                "`{p}` is outside the directories definitions may read (tenants, providers, certificates, [paths] extra_file_dirs)"
+            ));
+        }
+        Ok(full)
+    }
+
+    /// Reads the text file `p` names (see [`FileRoots::resolve`]).
+    pub fn read(&self, p: &str) -> Result<String, String> {
+        let path = self.resolve(p)?;
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{p}`: {e}"))
+    }
+}
+
+/// `p` with symbolic links resolved; for a path that does not exist (yet), its longest existing
+/// ancestor resolved and the rest appended.
+fn canonical(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) if parent != p => canonical(parent).join(name),
+        _ => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod file_roots_tests {
+    use super::*;
+
+    #[test]
+    fn definitions_read_only_under_the_allowed_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        for d in ["certs", "data", "elsewhere"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::write(base.join("certs/ca.pem"), "CA").unwrap();
+        std::fs::write(base.join("data/master.key"), "KEY").unwrap();
+        std::fs::write(base.join("elsewhere/x"), "X").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(base.join("data/master.key"), base.join("certs/link.pem"))
+            .unwrap();
+        let roots = FileRoots::new(
+            base.to_path_buf(),
+            vec![base.join("certs")],
+            vec![base.join("data")],
+        );
+        assert_eq!(roots.read("certs/ca.pem").unwrap(), "CA");
+        assert!(roots.read("certs/../data/master.key").is_err());
+        assert!(roots.read("data/master.key").is_err());
+        assert!(roots.read("elsewhere/x").is_err());
+        assert!(roots.read("/etc/passwd").is_err());
+        assert!(
+            roots
+                .read(&base.join("certs/ca.pem").display().to_string())
+                .is_ok()
+        );
+        #[cfg(unix)]
+        assert!(
+            roots.read("certs/link.pem").is_err(),
+            "a link out of the allowed directories is refused"
+        );
+    }
+}

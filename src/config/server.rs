@@ -21,6 +21,7 @@ pub struct ServerFile {
     pub cache: CacheSection,
     pub passwords: PasswordsSection,
     pub federation: FederationSection,
+    pub outbound: OutboundSection,
     pub reload: ReloadSection,
     pub log: LogSection,
 }
@@ -34,6 +35,24 @@ pub struct FederationSection {
     pub ca_files: Vec<String>,
     /// How long a user may take at an upstream provider before the round trip expires.
     pub state_lifetime_seconds: i64,
+}
+
+/// Requests this server makes to other servers (src/outbound): upstream documents and
+/// endpoints, clients' `jwks_uri`, SAML metadata, back-channel logout URIs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSection {
+    /// Internal networks (loopback, private, link-local, CGNAT, unique-local …) that outbound
+    /// requests may reach anyway: internal upstreams, the demo on loopback. Public addresses
+    /// need no entry.
+    pub allow_networks: Vec<String>,
+    pub connect_timeout_seconds: u64,
+    /// The whole request, answer included.
+    pub timeout_seconds: u64,
+    /// Largest answer read; a larger one (or a larger Content-Length) is refused unread.
+    pub max_response_bytes: usize,
+    /// Memory for cached documents (discovery, JWK Sets, SAML metadata), in bytes.
+    pub cache_max_bytes: u64,
 }
 
 /// argon2id parameters for new password hashes (stored hashes keep their own).
@@ -78,6 +97,9 @@ pub struct PathsSection {
     pub providers_dir: String,
     pub certs_dir: String,
     pub data_dir: String,
+    /// More directories tenant and provider files may name files in (besides tenants_dir,
+    /// providers_dir and certs_dir), e.g. where an orchestrator mounts secrets.
+    pub extra_file_dirs: Vec<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -200,6 +222,7 @@ impl Default for ServerFile {
                 providers_dir: "providers".into(),
                 certs_dir: "certs".into(),
                 data_dir: "data".into(),
+                extra_file_dirs: vec!["secrets".into(), "templates".into()],
             },
             database: DatabaseSection {
                 url: String::new(),
@@ -232,6 +255,13 @@ impl Default for ServerFile {
                 ca_files: Vec::new(),
                 state_lifetime_seconds: 600,
             },
+            outbound: OutboundSection {
+                allow_networks: Vec::new(),
+                connect_timeout_seconds: 5,
+                timeout_seconds: 10,
+                max_response_bytes: 1024 * 1024,
+                cache_max_bytes: 64 * 1024 * 1024,
+            },
             reload: ReloadSection {
                 watch_interval_seconds: 2,
                 sync_interval_seconds: 10,
@@ -263,6 +293,7 @@ section_defaults!(
     CacheSection => cache,
     PasswordsSection => passwords,
     FederationSection => federation,
+    OutboundSection => outbound,
     ReloadSection => reload,
     LogSection => log,
 );
@@ -278,6 +309,8 @@ pub struct ServerConfig {
     pub http_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<IpNet>,
     pub ops_networks: Vec<IpNet>,
+    /// `[outbound] allow_networks`, parsed.
+    pub outbound_allow: Vec<IpNet>,
     pub database_url: String,
 }
 
@@ -313,6 +346,12 @@ impl ServerConfig {
     }
     pub fn data_dir(&self) -> PathBuf {
         self.path(&self.file.paths.data_dir)
+    }
+    /// Where tenant and provider files may read files from.
+    pub fn file_roots(&self) -> super::FileRoots {
+        let mut allowed = vec![self.tenants_dir(), self.providers_dir(), self.certs_dir()];
+        allowed.extend(self.file.paths.extra_file_dirs.iter().map(|d| self.path(d)));
+        super::FileRoots::new(self.base_dir.clone(), allowed, vec![self.data_dir()])
     }
     pub fn server_cert_path(&self) -> PathBuf {
         if self.file.tls.cert.is_empty() {
@@ -508,6 +547,25 @@ fn resolve(
         &file.server.ops_networks,
         &mut errors,
     );
+    let outbound_allow = nets(
+        "outbound.allow_networks",
+        &file.outbound.allow_networks,
+        &mut errors,
+    );
+    if file.outbound.max_response_bytes < 1024 {
+        errors.push(err(
+            path,
+            "outbound.max_response_bytes",
+            "must be at least 1024",
+        ));
+    }
+    if file.outbound.cache_max_bytes < file.outbound.max_response_bytes as u64 {
+        errors.push(err(
+            path,
+            "outbound.cache_max_bytes",
+            "must hold at least one answer of max_response_bytes",
+        ));
+    }
     for (key, url) in [
         ("server.public_base_url", &file.server.public_base_url),
         ("server.mtls_base_url", &file.server.mtls_base_url),
@@ -573,6 +631,7 @@ fn resolve(
             http_listen,
             trusted_proxies,
             ops_networks,
+            outbound_allow,
             database_url,
         }),
         _ => Err(errors),

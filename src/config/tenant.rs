@@ -52,6 +52,10 @@ struct TenantFile {
     /// Upstream providers from `providers/<id>.toml` this tenant offers.
     #[serde(default)]
     providers: Vec<String>,
+    /// File providers (of `providers`) whose users may be linked to an existing local account
+    /// of this tenant with the same verified email: an operator's decision, per tenant.
+    #[serde(default)]
+    link_by_verified_email: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -343,6 +347,9 @@ pub struct TenantSpec {
     /// File providers (`providers/<id>.toml`) this tenant offers.
     #[serde(default)]
     pub providers: Vec<String>,
+    /// File providers whose verified emails link to existing local accounts.
+    #[serde(default)]
+    pub link_by_verified_email: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -616,8 +623,8 @@ impl std::fmt::Debug for StoredSecret {
 pub struct TenantDefaults<'a> {
     pub public_base_url: &'a str,
     pub mtls_base_url: &'a str,
-    /// Relative paths in a tenant file (templates) are relative to this directory.
-    pub base_dir: &'a Path,
+    /// The files a tenant file may name (trust anchors, JWK Sets, templates, certificates).
+    pub files: &'a super::FileRoots,
 }
 
 const RESERVED_SLUGS: &[&str] = &["health", "metrics", ".well-known", "static", "admin"];
@@ -973,7 +980,7 @@ pub fn resolve(
         let interactive = resolve_interactive(
             c,
             &ck,
-            defaults.base_dir,
+            defaults.files,
             &grant_types,
             &signing_algorithms,
             &mut bad,
@@ -1143,11 +1150,46 @@ pub fn resolve(
         }
     }
     if let Some(dir) = &file.branding.templates {
-        branding.templates_dir = Some(defaults.base_dir.join(dir));
-        // The override templates are loaded (and each page rendered once) now, so a broken
-        // template rejects the file instead of breaking the login page later.
-        if let Err(m) = crate::ui::Pages::new(&branding) {
-            bad(bk.key("templates"), m);
+        match defaults.files.resolve(dir) {
+            Ok(path) => {
+                branding.templates_dir = Some(path);
+                // The override templates are loaded (and each page rendered once) now, so a
+                // broken template rejects the file instead of breaking the login page later.
+                if let Err(m) = crate::ui::Pages::new(&branding) {
+                    bad(bk.key("templates"), m);
+                }
+            }
+            Err(m) => bad(bk.key("templates"), m),
+        }
+    }
+    let mtls_trust_anchors = resolve_files(
+        defaults.files,
+        &root.key("mtls").key("trust_anchors"),
+        &file.mtls.trust_anchors,
+        &mut bad,
+    );
+    let tls = file.tls.map(|t| {
+        let tk = root.key("tls");
+        let mut path = |key: &str, p: String| match defaults.files.resolve(&p) {
+            Ok(full) => full.display().to_string(),
+            Err(m) => {
+                bad(tk.key(key), m);
+                p
+            }
+        };
+        TenantTls {
+            cert: path("cert", t.cert),
+            key: path("key", t.key),
+        }
+    });
+    for id in &file.link_by_verified_email {
+        if !file.providers.contains(id) {
+            bad(
+                root.key("link_by_verified_email"),
+                format!(
+                    "`{id}` is not one of this tenant's file providers (`providers`); runtime providers never link by email"
+                ),
+            );
         }
     }
 
@@ -1168,10 +1210,7 @@ pub fn resolve(
         issuer,
         mtls_base_url,
         hosts,
-        tls: file.tls.map(|t| TenantTls {
-            cert: t.cert,
-            key: t.key,
-        }),
+        tls,
         tokens: TokenPolicy {
             access_token_lifetime: t.access_token_lifetime,
             access_token_algorithm,
@@ -1243,22 +1282,31 @@ pub fn resolve(
             required: file.par.required,
             lifetime: file.par.lifetime,
         },
-        mtls_trust_anchors: file
-            .mtls
-            .trust_anchors
-            .iter()
-            .map(|p| defaults.base_dir.join(p))
-            .collect(),
+        mtls_trust_anchors,
         dpop_require_nonce: file.dpop.require_nonce,
         providers: file.providers,
+        link_by_verified_email: file.link_by_verified_email,
     };
     Ok((spec, clients))
+}
+
+/// The files `paths` name, each confined to where definitions may read (a problem each).
+fn resolve_files(
+    files: &super::FileRoots,
+    key: &KeyPath,
+    paths: &[String],
+    bad: &mut impl FnMut(KeyPath, String),
+) -> Vec<std::path::PathBuf> {
+    paths
+        .iter()
+        .filter_map(|p| files.resolve(p).map_err(|m| bad(key.clone(), m)).ok())
+        .collect()
 }
 
 fn resolve_interactive(
     c: &ClientFile,
     ck: &KeyPath,
-    base_dir: &Path,
+    files: &super::FileRoots,
     grant_types: &[GrantType],
     signing_algorithms: &[Alg],
     bad: &mut impl FnMut(KeyPath, String),
@@ -1303,6 +1351,20 @@ fn resolve_interactive(
             bad(ck.key(key), m);
         }
     }
+    // The server itself calls these: its outbound requests are https only (src/outbound).
+    for (key, u) in [
+        ("backchannel_logout_uri", &c.backchannel_logout_uri),
+        ("jwks_uri", &c.jwks_uri),
+    ] {
+        if let Some(u) = u
+            && !u.starts_with("https://")
+        {
+            bad(
+                ck.key(key),
+                "must be an https URL: the server fetches it, and only over https".into(),
+            );
+        }
+    }
     if c.public && !c.require_pkce {
         // RFC 9700 §2.1.1: public clients must use PKCE.
         bad(
@@ -1331,15 +1393,18 @@ fn resolve_interactive(
                 "give one of jwks, jwks_file and jwks_uri".into(),
             );
         }
-        let path = base_dir.join(file);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+        match files
+            .resolve(file)
+            .map(|p| (std::fs::read_to_string(&p), p))
+        {
+            Err(m) => bad(ck.key("jwks_file"), m),
+            Ok((Ok(text), path)) => match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(v) => jwks = Some(v),
                 Err(e) => bad(ck.key("jwks_file"), format!("{}: {e}", path.display())),
             },
             // Not yet written (e.g. by `portcullis dev-certs` on first start): the client has
             // no keys until it is, and the tenant still loads.
-            Err(_) => {
+            Ok((Err(_), path)) => {
                 tracing::warn!(file = %path.display(), client = %c.client_id, "client JWK Set file not found; the client cannot authenticate with keys until it exists")
             }
         }
@@ -1409,11 +1474,12 @@ fn resolve_interactive(
         jwks_uri: c.jwks_uri.clone(),
         require_signed_request_object: c.require_signed_request_object,
         tls_subject: subjects.into_iter().next(),
-        tls_trust_anchors: c
-            .tls_client_auth_trust_anchors
-            .iter()
-            .map(|p| base_dir.join(p))
-            .collect(),
+        tls_trust_anchors: resolve_files(
+            files,
+            &ck.key("tls_client_auth_trust_anchors"),
+            &c.tls_client_auth_trust_anchors,
+            bad,
+        ),
         certificate_bound_tokens: c.tls_client_certificate_bound_access_tokens,
         require_dpop: c.require_dpop,
         identity_providers: c.identity_providers.clone(),
@@ -1540,11 +1606,14 @@ pub fn valid_scope_token(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    static ROOTS: std::sync::LazyLock<crate::config::FileRoots> =
+        std::sync::LazyLock::new(|| crate::config::FileRoots::under(Path::new(".")));
+
     fn defaults() -> TenantDefaults<'static> {
         TenantDefaults {
             public_base_url: "https://localhost:8443",
             mtls_base_url: "https://localhost:8444",
-            base_dir: Path::new("."),
+            files: &ROOTS,
         }
     }
 

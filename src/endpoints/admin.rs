@@ -11,8 +11,8 @@
 
 #![allow(clippy::result_large_err)]
 
-use crate::federation::ProviderSpec;
-use crate::federation::admin::{self, AdminError, Mode};
+use crate::federation::admin::{self, AdminError, FileClaims, Mode};
+use crate::federation::{Definition, Plain};
 use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
@@ -151,8 +151,10 @@ fn admin_error(e: AdminError) -> Response {
     }
 }
 
-fn parse_spec(body: &[u8], id: Option<&str>) -> Result<ProviderSpec, Response> {
-    let mut spec: ProviderSpec = serde_json::from_slice(body).map_err(|e| {
+/// The body as a definition: values only (no file, no environment variable, no linking — the
+/// type has no such fields, and unknown fields are refused).
+fn parse_spec(body: &[u8], id: Option<&str>) -> Result<Definition<Plain>, Response> {
+    let mut spec: Definition<Plain> = serde_json::from_slice(body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -178,6 +180,20 @@ fn json_body(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// The email domains the tenant's file providers claim (a runtime provider cannot take one).
+fn file_claims(state: &AppState, tenant: &Tenant) -> FileClaims {
+    let files = state.federation.files.load();
+    FileClaims {
+        domains: tenant
+            .spec
+            .providers
+            .iter()
+            .filter_map(|id| files.get(id))
+            .flat_map(|p| p.spec.domains.iter().cloned())
+            .collect(),
+    }
 }
 
 async fn after_write(state: &AppState, tenant: &Tenant, id: &str) {
@@ -213,7 +229,7 @@ pub async fn list(
                 .providers
                 .iter()
                 .filter_map(|id| files.get(id))
-                .map(|p| admin::public_view(&p.spec))
+                .map(|p| p.spec.public_view())
                 .collect();
             json_response(
                 StatusCode::OK,
@@ -259,28 +275,32 @@ async fn write_spec(
         Err(r) => return r,
     };
     let pid = spec.id.clone();
-    let (mode, action) = match id {
-        None => (Mode::Create, "create"),
-        Some(_) => (Mode::CreateOrReplace, "replace"),
+    let mode = match id {
+        None => Mode::Create,
+        Some(_) => Mode::CreateOrReplace,
     };
+    let claims = file_claims(state, tenant);
     match admin::save(
         &state.store,
         &state.master,
-        &state.config.base_dir,
+        state.outbound.policy(),
         tenant.slug(),
         spec,
         mode,
+        &claims,
         state.now(),
     )
     .await
     {
-        Ok(v) => {
+        Ok(saved) => {
             after_write(state, tenant, &pid).await;
+            let action = if saved.created { "create" } else { "replace" };
             tracing::info!(target: "security", event = "admin_change", tenant = %tenant.slug(), client_id = %caller, provider = %pid, action);
-            if id.is_some() {
-                return json_response(StatusCode::OK, v);
+            if !saved.created {
+                return json_response(StatusCode::OK, saved.view);
             }
-            let mut r = json_response(StatusCode::CREATED, v);
+            // RFC 9110 §9.3.4: a PUT that creates answers 201 as a POST does.
+            let mut r = json_response(StatusCode::CREATED, saved.view);
             if let Ok(loc) =
                 HeaderValue::from_str(&format!("{}/admin/providers/{pid}", tenant.spec.issuer))
             {

@@ -538,7 +538,10 @@ async fn end_upstream_sessions(
             .sessions_by_upstream_sid(slug, &provider.spec.id, sid)
             .await?;
     } else if let Some(sub) = &lt.sub
-        && let Some(local) = state.store.find_link(slug, &provider.spec.id, sub).await?
+        && let Some(local) = state
+            .store
+            .find_link(slug, &provider.spec.id, &lt.issuer, sub)
+            .await?
     {
         sessions = state
             .store

@@ -58,10 +58,14 @@ pub async fn metrics(State(state): State<AppState>, ctx: RequestContext) -> Resp
         .collect();
     let mut body = crate::metrics::render(&tenants, &state.unknown_metrics);
     body.push_str(&format!(
-        "# HELP portcullis_upstream_document_fetches_total Upstream discovery documents, JWK Sets and SAML metadata fetched.\n\
+        "# HELP portcullis_upstream_document_fetches_total Documents fetched: upstream discovery, JWK Sets (upstreams' and clients'), SAML metadata.\n\
          # TYPE portcullis_upstream_document_fetches_total counter\n\
-         portcullis_upstream_document_fetches_total {}\n",
-        state.federation.docs.fetch_count()
+         portcullis_upstream_document_fetches_total {}\n\
+         # HELP portcullis_outbound_refused_total Outbound requests refused by the guard (not https, or an internal address).\n\
+         # TYPE portcullis_outbound_refused_total counter\n\
+         portcullis_outbound_refused_total {}\n",
+        state.documents.fetch_count(),
+        state.outbound.refused_count()
     ));
     let mut r = body.into_response();
     r.headers_mut().insert(

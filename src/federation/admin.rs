@@ -1,11 +1,13 @@
 //! Runtime ("dynamic") providers: what the admin API and `portcullis providers` share. A
-//! provider is checked as a whole (its references resolved, SAML metadata read) before it is
-//! stored; an inline client secret is sealed under the master key; every node learns of the
-//! change (PostgreSQL NOTIFY, and the lookup cache's TTL as the safety net).
+//! definition arrives as values only ([`Definition<Plain>`]: no file, no environment variable,
+//! no account linking), is checked as a whole (keys parsed, SAML metadata read) before it is
+//! stored, its secrets sealed under the master key; every node learns of the change
+//! (PostgreSQL NOTIFY, and the lookup cache's TTL as the safety net).
 
-use super::{Provider, ProviderSpec};
+use super::{Definition, Plain, Provider, Sealed};
 use crate::error::InternalError;
 use crate::keys::MasterKey;
+use crate::outbound::Policy;
 use crate::stores::{FederationStore, ProviderRow, ProviderWrite, Store, TenantStore};
 use serde_json::Value;
 
@@ -38,22 +40,50 @@ async fn file_provider_ids(store: &Store, tenant: &str) -> Result<Vec<String>, A
     Ok(row.spec.providers)
 }
 
-/// Checks and stores a runtime provider of `tenant`; returns what was stored, secrets left out.
+/// What a tenant's file providers already hold: their ids and the email domains they claim.
+#[derive(Debug, Default)]
+pub struct FileClaims {
+    pub domains: Vec<String>,
+}
+
+/// What [`save`] did.
+#[derive(Debug)]
+pub struct Saved {
+    /// The provider as the API shows it (secrets only as `true`).
+    pub view: Value,
+    /// True when the provider did not exist before (RFC 9110 §9.3.4: 201 for a PUT that creates).
+    pub created: bool,
+}
+
+/// Checks and stores a runtime provider of `tenant`.
+#[allow(clippy::too_many_arguments)]
 pub async fn save(
     store: &Store,
     master: &MasterKey,
-    base_dir: &std::path::Path,
+    outbound: &Policy,
     tenant: &str,
-    mut spec: ProviderSpec,
+    spec: Definition<Plain>,
     mode: Mode,
+    file_claims: &FileClaims,
     now: i64,
-) -> Result<Value, AdminError> {
+) -> Result<Saved, AdminError> {
     if file_provider_ids(store, tenant).await?.contains(&spec.id) {
         return Err(AdminError::Conflict(format!(
             "provider {} is defined by a file; change it there",
             spec.id
         )));
     }
+    if let Some(d) = spec
+        .domains
+        .iter()
+        .find(|d| file_claims.domains.contains(d))
+    {
+        return Err(AdminError::Conflict(format!(
+            "domain {d} already belongs to a file provider of this tenant"
+        )));
+    }
+    spec.check(outbound)
+        .map_err(|e| AdminError::Invalid(e.join("; ")))?;
     let existing = store.find_provider_row(tenant, &spec.id).await?;
     match (mode, &existing) {
         (Mode::Create, Some(_)) => {
@@ -65,39 +95,26 @@ pub async fn save(
         _ => {}
     }
     // A replacement without a secret keeps the stored one.
-    if let (Some(row), Some(o)) = (&existing, spec.oidc.as_mut())
-        && o.client_secret.is_none()
-        && o.client_secret_env.is_none()
-        && o.client_secret_file.is_none()
-        && o.client_secret_sealed.is_none()
-        && let Ok(old) = serde_json::from_str::<ProviderSpec>(&row.spec)
-        && let Some(old_oidc) = old.oidc
-    {
-        o.client_secret_sealed = old_oidc.client_secret_sealed;
-    }
-    if spec
-        .oidc
+    let previous = existing
         .as_ref()
-        .is_some_and(|o| o.client_secret_sealed.is_some() && existing.is_none())
-    {
-        return Err(AdminError::Invalid(
-            "send client_secret; client_secret_sealed is written by the server".into(),
-        ));
-    }
-    super::seal_inline_secret(&mut spec, tenant, master)?;
-    // Everything the provider refers to must resolve now, not at the first sign-in.
-    Provider::resolve(spec.clone(), Some(tenant), false, base_dir, master)
+        .and_then(|row| serde_json::from_str::<Definition<Sealed>>(&row.spec).ok());
+    let sealed = spec.seal(tenant, master, previous.as_ref())?;
+    // Everything the provider needs must work now, not at the first sign-in.
+    let opened = sealed
+        .clone()
+        .open(tenant, master)
         .map_err(AdminError::Invalid)?;
+    Provider::new(opened, Some(tenant), outbound).map_err(AdminError::Invalid)?;
     let row = ProviderRow {
-        id: spec.id.clone(),
-        enabled: spec.enabled,
-        listed: spec.listed,
-        display_name: spec.display_name.clone(),
-        spec: serde_json::to_string(&spec).map_err(InternalError::from)?,
+        id: sealed.id.clone(),
+        enabled: sealed.enabled,
+        listed: sealed.listed,
+        display_name: sealed.display_name.clone(),
+        spec: serde_json::to_string(&sealed).map_err(InternalError::from)?,
         updated_at: now,
     };
     match store
-        .upsert_provider_row(tenant, &row, &spec.domains)
+        .upsert_provider_row(tenant, &row, &sealed.domains)
         .await?
     {
         ProviderWrite::Written => {}
@@ -107,9 +124,12 @@ pub async fn save(
             )));
         }
     }
-    store.announce_provider(tenant, &spec.id).await?;
-    tracing::info!(target: "security", event = "provider_saved", tenant, provider = %spec.id, enabled = spec.enabled);
-    Ok(public_view(&spec))
+    store.announce_provider(tenant, &sealed.id).await?;
+    tracing::info!(target: "security", event = "provider_saved", tenant, provider = %sealed.id, enabled = sealed.enabled);
+    Ok(Saved {
+        view: sealed.public_view(),
+        created: existing.is_none(),
+    })
 }
 
 /// Turns a runtime provider on or off.
@@ -124,7 +144,8 @@ pub async fn set_enabled(
         .find_provider_row(tenant, id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no provider {id}")))?;
-    let mut spec: ProviderSpec = serde_json::from_str(&row.spec).map_err(InternalError::from)?;
+    let mut spec: Definition<Sealed> =
+        serde_json::from_str(&row.spec).map_err(InternalError::from)?;
     spec.enabled = enabled;
     let new = ProviderRow {
         enabled,
@@ -137,7 +158,7 @@ pub async fn set_enabled(
         .await?;
     store.announce_provider(tenant, id).await?;
     tracing::info!(target: "security", event = "provider_saved", tenant, provider = %id, enabled);
-    Ok(public_view(&spec))
+    Ok(spec.public_view())
 }
 
 pub async fn remove(store: &Store, tenant: &str, id: &str) -> Result<(), AdminError> {
@@ -147,24 +168,6 @@ pub async fn remove(store: &Store, tenant: &str, id: &str) -> Result<(), AdminEr
     store.announce_provider(tenant, id).await?;
     tracing::info!(target: "security", event = "provider_removed", tenant, provider = %id);
     Ok(())
-}
-
-/// A provider as the API shows it: never a secret.
-pub fn public_view(spec: &ProviderSpec) -> Value {
-    let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
-    if let Some(o) = v.get_mut("oidc").and_then(Value::as_object_mut) {
-        let has_secret =
-            o.remove("client_secret_sealed").is_some() || o.remove("client_secret").is_some();
-        o.insert(
-            "has_client_secret".into(),
-            Value::Bool(
-                has_secret
-                    || o.contains_key("client_secret_env")
-                    || o.contains_key("client_secret_file"),
-            ),
-        );
-    }
-    v
 }
 
 /// One page of a tenant's runtime providers (by id, after `after`).
@@ -177,11 +180,7 @@ pub async fn list(
     let rows = store
         .list_provider_rows(tenant, false, after, limit.clamp(1, 500))
         .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| serde_json::from_str::<ProviderSpec>(&r.spec).ok())
-        .map(|s| public_view(&s))
-        .collect())
+    Ok(rows.iter().map(|r| view_of_row(&r.id, &r.spec)).collect())
 }
 
 /// One runtime provider.
@@ -190,6 +189,17 @@ pub async fn get(store: &Store, tenant: &str, id: &str) -> Result<Value, AdminEr
         .find_provider_row(tenant, id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no provider {id}")))?;
-    let spec: ProviderSpec = serde_json::from_str(&row.spec).map_err(InternalError::from)?;
-    Ok(public_view(&spec))
+    Ok(view_of_row(&row.id, &row.spec))
+}
+
+/// A stored definition as the API shows it; one this version cannot read (written by an
+/// older version with file references, say) is shown as such, to be replaced.
+fn view_of_row(id: &str, spec: &str) -> Value {
+    match serde_json::from_str::<Definition<Sealed>>(spec) {
+        Ok(d) => d.public_view(),
+        Err(_) => serde_json::json!({
+            "id": id,
+            "unusable": "the stored definition cannot be read by this version; PUT it again",
+        }),
+    }
 }

@@ -15,9 +15,13 @@
 //!    the original authorize request.
 
 pub mod admin;
-pub mod metadata;
+pub mod definition;
 pub mod oidc;
+pub mod provider;
 pub mod saml;
+
+pub use definition::{Definition, LOCAL, Plain, ProviderKind, Sealed, valid_id};
+pub use provider::{Provider, load_files};
 
 use crate::config::tenant::UserSpec;
 use crate::error::InternalError;
@@ -27,497 +31,8 @@ use crate::stores::{FederationStore, UserStore};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The `idp` of users who signed in with a local account.
-pub const LOCAL: &str = "local";
-
-// ---------------------------------------------------------------------------------------------
-// Provider definitions
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Oidc,
-    Saml,
-}
-
-/// One upstream provider, as written in `providers/<id>.toml` or sent to the admin API.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderSpec {
-    /// Defaults to the file name.
-    #[serde(default)]
-    pub id: String,
-    pub kind: ProviderKind,
-    #[serde(default)]
-    pub display_name: String,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Shown as a button on the sign-in page (home-realm discovery works either way).
-    #[serde(default = "yes")]
-    pub listed: bool,
-    /// Email domains whose users this provider signs in (home-realm discovery).
-    #[serde(default)]
-    pub domains: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oidc: Option<OidcSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub saml: Option<SamlSpec>,
-    /// Local claim = upstream claim (OIDC) or attribute name (SAML); added to the defaults.
-    #[serde(default)]
-    pub claims: BTreeMap<String, String>,
-    #[serde(default)]
-    pub provisioning: Provisioning,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct OidcSpec {
-    pub issuer: String,
-    /// Defaults to `{issuer}/.well-known/openid-configuration`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub discovery_url: Option<String>,
-    pub client_id: String,
-    /// Inline secret: for demos only (a warning is logged). Prefer the two below.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_file: Option<String>,
-    /// The secret sealed under the master key (dynamic providers store theirs so).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_sealed: Option<String>,
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
-    /// Also call the userinfo endpoint and merge its claims.
-    #[serde(default)]
-    pub fetch_userinfo: bool,
-    /// `client_secret_basic` (default), `client_secret_post`, or `private_key_jwt` (RFC 7523
-    /// §2.2) with `private_key_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_endpoint_auth_method: Option<String>,
-    /// private_key_jwt: the PKCS#8 PEM key that signs client assertions (its public key is
-    /// registered upstream), and its algorithm (default ES256).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key_alg: Option<String>,
-    /// id_token signature algorithms accepted; default RS256, PS256, ES256, EdDSA.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_algorithms: Vec<String>,
-}
-
-/// Secrets stay out of logs: only whether there is one.
-impl std::fmt::Debug for OidcSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcSpec")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &(self.client_secret.is_some() || self.client_secret_sealed.is_some()),
-            )
-            .field("client_secret_env", &self.client_secret_env)
-            .field("client_secret_file", &self.client_secret_file)
-            .field(
-                "token_endpoint_auth_method",
-                &self.token_endpoint_auth_method,
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-fn default_scopes() -> Vec<String> {
-    vec!["openid".into(), "profile".into(), "email".into()]
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SamlSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata_url: Option<String>,
-    /// The SP's signing key and certificate (PEM files).
-    pub sp_signing_key_file: String,
-    pub sp_certificate_file: String,
-    /// With these, encrypted assertions are accepted (and the SP metadata offers the key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sp_encryption_key_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sp_encryption_certificate_file: Option<String>,
-    /// `redirect` (default) or `post` for the AuthnRequest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binding: Option<String>,
-    #[serde(default = "default_skew")]
-    pub max_clock_skew_seconds: i64,
-}
-
-fn default_skew() -> i64 {
-    120
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Provisioning {
-    /// Create a local user the first time an external identity signs in.
-    pub jit: bool,
-    /// Link to an existing local user whose email matches the upstream's verified email.
-    pub link_by_verified_email: bool,
-}
-
-impl Default for Provisioning {
-    fn default() -> Self {
-        Self {
-            jit: true,
-            link_by_verified_email: false,
-        }
-    }
-}
-
-impl ProviderSpec {
-    /// Checks the definition as a whole; every problem is reported.
-    pub fn check(&self) -> Result<(), Vec<String>> {
-        let mut errors = Vec::new();
-        if !valid_id(&self.id) {
-            errors.push(format!(
-                "id `{}` must be 1-64 of a-z, 0-9, `-`, `_`, `.`, and not `local`",
-                self.id
-            ));
-        }
-        for d in &self.domains {
-            if d.is_empty()
-                || d.len() > 253
-                || *d != d.to_ascii_lowercase()
-                || !d
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-            {
-                errors.push(format!("domain `{d}` is not a lower-case DNS name"));
-            }
-        }
-        match (self.kind, &self.oidc, &self.saml) {
-            (ProviderKind::Oidc, Some(o), None) => {
-                if let Err(e) = check_url(&o.issuer) {
-                    errors.push(format!("oidc.issuer: {e}"));
-                }
-                if let Some(u) = &o.discovery_url
-                    && let Err(e) = check_url(u)
-                {
-                    errors.push(format!("oidc.discovery_url: {e}"));
-                }
-                if o.client_id.is_empty() {
-                    errors.push("oidc.client_id is required".into());
-                }
-                let secrets = [
-                    o.client_secret.is_some(),
-                    o.client_secret_env.is_some(),
-                    o.client_secret_file.is_some(),
-                    o.client_secret_sealed.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if secrets > 1 {
-                    errors.push(
-                        "give one of oidc.client_secret, client_secret_env and client_secret_file"
-                            .into(),
-                    );
-                }
-                if !o.scopes.iter().any(|s| s == "openid") {
-                    errors.push("oidc.scopes must include openid".into());
-                }
-                match o.token_endpoint_auth_method.as_deref() {
-                    None | Some("client_secret_basic" | "client_secret_post") => {
-                        if o.private_key_file.is_some() {
-                            errors.push("oidc.private_key_file goes with token_endpoint_auth_method = \"private_key_jwt\"".into());
-                        }
-                    }
-                    Some("private_key_jwt") => {
-                        if o.private_key_file.is_none() {
-                            errors.push("private_key_jwt needs oidc.private_key_file".into());
-                        }
-                        if secrets > 0 {
-                            errors.push("private_key_jwt takes no client secret".into());
-                        }
-                    }
-                    Some(m) => errors.push(format!(
-                        "oidc.token_endpoint_auth_method `{m}` is not client_secret_basic, client_secret_post or private_key_jwt"
-                    )),
-                }
-                if let Some(a) = &o.private_key_alg
-                    && crate::keys::Alg::parse(a).is_none()
-                {
-                    errors.push(format!("oidc.private_key_alg `{a}` is not supported"));
-                }
-                for a in &o.allowed_algorithms {
-                    if crate::keys::Alg::parse(a).is_none() {
-                        errors.push(format!("oidc.allowed_algorithms: `{a}` is not supported"));
-                    }
-                }
-            }
-            (ProviderKind::Saml, None, Some(s)) => {
-                if s.metadata_file.is_some() == s.metadata_url.is_some() {
-                    errors.push("give one of saml.metadata_file and saml.metadata_url".into());
-                }
-                if let Some(u) = &s.metadata_url
-                    && let Err(e) = check_url(u)
-                {
-                    errors.push(format!("saml.metadata_url: {e}"));
-                }
-                if !(0..=600).contains(&s.max_clock_skew_seconds) {
-                    errors.push("saml.max_clock_skew_seconds must be 0-600".into());
-                }
-                if let Some(b) = &s.binding
-                    && b != "redirect"
-                    && b != "post"
-                {
-                    errors.push(format!("saml.binding `{b}` is not redirect or post"));
-                }
-            }
-            (ProviderKind::Oidc, _, _) => {
-                errors.push("an oidc provider needs an [oidc] section and no [saml]".into())
-            }
-            (ProviderKind::Saml, _, _) => {
-                errors.push("a saml provider needs a [saml] section and no [oidc]".into())
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
-
-    pub fn display(&self) -> &str {
-        if self.display_name.is_empty() {
-            &self.id
-        } else {
-            &self.display_name
-        }
-    }
-}
-
-pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id != LOCAL
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-}
-
-/// HTTPS, or plain HTTP to a loopback host (tests, sidecars).
-fn check_url(u: &str) -> Result<(), String> {
-    let url = url::Url::parse(u).map_err(|_| format!("`{u}` is not an absolute URL"))?;
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) => Ok(()),
-        _ => Err(format!("`{u}` must be https")),
-    }
-}
-
-/// The associated data that binds a sealed provider secret to its tenant and provider: a
-/// sealed value copied into another tenant's (or provider's) definition does not open.
-fn secret_aad(tenant: &str, id: &str) -> Vec<u8> {
-    format!("provider-secret\0{tenant}\0{id}").into_bytes()
-}
-
-/// A provider ready to use: its definition and its resolved credentials.
-pub struct Provider {
-    pub spec: ProviderSpec,
-    /// The tenant of a provider added at runtime (database); `None` for a file provider.
-    pub owner: Option<String>,
-    /// The OIDC client secret, resolved from where the definition says.
-    client_secret: Option<String>,
-    /// SAML: the SP keys and the IdP metadata file, read when the provider loads.
-    pub saml: Option<saml::SamlMaterial>,
-    /// OIDC private_key_jwt: the key that signs client assertions.
-    pub assertion_signer: Option<crate::keys::Signer>,
-}
-
-impl std::fmt::Debug for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider")
-            .field("id", &self.spec.id)
-            .field("kind", &self.spec.kind)
-            .field("owner", &self.owner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Provider {
-    /// Resolves the definition's references (secret from env or file, sealed secret).
-    pub fn resolve(
-        spec: ProviderSpec,
-        owner: Option<&str>,
-        allow_inline_secret: bool,
-        base_dir: &std::path::Path,
-        master: &crate::keys::MasterKey,
-    ) -> Result<Self, String> {
-        spec.check().map_err(|e| e.join("; "))?;
-        let mut client_secret = None;
-        if let Some(o) = &spec.oidc {
-            if let Some(s) = &o.client_secret {
-                // Runtime providers seal theirs before storing; a file's inline secret is for
-                // demos (development certificates on) only.
-                if owner.is_none() {
-                    if !allow_inline_secret {
-                        return Err("an inline oidc.client_secret is refused in production (tls.dev_certs = false): use client_secret_env or client_secret_file".into());
-                    }
-                    tracing::warn!(provider = %spec.id, "client secret written inline in the provider file; use client_secret_env or client_secret_file outside demos");
-                }
-                client_secret = Some(s.clone());
-            } else if let Some(var) = &o.client_secret_env {
-                client_secret = Some(
-                    std::env::var(var)
-                        .map_err(|_| format!("environment variable {var} is not set"))?,
-                );
-            } else if let Some(file) = &o.client_secret_file {
-                let path = base_dir.join(file);
-                client_secret = Some(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                        .trim()
-                        .to_string(),
-                );
-            } else if let Some(sealed) = &o.client_secret_sealed {
-                let bytes = base64::Engine::decode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    sealed,
-                )
-                .map_err(|_| "the sealed client secret is not base64url".to_string())?;
-                let plain = master
-                    .open(&bytes, &secret_aad(owner.unwrap_or_default(), &spec.id))
-                    .map_err(|_| "the sealed client secret does not open".to_string())?;
-                client_secret = Some(
-                    String::from_utf8(plain)
-                        .map_err(|_| "the sealed client secret is not text".to_string())?,
-                );
-            }
-        }
-        let saml = match &spec.saml {
-            Some(s) => Some(saml::SamlMaterial::load(s, base_dir)?),
-            None => None,
-        };
-        let assertion_signer = match spec.oidc.as_ref().and_then(|o| {
-            o.private_key_file
-                .as_ref()
-                .map(|f| (f, o.private_key_alg.as_deref()))
-        }) {
-            Some((file, alg)) => {
-                use rustls::pki_types::pem::PemObject;
-                let path = base_dir.join(file);
-                let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_file(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let alg = crate::keys::Alg::parse(alg.unwrap_or("ES256"))
-                    .ok_or("unsupported private_key_alg")?;
-                Some(
-                    crate::keys::Signer::from_pkcs8(alg, der.secret_pkcs8_der())
-                        .map_err(|e| format!("{}: {e}", path.display()))?,
-                )
-            }
-            None => None,
-        };
-        Ok(Self {
-            spec,
-            owner: owner.map(str::to_string),
-            client_secret,
-            saml,
-            assertion_signer,
-        })
-    }
-
-    pub fn id(&self) -> &str {
-        &self.spec.id
-    }
-
-    pub fn client_secret(&self) -> Option<&str> {
-        self.client_secret.as_deref()
-    }
-
-    /// Where the upstream sends the browser back (OIDC redirect URI), per tenant.
-    pub fn callback_url(&self, tenant: &Tenant) -> String {
-        format!(
-            "{}/federation/{}/callback",
-            tenant.spec.issuer, self.spec.id
-        )
-    }
-}
-
-/// Seals an inline client secret of a definition sent to the admin API or the CLI, so the
-/// database never holds it in clear.
-pub fn seal_inline_secret(
-    spec: &mut ProviderSpec,
-    tenant: &str,
-    master: &crate::keys::MasterKey,
-) -> Result<(), InternalError> {
-    if let Some(o) = &mut spec.oidc
-        && let Some(secret) = o.client_secret.take()
-    {
-        let sealed = master.seal(secret.as_bytes(), &secret_aad(tenant, &spec.id))?;
-        o.client_secret_sealed = Some(base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            sealed,
-        ));
-    }
-    Ok(())
-}
-
-/// Reads `providers/*.toml`; a file that does not parse or check is reported and skipped.
-pub fn load_files(
-    dir: &std::path::Path,
-    base_dir: &std::path::Path,
-    master: &crate::keys::MasterKey,
-    public_base_url: &str,
-    allow_inline_secret: bool,
-) -> (HashMap<String, Arc<Provider>>, Vec<String>) {
-    let mut providers = HashMap::new();
-    let mut errors = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (providers, errors);
-    };
-    let mut paths: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let parsed = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .map(|text| text.replace(crate::config::tenant::PUBLIC_BASE_URL, public_base_url))
-            .and_then(|text| toml::from_str::<ProviderSpec>(&text).map_err(|e| e.to_string()))
-            .and_then(|mut spec| {
-                if spec.id.is_empty() {
-                    spec.id = stem.clone();
-                }
-                if spec.id != stem {
-                    return Err(format!("id `{}` differs from the file name", spec.id));
-                }
-                Provider::resolve(spec, None, allow_inline_secret, base_dir, master)
-            });
-        match parsed {
-            Ok(p) => {
-                providers.insert(p.spec.id.clone(), Arc::new(p));
-            }
-            Err(e) => errors.push(format!("{}: {e}", path.display())),
-        }
-    }
-    (providers, errors)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Runtime lookups
@@ -532,8 +47,6 @@ pub struct Federation {
     dynamic: moka::future::Cache<String, Option<Arc<Provider>>>,
     /// The runtime providers a tenant lists on its sign-in page.
     listed: moka::future::Cache<String, Arc<Vec<(String, String)>>>,
-    /// Upstream discovery documents, JWK Sets and SAML metadata.
-    pub docs: metadata::DocCache,
 }
 
 /// Prefix of a change notification for a runtime provider: `provider:<tenant> <id>`.
@@ -543,7 +56,7 @@ pub const PROVIDER_PREFIX: &str = "provider:";
 const LISTED_MAX: i64 = 20;
 
 impl Federation {
-    pub fn new(http: reqwest::Client, ttl_seconds: u64) -> Self {
+    pub fn new(ttl_seconds: u64) -> Self {
         let ttl = std::time::Duration::from_secs(ttl_seconds.max(1));
         Self {
             files: ArcSwap::from_pointee(HashMap::new()),
@@ -555,7 +68,6 @@ impl Federation {
                 .max_capacity(10_000)
                 .time_to_live(ttl)
                 .build(),
-            docs: metadata::DocCache::new(http),
         }
     }
 
@@ -595,8 +107,11 @@ pub async fn find(
             let Some(row) = st.store.find_provider_row(&slug, &id).await? else {
                 return Ok::<_, InternalError>(None);
             };
-            let spec: ProviderSpec = serde_json::from_str(&row.spec)?;
-            match Provider::resolve(spec, Some(&slug), false, &st.config.base_dir, &st.master) {
+            let opened = serde_json::from_str::<Definition<Sealed>>(&row.spec)
+                .map_err(|e| format!("the stored definition does not parse: {e}"))
+                .and_then(|d| d.open(&slug, &st.master))
+                .and_then(|d| Provider::new(d, Some(&slug), st.outbound.policy()));
+            match opened {
                 Ok(p) => Ok(Some(Arc::new(p))),
                 Err(e) => {
                     tracing::error!(tenant = %slug, provider = %id, error = %e, "stored provider cannot be used");
@@ -791,6 +306,10 @@ pub const STATE_KIND: &str = "upstream_state";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExternalIdentity {
     pub provider: String,
+    /// The upstream's own name for itself: the OIDC issuer, or the SAML IdP's entity id. Links
+    /// are keyed by it (with the provider id and the subject), so a provider re-created under
+    /// an old id for another upstream finds none of the old links.
+    pub upstream: String,
     /// The upstream's stable subject (OIDC `sub`, SAML NameID).
     pub subject: String,
     /// Claims already mapped to local names.
@@ -903,7 +422,7 @@ const DEFAULT_MAPPINGS: &[(&str, &[&str])] = &[
 ];
 
 /// Maps upstream claims to local ones: the provider's own mapping first, then the defaults.
-pub fn map_claims(spec: &ProviderSpec, upstream: &Map<String, Value>) -> Map<String, Value> {
+pub fn map_claims(spec: &Definition<Plain>, upstream: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
     for (local, remote) in &spec.claims {
         if let Some(v) = upstream.get(remote) {
@@ -937,9 +456,9 @@ fn provisioned_username(provider: &str, upstream_subject: &str) -> String {
     s
 }
 
-/// The local user an external identity signs in as: the linked one; or, when the provider
-/// allows it, the local user with the same verified email (linked now); or a new user (linked
-/// now). Returns the user's subject.
+/// The local user an external identity signs in as: the linked one; or, when the tenant's
+/// operator trusts this (file) provider to link by verified email, the one local user with that
+/// email (linked now); or a new user (linked now). Returns the user's subject.
 pub async fn link_or_provision(
     state: &AppState,
     tenant: &Tenant,
@@ -949,11 +468,7 @@ pub async fn link_or_provision(
     let slug = tenant.slug();
     let now = state.now();
     let username = provisioned_username(&ext.provider, &ext.subject);
-    if let Some(subject) = state
-        .store
-        .find_link(slug, &ext.provider, &ext.subject)
-        .await?
-    {
+    if let Some(subject) = find_link(state, tenant, provider, ext).await? {
         let user = crate::endpoints::account::find_subject_in(state, tenant, &subject).await?;
         let Some(mut user) = user.filter(|u| u.enabled) else {
             return Err(FederationError::Denied(
@@ -961,7 +476,9 @@ pub async fn link_or_provision(
             ));
         };
         // A provisioned user's claims follow the upstream's.
-        if user.username == username && user.claims != ext.claims {
+        let provisioned =
+            user.username == username || user.username.starts_with(&format!("{username}~"));
+        if provisioned && user.claims != ext.claims {
             user.claims = ext.claims.clone();
             state
                 .store
@@ -970,7 +487,7 @@ pub async fn link_or_provision(
         }
         return Ok(subject);
     }
-    if provider.spec.provisioning.link_by_verified_email
+    if links_by_email(tenant, provider)
         && ext.claims.get("email_verified") == Some(&Value::Bool(true))
         && let Some(email) = ext.claims.get("email").and_then(Value::as_str)
     {
@@ -993,7 +510,14 @@ pub async fn link_or_provision(
         {
             if state
                 .store
-                .insert_link(slug, &ext.provider, &ext.subject, &user.subject, now)
+                .insert_link(
+                    slug,
+                    &ext.provider,
+                    &ext.upstream,
+                    &ext.subject,
+                    &user.subject,
+                    now,
+                )
                 .await?
             {
                 tracing::info!(target: "security", event = "account_linked", tenant = slug, provider = %ext.provider, subject = %user.subject, "external identity linked by verified email");
@@ -1006,6 +530,19 @@ pub async fn link_or_provision(
             "there is no account for this identity here; ask an administrator to create one".into(),
         ));
     }
+    // The username of an earlier user of this provider id (its links gone with a removed
+    // provider) stays that user's: the new one gets a suffix.
+    let username = if state
+        .store
+        .find_user_by_username(slug, &username)
+        .await?
+        .is_some()
+    {
+        let suffix: String = crate::tokens::new_jti().chars().take(8).collect();
+        format!("{username}~{suffix}")
+    } else {
+        username
+    };
     let user = UserSpec {
         subject: crate::tokens::new_jti(),
         username,
@@ -1020,7 +557,14 @@ pub async fn link_or_provision(
         .await?;
     if state
         .store
-        .insert_link(slug, &ext.provider, &ext.subject, &user.subject, now)
+        .insert_link(
+            slug,
+            &ext.provider,
+            &ext.upstream,
+            &ext.subject,
+            &user.subject,
+            now,
+        )
         .await?
     {
         tracing::info!(target: "security", event = "user_provisioned", tenant = slug, provider = %ext.provider, subject = %user.subject, "user created on first sign-in");
@@ -1030,62 +574,59 @@ pub async fn link_or_provision(
     state.store.delete_user(slug, &user.subject).await?;
     state
         .store
-        .find_link(slug, &ext.provider, &ext.subject)
+        .find_link(slug, &ext.provider, &ext.upstream, &ext.subject)
         .await?
         .ok_or_else(|| FederationError::Internal(InternalError::Other("link vanished".into())))
+}
+
+/// Whether the tenant's operator trusts `provider` to link by verified email: a file provider
+/// the tenant file names in `link_by_verified_email`. A runtime provider never is: whoever holds
+/// the tenant's admin token could point it at an upstream that asserts anyone's email.
+fn links_by_email(tenant: &Tenant, provider: &Provider) -> bool {
+    provider.owner.is_none()
+        && tenant
+            .spec
+            .link_by_verified_email
+            .contains(&provider.spec.id)
+}
+
+/// The local user linked to `ext`. Links made before links were keyed by the upstream (an
+/// empty upstream) are honoured for file providers only, whose upstream the operator fixed, and
+/// are keyed by it on first use.
+async fn find_link(
+    state: &AppState,
+    tenant: &Tenant,
+    provider: &Provider,
+    ext: &ExternalIdentity,
+) -> Result<Option<String>, InternalError> {
+    let slug = tenant.slug();
+    if let Some(s) = state
+        .store
+        .find_link(slug, &ext.provider, &ext.upstream, &ext.subject)
+        .await?
+    {
+        return Ok(Some(s));
+    }
+    if provider.owner.is_some() {
+        return Ok(None);
+    }
+    state
+        .store
+        .adopt_legacy_link(slug, &ext.provider, &ext.upstream, &ext.subject)
+        .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn oidc(id: &str) -> ProviderSpec {
-        toml::from_str(&format!(
-            "id = \"{id}\"\nkind = \"oidc\"\n[oidc]\nissuer = \"https://idp.example\"\nclient_id = \"c\"\n"
-        ))
-        .unwrap()
-    }
-
-    #[test]
-    fn provider_definitions_are_checked_as_a_whole() {
-        assert!(oidc("corp").check().is_ok());
-        assert!(oidc("local").check().is_err());
-        assert!(oidc("Bad Id").check().is_err());
-        let mut p = oidc("corp");
-        p.oidc.as_mut().unwrap().issuer = "http://idp.example".into();
-        p.domains = vec!["Corp.Example".into()];
-        assert_eq!(p.check().unwrap_err().len(), 2);
-        let mut p = oidc("corp");
-        p.kind = ProviderKind::Saml;
-        assert!(p.check().is_err());
-    }
-
-    #[test]
-    fn inline_secrets_are_for_demos_and_runtime_secrets_are_sealed() {
-        let master = crate::keys::MasterKey::from_bytes(&[3u8; 32]).unwrap();
-        let dir = std::path::Path::new(".");
-        let mut spec = oidc("corp");
-        spec.oidc.as_mut().unwrap().client_secret = Some("s3cret".into());
-        assert!(Provider::resolve(spec.clone(), None, false, dir, &master).is_err());
-        let p = Provider::resolve(spec.clone(), None, true, dir, &master).unwrap();
-        assert_eq!(p.client_secret(), Some("s3cret"));
-        // What the admin API stores: sealed, bound to the provider id, opened when loaded.
-        seal_inline_secret(&mut spec, "acme", &master).unwrap();
-        let o = spec.oidc.as_ref().unwrap();
-        assert!(o.client_secret.is_none() && o.client_secret_sealed.is_some());
-        assert!(!serde_json::to_string(&spec).unwrap().contains("s3cret"));
-        assert!(!format!("{spec:?}").contains("s3cret"));
-        let p = Provider::resolve(spec.clone(), Some("acme"), false, dir, &master).unwrap();
-        assert_eq!(p.client_secret(), Some("s3cret"));
-        // Copied into another tenant, or under another id, it does not open.
-        assert!(Provider::resolve(spec.clone(), Some("globex"), false, dir, &master).is_err());
-        spec.id = "other".into();
-        assert!(Provider::resolve(spec, Some("acme"), false, dir, &master).is_err());
-    }
-
     #[test]
     fn claims_map_by_the_providers_table_then_the_usual_names() {
-        let mut spec = oidc("corp");
+        let mut spec: Definition<Plain> = serde_json::from_value(serde_json::json!({
+            "id": "corp", "kind": "oidc",
+            "oidc": {"issuer": "https://idp.example", "client_id": "c"}
+        }))
+        .unwrap();
         spec.claims
             .insert("department".into(), "urn:oid:2.5.4.11".into());
         let upstream = serde_json::json!({

@@ -17,8 +17,12 @@ use std::sync::Arc;
 
 /// Clock skew allowed on upstream token times.
 const SKEW: i64 = 120;
-/// Largest upstream token response accepted.
+/// Largest upstream token or userinfo response read (the guard's limit applies too).
 const MAX_RESPONSE: usize = 256 * 1024;
+
+fn accept_json() -> reqwest::header::HeaderValue {
+    reqwest::header::HeaderValue::from_static("application/json")
+}
 
 /// The parts of the upstream's discovery document this client uses (OIDC Discovery §3).
 #[derive(Debug, Clone)]
@@ -41,7 +45,7 @@ fn rejected(e: impl Into<String>) -> FederationError {
     FederationError::Rejected(e.into())
 }
 
-fn spec(p: &Provider) -> Result<&super::OidcSpec, FederationError> {
+fn spec(p: &Provider) -> Result<&super::definition::OidcDefinition<super::Plain>, FederationError> {
     p.spec
         .oidc
         .as_ref()
@@ -58,8 +62,7 @@ pub async fn endpoints(state: &AppState, p: &Provider) -> Result<Endpoints, Fede
         )
     });
     let doc = state
-        .federation
-        .docs
+        .documents
         .get(&url, state.now())
         .await
         .map_err(unavailable)?;
@@ -76,13 +79,29 @@ pub async fn endpoints(state: &AppState, p: &Provider) -> Result<Endpoints, Fede
             o.issuer
         )));
     }
-    let need = |k: &str| s(k).ok_or_else(|| unavailable(format!("discovery document lacks {k}")));
+    // Every endpoint the document names is held to the outbound rules at once (https, no
+    // internal address): the server calls three of them, and sends browsers to the others. The
+    // guard checks again, on the resolved address, when it connects.
+    let guarded = |k: &str| -> Result<Option<String>, FederationError> {
+        match s(k) {
+            None => Ok(None),
+            Some(u) => match state.outbound.policy().check_url(&u) {
+                Ok(_) => Ok(Some(u)),
+                Err(e) => {
+                    tracing::warn!(target: "security", event = "upstream_document_refused", provider = %p.spec.id, endpoint = k, error = %e);
+                    Err(unavailable(format!("discovery document: {k} {e}")))
+                }
+            },
+        }
+    };
+    let need =
+        |k: &str| guarded(k)?.ok_or_else(|| unavailable(format!("discovery document lacks {k}")));
     Ok(Endpoints {
         authorization_endpoint: need("authorization_endpoint")?,
         token_endpoint: need("token_endpoint")?,
         jwks_uri: need("jwks_uri")?,
-        userinfo_endpoint: s("userinfo_endpoint"),
-        end_session_endpoint: s("end_session_endpoint"),
+        userinfo_endpoint: guarded("userinfo_endpoint")?,
+        end_session_endpoint: guarded("end_session_endpoint")?,
         iss_parameter: json
             .get("authorization_response_iss_parameter_supported")
             .and_then(Value::as_bool)
@@ -135,7 +154,7 @@ pub async fn authorization_url(
 }
 
 /// The allowed id token algorithms of a provider.
-fn allowed_algs(o: &super::OidcSpec) -> Vec<Alg> {
+fn allowed_algs(o: &super::definition::OidcDefinition<super::Plain>) -> Vec<Alg> {
     if o.allowed_algorithms.is_empty() {
         Alg::ALL.to_vec()
     } else {
@@ -156,8 +175,7 @@ async fn verify_upstream_jwt(
 ) -> Result<Map<String, Value>, FederationError> {
     let now = state.now();
     let doc = state
-        .federation
-        .docs
+        .documents
         .get(&e.jwks_uri, now)
         .await
         .map_err(unavailable)?;
@@ -171,8 +189,7 @@ async fn verify_upstream_jwt(
         Err(err) => return Err(rejected(format!("upstream token: {err}"))),
     }
     let Some(fresh) = state
-        .federation
-        .docs
+        .documents
         .refetch(&e.jwks_uri, now)
         .await
         .map_err(unavailable)?
@@ -230,7 +247,7 @@ pub async fn complete(
         ("redirect_uri", redirect_uri.as_str()),
         ("code_verifier", verifier),
     ];
-    let mut request = state.http.post(&e.token_endpoint);
+    let mut request = state.outbound.post(&e.token_endpoint).limit(MAX_RESPONSE);
     let secret = p.client_secret().unwrap_or_default();
     let assertion;
     if let Some(signer) = &p.assertion_signer {
@@ -271,20 +288,18 @@ pub async fn complete(
             enc(&o.client_id),
             enc(secret)
         ));
-        request = request.header("authorization", format!("Basic {basic}"));
+        let value = reqwest::header::HeaderValue::from_str(&format!("Basic {basic}"))
+            .map_err(|_| unavailable("the client credentials cannot form a header"))?;
+        request = request.header(reqwest::header::AUTHORIZATION, value);
     }
     let response = request
-        .header("accept", "application/json")
+        .header(reqwest::header::ACCEPT, accept_json())
         .form(&form)
         .send()
         .await
         .map_err(unavailable)?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(unavailable)?;
-    if body.len() > MAX_RESPONSE {
-        return Err(unavailable("token response too large"));
-    }
-    let tokens: Map<String, Value> = serde_json::from_slice(&body)
+    let status = response.status;
+    let tokens: Map<String, Value> = serde_json::from_slice(&response.body)
         .map_err(|_| unavailable(format!("token endpoint answered {status} without JSON")))?;
     if !status.is_success() {
         let err = tokens
@@ -336,6 +351,7 @@ pub async fn complete(
     };
     Ok(ExternalIdentity {
         provider: p.spec.id.clone(),
+        upstream: e.issuer.clone(),
         subject,
         claims: super::map_claims(&p.spec, &upstream),
         amr: strings("amr"),
@@ -357,7 +373,7 @@ pub async fn complete(
 /// OIDC Core §3.1.3.7: the signature, then the claims.
 async fn validate_id_token(
     state: &AppState,
-    o: &super::OidcSpec,
+    o: &super::definition::OidcDefinition<super::Plain>,
     e: &Endpoints,
     id_token: &str,
     nonce: &str,
@@ -416,24 +432,21 @@ async fn userinfo(
     access_token: &str,
 ) -> Result<Map<String, Value>, FederationError> {
     let response = state
-        .http
+        .outbound
         .get(endpoint)
+        .limit(MAX_RESPONSE)
         .bearer_auth(access_token)
-        .header("accept", "application/json")
+        .header(reqwest::header::ACCEPT, accept_json())
         .send()
         .await
         .map_err(unavailable)?;
-    if !response.status().is_success() {
+    if !response.status.is_success() {
         return Err(unavailable(format!(
             "userinfo answered {}",
-            response.status()
+            response.status
         )));
     }
-    let body = response.bytes().await.map_err(unavailable)?;
-    if body.len() > MAX_RESPONSE {
-        return Err(unavailable("userinfo response too large"));
-    }
-    serde_json::from_slice(&body).map_err(|_| unavailable("userinfo is not JSON"))
+    serde_json::from_slice(&response.body).map_err(|_| unavailable("userinfo is not JSON"))
 }
 
 /// Where to send the browser to end the upstream session (OIDC RP-Initiated Logout §2), if
@@ -467,6 +480,8 @@ pub async fn end_session_url(
 /// or both (OIDC Back-Channel Logout §2.6), and its jti.
 #[derive(Debug)]
 pub struct LogoutToken {
+    /// The upstream's issuer (which links are keyed by).
+    pub issuer: String,
     pub sid: Option<String>,
     pub sub: Option<String>,
     pub jti: String,
@@ -539,7 +554,13 @@ pub async fn verify_logout_token(
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or_else(|| rejected("logout token without jti"))?
         .to_string();
-    Ok(LogoutToken { sid, sub, jti, exp })
+    Ok(LogoutToken {
+        issuer: e.issuer,
+        sid,
+        sub,
+        jti,
+        exp,
+    })
 }
 
 #[cfg(test)]

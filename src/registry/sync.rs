@@ -65,10 +65,11 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     let mut files = state.reload.lock().await;
     let mut report = ReloadReport::default();
     let dir = state.config.tenants_dir();
+    let files_allowed = state.config.file_roots();
     let defaults = TenantDefaults {
         public_base_url: &state.config.file.server.public_base_url,
         mtls_base_url: &state.config.file.server.mtls_base_url,
-        base_dir: &state.config.base_dir,
+        files: &files_allowed,
     };
     let mut now_seen = HashMap::new();
     let mut claimed: HashMap<String, String> = HashMap::new();
@@ -131,18 +132,18 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     let providers_dir = state.config.providers_dir();
     let digest = providers_digest(&providers_dir);
     if files.providers.as_ref() != Some(&digest) {
-        let (providers, errors) = crate::federation::load_files(
+        let loaded = crate::federation::load_files(
             &providers_dir,
-            &state.config.base_dir,
-            &state.master,
+            &files_allowed,
             &state.config.file.server.public_base_url,
             state.config.file.tls.dev_certs,
+            state.outbound.policy(),
         );
-        for e in &errors {
+        for e in &loaded.errors {
             tracing::error!("provider file rejected: {e}");
         }
-        report.provider_errors = errors;
-        state.federation.files.store(Arc::new(providers));
+        report.provider_errors = loaded.errors;
+        state.federation.files.store(Arc::new(loaded.providers));
         files.providers = Some(digest);
     }
     drop(files);

@@ -61,24 +61,29 @@ pub fn send_backchannel(
                 continue;
             }
         };
-        let http = state.http.clone();
+        let outbound = state.outbound.clone();
         let client_id = c.spec.client_id.clone();
         let slug = tenant.slug().to_string();
         tokio::spawn(async move {
             for attempt in 1..=ATTEMPTS {
-                let sent = http
+                let sent = outbound
                     .post(&uri)
                     .form(&[("logout_token", token.as_str())])
-                    .send()
+                    .send_for_status()
                     .await;
                 match sent {
                     // §2.8: 200 (or 204) means the RP logged the user out.
-                    Ok(r) if r.status().is_success() => {
+                    Ok(status) if status.is_success() => {
                         tracing::info!(target: "security", event = "backchannel_logout_sent", tenant = %slug, client_id = %client_id);
                         return;
                     }
-                    Ok(r) => {
-                        tracing::warn!(tenant = %slug, client_id = %client_id, status = %r.status(), attempt, "back-channel logout refused")
+                    Ok(status) => {
+                        tracing::warn!(tenant = %slug, client_id = %client_id, %status, attempt, "back-channel logout refused")
+                    }
+                    // The guard refused the URI: trying again changes nothing.
+                    Err(e @ crate::outbound::OutboundError::Refused(_)) => {
+                        tracing::warn!(target: "security", event = "backchannel_logout_failed", tenant = %slug, client_id = %client_id, error = %e);
+                        return;
                     }
                     Err(e) => {
                         tracing::warn!(tenant = %slug, client_id = %client_id, error = %e, attempt, "back-channel logout failed")

@@ -73,11 +73,22 @@ pub trait FederationStore {
         tenant: &str,
         domain: &str,
     ) -> impl Future<Output = Result<Option<String>, InternalError>> + Send;
-    /// The local subject an external identity is linked to.
+    /// The local subject an external identity (provider, upstream issuer or entity id, upstream
+    /// subject) is linked to.
     fn find_link(
         &self,
         tenant: &str,
         provider: &str,
+        upstream: &str,
+        upstream_subject: &str,
+    ) -> impl Future<Output = Result<Option<String>, InternalError>> + Send;
+    /// Keys a link made before links named their upstream (migration 0004) by `upstream`, and
+    /// returns its local subject.
+    fn adopt_legacy_link(
+        &self,
+        tenant: &str,
+        provider: &str,
+        upstream: &str,
         upstream_subject: &str,
     ) -> impl Future<Output = Result<Option<String>, InternalError>> + Send;
     /// Links an external identity; false if it was linked already (the first link wins).
@@ -85,6 +96,7 @@ pub trait FederationStore {
         &self,
         tenant: &str,
         provider: &str,
+        upstream: &str,
         upstream_subject: &str,
         subject: &str,
         now: i64,
@@ -209,6 +221,12 @@ impl FederationStore for Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            // A provider re-created under this id links nothing of this one's.
+            sqlx::query("DELETE FROM external_identities WHERE tenant = $1 AND provider_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             let n = sqlx::query("DELETE FROM providers WHERE tenant = $1 AND id = $2")
                 .bind(tenant)
                 .bind(id)
@@ -241,15 +259,40 @@ impl FederationStore for Store {
         &self,
         tenant: &str,
         provider: &str,
+        upstream: &str,
         upstream_subject: &str,
     ) -> Result<Option<String>, InternalError> {
         let row: Option<(String,)> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT subject FROM external_identities
-                 WHERE tenant = $1 AND provider_id = $2 AND upstream_subject = $3",
+                 WHERE tenant = $1 AND provider_id = $2 AND upstream = $3 AND upstream_subject = $4",
             )
             .bind(tenant)
             .bind(provider)
+            .bind(upstream)
+            .bind(upstream_subject)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(|(s,)| s))
+    }
+
+    async fn adopt_legacy_link(
+        &self,
+        tenant: &str,
+        provider: &str,
+        upstream: &str,
+        upstream_subject: &str,
+    ) -> Result<Option<String>, InternalError> {
+        let row: Option<(String,)> = on_write!(self, |p| {
+            sqlx::query_as(
+                "UPDATE external_identities SET upstream = $3
+                 WHERE tenant = $1 AND provider_id = $2 AND upstream = '' AND upstream_subject = $4
+                 RETURNING subject",
+            )
+            .bind(tenant)
+            .bind(provider)
+            .bind(upstream)
             .bind(upstream_subject)
             .fetch_optional(p)
             .await?
@@ -261,17 +304,19 @@ impl FederationStore for Store {
         &self,
         tenant: &str,
         provider: &str,
+        upstream: &str,
         upstream_subject: &str,
         subject: &str,
         now: i64,
     ) -> Result<bool, InternalError> {
         on_write!(self, |p| {
             Ok(sqlx::query(
-                "INSERT INTO external_identities (tenant, provider_id, upstream_subject, subject, created_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO external_identities (tenant, provider_id, upstream, upstream_subject, subject, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(tenant)
             .bind(provider)
+            .bind(upstream)
             .bind(upstream_subject)
             .bind(subject)
             .bind(now)

@@ -264,6 +264,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "federation",
         include_str!("../../migrations/sqlite/0003_federation.sql"),
     ),
+    (
+        4,
+        "links_by_upstream",
+        include_str!("../../migrations/sqlite/0004_links_by_upstream.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -280,6 +285,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "federation",
         include_str!("../../migrations/postgres/0003_federation.sql"),
+    ),
+    (
+        4,
+        "links_by_upstream",
+        include_str!("../../migrations/postgres/0004_links_by_upstream.sql"),
     ),
 ];
 

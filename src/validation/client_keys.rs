@@ -7,8 +7,6 @@ use crate::state::AppState;
 use serde_json::Value;
 use std::sync::Arc;
 
-const MAX_JWKS_BYTES: usize = 64 * 1024;
-
 /// Verifies a JWS with the client's keys. With keys from `jwks_uri`, a `kid` the cached set
 /// does not know triggers one refetch (at most once a minute per URI: the client may have
 /// rotated; an attacker must not make us hammer its URI).
@@ -29,17 +27,22 @@ pub async fn verify_with_client_keys(
     let Some(uri) = &client.spec.interactive.jwks_uri else {
         return Ok(None);
     };
-    if state.jwks_refetched.get(uri).await.is_some() {
-        return Ok(None);
-    }
-    state.jwks_refetched.insert(uri.clone(), ()).await;
-    state.jwks_cache.invalidate(uri).await;
-    let Some(jwks) = client_jwks(state, client).await? else {
+    let fresh = match state.documents.refetch(uri, state.now()).await {
+        Ok(Some(fresh)) => fresh,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            unreachable_keys(client, &e);
+            return Ok(None);
+        }
+    };
+    let Some(jwks) = fresh.json.clone() else {
         return Ok(None);
     };
     Ok(crate::tokens::jws::verify(jws, &jwks, allowed).ok())
 }
 
+/// The client's JWK Set: inline in its registration, or from its `jwks_uri` through the
+/// document cache (fetched by the outbound guard, fresh as its Cache-Control says).
 pub async fn client_jwks(
     state: &AppState,
     client: &Client,
@@ -51,40 +54,17 @@ pub async fn client_jwks(
     let Some(uri) = &i.jwks_uri else {
         return Ok(None);
     };
-    let now = state.now();
-    if let Some((jwks, fresh_until)) = state.jwks_cache.get(uri).await {
-        if fresh_until > now {
-            return Ok(Some(jwks));
+    // A client whose keys cannot be fetched cannot authenticate with them: its problem, not
+    // the server's (invalid_client rather than server_error).
+    match state.documents.get(uri, state.now()).await {
+        Ok(doc) => Ok(doc.json.clone()),
+        Err(e) => {
+            unreachable_keys(client, &e);
+            Ok(None)
         }
-        state.jwks_cache.invalidate(uri).await;
     }
-    let http = state.http.clone();
-    let (jwks, _) = state
-        .jwks_cache
-        .try_get_with(uri.clone(), async move {
-            let response = http
-                .get(uri.as_str())
-                .send()
-                .await
-                .map_err(|e| InternalError::Other(format!("jwks_uri: {e}")))?;
-            if !response.status().is_success() {
-                return Err(InternalError::Other(format!(
-                    "jwks_uri answered {}",
-                    response.status()
-                )));
-            }
-            let fresh_until = now + crate::federation::metadata::freshness(response.headers());
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| InternalError::Other(format!("jwks_uri: {e}")))?;
-            if body.len() > MAX_JWKS_BYTES {
-                return Err(InternalError::Other("jwks_uri document too large".into()));
-            }
-            let v: Value = serde_json::from_slice(&body)?;
-            Ok((Arc::new(v), fresh_until))
-        })
-        .await
-        .map_err(|e| InternalError::Other(e.to_string()))?;
-    Ok(Some(jwks))
+}
+
+fn unreachable_keys(client: &Client, e: &crate::outbound::OutboundError) {
+    tracing::warn!(target: "security", event = "client_keys_unavailable", client_id = %client.spec.client_id, error = %e, "the client's jwks_uri could not be fetched");
 }

@@ -108,8 +108,6 @@ async fn world(server_extra: &str, plain: bool) -> World {
     let jwks_served = std::sync::Arc::new(std::sync::Mutex::new(
         json!({"keys": [jwt_key.public_jwk()]}),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let served = jwks_served.clone();
     let app = axum::Router::new().route(
         "/jwks",
@@ -118,17 +116,25 @@ async fn world(server_extra: &str, plain: bool) -> World {
             async move { axum::Json(served.lock().unwrap().clone()) }
         }),
     );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The client's JWK Set, over HTTPS with a certificate from the same CA (the server's
+    // outbound guard calls https only).
+    portcullis::frontdoor::tls::install_default_provider();
+    let (jwks_addr, _) =
+        portcullis::devcerts::serve_https(&ca, &["127.0.0.1"], "127.0.0.1:0".parse().unwrap(), app)
+            .await
+            .unwrap();
     let acme = tenant(
         &ca_path,
         self_signed.der(),
         &jwt_key,
-        &format!("http://127.0.0.1:{port}/jwks"),
+        &format!("https://{jwks_addr}/jwks"),
     );
     let server = TestServer::start_with(Options {
         tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
         server_extra: server_extra.to_string(),
         plain_listener: plain,
+        readable_dirs: vec![ca_dir.path().to_path_buf()],
+        trusted_cas: vec![ca_path.clone()],
         ..Default::default()
     })
     .await;
@@ -677,6 +683,7 @@ async fn a_client_may_bring_its_own_trust_anchors() {
     );
     let server = TestServer::start_with(Options {
         tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        readable_dirs: vec![dir.path().to_path_buf()],
         ..Default::default()
     })
     .await;

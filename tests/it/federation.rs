@@ -12,11 +12,15 @@ use portcullis::federation::saml::sp::test_idp::{
 use serde_json::Value;
 use std::collections::HashMap;
 
-const WEB_CB: &str = "http://127.0.0.1:9000/callback";
+pub(crate) const WEB_CB: &str = "http://127.0.0.1:9000/callback";
 
 /// Follows an authorize request for acme-web with `extra` parameters up to the upstream:
 /// returns the upstream authorization URL (after acme's start hop).
-async fn to_upstream(server: &TestServer, b: &Browser, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn to_upstream(
+    server: &TestServer,
+    b: &Browser,
+    extra: &[(&str, &str)],
+) -> String {
     let ch = challenge(VERIFIER);
     let mut p = web_params("st-1", &ch);
     p.extend_from_slice(extra);
@@ -30,7 +34,7 @@ async fn to_upstream(server: &TestServer, b: &Browser, extra: &[(&str, &str)]) -
 }
 
 /// Bob signs in at globex (the upstream); returns acme's callback URL with code and state.
-async fn bob_at_globex(b: &Browser, upstream_authorize: &str) -> String {
+pub(crate) async fn bob_at_globex(b: &Browser, upstream_authorize: &str) -> String {
     assert!(
         upstream_authorize.contains("/globex/connect/authorize?"),
         "{upstream_authorize}"
@@ -50,7 +54,7 @@ async fn bob_at_globex(b: &Browser, upstream_authorize: &str) -> String {
 }
 
 /// From acme's callback to the client's redirect (through acme's consent page).
-async fn back_at_acme(b: &Browser, callback: &str) -> HashMap<String, String> {
+pub(crate) async fn back_at_acme(b: &Browser, callback: &str) -> HashMap<String, String> {
     let r = b.get(callback).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let mut next = location(&r);
@@ -63,7 +67,7 @@ async fn back_at_acme(b: &Browser, callback: &str) -> HashMap<String, String> {
     params(&next)
 }
 
-fn claims_of(jwt: &str) -> Value {
+pub(crate) fn claims_of(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(
         &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
@@ -72,7 +76,7 @@ fn claims_of(jwt: &str) -> Value {
     .unwrap()
 }
 
-async fn tokens_for(server: &TestServer, code: &str) -> Value {
+pub(crate) async fn tokens_for(server: &TestServer, code: &str) -> Value {
     let r = redeem(server, code, VERIFIER).await;
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
@@ -113,7 +117,7 @@ async fn acme_brokers_to_globex_and_issues_its_own_tokens_that_say_how_the_user_
     let subject = id["sub"].as_str().unwrap().to_string();
     // Upstream discovery and JWKS were fetched once; a second brokered sign-in (another
     // browser, so a fresh login at globex too) fetches nothing and lands on the same user.
-    let fetched = server.state().federation.docs.fetch_count();
+    let fetched = server.state().documents.fetch_count();
     assert_eq!(fetched, 2, "discovery document and JWK Set");
     let b2 = Browser::new(&server);
     let up = to_upstream(&server, &b2, &[("idp_hint", "globex")]).await;
@@ -121,7 +125,7 @@ async fn acme_brokers_to_globex_and_issues_its_own_tokens_that_say_how_the_user_
     let back = back_at_acme(&b2, &callback).await;
     let t = tokens_for(&server, &back["code"]).await;
     assert_eq!(claims_of(t["id_token"].as_str().unwrap())["sub"], subject);
-    assert_eq!(server.state().federation.docs.fetch_count(), fetched);
+    assert_eq!(server.state().documents.fetch_count(), fetched);
     // A local sign-in says so.
     let b3 = Browser::new(&server);
     let back = crate::interactive::alice_signs_in(&server, &b3, "s").await;
@@ -370,6 +374,7 @@ async fn saml_server(metadata: impl Fn(&TestIdp) -> String, encrypted_post: bool
             ("globex", GLOBEX.to_string()),
         ],
         providers: vec![("globex", GLOBEX_PROVIDER.to_string()), ("corp", provider)],
+        readable_dirs: vec![dir.path().to_path_buf()],
         ..Default::default()
     })
     .await;
@@ -596,7 +601,12 @@ async fn idp_metadata_without_a_signing_certificate_is_refused_when_the_provider
 // ---------------------------------------------------------------------------------------------
 // Dynamic providers (admin API)
 
-async fn admin_token(server: &TestServer, tenant: &str, client: &str, secret: &str) -> String {
+pub(crate) async fn admin_token(
+    server: &TestServer,
+    tenant: &str,
+    client: &str,
+    secret: &str,
+) -> String {
     let t = server
         .token_json(
             tenant,
@@ -608,7 +618,7 @@ async fn admin_token(server: &TestServer, tenant: &str, client: &str, secret: &s
     t["access_token"].as_str().unwrap().to_string()
 }
 
-fn dynamic_globex(upstream_base: &str) -> Value {
+pub(crate) fn dynamic_globex(upstream_base: &str) -> Value {
     serde_json::json!({
         "id": "globex-dyn",
         "kind": "oidc",
@@ -624,7 +634,7 @@ fn dynamic_globex(upstream_base: &str) -> Value {
 }
 
 /// Globex also accepts acme-broker's redirect URI for the runtime provider `globex-dyn`.
-fn globex_with_dynamic_redirect() -> String {
+pub(crate) fn globex_with_dynamic_redirect() -> String {
     GLOBEX.replace(
         "redirect_uris = [\"${public_base_url}/acme/federation/globex/callback\"]",
         "redirect_uris = [\"${public_base_url}/acme/federation/globex/callback\", \"${public_base_url}/acme/federation/globex-dyn/callback\"]",
@@ -699,7 +709,7 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
     let r = post(&admin, spec.clone()).await.unwrap();
     assert_eq!(r.status(), 201);
     let shown: Value = r.json().await.unwrap();
-    assert_eq!(shown["oidc"]["has_client_secret"], true);
+    assert_eq!(shown["oidc"]["client_secret"], true);
     assert!(!shown.to_string().contains("acme-broker-secret"));
     assert_eq!(post(&admin, spec.clone()).await.unwrap().status(), 409);
     let list: Value = server
@@ -737,7 +747,7 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
     assert_eq!(r.status(), 200);
     let shown: Value = r.json().await.unwrap();
     assert_eq!(shown["display_name"], "Globex, renamed");
-    assert_eq!(shown["oidc"]["has_client_secret"], true);
+    assert_eq!(shown["oidc"]["client_secret"], true);
     // Disable, then delete.
     let r = server
         .http
@@ -805,6 +815,8 @@ async fn serve_process(
         .env("PORTCULLIS_RELOAD_SYNC_INTERVAL_SECONDS", "3600")
         .env("PORTCULLIS_RELOAD_WATCH_INTERVAL_SECONDS", "0")
         .env("PORTCULLIS_LOG_LEVEL", "warn")
+        // The nodes broker to their own globex tenant over loopback.
+        .env("PORTCULLIS_OUTBOUND_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -1109,16 +1121,17 @@ async fn private_key_jwt_upstream_and_linking_by_verified_email_without_just_in_
         jwks_file.display()
     );
     let provider = format!(
-        "kind = \"oidc\"\n[oidc]\nissuer = \"${{public_base_url}}/globex\"\nclient_id = \"acme-broker-jwt\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\nprivate_key_file = \"{}\"\nfetch_userinfo = true\n[provisioning]\njit = false\nlink_by_verified_email = true\n",
+        "kind = \"oidc\"\n[oidc]\nissuer = \"${{public_base_url}}/globex\"\nclient_id = \"acme-broker-jwt\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\nprivate_key_file = \"{}\"\nfetch_userinfo = true\n[provisioning]\njit = false\n",
         key_file.display()
     );
+    // Linking by verified email is the tenant operator's decision, for a file provider.
     let server = TestServer::start_with(Options {
         tenants: vec![
             (
                 "acme",
                 ACME.replace(
                     "providers = [\"globex\"]",
-                    "providers = [\"globex\", \"globex-jwt\"]",
+                    "providers = [\"globex\", \"globex-jwt\"]\nlink_by_verified_email = [\"globex-jwt\"]",
                 ),
             ),
             ("globex", globex),
@@ -1127,6 +1140,7 @@ async fn private_key_jwt_upstream_and_linking_by_verified_email_without_just_in_
             ("globex", GLOBEX_PROVIDER.to_string()),
             ("globex-jwt", provider),
         ],
+        readable_dirs: vec![keys.path().to_path_buf()],
         ..Default::default()
     })
     .await;
@@ -1183,7 +1197,7 @@ async fn a_rotated_upstream_key_is_fetched_once_when_its_kid_first_appears() {
     use portcullis::stores::KeyStore;
     let server = TestServer::start().await;
     brokered_sign_in(&server).await;
-    let docs = &server.state().federation.docs;
+    let docs = &server.state().documents;
     let warm = docs.fetch_count();
     // Globex replaces its signing keys at once (as for a compromised key).
     let st = server.state();

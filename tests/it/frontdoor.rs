@@ -147,6 +147,7 @@ async fn sni_selects_the_tenant_certificate_and_the_host_routes_to_the_tenant() 
     std::fs::write(dir.path().join("acme-key.pem"), &cert.key_pem).unwrap();
     let s = TestServer::start_with(Options {
         tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        readable_dirs: vec![dir.path().to_path_buf()],
         ..Default::default()
     })
     .await;

@@ -914,9 +914,8 @@ async fn request_objects_must_be_signed_by_a_registered_key_and_never_alg_none()
 
 #[tokio::test]
 async fn rp_initiated_logout_ends_the_session_and_notifies_clients() {
-    // A back-channel receiver on an ephemeral port.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    // A back-channel receiver on an ephemeral port, over HTTPS (the server calls nothing else).
+    let upstreams = crate::support::Upstreams::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
     let app = axum::Router::new().route(
         "/backchannel-logout",
@@ -928,13 +927,14 @@ async fn rp_initiated_logout_ends_the_session_and_notifies_clients() {
             }
         }),
     );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let receiver = upstreams.serve(app).await;
     let acme = ACME.replace(
-        "backchannel_logout_uri = \"http://127.0.0.1:9000/backchannel-logout\"",
-        &format!("backchannel_logout_uri = \"http://127.0.0.1:{port}/backchannel-logout\"\nfrontchannel_logout_uri = \"http://127.0.0.1:9000/frontchannel-logout\""),
+        "backchannel_logout_uri = \"https://127.0.0.1:9000/backchannel-logout\"",
+        &format!("backchannel_logout_uri = \"{receiver}/backchannel-logout\"\nfrontchannel_logout_uri = \"http://127.0.0.1:9000/frontchannel-logout\""),
     );
     let server = TestServer::start_with(Options {
         tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        trusted_cas: vec![upstreams.ca_file()],
         ..Default::default()
     })
     .await;

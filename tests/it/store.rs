@@ -52,10 +52,11 @@ fn demo(
     portcullis::config::TenantSpec,
     Vec<portcullis::config::ClientSpec>,
 ) {
+    let files = portcullis::config::FileRoots::under(Path::new("."));
     let d = TenantDefaults {
         public_base_url: "https://localhost:8443",
         mtls_base_url: "https://localhost:8444",
-        base_dir: Path::new("."),
+        files: &files,
     };
     resolve(Path::new(&format!("tenants/{name}.toml")), text, &d).unwrap()
 }
@@ -751,19 +752,19 @@ async fn providers_domains_links_and_upstream_sessions_work_on_both_engines() {
         // Links: the first one wins.
         assert!(
             store
-                .insert_link("acme", "corp", "u1", "local-1", 5)
+                .insert_link("acme", "corp", "https://idp.corp", "u1", "local-1", 5)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .insert_link("acme", "corp", "u1", "local-2", 5)
+                .insert_link("acme", "corp", "https://idp.corp", "u1", "local-2", 5)
                 .await
                 .unwrap()
         );
         assert_eq!(
             store
-                .find_link("acme", "corp", "u1")
+                .find_link("acme", "corp", "https://idp.corp", "u1")
                 .await
                 .unwrap()
                 .as_deref(),
@@ -771,7 +772,15 @@ async fn providers_domains_links_and_upstream_sessions_work_on_both_engines() {
         );
         assert!(
             store
-                .find_link("globex", "corp", "u1")
+                .find_link("globex", "corp", "https://idp.corp", "u1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The same subject from another upstream under the same provider id is someone else.
+        assert!(
+            store
+                .find_link("acme", "corp", "https://evil.example", "u1")
                 .await
                 .unwrap()
                 .is_none()

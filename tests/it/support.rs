@@ -29,6 +29,15 @@ pub struct Options {
     /// Share this PostgreSQL schema (another node of the same deployment) instead of a fresh one.
     pub postgres_schema: Option<String>,
     pub max_body_bytes: usize,
+    /// `[outbound] allow_networks`: internal networks the server may call (loopback by
+    /// default, where the tests' upstreams and the server itself listen).
+    pub outbound_allow: Vec<&'static str>,
+    /// Directories outside the server's own that its tenant and provider files may name
+    /// files in (`[paths] extra_file_dirs`).
+    pub readable_dirs: Vec<PathBuf>,
+    /// CA certificates the server trusts for its outbound requests (`[federation] ca_files`),
+    /// e.g. the CA of an [`Upstreams`].
+    pub trusted_cas: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -44,6 +53,9 @@ impl Default for Options {
             postgres: false,
             postgres_schema: None,
             max_body_bytes: 65536,
+            outbound_allow: vec!["127.0.0.0/8", "::1/128"],
+            readable_dirs: Vec::new(),
+            trusted_cas: Vec::new(),
         }
     }
 }
@@ -115,8 +127,15 @@ impl TestServer {
         };
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_base_url = \"https://localhost:{port}\"\nmtls_base_url = \"https://localhost:{mport}\"\nmax_body_bytes = {}\nshutdown_grace_seconds = 2\n{}\n\
-             [database]\n{database}\n[keys]\n{}\n[reload]\nwatch_interval_seconds = {}\nsync_interval_seconds = 3600\n[log]\nlevel = \"warn\"\n",
-            o.max_body_bytes, o.server_extra, o.keys, o.watch_interval
+             [database]\n{database}\n[keys]\n{}\n[reload]\nwatch_interval_seconds = {}\nsync_interval_seconds = 3600\n[log]\nlevel = \"warn\"\n\
+             [outbound]\nallow_networks = {:?}\n[paths]\nextra_file_dirs = {:?}\n[federation]\nca_files = {:?}\n",
+            o.max_body_bytes,
+            o.server_extra,
+            o.keys,
+            o.watch_interval,
+            o.outbound_allow,
+            o.readable_dirs,
+            o.trusted_cas
         );
         let config = ServerConfig::from_text(
             Path::new("test.toml"),
@@ -211,6 +230,45 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+    }
+}
+
+/// The servers a test stands up for Portcullis to call (JWK Sets, identity providers, logout
+/// receivers), over HTTPS with certificates from a CA of the test's own, since the server's
+/// outbound guard calls nothing else. Give [`Upstreams::ca_file`] to `Options.trusted_cas`.
+pub struct Upstreams {
+    pub ca: portcullis::devcerts::DevCa,
+    pub dir: tempfile::TempDir,
+}
+
+impl Upstreams {
+    pub fn new() -> Self {
+        let ca = portcullis::devcerts::DevCa::new("Test upstreams CA").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("upstreams-ca.pem"), ca.cert_pem()).unwrap();
+        Self { ca, dir }
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("upstreams-ca.pem")
+    }
+
+    /// Serves `router` on `ip` (e.g. "127.0.0.1") at a free port; its base URL.
+    pub async fn serve_on(&self, ip: &str, router: axum::Router) -> String {
+        portcullis::frontdoor::tls::install_default_provider();
+        let (addr, _task) = portcullis::devcerts::serve_https(
+            &self.ca,
+            &[ip, "localhost"],
+            format!("{ip}:0").parse().unwrap(),
+            router,
+        )
+        .await
+        .unwrap();
+        format!("https://{ip}:{}", addr.port())
+    }
+
+    pub async fn serve(&self, router: axum::Router) -> String {
+        self.serve_on("127.0.0.1", router).await
     }
 }
 

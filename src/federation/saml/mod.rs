@@ -4,6 +4,7 @@
 
 pub mod sp;
 
+use super::definition::{Plain, SamlDefinition};
 use super::{ExternalIdentity, FederationError, Provider, UpstreamSession};
 use crate::endpoints::federation::Answer;
 use crate::registry::Tenant;
@@ -17,15 +18,16 @@ impl From<sp::SamlError> for FederationError {
     }
 }
 
-/// The SP's keys and, for file metadata, the IdP's metadata: read when the provider loads.
+/// The SP's keys and, when the definition gives it as XML, the IdP's metadata: checked when
+/// the provider loads.
 #[derive(Clone)]
 pub struct SamlMaterial {
     signing_key_pem: String,
     signing_cert_pem: String,
     encryption_key_pem: Option<String>,
     encryption_cert_pem: Option<String>,
-    /// Parsed metadata from `metadata_file` (URL metadata comes through the cache).
-    file_metadata: Option<Arc<sp::IdpMetadata>>,
+    /// Parsed metadata from `metadata_xml` (URL metadata comes through the cache).
+    inline_metadata: Option<Arc<sp::IdpMetadata>>,
 }
 
 impl std::fmt::Debug for SamlMaterial {
@@ -35,41 +37,47 @@ impl std::fmt::Debug for SamlMaterial {
 }
 
 impl SamlMaterial {
-    /// Reads the files a SAML provider names. IdP metadata without a signing certificate is
-    /// refused here (samael would otherwise skip signature verification).
-    pub fn load(s: &super::SamlSpec, base_dir: &std::path::Path) -> Result<Self, String> {
-        let read = |f: &str| {
-            let path = base_dir.join(f);
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-        };
-        let file_metadata = match &s.metadata_file {
-            Some(f) => Some(Arc::new(
-                sp::parse_idp_metadata(&read(f)?).map_err(|e| format!("{f}: {e}"))?,
+    /// Takes the SAML part of a definition. IdP metadata without a signing certificate is
+    /// refused here (samael would otherwise skip signature verification), and so are keys and
+    /// certificates that are not PEM.
+    pub fn load(s: &SamlDefinition<Plain>) -> Result<Self, String> {
+        let inline_metadata = match &s.metadata_xml {
+            Some(xml) => Some(Arc::new(
+                sp::parse_idp_metadata(xml).map_err(|e| format!("saml.metadata_xml: {e}"))?,
             )),
             None => None,
         };
-        let material = Self {
-            signing_key_pem: read(&s.sp_signing_key_file)?,
-            signing_cert_pem: read(&s.sp_certificate_file)?,
-            encryption_key_pem: s.sp_encryption_key_file.as_deref().map(read).transpose()?,
-            encryption_cert_pem: s
-                .sp_encryption_certificate_file
-                .as_deref()
-                .map(read)
-                .transpose()?,
-            file_metadata,
+        let Some(signing_key) = &s.sp_signing_key else {
+            return Err("saml.sp_signing_key is required".into());
         };
-        if material.encryption_key_pem.is_some() != material.encryption_cert_pem.is_some() {
-            return Err(
-                "give both saml.sp_encryption_key_file and sp_encryption_certificate_file".into(),
-            );
-        }
+        let material = Self {
+            signing_key_pem: signing_key.expose().to_string(),
+            signing_cert_pem: s.sp_certificate.clone(),
+            encryption_key_pem: s.sp_encryption_key.as_ref().map(|k| k.expose().to_string()),
+            encryption_cert_pem: s.sp_encryption_certificate.clone(),
+            inline_metadata,
+        };
+        let encryption = match (&material.encryption_key_pem, &material.encryption_cert_pem) {
+            (Some(k), Some(c)) => Some((k.as_str(), c.as_str())),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "give both saml.sp_encryption_key and sp_encryption_certificate".into(),
+                );
+            }
+        };
+        // The SP's keys must work now, not at the first sign-in.
+        sp::check_sp_keys(
+            &material.signing_key_pem,
+            &material.signing_cert_pem,
+            encryption,
+        )
+        .map_err(|e| format!("saml SP keys: {e}"))?;
         Ok(material)
     }
 }
 
-fn material(p: &Provider) -> Result<(&super::SamlSpec, &SamlMaterial), FederationError> {
+fn material(p: &Provider) -> Result<(&SamlDefinition<Plain>, &SamlMaterial), FederationError> {
     match (&p.spec.saml, &p.saml) {
         (Some(s), Some(m)) => Ok((s, m)),
         _ => Err(FederationError::Unavailable("not a SAML provider".into())),
@@ -100,7 +108,7 @@ pub async fn idp_metadata(
     p: &Provider,
 ) -> Result<Arc<sp::IdpMetadata>, FederationError> {
     let (s, m) = material(p)?;
-    if let Some(md) = &m.file_metadata {
+    if let Some(md) = &m.inline_metadata {
         return Ok(md.clone());
     }
     let url = s
@@ -108,8 +116,7 @@ pub async fn idp_metadata(
         .as_deref()
         .ok_or_else(|| FederationError::Unavailable("no metadata".into()))?;
     let doc = state
-        .federation
-        .docs
+        .documents
         .get(url, state.now())
         .await
         .map_err(|e| FederationError::Unavailable(e.to_string()))?;
@@ -169,6 +176,7 @@ pub async fn verify(
 ) -> Result<(ExternalIdentity, String, i64), FederationError> {
     let sp = sp_config(tenant, p)?;
     let idp = idp_metadata(state, p).await?;
+    let idp_entity_id = idp.entity_id.clone();
     let (response, request_id, now) = (
         saml_response.to_string(),
         request_id.map(str::to_string),
@@ -195,6 +203,7 @@ pub async fn verify(
     Ok((
         ExternalIdentity {
             provider: p.spec.id.clone(),
+            upstream: idp_entity_id,
             subject: a.name_id.clone(),
             claims: super::map_claims(&p.spec, &upstream),
             amr: Vec::new(),

@@ -357,6 +357,31 @@ impl SigningKey {
     }
 }
 
+/// Checks an SP's keys and certificates as they will be used: the signing key (RSA ≥ 2048 or
+/// EC P-256) matching its certificate, and the optional RSA encryption key and certificate.
+pub fn check_sp_keys(
+    signing_key_pem: &str,
+    signing_cert_pem: &str,
+    encryption: Option<(&str, &str)>,
+) -> Result<(), SamlError> {
+    SigningKey::from_pem(signing_key_pem, signing_cert_pem)?;
+    if let Some((key, cert)) = encryption {
+        let pkey = PKey::private_key_from_pem(key.as_bytes())
+            .map_err(|_| SamlError::Config("encryption key is not a PEM private key"))?;
+        if pkey.id() != Id::RSA {
+            return Err(SamlError::Config("encryption key must be RSA"));
+        }
+        let cert = X509::from_pem(cert.as_bytes())
+            .map_err(|_| SamlError::Config("encryption certificate is not a PEM certificate"))?;
+        if !cert.public_key()?.public_eq(&pkey) {
+            return Err(SamlError::Config(
+                "encryption certificate does not match encryption key",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn key_kind(pkey: &PKey<Private>) -> Result<KeyKind, SamlError> {
     match pkey.id() {
         Id::RSA if pkey.bits() >= 2048 => Ok(KeyKind::Rsa),

@@ -1,19 +1,20 @@
-//! Upstream documents (OIDC discovery, JWK Sets, SAML metadata) cached per URL.
+//! Fetched documents (OIDC discovery, JWK Sets of upstreams and of clients, SAML metadata)
+//! cached per URL, fetched only through the outbound guard.
 //!
-//! - Freshness comes from the upstream's `Cache-Control` (RFC 9111 §5.2.2.1), bounded.
+//! - Freshness comes from the server's `Cache-Control` (RFC 9111 §5.2.2.1), bounded.
 //! - A document is refreshed in the background once 80 % of its freshness has passed, so logins
 //!   in steady state never wait for (or cause) a fetch.
 //! - When a refresh fails, the stale copy keeps serving for up to a day: an upstream outage
 //!   while the cache is warm does not break logins.
 //! - A forced refetch (an unknown `kid`) happens at most once a minute per URL.
+//! - The cache is bounded by bytes (`[outbound] cache_max_bytes`), each document by the guard's
+//!   response limit.
 
-use crate::error::InternalError;
+use super::{Outbound, OutboundError};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Largest upstream document accepted.
-const MAX_BYTES: usize = 512 * 1024;
 /// How long a stale document may serve while its upstream cannot be reached.
 const MAX_STALE: i64 = 86_400;
 
@@ -27,24 +28,36 @@ pub struct Doc {
     pub fresh_until: i64,
 }
 
+impl Doc {
+    /// What the document costs the cache: its text, an allowance for its parsed JSON (serde's
+    /// tree of maps and strings takes a few times the text), and the entry itself.
+    fn weight(&self, url: &str) -> u32 {
+        let parsed = if self.json.is_some() { 3 } else { 0 };
+        let bytes = self.text.len().saturating_mul(1 + parsed) + url.len() + 256;
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
 #[derive(Debug)]
 pub struct DocCache {
-    http: reqwest::Client,
+    outbound: Outbound,
     entries: moka::future::Cache<String, Arc<Doc>>,
     /// URLs with a background refresh in flight.
     refreshing: moka::future::Cache<String, ()>,
     /// URLs refetched for an unknown key within the last minute.
     forced: moka::future::Cache<String, ()>,
-    /// Every request made to an upstream for a document (metrics, tests, benchmark).
+    /// Every request made for a document (metrics, tests, benchmark).
     fetches: Arc<AtomicU64>,
 }
 
 impl DocCache {
-    pub fn new(http: reqwest::Client) -> Self {
+    /// A cache of at most `max_bytes` (by [`Doc::weight`]).
+    pub fn new(outbound: Outbound, max_bytes: u64) -> Self {
         Self {
-            http,
+            outbound,
             entries: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(max_bytes)
+                .weigher(|url: &String, doc: &Arc<Doc>| doc.weight(url))
                 .time_to_live(std::time::Duration::from_secs(
                     u64::try_from(86_400 + MAX_STALE).unwrap_or(172_800),
                 ))
@@ -61,13 +74,13 @@ impl DocCache {
         }
     }
 
-    /// How many documents were fetched from upstreams since start.
+    /// How many documents were fetched since start.
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
     }
 
     /// The document at `url`: cached, refreshed ahead of expiry, stale on upstream failure.
-    pub async fn get(&self, url: &str, now: i64) -> Result<Arc<Doc>, InternalError> {
+    pub async fn get(&self, url: &str, now: i64) -> Result<Arc<Doc>, OutboundError> {
         if let Some(doc) = self.entries.get(url).await {
             if doc.fresh_until > now {
                 let age = now - doc.fetched_at;
@@ -80,7 +93,7 @@ impl DocCache {
             return match self.fetch_and_store(url, now).await {
                 Ok(fresh) => Ok(fresh),
                 Err(e) if now < doc.fresh_until + MAX_STALE => {
-                    tracing::warn!(url, error = %e, "upstream document unavailable; serving the cached copy");
+                    tracing::warn!(url, error = %e, "document unavailable; serving the cached copy");
                     Ok(doc)
                 }
                 Err(e) => Err(e),
@@ -91,16 +104,16 @@ impl DocCache {
         self.entries
             .try_get_with(key.clone(), async move { this.fetch(&key, now).await })
             .await
-            .map_err(|e| InternalError::Other(e.to_string()))
+            .map_err(|e| (*e).clone())
     }
 
     /// Refetches `url` now, unless that was done within the last minute (then `None`).
-    pub async fn refetch(&self, url: &str, now: i64) -> Result<Option<Arc<Doc>>, InternalError> {
+    pub async fn refetch(&self, url: &str, now: i64) -> Result<Option<Arc<Doc>>, OutboundError> {
         if self.forced.get(url).await.is_some() {
             return Ok(None);
         }
         self.forced.insert(url.to_string(), ()).await;
-        self.fetch_and_store(url, now).await.map(Some)
+        Ok(Some(self.fetch_and_store(url, now).await?))
     }
 
     /// Forgets a document (a provider changed its configuration).
@@ -108,7 +121,7 @@ impl DocCache {
         self.entries.invalidate(url).await;
     }
 
-    async fn fetch_and_store(&self, url: &str, now: i64) -> Result<Arc<Doc>, InternalError> {
+    async fn fetch_and_store(&self, url: &str, now: i64) -> Result<Arc<Doc>, OutboundError> {
         let doc = self.fetcher().fetch(url, now).await?;
         self.entries.insert(url.to_string(), doc.clone()).await;
         Ok(doc)
@@ -123,7 +136,7 @@ impl DocCache {
             match this.fetch(&key, now).await {
                 Ok(doc) => entries.insert(key, doc).await,
                 Err(e) => {
-                    tracing::warn!(url = %key, error = %e, "background refresh of an upstream document failed")
+                    tracing::warn!(url = %key, error = %e, "background refresh of a document failed")
                 }
             }
         });
@@ -131,42 +144,30 @@ impl DocCache {
 
     fn fetcher(&self) -> Fetcher {
         Fetcher {
-            http: self.http.clone(),
+            outbound: self.outbound.clone(),
             fetches: self.fetches.clone(),
         }
     }
 }
 
 struct Fetcher {
-    http: reqwest::Client,
+    outbound: Outbound,
     fetches: Arc<AtomicU64>,
 }
 
 impl Fetcher {
-    async fn fetch(&self, url: &str, now: i64) -> Result<Arc<Doc>, InternalError> {
+    async fn fetch(&self, url: &str, now: i64) -> Result<Arc<Doc>, OutboundError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| InternalError::Other(format!("{url}: {e}")))?;
-        if !response.status().is_success() {
-            return Err(InternalError::Other(format!(
+        let response = self.outbound.get(url).send().await?;
+        if !response.status.is_success() {
+            return Err(OutboundError::Unreachable(format!(
                 "{url} answered {}",
-                response.status()
+                response.status
             )));
         }
-        let fresh_until = now + freshness(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| InternalError::Other(format!("{url}: {e}")))?;
-        if body.len() > MAX_BYTES {
-            return Err(InternalError::Other(format!("{url}: document too large")));
-        }
-        let text: Arc<str> = String::from_utf8(body.to_vec())
-            .map_err(|_| InternalError::Other(format!("{url}: not UTF-8")))?
+        let fresh_until = now + freshness(&response.headers);
+        let text: Arc<str> = String::from_utf8(response.body.to_vec())
+            .map_err(|_| OutboundError::Unreachable(format!("{url}: not UTF-8")))?
             .into();
         let json = serde_json::from_str::<Value>(&text).ok().map(Arc::new);
         Ok(Arc::new(Doc {
@@ -205,11 +206,12 @@ pub fn freshness(headers: &reqwest::header::HeaderMap) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::testing::https_upstream;
     use std::sync::atomic::AtomicBool;
 
     /// A tiny upstream that can be switched off (answers 503).
-    async fn upstream(up: Arc<AtomicBool>) -> String {
-        let app = axum::Router::new().route(
+    fn switchable(up: Arc<AtomicBool>) -> axum::Router {
+        axum::Router::new().route(
             "/doc",
             axum::routing::get(move || {
                 let up = up.clone();
@@ -229,18 +231,15 @@ mod tests {
                     }
                 }
             }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}/doc")
+        )
     }
 
     #[tokio::test]
     async fn documents_are_fetched_once_refreshed_ahead_and_served_stale_during_an_outage() {
         let up = Arc::new(AtomicBool::new(true));
-        let url = upstream(up.clone()).await;
-        let cache = DocCache::new(reqwest::Client::new());
+        let (base, outbound) = https_upstream(switchable(up.clone()), 1024).await;
+        let url = format!("{base}/doc");
+        let cache = DocCache::new(outbound, 1 << 20);
         let doc = cache.get(&url, 1_000).await.unwrap();
         assert_eq!(doc.json.as_deref().unwrap()["issuer"], "x");
         assert_eq!(doc.fresh_until, 1_100);
@@ -268,6 +267,30 @@ mod tests {
         assert!(cache.refetch(&url, 5_002).await.unwrap().is_none());
         // Too stale: the failure shows.
         assert!(cache.get(&url, 200_000).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_no_more_bytes_than_its_bound() {
+        let big = "x".repeat(10_000);
+        let router = axum::Router::new().route(
+            "/{n}",
+            axum::routing::get(move || {
+                let big = big.clone();
+                async move { big }
+            }),
+        );
+        let (base, outbound) = https_upstream(router, 1 << 20).await;
+        let cache = DocCache::new(outbound, 50_000);
+        for n in 0..20 {
+            cache.get(&format!("{base}/{n}"), 1_000).await.unwrap();
+        }
+        cache.entries.run_pending_tasks().await;
+        assert!(
+            cache.entries.weighted_size() <= 50_000,
+            "{} bytes cached",
+            cache.entries.weighted_size()
+        );
+        assert!(cache.entries.entry_count() < 20);
     }
 
     #[test]
