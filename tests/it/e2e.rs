@@ -99,7 +99,9 @@ async fn openid_client_signs_in_through_the_pages_then_refreshes_uses_par_and_lo
     if !ready(&[node_modules()]) {
         return;
     }
-    let s = TestServer::start().await;
+    // The other tenant is acme's twin (same client, secret and user): only the tenant
+    // boundary keeps the session from it.
+    let s = TestServer::start_with(with_twin(ACME.into())).await;
     run_script(
         &s,
         "code_flow.mjs",
@@ -114,9 +116,9 @@ async fn openid_client_signs_in_through_the_pages_then_refreshes_uses_par_and_lo
             ("LOGIN_PASSWORD", "alice-password"),
             ("EXPECTED_NAME", "Alice Liddell"),
             ("EXPECTED_EMAIL", "alice@acme.test"),
-            ("OTHER_ISSUER", &s.url("/globex")),
-            ("OTHER_CLIENT_ID", "globex-web"),
-            ("OTHER_CLIENT_SECRET", "globex-web-secret"),
+            ("OTHER_ISSUER", &s.url("/twin")),
+            ("OTHER_CLIENT_ID", "acme-web"),
+            ("OTHER_CLIENT_SECRET", "acme-web-secret"),
         ],
     )
     .await;
