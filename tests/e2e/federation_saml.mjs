@@ -1,6 +1,6 @@
 // End-to-end federation with a real upstream SAML 2.0 identity provider nobody here wrote:
 // saml-idp@1.2.1 (samlp, xml-crypto) in a child process. The script adds it to the tenant through
-// the admin API (its metadata by URL, the SP keys as files); then openid-client, as the tenant's
+// the admin API (its metadata by URL, the SP key and certificate as values); then openid-client, as the tenant's
 // web client, asks Portcullis to sign in with it (acr_values=idp:<id>). Portcullis sends a signed
 // AuthnRequest (HTTP-Redirect), the scripted browser fills in saml-idp's own user form and posts
 // its signed Response to Portcullis's ACS (HTTP-POST), allows on Portcullis's consent page, and the
@@ -12,9 +12,11 @@
 //   SCOPE='openid profile email' PROVIDER_ID=corp-saml \
 //   IDP_KEY_FILE=/tmp/idp-key.pem IDP_CERT_FILE=/tmp/idp.pem SP_KEY_FILE=/tmp/sp-key.pem SP_CERT_FILE=/tmp/sp.pem \
 //   UPSTREAM_EMAIL=erin@saml.example UPSTREAM_NAME='Erin Example' \
+//   UPSTREAM_TLS_CERT=certs/server.pem UPSTREAM_TLS_KEY=certs/server-key.pem \
 //   NODE_EXTRA_CA_CERTS=certs/ca.pem node tests/e2e/federation_saml.mjs
-// (the four PEM files: any RSA-2048 keys with self-signed certificates; the server reads the SP's.)
+// (the four PEM files: any RSA-2048 keys with self-signed certificates; the script sends the SP's to the admin API.)
 
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   addProvider, authorizationRequest, backAtPortcullis, redeemAndCheck, relyingParty, toUpstream, withUpstream,
@@ -66,8 +68,9 @@ async function main() {
       display_name: 'saml-idp',
       saml: {
         metadata_url: idp.metadata,
-        sp_signing_key_file: env('SP_KEY_FILE'),
-        sp_certificate_file: env('SP_CERT_FILE'),
+        // The admin API takes values, never paths: the SP's key and certificate themselves.
+        sp_signing_key: readFileSync(env('SP_KEY_FILE'), 'utf8'),
+        sp_certificate: readFileSync(env('SP_CERT_FILE'), 'utf8'),
       },
     });
     const spMetadata = await (await fetch(`${entityId}/metadata`)).text();

@@ -140,7 +140,9 @@ async function dpopClientCredentials(ctx) {
 async function dpopCodeFlow(ctx) {
   const { issuer, jwks } = ctx;
   const redirectUri = env('SPA_REDIRECT_URI');
-  const config = await client.discovery(new URL(issuer), env('SPA_CLIENT_ID'), undefined, client.None());
+  // enableNonRepudiationChecks: without it openid-client 6 does not verify id token signatures.
+  const config = await client.discovery(new URL(issuer), env('SPA_CLIENT_ID'), undefined, client.None(),
+    { execute: [client.enableNonRepudiationChecks] });
   const keyPair = await client.randomDPoPKeyPair('ES256');
   const DPoP = client.getDPoPHandle(config, keyPair);
   const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(keyPair.publicKey));

@@ -239,8 +239,7 @@ async fn wrong_subject_expired_unknown_ca_and_no_certificate_are_refused() {
     let r = w
         .mtls_token("pki", Some(&pem_identity(&wrong.cert_pem, &wrong.key_pem)))
         .await;
-    assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert_oauth_error(r, 401, "invalid_client").await;
 
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
@@ -252,33 +251,32 @@ async fn wrong_subject_expired_unknown_ca_and_no_certificate_are_refused() {
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     params.not_after = rcgen::date_time_ymd(2021, 1, 1);
     let expired = w.ca.issue(params).unwrap();
-    assert_eq!(
+    assert_oauth_error(
         w.mtls_token(
             "pki",
-            Some(&pem_identity(&expired.cert_pem, &expired.key_pem))
+            Some(&pem_identity(&expired.cert_pem, &expired.key_pem)),
         )
-        .await
-        .status(),
-        401
-    );
+        .await,
+        401,
+        "invalid_client",
+    )
+    .await;
 
     let other_ca = DevCa::new("Not Trusted").unwrap();
     let foreign = other_ca.client("good", Vec::new()).unwrap();
-    assert_eq!(
+    assert_oauth_error(
         w.mtls_token(
             "pki",
-            Some(&pem_identity(&foreign.cert_pem, &foreign.key_pem))
+            Some(&pem_identity(&foreign.cert_pem, &foreign.key_pem)),
         )
-        .await
-        .status(),
-        401
-    );
-
-    assert_eq!(
-        w.mtls_token("pki", None).await.status(),
+        .await,
         401,
-        "no certificate"
-    );
+        "invalid_client",
+    )
+    .await;
+
+    // No certificate.
+    assert_oauth_error(w.mtls_token("pki", None).await, 401, "invalid_client").await;
     w.server.stop().await;
 }
 
@@ -299,7 +297,7 @@ async fn a_registered_self_signed_certificate_authenticates_and_an_unregistered_
             Some(&pem_identity(&other.pem(), &other_key.serialize_pem())),
         )
         .await;
-    assert_eq!(r.status(), 401);
+    assert_oauth_error(r, 401, "invalid_client").await;
     w.server.stop().await;
 }
 
@@ -350,11 +348,8 @@ async fn a_forwarded_certificate_counts_only_from_a_trusted_proxy() {
         true,
     )
     .await;
-    assert_eq!(
-        send(&untrusted).await.status(),
-        401,
-        "the header from an untrusted peer is ignored"
-    );
+    // The header from an untrusted peer is ignored.
+    assert_oauth_error(send(&untrusted).await, 401, "invalid_client").await;
     untrusted.server.stop().await;
 }
 
@@ -364,8 +359,8 @@ async fn private_key_jwt_authenticates_once_per_assertion_and_checks_audience_ex
     let a = w.assertion(&w.jwt_key, "jwt", json!({}));
     assert_eq!(w.jwt_token(&a, None).await.status(), 200);
     let r = w.jwt_token(&a, Some("jwt")).await;
-    assert_eq!(r.status(), 401, "a replayed jti is refused");
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    // A replayed jti is refused.
+    assert_oauth_error(r, 401, "invalid_client").await;
     // The token endpoint URL is an acceptable audience too (RFC 7523 §3).
     let a = w.assertion(
         &w.jwt_key,
@@ -378,24 +373,21 @@ async fn private_key_jwt_authenticates_once_per_assertion_and_checks_audience_ex
         "jwt",
         json!({"aud": "https://elsewhere.example"}),
     );
-    assert_eq!(w.jwt_token(&a, None).await.status(), 401, "wrong audience");
+    // Wrong audience.
+    assert_oauth_error(w.jwt_token(&a, None).await, 401, "invalid_client").await;
     let now = SystemClock.now();
     let a = w.assertion(&w.jwt_key, "jwt", json!({"exp": now - 10}));
-    assert_eq!(w.jwt_token(&a, None).await.status(), 401, "expired");
+    // Expired.
+    assert_oauth_error(w.jwt_token(&a, None).await, 401, "invalid_client").await;
     let a = w.assertion(&w.jwt_key, "jwt", json!({"exp": now + 3600}));
-    assert_eq!(w.jwt_token(&a, None).await.status(), 401, "lives too long");
+    // Lives too long.
+    assert_oauth_error(w.jwt_token(&a, None).await, 401, "invalid_client").await;
     let a = w.assertion(&es256(), "jwt", json!({}));
-    assert_eq!(
-        w.jwt_token(&a, None).await.status(),
-        401,
-        "signed by an unregistered key"
-    );
+    // Signed by an unregistered key.
+    assert_oauth_error(w.jwt_token(&a, None).await, 401, "invalid_client").await;
     let a = w.assertion(&w.jwt_key, "jwt", json!({"iss": "someone-else"}));
-    assert_eq!(
-        w.jwt_token(&a, None).await.status(),
-        401,
-        "iss must be the client"
-    );
+    // `iss` must be the client.
+    assert_oauth_error(w.jwt_token(&a, None).await, 401, "invalid_client").await;
     // Two methods in one request: RFC 6749 §2.3.
     let a = w.assertion(&w.jwt_key, "jwt", json!({}));
     let mut form = CC.to_vec();
@@ -413,8 +405,7 @@ async fn private_key_jwt_authenticates_once_per_assertion_and_checks_audience_ex
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert_oauth_error(r, 401, "invalid_client").await;
     w.server.stop().await;
 }
 
@@ -566,7 +557,7 @@ async fn a_public_client_registered_for_binding_gets_tokens_bound_to_its_certifi
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_bearer_error(&r, 401, "invalid_token");
     let r = mtls
         .get(format!("{}/acme/connect/userinfo", server.mtls_base))
         .bearer_auth(at)
@@ -596,7 +587,8 @@ async fn a_public_client_registered_for_binding_gets_tokens_bound_to_its_certifi
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    let why = assert_oauth_error(r, 400, "invalid_grant").await;
+    assert_eq!(why, "the refresh token is bound to another certificate");
     let r = mtls
         .post(format!("{}/acme/connect/token", server.mtls_base))
         .form(&refresh)
@@ -660,14 +652,20 @@ async fn client_secret_jwt_verifies_the_hmac_with_a_sealed_secret() {
     };
     let good = hs256(secret.as_bytes(), claims("one"));
     assert_eq!(post(good.clone()).await.status(), 200);
-    assert_eq!(post(good).await.status(), 401, "replayed");
+    // Replayed.
+    assert_oauth_error(post(good).await, 401, "invalid_client").await;
     let forged = hs256(
         b"another-secret-of-the-same-length-0123456789abcdefg",
         claims("two"),
     );
-    assert_eq!(post(forged).await.status(), 401);
+    assert_oauth_error(post(forged).await, 401, "invalid_client").await;
     // The sealed secret is not accepted as a plain secret: the client allows only the JWT.
-    assert_eq!(server.token("acme", "csj", secret, &CC).await.status(), 401);
+    assert_oauth_error(
+        server.token("acme", "csj", secret, &CC).await,
+        401,
+        "invalid_client",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -716,11 +714,11 @@ async fn a_client_may_bring_its_own_trust_anchors() {
         .unwrap()
         .client("own", Vec::new())
         .unwrap();
-    assert_eq!(
-        post(pem_identity(&stranger.cert_pem, &stranger.key_pem))
-            .await
-            .status(),
-        401
-    );
+    assert_oauth_error(
+        post(pem_identity(&stranger.cert_pem, &stranger.key_pem)).await,
+        401,
+        "invalid_client",
+    )
+    .await;
     server.stop().await;
 }

@@ -133,15 +133,27 @@ async fn proofs_for_another_request_or_time_or_with_bad_keys_are_refused() {
         assert_eq!(r.status(), 400, "{why}");
         assert_eq!(error_of(r).await, "invalid_dpop_proof", "{why}");
     }
-    let claims =
-        B64.encode(json!({"htm": "POST", "htu": htu, "iat": now, "jti": "x4"}).to_string());
-    for alg in ["none", "HS256"] {
-        let header = B64.encode(
-            json!({"typ": "dpop+jwt", "alg": alg, "jwk": {"kty": "oct", "k": "c2VjcmV0"}})
-                .to_string(),
-        );
-        let r = cc_with(&server, &format!("{header}.{claims}.c2ln")).await;
-        assert_eq!(r.status(), 400, "{alg}");
+    // RFC 9449 §4.3 item 5: never none, never a MAC. Everything else about these proofs is
+    // right (a public EC key, fresh claims, a signature over the input) so that only the
+    // algorithm rule can refuse them.
+    for (alg, jti) in [("none", "x4"), ("HS256", "x5")] {
+        let header = B64
+            .encode(json!({"typ": "dpop+jwt", "alg": alg, "jwk": k.bare_public_jwk()}).to_string());
+        let claims =
+            B64.encode(json!({"htm": "POST", "htu": htu, "iat": now, "jti": jti}).to_string());
+        let input = format!("{header}.{claims}");
+        let signature = match alg {
+            "none" => String::new(),
+            _ => {
+                // Keyed with the public key's x coordinate: what an alg-confusion attack uses.
+                let x = k.bare_public_jwk()["x"].as_str().unwrap().to_string();
+                let mac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, x.as_bytes());
+                B64.encode(aws_lc_rs::hmac::sign(&mac, input.as_bytes()).as_ref())
+            }
+        };
+        let r = cc_with(&server, &format!("{input}.{signature}")).await;
+        let why = assert_oauth_error(r, 400, "invalid_dpop_proof").await;
+        assert_eq!(why, "the DPoP proof's alg is not allowed", "{alg}");
     }
     server.stop().await;
 }
@@ -239,7 +251,9 @@ async fn the_code_flow_with_dpop_binds_tokens_and_userinfo_wants_the_proof() {
         }
     };
     let r = redeem(proof(&key(), "POST", &token_url, json!({}))).await;
-    assert_eq!(r.status(), 400, "another key than dpop_jkt");
+    // Another key than dpop_jkt.
+    let why = assert_oauth_error(r, 400, "invalid_dpop_proof").await;
+    assert_eq!(why, "the code is bound to another DPoP key");
     let r = redeem(proof(&k, "POST", &token_url, json!({}))).await;
     assert_eq!(r.status(), 200);
     let t: Value = r.json().await.unwrap();
@@ -248,7 +262,7 @@ async fn the_code_flow_with_dpop_binds_tokens_and_userinfo_wants_the_proof() {
     let ui = server.url("/acme/connect/userinfo");
     // As a bearer token: refused, with a DPoP challenge.
     let r = server.http.get(&ui).bearer_auth(at).send().await.unwrap();
-    assert_eq!(r.status(), 401);
+    assert_bearer_error(&r, 401, "invalid_token");
     assert!(
         r.headers()["www-authenticate"]
             .to_str()

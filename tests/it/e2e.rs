@@ -52,6 +52,10 @@ async fn run_script(server: &TestServer, script: &str, envs: &[(&str, &str)]) {
     node.arg(e2e_dir().join(script))
         .envs(envs.iter().copied())
         .env("NODE_EXTRA_CA_CERTS", server.path("certs/ca.pem"))
+        // Upstream identity providers serve HTTPS with the development certificate (the
+        // server's outbound requests are https only; it trusts the development CA).
+        .env("UPSTREAM_TLS_CERT", server.path("certs/server.pem"))
+        .env("UPSTREAM_TLS_KEY", server.path("certs/server-key.pem"))
         .env_remove("NODE_TLS_REJECT_UNAUTHORIZED")
         .kill_on_drop(true);
     let out = tokio::time::timeout(SCRIPT_TIMEOUT, node.output())
@@ -99,7 +103,9 @@ async fn openid_client_signs_in_through_the_pages_then_refreshes_uses_par_and_lo
     if !ready(&[node_modules()]) {
         return;
     }
-    let s = TestServer::start().await;
+    // The other tenant is acme's twin (same client, secret and user): only the tenant
+    // boundary keeps the session from it.
+    let s = TestServer::start_with(with_twin(ACME.into())).await;
     run_script(
         &s,
         "code_flow.mjs",
@@ -114,9 +120,9 @@ async fn openid_client_signs_in_through_the_pages_then_refreshes_uses_par_and_lo
             ("LOGIN_PASSWORD", "alice-password"),
             ("EXPECTED_NAME", "Alice Liddell"),
             ("EXPECTED_EMAIL", "alice@acme.test"),
-            ("OTHER_ISSUER", &s.url("/globex")),
-            ("OTHER_CLIENT_ID", "globex-web"),
-            ("OTHER_CLIENT_SECRET", "globex-web-secret"),
+            ("OTHER_ISSUER", &s.url("/twin")),
+            ("OTHER_CLIENT_ID", "acme-web"),
+            ("OTHER_CLIENT_SECRET", "acme-web-secret"),
         ],
     )
     .await;
@@ -256,6 +262,7 @@ async fn openid_client_signs_in_at_acme_through_node_oidc_provider_as_the_upstre
 }
 
 /// A fresh RSA key and self-signed certificate written as PEM files into `dir`: their paths.
+/// (The SP's are read by the script and sent to the admin API as values.)
 fn key_and_certificate_files(dir: &Path, name: &str) -> (String, String) {
     use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
     let (key, cert) = self_signed_key_and_cert(name, false).unwrap();

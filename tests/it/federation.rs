@@ -67,6 +67,7 @@ pub(crate) async fn back_at_acme(b: &Browser, callback: &str) -> HashMap<String,
     params(&next)
 }
 
+/// The claims of a token that [`tokens_for`] verified (or that is not acme's to verify).
 pub(crate) fn claims_of(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(
@@ -76,10 +77,21 @@ pub(crate) fn claims_of(jwt: &str) -> Value {
     .unwrap()
 }
 
+/// acme-web's tokens for `code`, with the brokered id token and the access token verified
+/// against acme's JWKS by an independent library (signature, issuer, audience, expiry).
 pub(crate) async fn tokens_for(server: &TestServer, code: &str) -> Value {
     let r = redeem(server, code, VERIFIER).await;
     assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    let t: Value = r.json().await.unwrap();
+    let (jwks, issuer) = (server.jwks("acme").await, server.url("/acme"));
+    verify_jwt(t["id_token"].as_str().unwrap(), &jwks, &issuer, "acme-web");
+    verify_jwt(
+        t["access_token"].as_str().unwrap(),
+        &jwks,
+        &issuer,
+        "https://api.acme.test",
+    );
+    t
 }
 
 #[tokio::test]
@@ -179,16 +191,16 @@ async fn a_forged_replayed_or_foreign_browser_callback_is_refused() {
     // Forged state.
     let forged = callback.replace(&params(&callback)["state"], &"A".repeat(43));
     let r = b.get(&forged).await;
-    assert_eq!(r.status(), 400);
+    assert_page_error(r, 400, "invalid_request").await;
     // Another browser presenting the real callback: the state is consumed by that attempt,
     // and the sign-in stays bound to the browser that started it.
     let other = Browser::new(&server);
     let r = other.get(&callback).await;
-    assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("another browser"));
+    let why = assert_page_error(r, 400, "invalid_request").await;
+    assert!(why.contains("another browser"), "{why}");
     // Replayed: the state is single use.
     let r = b.get(&callback).await;
-    assert_eq!(r.status(), 400);
+    assert_page_error(r, 400, "invalid_request").await;
     server.stop().await;
 }
 
@@ -492,17 +504,15 @@ async fn saml_brokering_verifies_real_signed_assertions_and_refuses_every_forger
     assert!(slo.starts_with(&s.idp.slo_url), "{slo}");
     assert!(slo.contains("Signature=") && slo.contains("RelayState="));
     // The same POST again: the RelayState was used.
-    assert_eq!(
-        post_acs(&s, &b, &response, Some(&relay)).await.status(),
-        400
-    );
+    let r = post_acs(&s, &b, &response, Some(&relay)).await;
+    assert_page_error(r, 400, "invalid_request").await;
     // The same assertion in a new round trip (another browser): its ID was used.
     let b = Browser::new(&s.server);
     let (relay, id) = saml_start(&s, &b).await;
     let mut again = o.clone();
     again.in_response_to = Some(id.clone());
     let r = post_acs(&s, &b, &s.idp.response(&again).unwrap(), Some(&relay)).await;
-    assert_eq!(r.status(), 400);
+    assert_page_error(r, 400, "invalid_request").await;
 
     // Each forgery in a fresh round trip.
     type Bad = Box<dyn Fn(&mut ResponseOptions, &Saml)>;
@@ -557,6 +567,7 @@ async fn saml_brokering_verifies_real_signed_assertions_and_refuses_every_forger
         change(&mut bad, &s);
         let r = post_acs(&s, &b, &s.idp.response(&bad).unwrap(), Some(&relay)).await;
         assert_eq!(r.status(), 400, "{what}");
+        assert_page_error(r, 400, "invalid_request").await;
     }
     // Signed by another IdP's key.
     let b = Browser::new(&s.server);
@@ -566,11 +577,31 @@ async fn saml_brokering_verifies_real_signed_assertions_and_refuses_every_forger
     let o = ResponseOptions::valid_for(&s.acs, &s.entity, Some(&id), "ann@corp.example", now())
         .unwrap();
     let r = post_acs(&s, &b, &rogue.response(&o).unwrap(), Some(&relay)).await;
-    assert_eq!(r.status(), 400, "bad signature");
-    // Unsolicited (no RelayState, no InResponseTo).
+    assert_page_error(r, 400, "invalid_request").await;
+    // Unsolicited (IdP-initiated: no InResponseTo). Every refusal answers the same page; the
+    // security log says which rule refused.
+    use crate::security_rules::security_events;
+    security_events::capture();
     let o = ResponseOptions::valid_for(&s.acs, &s.entity, None, "ann@corp.example", now()).unwrap();
-    let r = post_acs(&s, &b, &s.idp.response(&o).unwrap(), None).await;
-    assert_eq!(r.status(), 400, "unsolicited");
+    let unsolicited = s.idp.response(&o).unwrap();
+    let r = post_acs(&s, &b, &unsolicited, None).await;
+    let events = security_events::of(&r);
+    assert_page_error(r, 400, "invalid_request").await;
+    let reason = |events: &[Value]| {
+        events
+            .iter()
+            .find(|e| e["event"] == "federation_rejected")
+            .map(|e| e["reason"].clone())
+    };
+    assert_eq!(reason(&events), Some("SAML: unsolicited response".into()));
+    // Inside a live round trip of this browser (its valid RelayState): still refused, as a
+    // response to no request of ours (profiles §4.1.4.2), not for the RelayState.
+    let b = Browser::new(&s.server);
+    let (relay, _) = saml_start(&s, &b).await;
+    let r = post_acs(&s, &b, &unsolicited, Some(&relay)).await;
+    let events = security_events::of(&r);
+    assert_page_error(r, 400, "invalid_request").await;
+    assert_eq!(reason(&events), Some("SAML: InResponseTo mismatch".into()));
     s.server.stop().await;
 }
 
@@ -669,7 +700,7 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
             .contains("insufficient_scope")
     );
     let r = post(&globex, spec.clone()).await.unwrap();
-    assert_eq!(r.status(), 401);
+    assert_bearer_error(&r, 401, "invalid_token");
     // A DPoP-bound admin token without its proof (RFC 9449 §7) is refused.
     let k = crate::dpop::key();
     let token_url = server.url("/acme/connect/token");
@@ -692,16 +723,16 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
     let r = post(bound["access_token"].as_str().unwrap(), spec.clone())
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_bearer_error(&r, 401, "invalid_token");
     // Malformed and invalid definitions change nothing.
     let mut bad = spec.clone();
     bad["oidc"]["issuer"] = "http://idp.example".into();
     let r = post(&admin, bad).await.unwrap();
-    assert_eq!(r.status(), 400);
+    assert_oauth_error(r, 400, "invalid_request").await;
     let r = post(&admin, serde_json::json!({"id": "x", "kind": "ldap"}))
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_oauth_error(r, 400, "invalid_request").await;
     let mut file_id = spec.clone();
     file_id["id"] = "globex".into();
     assert_eq!(post(&admin, file_id).await.unwrap().status(), 409);
@@ -932,10 +963,21 @@ async fn a_provider_added_on_one_node_signs_users_in_on_the_other_until_it_is_di
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        claims_of(t["id_token"].as_str().unwrap())["idp"],
-        "globex-dyn"
+    let jwks: Value = to_b
+        .get(b_url("/acme/.well-known/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = verify_jwt(
+        t["id_token"].as_str().unwrap(),
+        &jwks,
+        &b_url("/acme"),
+        "acme-web",
     );
+    assert_eq!(id["idp"], "globex-dyn");
     // Disabled on node A: node B refuses it at once (the notification; its lookup cache and
     // periodic sync would keep it for an hour).
     let r = to_a
@@ -1397,7 +1439,8 @@ async fn back_channel_logout_tokens_must_be_the_upstreams_for_us_with_the_event_
     // The right token, by upstream subject, ends bob's brokered session; it works once.
     let token = sign("globex", &good);
     assert_eq!(post(token.clone()).await.unwrap().status(), 200);
-    assert_eq!(post(token).await.unwrap().status(), 400, "replayed");
+    // Replayed.
+    assert_oauth_error(post(token).await.unwrap(), 400, "invalid_request").await;
     assert_eq!(
         params(&location(&b.get(&silent).await))["error"],
         "login_required"
@@ -1439,7 +1482,7 @@ async fn a_clients_provider_restrictions_hold_on_every_way_in() {
             "/acme/federation/globex/start?interaction={interaction}"
         )))
         .await;
-    assert_eq!(r.status(), 400);
+    assert_page_error(r, 400, "invalid_request").await;
     let r = submit_login(&b, &login, "bob@globex.test", "x").await;
     assert_eq!(r.status(), 200, "the local form answers: wrong password");
     // A client with one provider and no local form goes straight there, and the local form
@@ -1483,12 +1526,7 @@ async fn a_clients_provider_restrictions_hold_on_every_way_in() {
             ],
         )
         .await;
-    assert_eq!(r.status(), 400);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("does not accept local accounts")
-    );
+    let why = assert_page_error(r, 400, "invalid_request").await;
+    assert!(why.contains("does not accept local accounts"), "{why}");
     server.stop().await;
 }

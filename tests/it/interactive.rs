@@ -335,11 +335,8 @@ async fn redeeming_a_code_twice_revokes_every_token_issued_from_it() {
         "invalid_grant"
     );
     let r = refresh(&server, first["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(
-        r.status(),
-        400,
-        "the refresh token from the code is revoked"
-    );
+    // The refresh token from the code is revoked.
+    assert_oauth_error(r, 400, "invalid_grant").await;
     let r = userinfo(&server, "acme", first["access_token"].as_str().unwrap()).await;
     assert_eq!(r.status(), 401, "the access token from the code is revoked");
     assert!(
@@ -422,8 +419,7 @@ async fn a_redirect_uri_with_added_path_or_query_gets_an_error_page_and_no_redir
             &web_params("s", &ch),
         ))
         .await;
-    assert_eq!(r.status(), 400);
-    assert!(r.headers().get("location").is_none());
+    assert_page_error(r, 400, "invalid_client").await;
     server.stop().await;
 }
 
@@ -445,7 +441,7 @@ async fn refresh_tokens_rotate_and_reuse_of_a_rotated_one_kills_the_family() {
     assert_ne!(rt1, rt2);
     assert!(t2["id_token"].is_string());
     // The first token comes back: a thief or a bug. Both are ended.
-    assert_eq!(refresh(&server, &rt1).await.status(), 400);
+    assert_oauth_error(refresh(&server, &rt1).await, 400, "invalid_grant").await;
     let r = refresh(&server, &rt2).await;
     assert_eq!(r.status(), 400, "the whole family is revoked");
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
@@ -467,7 +463,8 @@ async fn refresh_tokens_rotate_and_reuse_of_a_rotated_one_kills_the_family() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    let why = assert_oauth_error(r, 400, "invalid_grant").await;
+    assert_eq!(why, "the refresh token is invalid, expired or revoked");
     server.stop().await;
 }
 
@@ -501,11 +498,12 @@ async fn prompt_none_without_a_live_session_returns_login_required() {
 }
 
 #[tokio::test]
-async fn a_session_cookie_of_acme_is_not_a_session_at_globex() {
-    let server = TestServer::start().await;
+async fn a_session_cookie_of_acme_is_not_a_session_at_its_twin() {
+    // The twin has the same client, redirect URI and user: only the tenant boundary refuses.
+    let server = TestServer::start_with(with_twin(ACME.into())).await;
     let b = Browser::new(&server);
     alice_signs_in(&server, &b, "s").await;
-    // The browser scopes the cookie to /acme; an attacker replays it at globex verbatim.
+    // The browser scopes the cookie to /acme; an attacker replays it at the twin verbatim.
     use reqwest::cookie::CookieStore;
     let acme_cookies = b
         .jar
@@ -519,28 +517,29 @@ async fn a_session_cookie_of_acme_is_not_a_session_at_globex() {
     );
     assert!(
         b.jar
-            .cookies(&server.url("/globex/connect/authorize").parse().unwrap())
+            .cookies(&server.url("/twin/connect/authorize").parse().unwrap())
             .is_none(),
-        "the cookie path keeps acme's session away from globex"
+        "the cookie path keeps acme's session away from the twin"
     );
     let ch = challenge(VERIFIER);
-    let p = vec![
-        ("response_type", "code"),
-        ("redirect_uri", WEB_CB),
-        ("scope", "openid"),
-        ("state", "g"),
-        ("code_challenge", ch.as_str()),
-        ("code_challenge_method", "S256"),
-        ("prompt", "none"),
-    ];
-    let r = server
-        .http
-        .get(authorize_url(&server, "globex", "globex-web", &p))
-        .header("cookie", acme_cookies)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(params(&location(&r))["error"], "login_required");
+    let mut p = web_params("g", &ch);
+    p.push(("prompt", "none"));
+    let with_cookies = |tenant: &str| {
+        server
+            .http
+            .get(authorize_url(&server, tenant, "acme-web", &p))
+            .header("cookie", acme_cookies.clone())
+            .send()
+    };
+    let r = with_cookies("acme").await.unwrap();
+    assert!(
+        params(&location(&r)).contains_key("code"),
+        "a session at acme"
+    );
+    let r = with_cookies("twin").await.unwrap();
+    let back = params(&location(&r));
+    assert_eq!(back["error"], "login_required");
+    assert_eq!(back["iss"], server.url("/twin"));
     server.stop().await;
 }
 
@@ -564,7 +563,7 @@ async fn userinfo_speaks_rfc_6750() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_bearer_error(&r, 400, "invalid_request");
     let r = server
         .http
         .get(&url)
@@ -589,7 +588,7 @@ async fn userinfo_speaks_rfc_6750() {
         )
         .await;
     let r = userinfo(&server, "acme", t["access_token"].as_str().unwrap()).await;
-    assert_eq!(r.status(), 401);
+    assert_bearer_error(&r, 401, "invalid_token");
     server.stop().await;
 }
 
@@ -642,7 +641,11 @@ async fn a_login_form_without_its_csrf_token_or_from_another_browser_is_refused(
             ],
         )
         .await;
-    assert_eq!(r.status(), 400);
+    let why = assert_page_error(r, 400, "invalid_request").await;
+    assert_eq!(
+        why,
+        "the form expired or did not come from this site; please try again"
+    );
     // Another browser (no binding cookie) holding the whole form still cannot use it.
     let other = Browser::new(&server);
     let r = other
@@ -656,8 +659,8 @@ async fn a_login_form_without_its_csrf_token_or_from_another_browser_is_refused(
             ],
         )
         .await;
-    assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("another browser"));
+    let why = assert_page_error(r, 400, "invalid_request").await;
+    assert_eq!(why, "this sign-in was started in another browser");
     server.stop().await;
 }
 
@@ -811,22 +814,30 @@ async fn a_pushed_request_uri_works_once() {
     assert_eq!(back["state"], "par");
     assert!(back.contains_key("code"));
     let r = b.get(&url).await;
-    assert_eq!(r.status(), 400, "a request_uri is single use");
-    assert!(r.text().await.unwrap().contains("invalid_request_uri"));
+    // A request_uri is single use.
+    assert_page_error(r, 400, "invalid_request_uri").await;
     // A pushed request is checked at once: a bad redirect URI is an error response, not a URI.
+    // Otherwise the request is a good one (PKCE, state, nonce): only the redirect rule refuses.
+    let p: Vec<(&str, &str)> = web_params("bad", &ch)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "redirect_uri" {
+                (k, "https://evil.example/cb")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
     let r = server
         .http
         .post(server.url("/acme/connect/par"))
         .basic_auth("acme-web", Some("acme-web-secret"))
-        .form(&[
-            ("response_type", "code"),
-            ("redirect_uri", "https://evil.example/cb"),
-            ("scope", "openid"),
-        ])
+        .form(&p)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    let why = assert_oauth_error(r, 400, "invalid_request").await;
+    assert_eq!(why, "the redirect_uri is not registered for this client");
     server.stop().await;
 }
 
@@ -961,7 +972,7 @@ async fn rp_initiated_logout_ends_the_session_and_notifies_clients() {
     let r = b
         .get(&server.url(&format!("/acme/connect/endsession?{}", q.finish())))
         .await;
-    assert_eq!(r.status(), 400);
+    assert_page_error(r, 400, "invalid_request").await;
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("id_token_hint", id_token)
         .append_pair("post_logout_redirect_uri", "http://127.0.0.1:9000/")
@@ -1023,7 +1034,9 @@ async fn logout_without_a_hint_asks_for_confirmation() {
             ],
         )
         .await;
-    assert_eq!(r.status(), 400, "a forged confirmation does nothing");
+    // A forged confirmation does nothing.
+    let why = assert_page_error(r, 400, "invalid_request").await;
+    assert_eq!(why, "the form did not come from this site");
     let r = b.get(&server.url("/acme/connect/endsession")).await;
     let html = r.text().await.unwrap();
     let r = b
@@ -1068,12 +1081,10 @@ async fn sign_in_code_exchange_and_refresh_work_on_postgresql() {
     assert_eq!(r.status(), 200);
     let rt = t["refresh_token"].as_str().unwrap();
     assert_eq!(refresh(&server, rt).await.status(), 200);
-    assert_eq!(
-        refresh(&server, rt).await.status(),
-        400,
-        "reuse detected on PostgreSQL too"
-    );
-    assert_eq!(redeem(&server, &back["code"], VERIFIER).await.status(), 400);
+    // Reuse detected on PostgreSQL too.
+    assert_oauth_error(refresh(&server, rt).await, 400, "invalid_grant").await;
+    let r = redeem(&server, &back["code"], VERIFIER).await;
+    assert_oauth_error(r, 400, "invalid_grant").await;
     server.stop().await;
 }
 
@@ -1095,15 +1106,16 @@ async fn max_age_zero_asks_for_a_fresh_login_even_right_after_one() {
 
 #[tokio::test]
 async fn a_code_is_sealed_to_its_tenant_and_cannot_be_altered() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(with_twin(ACME.into())).await;
     let b = Browser::new(&server);
     let back = alice_signs_in(&server, &b, "s").await;
     let code = back["code"].clone();
-    // The same code at globex (by globex's own client): the seal does not open there.
+    // The same code at the twin, by the twin's acme-web (same secret, redirect URI and user):
+    // the seal does not open there.
     let r = server
         .http
-        .post(server.url("/globex/connect/token"))
-        .basic_auth("globex-web", Some("globex-web-secret"))
+        .post(server.url("/twin/connect/token"))
+        .basic_auth("acme-web", Some("acme-web-secret"))
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
@@ -1113,13 +1125,13 @@ async fn a_code_is_sealed_to_its_tenant_and_cannot_be_altered() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let why = assert_oauth_error(r, 400, "invalid_grant").await;
+    assert_eq!(why, "the code is invalid, expired or already used");
     // One character changed.
     let mut altered = code.clone().into_bytes();
     altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
     let r = redeem(&server, std::str::from_utf8(&altered).unwrap(), VERIFIER).await;
-    assert_eq!(r.status(), 400);
+    assert_oauth_error(r, 400, "invalid_grant").await;
     // The untouched code still works, once.
     assert_eq!(redeem(&server, &code, VERIFIER).await.status(), 200);
     server.stop().await;
@@ -1137,7 +1149,8 @@ async fn a_code_expires_after_its_lifetime() {
     let back = alice_signs_in(&server, &b, "s").await;
     clock.advance(61);
     let r = redeem(&server, &back["code"], VERIFIER).await;
-    assert_eq!(r.status(), 400, "codes live 60 s by default");
+    // Codes live 60 s by default.
+    assert_oauth_error(r, 400, "invalid_grant").await;
     server.stop().await;
 }
 

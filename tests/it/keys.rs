@@ -98,15 +98,61 @@ async fn keys_rotate_announce_then_sign_then_retire_then_disappear() {
 }
 
 #[tokio::test]
-async fn private_keys_are_stored_encrypted() {
-    let s = TestServer::start().await;
+async fn private_keys_are_stored_sealed_under_the_master_key_for_their_tenant_and_kid() {
+    use base64::Engine;
+    use portcullis::keys::{MasterKey, Signer};
+    let master = [3u8; 32];
+    let s = TestServer::start_with(Options {
+        keys: format!(
+            "master_key = \"{}\"",
+            base64::engine::general_purpose::STANDARD.encode(master)
+        ),
+        ..Default::default()
+    })
+    .await;
     let records = s.state().store.list_keys("acme").await.unwrap();
-    assert!(!records.is_empty());
+    assert!(records.len() >= 2, "an RS256 and an ES256 key");
+    let right = MasterKey::from_bytes(&master).unwrap();
+    let wrong = MasterKey::from_bytes(&[4u8; 32]).unwrap();
+    // The additional data a sealed key is bound to (keys::ring::KeyRecord::aad).
+    let aad = |tenant: &str, kid: &str| format!("portcullis-key|{tenant}|{kid}").into_bytes();
+    let (_, jwks) = s.get_json("/acme/.well-known/jwks").await;
     for r in &records {
-        // PKCS#8 DER starts with a SEQUENCE (0x30); a sealed key starts with a random nonce and
-        // never contains the DER of the private key in clear.
-        assert!(r.private_sealed.len() > 12 + 16);
-        assert!(!String::from_utf8_lossy(&r.private_sealed).contains("PRIVATE"));
+        // It opens with the master key, and holds the private half of the published key.
+        let der = right.open(&r.private_sealed, &aad("acme", &r.kid)).unwrap();
+        let signer = Signer::from_pkcs8(r.alg, &der).unwrap();
+        assert_eq!(signer.kid, r.kid);
+        let published = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == r.kid.as_str())
+            .expect("published");
+        assert_eq!(
+            serde_json::to_value(signer.public_jwk()).unwrap()["kid"],
+            published["kid"]
+        );
+        // Nothing of the private key is in the stored bytes in clear: no 16-byte run of its
+        // PKCS#8 DER (which holds the scalar, or the RSA private exponent and primes).
+        let runs: std::collections::HashSet<&[u8]> = der.windows(16).collect();
+        assert!(
+            !r.private_sealed.windows(16).any(|w| runs.contains(w)),
+            "{} {}: the stored key contains its DER in clear",
+            r.alg,
+            r.kid
+        );
+        // Not with another master key, nor as another tenant's or another kid's key.
+        assert!(wrong.open(&r.private_sealed, &aad("acme", &r.kid)).is_err());
+        assert!(
+            right
+                .open(&r.private_sealed, &aad("globex", &r.kid))
+                .is_err()
+        );
+        assert!(
+            right
+                .open(&r.private_sealed, &aad("acme", "other"))
+                .is_err()
+        );
     }
     s.stop().await;
 }

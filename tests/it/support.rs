@@ -15,6 +15,34 @@ pub const GLOBEX_PROVIDER: &str = include_str!("../../providers/globex.toml");
 /// The demo files' base URL, replaced by the test server's own.
 pub const DEMO_BASE: &str = "https://localhost:8443";
 
+/// Tenant `twin`: acme's file with another slug (so another issuer and cookie path) and
+/// everything else identical — the same client ids, secrets, redirect URIs, API names and
+/// secrets, users and passwords. An artifact of acme refused at the twin (or the reverse) can
+/// only have been refused by the tenant boundary.
+pub fn twin() -> String {
+    let text = ACME.replace("slug = \"acme\"", "slug = \"twin\"").replace(
+        "display_name = \"Acme Corporation\"",
+        "display_name = \"Acme's twin\"",
+    );
+    assert!(
+        text.contains("slug = \"twin\"") && !text.contains("slug = \"acme\""),
+        "the demo tenant file changed"
+    );
+    text
+}
+
+/// The demo tenants plus acme's [`twin`].
+pub fn with_twin(acme: String) -> Options {
+    Options {
+        tenants: vec![
+            ("acme", acme),
+            ("globex", GLOBEX.to_string()),
+            ("twin", twin()),
+        ],
+        ..Default::default()
+    }
+}
+
 pub struct Options {
     pub tenants: Vec<(&'static str, String)>,
     /// Provider files (`providers/<id>.toml`); `https://localhost:8443` in them and in the
@@ -326,6 +354,90 @@ pub fn jwt_header(token: &str) -> serde_json::Value {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// Asserts an OAuth JSON error response (RFC 6749 §5.2): status and `error`; returns the
+/// `error_description` so that a test can tell which rule refused the request.
+pub async fn assert_oauth_error(r: reqwest::Response, status: u16, error: &str) -> String {
+    let got = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+    assert_eq!(
+        (got, body["error"].as_str()),
+        (status, Some(error)),
+        "expected {status} {error}, got {got} {body}"
+    );
+    body["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Asserts the error page (never a redirect) with status and RFC error code; returns its
+/// description.
+pub async fn assert_page_error(r: reqwest::Response, status: u16, error: &str) -> String {
+    let got = r.status().as_u16();
+    assert!(
+        r.headers().get("location").is_none(),
+        "an error page, not a redirect"
+    );
+    let html = r.text().await.unwrap();
+    let code = html
+        .split("<code id=\"error-code\">")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        (got, code.as_str()),
+        (status, error),
+        "expected an error page {status} {error}:\n{html}"
+    );
+    let description = html
+        .split("role=\"alert\">")
+        .nth(1)
+        .and_then(|s| s.split("<p>").nth(1))
+        .and_then(|s| s.split("</p>").next())
+        .unwrap_or_default();
+    unescape_html(description)
+}
+
+/// The `error` and `error_description` of an error sent back to the client by redirect
+/// (RFC 6749 §4.1.2.1), asserting that it is one.
+pub fn redirect_error(r: &reqwest::Response) -> (String, String) {
+    assert_eq!(r.status().as_u16(), 303, "an error redirect");
+    let location = r.headers()["location"].to_str().unwrap();
+    let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let q: std::collections::HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    (
+        q.get("error").cloned().unwrap_or_default(),
+        q.get("error_description").cloned().unwrap_or_default(),
+    )
+}
+
+/// Asserts a resource endpoint's refusal (RFC 6750 §3): status and the `error` of the
+/// `WWW-Authenticate` challenge.
+pub fn assert_bearer_error(r: &reqwest::Response, status: u16, error: &str) {
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(r.status().as_u16(), status, "{challenge}");
+    assert!(
+        challenge.contains(&format!("error=\"{error}\"")),
+        "expected error=\"{error}\" in {challenge:?}"
+    );
+}
+
+fn unescape_html(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// A raw TLS connection (HTTP/1.1, no client library in between) to the main listener, for tests

@@ -46,7 +46,7 @@ async fn revoke(server: &TestServer, client: &str, secret: &str, token: &str) ->
 
 #[tokio::test]
 async fn an_api_learns_about_tokens_for_its_audience_and_nothing_else() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(with_twin(ACME.into())).await;
     let t = server
         .token_json(
             "acme",
@@ -65,12 +65,8 @@ async fn an_api_learns_about_tokens_for_its_audience_and_nothing_else() {
     assert_eq!(info["iss"], server.url("/acme"));
     assert!(info["exp"].is_i64() && info["iat"].is_i64());
     // A wrong API secret is a failed authentication.
-    assert_eq!(
-        introspect(&server, "acme", API_USER, "wrong", at)
-            .await
-            .status(),
-        401
-    );
+    let r = introspect(&server, "acme", API_USER, "wrong", at).await;
+    assert_oauth_error(r, 401, "invalid_client").await;
     // The client the token belongs to may ask too; another client learns nothing.
     assert_eq!(
         active(&server, "acme", "acme-m2m", "acme-m2m-secret", at).await["active"],
@@ -88,30 +84,30 @@ async fn an_api_learns_about_tokens_for_its_audience_and_nothing_else() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
-    // Garbage, and a token of another tenant, are simply inactive.
+    assert_oauth_error(r, 401, "invalid_client").await;
+    // Garbage, and a token of another tenant, are simply inactive. The twin's token has the
+    // same client, scope and audience (https://api.acme.test): only its issuer differs.
     assert_eq!(
         active(&server, "acme", API_USER, "acme-api-secret", "not-a-token").await["active"],
         false
     );
     let g = server
         .token_json(
-            "globex",
-            "globex-m2m",
-            "globex-m2m-secret",
-            &[("grant_type", "client_credentials")],
+            "twin",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials"), ("scope", "api.read")],
         )
         .await;
+    let foreign = g["access_token"].as_str().unwrap();
     assert_eq!(
-        active(
-            &server,
-            "acme",
-            API_USER,
-            "acme-api-secret",
-            g["access_token"].as_str().unwrap()
-        )
-        .await["active"],
-        false
+        active(&server, "twin", API_USER, "acme-api-secret", foreign).await["active"],
+        true,
+        "active at its own tenant"
+    );
+    assert_eq!(
+        active(&server, "acme", API_USER, "acme-api-secret", foreign).await,
+        serde_json::json!({"active": false})
     );
     server.stop().await;
 }
@@ -227,7 +223,7 @@ async fn revoking_a_refresh_token_ends_its_family_and_the_access_tokens_issued_w
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_bearer_error(&r, 401, "invalid_token");
     server.stop().await;
 }
 
@@ -390,6 +386,7 @@ async fn an_api_may_authenticate_with_a_signed_assertion_instead_of_a_secret() {
     let r = ask(assertion("api-1")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["active"], true);
-    assert_eq!(ask(assertion("api-1")).await.status(), 401, "single use");
+    // Single use.
+    assert_oauth_error(ask(assertion("api-1")).await, 401, "invalid_client").await;
     server.stop().await;
 }

@@ -12,8 +12,9 @@ import {
 
 /** The relying party: openid-client configured for `clientId` at `issuer` (discovery). */
 export async function relyingParty(issuer, clientId, clientSecret) {
+  // enableNonRepudiationChecks: without it openid-client 6 does not verify id token signatures.
   const config = await client.discovery(new URL(issuer), clientId, clientSecret,
-    client.ClientSecretBasic(clientSecret));
+    client.ClientSecretBasic(clientSecret), { execute: [client.enableNonRepudiationChecks] });
   need('discovery: issuer is the tenant issuer', config.serverMetadata().issuer === issuer,
     `got ${JSON.stringify(config.serverMetadata().issuer)}`);
   return config;
