@@ -416,19 +416,11 @@ impl Definition<Sealed> {
                 .map_err(|_| format!("the sealed {field} is not text"))
         })
     }
-
-    /// The definition as the admin API shows it: each secret only as `true`.
-    pub fn public_view(&self) -> serde_json::Value {
-        self.clone()
-            .map_secrets(|_, _| Ok::<_, std::convert::Infallible>(Set))
-            .ok()
-            .and_then(|d| serde_json::to_value(d).ok())
-            .unwrap_or(serde_json::Value::Null)
-    }
 }
 
-impl Definition<Plain> {
-    /// A file provider as the admin API shows it: each secret only as `true`.
+impl<S: Clone> Definition<S> {
+    /// The definition as the admin API shows it (a stored one, or a file provider's): each
+    /// secret only as `true`.
     pub fn public_view(&self) -> serde_json::Value {
         self.clone()
             .map_secrets(|_, _| Ok::<_, std::convert::Infallible>(Set))
