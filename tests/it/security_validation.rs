@@ -337,6 +337,84 @@ async fn another_clients_id_token_is_no_id_token_hint_for_this_client() {
     server.stop().await;
 }
 
+/// A JWT signed with tenant acme's id token key, as anything the tenant signs would be.
+fn signed_by_acme(server: &TestServer, typ: &str, claims: Value) -> String {
+    let tenant = server.state().registry.get("acme").unwrap();
+    let keys = tenant.keys.load();
+    keys.signer(Alg::RS256)
+        .unwrap()
+        .sign_jwt(typ, &claims)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_jwt_of_the_tenant_is_an_id_token_hint_only_with_typ_jwt_no_events_and_a_client_audience()
+{
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let sub = verify_jwt(
+        alice_tokens(&server, &b).await["id_token"]
+            .as_str()
+            .unwrap(),
+        &server.jwks("acme").await,
+        &server.url("/acme"),
+        "acme-web",
+    )["sub"]
+        .clone();
+    let now = SystemClock.now();
+    let claims = |aud: &str, extra: Value| {
+        let mut c = json!({"iss": server.url("/acme"), "sub": sub, "aud": aud, "iat": now, "exp": now + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let events = json!({"events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
+    // Each is refused by one rule alone: the type, the logout event, the audience.
+    for (why, hint) in [
+        (
+            "typ at+jwt",
+            signed_by_acme(&server, "at+jwt", claims("acme-web", json!({}))),
+        ),
+        (
+            "typ logout+jwt",
+            signed_by_acme(&server, "logout+jwt", claims("acme-web", json!({}))),
+        ),
+        (
+            "events",
+            signed_by_acme(&server, "JWT", claims("acme-web", events.clone())),
+        ),
+        (
+            "audience of no client",
+            signed_by_acme(&server, "JWT", claims("no-such-client", json!({}))),
+        ),
+    ] {
+        let ch = challenge(VERIFIER);
+        let mut p = web_params("hint", &ch);
+        p.push(("id_token_hint", &hint));
+        let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+        assert_eq!(params(&location(&r))["error"], "invalid_request", "{why}");
+        // At end session without client_id, the hint alone names the client.
+        let r = end_session(&b, &server, &[("id_token_hint", &hint)]).await;
+        assert_eq!(r.status(), 400, "{why}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("invalid_request"), "{why}: {page}");
+        assert!(still_signed_in(&server, &b).await, "{why}");
+    }
+    // The same, typed and addressed as an id token, is one: at authorize, and it signs alice
+    // out at once (no confirmation) at end session.
+    let id_token = signed_by_acme(&server, "JWT", claims("acme-web", json!({})));
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("hint", &ch);
+    p.push(("id_token_hint", &id_token));
+    let r = b.get(&authorize_url(&server, "acme", "acme-web", &p)).await;
+    assert!(params(&location(&r)).contains_key("code"));
+    let r = end_session(&b, &server, &[("id_token_hint", &id_token)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(!still_signed_in(&server, &b).await, "signed out");
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Finding 10a: request objects are used alone, expire, and their jti is single use.
 
@@ -615,5 +693,37 @@ async fn a_replayed_dpop_proof_is_refused_after_many_other_proofs_and_a_full_mem
     let r = cc_with_proof(&server, &proof(&k, "POST", &htu, json!({}))).await;
     assert_eq!(r.status(), 503);
     assert_eq!(error_of(r).await, "temporarily_unavailable");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_full_replay_memory_leaves_the_decision_to_the_database() {
+    if postgres_url().is_none() {
+        eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+        return;
+    }
+    let server = TestServer::start_with(Options {
+        postgres: true,
+        server_extra: "[cache]\nreplay_capacity = 4\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let k = dpop_key();
+    let htu = server.url("/acme/connect/token");
+    let first = proof(&k, "POST", &htu, json!({}));
+    assert_eq!(cc_with_proof(&server, &first).await.status(), 200);
+    for i in 1..4 {
+        let r = cc_with_proof(&server, &proof(&k, "POST", &htu, json!({}))).await;
+        assert_eq!(r.status(), 200, "proof {i}");
+    }
+    // The memory is full: new proofs are still served (the database remembers them)…
+    let later = proof(&k, "POST", &htu, json!({}));
+    assert_eq!(cc_with_proof(&server, &later).await.status(), 200);
+    // …and replays are refused, by the memory or by the database.
+    for p in [&first, &later] {
+        let r = cc_with_proof(&server, p).await;
+        assert_eq!(r.status(), 400);
+        assert_eq!(error_of(r).await, "invalid_dpop_proof");
+    }
     server.stop().await;
 }
