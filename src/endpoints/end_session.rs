@@ -82,14 +82,13 @@ async fn handle(
     };
     // §2: the hint must be an id token we issued (to `client_id`, when given); its audience
     // names the client, which must be one of this tenant's.
-    let mut hint = None;
-    if let Some(h) = form.get("id_token_hint") {
-        match crate::validation::authorize::verify_id_token_hint(&tenant, h, form.get("client_id"))
-        {
-            Ok(v) => hint = Some(v),
-            Err(d) => return fail(&tenant, &ctx, OAuthError::invalid_request(d)),
-        }
-    }
+    let hint = match form.get("id_token_hint").map(|h| {
+        crate::validation::authorize::verify_id_token_hint(&tenant, h, form.get("client_id"))
+    }) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(d)) => return fail(&tenant, &ctx, OAuthError::invalid_request(d)),
+    };
     let hint_sub = hint.as_ref().map(|h| h.subject.clone());
     let client_id = form
         .get("client_id")
