@@ -232,13 +232,18 @@ pub async fn verify_request_object(
     if outer.get("client_id").is_some_and(|id| id != client_id) {
         return Err(bad("client_id outside the request object does not match"));
     }
-    // OIDC Core §6.1: response_type outside the object, when present, must be the object's.
-    if let Some(rt) = outer.get("response_type")
-        && str_claim("response_type") != Some(rt)
-    {
-        return Err(bad(
-            "response_type outside the request object does not match the object's",
-        ));
+    // OIDC Core §6.1: response_type outside the object, when present, must be the object's;
+    // RFC 9101 §4: the object carries every parameter of the request.
+    if let Some(rt) = outer.get("response_type") {
+        match str_claim("response_type") {
+            Some(inner) if inner == rt => {}
+            Some(_) => {
+                return Err(bad(
+                    "response_type outside the request object does not match the object's",
+                ));
+            }
+            None => return Err(bad("the request object must carry response_type")),
+        }
     }
     if c.contains_key("iss") && str_claim("iss") != Some(client_id) {
         return Err(bad("iss must be the client_id"));
