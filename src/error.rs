@@ -195,6 +195,10 @@ pub enum InternalError {
     Crypto(&'static str),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A bounded resource is full (e.g. the memory of single-use values): the request is
+    /// refused with 503 `temporarily_unavailable` rather than served unsafely.
+    #[error("at capacity: {0}")]
+    AtCapacity(&'static str),
     #[error("{0}")]
     Other(String),
 }
@@ -207,6 +211,9 @@ impl InternalError {
 
 impl From<InternalError> for OAuthError {
     fn from(e: InternalError) -> Self {
+        if let InternalError::AtCapacity(d) = e {
+            return OAuthError::new(ErrorCode::TemporarilyUnavailable, d);
+        }
         tracing::error!(error = %e, "internal error");
         OAuthError::server_error()
     }

@@ -38,10 +38,10 @@ pub struct StateInner {
     pub documents: crate::outbound::documents::DocCache,
     /// Live grants (reference tokens, recorded access tokens) by tenant and handle hash.
     pub grants: crate::stores::cache::GrantCache,
-    /// Single-use values seen recently (DPoP proof jtis), checked before the store. Sized so
-    /// that it never fills below ~20,000 proofs a second sustained (an entry lives the proof
-    /// window plus skew): a full cache could drop entries, and replays must stay visible.
-    pub seen: moka::future::Cache<String, ()>,
+    /// Single-use values seen recently (DPoP proof, request object and upstream logout token
+    /// jtis), checked before the store: bounded, and never forgetting a value inside its
+    /// lifetime (see `stores::replay` for the memory bound).
+    pub seen: crate::stores::replay::ReplaySet,
     /// Upstream providers and their cached documents.
     pub federation: crate::federation::Federation,
     pub(crate) request_id_prefix: u32,
@@ -97,6 +97,9 @@ impl AppState {
         );
         let federation =
             crate::federation::Federation::new(config.file.reload.sync_interval_seconds.max(1));
+        let seen = crate::stores::replay::ReplaySet::new(
+            usize::try_from(config.file.cache.replay_capacity).unwrap_or(usize::MAX),
+        );
         let state = AppState(Arc::new(StateInner {
             config,
             store,
@@ -113,12 +116,7 @@ impl AppState {
             documents,
             federation,
             grants,
-            seen: moka::future::Cache::builder()
-                .max_capacity(5_000_000)
-                .time_to_live(std::time::Duration::from_secs(
-                    u64::try_from(crate::validation::dpop::PROOF_WINDOW + 120).unwrap_or(420),
-                ))
-                .build(),
+            seen,
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
             request_counter: std::sync::atomic::AtomicU64::new(0),
         }));
@@ -130,25 +128,39 @@ impl AppState {
         self.clock.now()
     }
 
-    /// True the first time `key` is presented in `tenant` (until `expires_at`). One node keeps
-    /// the answer in memory; several nodes on PostgreSQL also agree through the store.
+    /// True the first time `key` is presented in `tenant` (until `expires_at`, at most
+    /// `stores::replay::MAX_HORIZON` ahead). One node keeps the answer in memory; several nodes
+    /// on PostgreSQL also agree through the store. When the memory is full, the store alone
+    /// answers on PostgreSQL; on SQLite the value is refused ([`InternalError::AtCapacity`]),
+    /// never accepted without being remembered.
     pub async fn first_use(
         &self,
         tenant: &str,
         key: &str,
         expires_at: i64,
     ) -> Result<bool, InternalError> {
-        let entry = self
-            .seen
-            .entry(format!("{tenant}\0{key}"))
-            .or_insert(())
-            .await;
-        if !entry.is_fresh() {
-            return Ok(false);
+        use crate::stores::replay::{Admission, MAX_HORIZON};
+        let now = self.now();
+        if expires_at > now.saturating_add(MAX_HORIZON) {
+            return Err(InternalError::Other(
+                "a single-use value cannot be remembered that long".into(),
+            ));
         }
-        if let crate::stores::Store::Postgres(_) = &self.store {
+        let postgres = matches!(&self.store, crate::stores::Store::Postgres(_));
+        match self.seen.admit(tenant, key, expires_at, now) {
+            Admission::Replay => return Ok(false),
+            Admission::First => {}
+            Admission::Full => {
+                tracing::warn!(target: "security", event = "replay_memory_full", tenant, capacity = self.config.file.cache.replay_capacity);
+                if !postgres {
+                    return Err(InternalError::AtCapacity(
+                        "too many single-use values are in use; try again shortly",
+                    ));
+                }
+            }
+        }
+        if postgres {
             use crate::stores::GrantStore;
-            let now = self.now();
             let marker = crate::stores::GrantRecord {
                 handle_hash: crate::tokens::handle_hash(&format!("once:{key}")),
                 kind: "single_use".into(),

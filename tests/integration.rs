@@ -26,6 +26,8 @@ mod onboarding;
 mod security_federation;
 #[path = "it/security_rules.rs"]
 mod security_rules;
+#[path = "it/security_validation.rs"]
+mod security_validation;
 #[path = "it/store.rs"]
 mod store;
 #[path = "it/token.rs"]

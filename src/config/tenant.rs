@@ -6,6 +6,7 @@
 use super::{ConfigError, KeyPath, from_toml_error, locate};
 use crate::keys::Alg;
 use crate::secrets::SecretHash;
+use crate::validation::dn::{self, DistinguishedName};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
@@ -588,10 +589,15 @@ pub struct InteractiveSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsSubject {
-    SubjectDn(String),
+    /// Parsed from the RFC 4514 string when the tenant loads; compared as RDN sequences.
+    SubjectDn(DistinguishedName),
+    /// A DNS name, lower case, compared label by label without regard to case.
     SanDns(String),
+    /// Compared exactly.
     SanUri(String),
-    SanIp(String),
+    /// Compared as bytes.
+    SanIp(std::net::IpAddr),
+    /// Local part exactly, domain without regard to case.
     SanEmail(String),
 }
 
@@ -1428,21 +1434,55 @@ fn resolve_interactive(
             "a client JWK Set holds public keys only".into(),
         );
     }
-    let subjects: Vec<TlsSubject> = [
-        c.tls_client_auth_subject_dn
-            .clone()
-            .map(TlsSubject::SubjectDn),
-        c.tls_client_auth_san_dns.clone().map(TlsSubject::SanDns),
-        c.tls_client_auth_san_uri.clone().map(TlsSubject::SanUri),
-        c.tls_client_auth_san_ip.clone().map(TlsSubject::SanIp),
-        c.tls_client_auth_san_email
-            .clone()
-            .map(TlsSubject::SanEmail),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if subjects.len() > 1 {
+    // RFC 8705 §2.1.2: the registered subject, parsed now so that it is compared as data.
+    let mut subjects: Vec<TlsSubject> = Vec::new();
+    if let Some(s) = &c.tls_client_auth_subject_dn {
+        match DistinguishedName::parse(s) {
+            Ok(dn) => subjects.push(TlsSubject::SubjectDn(dn)),
+            Err(e) => bad(
+                ck.key("tls_client_auth_subject_dn"),
+                format!("not a distinguished name (RFC 4514 string syntax): {e}"),
+            ),
+        }
+    }
+    if let Some(s) = &c.tls_client_auth_san_dns {
+        match dn::check_dns_name(s) {
+            Ok(()) => subjects.push(TlsSubject::SanDns(s.to_ascii_lowercase())),
+            Err(m) => bad(ck.key("tls_client_auth_san_dns"), m),
+        }
+    }
+    if let Some(s) = &c.tls_client_auth_san_uri {
+        match url::Url::parse(s) {
+            Ok(_) => subjects.push(TlsSubject::SanUri(s.clone())),
+            Err(_) => bad(
+                ck.key("tls_client_auth_san_uri"),
+                format!("`{s}` is not an absolute URI"),
+            ),
+        }
+    }
+    if let Some(s) = &c.tls_client_auth_san_ip {
+        match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => subjects.push(TlsSubject::SanIp(ip)),
+            Err(_) => bad(
+                ck.key("tls_client_auth_san_ip"),
+                format!("`{s}` is not an IP address"),
+            ),
+        }
+    }
+    if let Some(s) = &c.tls_client_auth_san_email {
+        match dn::check_email(s) {
+            Ok(()) => subjects.push(TlsSubject::SanEmail(s.clone())),
+            Err(m) => bad(ck.key("tls_client_auth_san_email"), m),
+        }
+    }
+    let given = [
+        c.tls_client_auth_subject_dn.is_some(),
+        c.tls_client_auth_san_dns.is_some(),
+        c.tls_client_auth_san_uri.is_some(),
+        c.tls_client_auth_san_ip.is_some(),
+        c.tls_client_auth_san_email.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
         bad(
             ck.key("tls_client_auth_subject_dn"),
             "give exactly one tls_client_auth subject setting (RFC 8705 §2.1.2)".into(),
@@ -1637,6 +1677,56 @@ mod tests {
             assert_eq!(spec.issuer, format!("https://localhost:8443/{}", spec.slug));
             assert!(!clients.is_empty());
         }
+    }
+
+    #[test]
+    fn a_malformed_tls_client_auth_subject_dn_is_a_located_error() {
+        let base = "slug = \"acme\"\n\n[[api_scopes]]\nname = \"api.read\"\n\n[[clients]]\nclient_id = \"m\"\ntoken_endpoint_auth_methods = [\"tls_client_auth\"]\ngrant_types = [\"client_credentials\"]\nscopes = [\"api.read\"]\n";
+        for (setting, says) in [
+            (
+                r#"tls_client_auth_subject_dn = 'CN=m, O=a\d'"#,
+                "not an escape",
+            ),
+            (r#"tls_client_auth_subject_dn = 'CN=m; O=a'"#, "escaped"),
+            (
+                r#"tls_client_auth_subject_dn = 'XYZ=m'"#,
+                "unknown attribute type",
+            ),
+            (
+                r#"tls_client_auth_san_ip = '10.0.0.300'"#,
+                "not an IP address",
+            ),
+            (
+                r#"tls_client_auth_san_dns = 'svc.acme.test.'"#,
+                "trailing dot",
+            ),
+            (
+                r#"tls_client_auth_san_email = 'acme.test'"#,
+                "not an email address",
+            ),
+        ] {
+            let errors =
+                resolve_str("tenants/acme.toml", &format!("{base}{setting}\n")).unwrap_err();
+            let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let key = setting.split(' ').next().unwrap();
+            assert!(
+                shown
+                    .iter()
+                    .any(|e| e.contains(&format!(":11: `clients[0].{key}`")) && e.contains(says)),
+                "{setting}: {shown:#?}"
+            );
+        }
+        let ok = format!(
+            "{base}tls_client_auth_subject_dn = 'CN=m\\, x + OU=y, O=#0C0161'\n[mtls]\ntrust_anchors = [\"certs/ca.pem\"]\n"
+        );
+        let (_, clients) = resolve_str("tenants/acme.toml", &ok).unwrap();
+        let subject = clients
+            .first()
+            .and_then(|c| c.interactive.tls_subject.clone());
+        assert!(
+            matches!(subject, Some(TlsSubject::SubjectDn(_))),
+            "{subject:?}"
+        );
     }
 
     #[test]

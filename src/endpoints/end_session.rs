@@ -80,41 +80,32 @@ async fn handle(
         Ok(f) => f,
         Err(e) => return fail(&tenant, &ctx, e),
     };
-    // §2: the hint must be an id token we issued; its audience names the client.
-    let mut hint_sub = None;
-    let mut hint_client = None;
-    if let Some(hint) = form.get("id_token_hint") {
-        let verified = crate::validation::authorize::verify_id_token_hint(&tenant, hint);
-        let Some(v) = verified else {
-            return fail(
-                &tenant,
-                &ctx,
-                OAuthError::invalid_request("id_token_hint is not an id token of this issuer"),
-            );
-        };
-        hint_sub = v.get("sub").and_then(|s| s.as_str()).map(str::to_string);
-        hint_client = match v.get("aud") {
-            Some(serde_json::Value::String(a)) => Some(a.clone()),
-            Some(serde_json::Value::Array(a)) => {
-                a.first().and_then(|x| x.as_str()).map(str::to_string)
-            }
-            _ => None,
-        };
-    }
-    let client_id = match (form.get("client_id"), hint_client) {
-        (Some(a), Some(b)) if a != b => {
-            return fail(
-                &tenant,
-                &ctx,
-                OAuthError::invalid_request("client_id does not match the id_token_hint"),
-            );
-        }
-        (Some(a), _) => Some(a.to_string()),
-        (None, b) => b,
+    // §2: the hint must be an id token we issued (to `client_id`, when given); its audience
+    // names the client, which must be one of this tenant's.
+    let hint = match form.get("id_token_hint").map(|h| {
+        crate::validation::authorize::verify_id_token_hint(&tenant, h, form.get("client_id"))
+    }) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(d)) => return fail(&tenant, &ctx, OAuthError::invalid_request(d)),
     };
+    let hint_sub = hint.as_ref().map(|h| h.subject.clone());
+    let client_id = form
+        .get("client_id")
+        .map(str::to_string)
+        .or_else(|| hint.as_ref().map(|h| h.client_id.clone()));
     let client = match &client_id {
         Some(id) => match tenant.clients.find_client(tenant.slug(), id).await {
             Ok(Some(c)) => Some(c),
+            Ok(None) if form.get("client_id").is_none() => {
+                return fail(
+                    &tenant,
+                    &ctx,
+                    OAuthError::invalid_request(
+                        "id_token_hint was not issued to a client of this tenant",
+                    ),
+                );
+            }
             Ok(None) => {
                 return fail(
                     &tenant,

@@ -47,19 +47,31 @@ pub async fn par(
                 "client_id does not match the authenticated client",
             ));
         }
-        let mut pairs: Vec<(String, String)> = form
-            .pairs()
-            .iter()
-            .filter(|(k, _)| !AUTH_PARAMS.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        if !pairs.iter().any(|(k, _)| k == "client_id") {
-            pairs.push(("client_id".into(), client_id.clone()));
-        }
         // RFC 9449 §10.1: a proof at PAR binds the future code to its key (dpop_jkt).
         let proof =
             crate::validation::dpop::verify_request(&state, &tenant, &ctx, &headers, "POST", None)
                 .await?;
+        let mut request = Form::from_pairs(
+            form.pairs()
+                .iter()
+                .filter(|(k, _)| !AUTH_PARAMS.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+        );
+        let mut signed = false;
+        if let Some(object) = request.get("request") {
+            // RFC 9101 §6.3: a pushed request object is used alone, as at the authorization
+            // endpoint (RFC 9126 §3).
+            request =
+                authorize::verify_request_object(&state, &tenant, auth.client(), object, &request)
+                    .await
+                    .map_err(to_oauth)?;
+            signed = true;
+        }
+        let mut pairs = request.pairs().to_vec();
+        if !pairs.iter().any(|(k, _)| k == "client_id") {
+            pairs.push(("client_id".into(), client_id.clone()));
+        }
         if let Some(p) = &proof {
             match pairs.iter().find(|(k, _)| k == "dpop_jkt") {
                 Some((_, jkt)) if *jkt != p.jkt => {
@@ -72,16 +84,7 @@ pub async fn par(
                 None => pairs.push(("dpop_jkt".into(), p.jkt.clone())),
             }
         }
-        let mut request = Form::from_pairs(pairs);
-        let mut signed = false;
-        if let Some(object) = request.get("request") {
-            let merged =
-                authorize::verify_request_object(&state, &tenant, auth.client(), object, &request)
-                    .await
-                    .map_err(to_oauth)?;
-            request = merged;
-            signed = true;
-        }
+        let request = Form::from_pairs(pairs);
         // RFC 9126 §2.1: the pushed request is validated like an authorization request, and
         // errors come back in this response, never by redirect.
         authorize::validate(&tenant, &request, true, signed)

@@ -4,6 +4,7 @@
 //! [`on_pool!`] compiles each query once per engine. Every method is scoped to one tenant.
 
 pub mod cache;
+pub mod replay;
 
 pub use interactive::{
     ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, StoredConsent, UserStore,

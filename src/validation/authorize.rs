@@ -107,8 +107,8 @@ fn page(code: ErrorCode, d: &'static str) -> AuthorizeError {
     AuthorizeError::Page(OAuthError::new(code, d))
 }
 
-/// Parameters of a request: the query or body, replaced by a pushed request (RFC 9126) or
-/// merged with a request object (RFC 9101) whose claims win.
+/// Parameters of a request: the query or body, replaced by a pushed request (RFC 9126) or by
+/// the parameters of a request object (RFC 9101 §6.3: only those count).
 pub async fn resolve_parameters(
     state: &AppState,
     tenant: &Tenant,
@@ -166,8 +166,7 @@ pub async fn resolve_parameters(
             )
         })?;
         let client = find_client(tenant, client_id).await?;
-        let merged = verify_request_object(state, tenant, &client, object, &form).await?;
-        form = merged;
+        form = verify_request_object(state, tenant, &client, object, &form).await?;
         signed = true;
     }
     Ok((form, via_par, signed))
@@ -183,8 +182,29 @@ async fn find_client(tenant: &Tenant, client_id: &str) -> Result<Arc<Client>, Au
     }
 }
 
-/// RFC 9101 §6: the request object is signed with one of the client's registered keys; the
-/// parameters it carries win over those outside it (OIDC Core §6.1).
+/// The longest a request object may be valid (RFC 9101 §10.2 asks for a short lifetime; FAPI 2.0
+/// Message Signing §5.3.2.1: `exp - nbf` at most 60 minutes).
+pub const REQUEST_OBJECT_MAX_LIFETIME: i64 = 3600;
+/// Clock skew tolerated on a request object's `iat` and `nbf`.
+const REQUEST_OBJECT_SKEW: i64 = 60;
+/// JWT claims of the request object that are not authorization request parameters, and
+/// parameters that may not come from a request object.
+const NOT_PARAMETERS: &[&str] = &[
+    "iss",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "request",
+    "request_uri",
+    "_signed",
+];
+
+/// RFC 9101 §6: the request object is signed with one of the client's registered keys, is short
+/// lived, and is used once when it carries a `jti`. RFC 9101 §6.3: the authorization request's
+/// parameters are the object's alone; outside it, only `client_id` (which chose the keys) and
+/// `response_type` (OIDC Core §6.1) may appear, and must then agree with it.
 pub async fn verify_request_object(
     state: &AppState,
     tenant: &Tenant,
@@ -205,10 +225,27 @@ pub async fn verify_request_object(
         .map_err(|_| bad("the request object signature does not verify"))?;
     let c = &verified.claims;
     let str_claim = |k: &str| c.get(k).and_then(|v| v.as_str());
-    if str_claim("client_id").is_some_and(|id| id != client.spec.client_id) {
+    let client_id = client.spec.client_id.as_str();
+    if c.contains_key("client_id") && str_claim("client_id") != Some(client_id) {
         return Err(bad("client_id in the request object does not match"));
     }
-    if c.contains_key("iss") && str_claim("iss") != Some(client.spec.client_id.as_str()) {
+    if outer.get("client_id").is_some_and(|id| id != client_id) {
+        return Err(bad("client_id outside the request object does not match"));
+    }
+    // OIDC Core §6.1: response_type outside the object, when present, must be the object's;
+    // RFC 9101 §4: the object carries every parameter of the request.
+    if let Some(rt) = outer.get("response_type") {
+        match str_claim("response_type") {
+            Some(inner) if inner == rt => {}
+            Some(_) => {
+                return Err(bad(
+                    "response_type outside the request object does not match the object's",
+                ));
+            }
+            None => return Err(bad("the request object must carry response_type")),
+        }
+    }
+    if c.contains_key("iss") && str_claim("iss") != Some(client_id) {
         return Err(bad("iss must be the client_id"));
     }
     let aud_ok = match c.get("aud") {
@@ -223,32 +260,37 @@ pub async fn verify_request_object(
         return Err(bad("aud must be the issuer"));
     }
     let now = state.now();
-    if c.get("exp")
-        .and_then(|v| v.as_i64())
-        .is_some_and(|exp| exp <= now)
-    {
+    let time = |k: &str| -> Result<Option<i64>, AuthorizeError> {
+        match c.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| bad("exp, nbf and iat must be integers")),
+        }
+    };
+    // RFC 9101 §10.2: a request object is short lived; exp is required so that it cannot be
+    // replayed forever and so that its jti need only be remembered until then.
+    let exp = time("exp")?.ok_or_else(|| bad("the request object must carry exp"))?;
+    let nbf = time("nbf")?;
+    let iat = time("iat")?;
+    if exp <= now {
         return Err(bad("the request object has expired"));
     }
-    if c.get("nbf")
-        .and_then(|v| v.as_i64())
-        .is_some_and(|nbf| nbf > now + 60)
-    {
+    if nbf.is_some_and(|nbf| nbf > now + REQUEST_OBJECT_SKEW) {
         return Err(bad("the request object is not yet valid"));
+    }
+    if iat.is_some_and(|iat| iat > now + REQUEST_OBJECT_SKEW) {
+        return Err(bad("the request object was issued in the future"));
+    }
+    let too_long = |from: i64| exp.saturating_sub(from) > REQUEST_OBJECT_MAX_LIFETIME;
+    if too_long(now - REQUEST_OBJECT_SKEW) || nbf.is_some_and(too_long) || iat.is_some_and(too_long)
+    {
+        return Err(bad("the request object may be valid for one hour at most"));
     }
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (k, v) in c {
-        if [
-            "iss",
-            "aud",
-            "exp",
-            "nbf",
-            "iat",
-            "jti",
-            "request",
-            "request_uri",
-        ]
-        .contains(&k.as_str())
-        {
+        if NOT_PARAMETERS.contains(&k.as_str()) {
             continue;
         }
         let value = match v {
@@ -264,9 +306,28 @@ pub async fn verify_request_object(
         };
         pairs.push((k.clone(), value));
     }
-    for (k, v) in outer.pairs() {
-        if k != "request" && !pairs.iter().any(|(seen, _)| seen == k) {
-            pairs.push((k.clone(), v.clone()));
+    if !c.contains_key("client_id") {
+        pairs.push(("client_id".into(), client_id.to_string()));
+    }
+    // RFC 9101 §10.3 (replay): a jti is accepted once while the object is valid, on every node.
+    if let Some(jti) = c.get("jti") {
+        let jti = jti
+            .as_str()
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| bad("jti must be a string of at most 256 characters"))?;
+        let first = state
+            .first_use(
+                tenant.slug(),
+                &format!("request_object:{client_id}:{jti}"),
+                exp + REQUEST_OBJECT_SKEW,
+            )
+            .await
+            .map_err(|e| match e {
+                InternalError::AtCapacity(d) => page(ErrorCode::TemporarilyUnavailable, d),
+                e => AuthorizeError::Internal(e),
+            })?;
+        if !first {
+            return Err(bad("the request object was used before"));
         }
     }
     pairs.push(("_signed".into(), "1".into()));
@@ -466,17 +527,13 @@ pub async fn validate(
             )
         })?),
     };
+    // OIDC Core §3.1.2.1: an id token this server issued to this client.
     let id_token_hint_sub = match form.get("id_token_hint") {
         None => None,
         Some(hint) => Some(
-            verify_id_token_hint(tenant, hint)
-                .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(str::to_string))
-                .ok_or_else(|| {
-                    fail(
-                        ErrorCode::InvalidRequest,
-                        "id_token_hint is not an id token of this issuer",
-                    )
-                })?,
+            verify_id_token_hint(tenant, hint, Some(client_id))
+                .map_err(|d| fail(ErrorCode::InvalidRequest, d))?
+                .subject,
         ),
     };
     let short = |name: &str| -> Result<Option<String>, AuthorizeError> {
@@ -566,21 +623,63 @@ pub fn redirect_uri_matches(registered: &[String], presented: &str, native: bool
     })
 }
 
-/// The claims of an id token this tenant issued (expired ones are fine: OIDC Core §3.1.2.1,
-/// RP-Initiated Logout §2).
+/// A verified `id_token_hint`: whose and for which client.
+#[derive(Debug, Clone)]
+pub struct IdTokenHint {
+    pub subject: String,
+    pub client_id: String,
+}
+
+/// An id token this tenant issued (expired ones are fine: OIDC Core §3.1.2.1, RP-Initiated
+/// Logout §2), and nothing else it signs with the same keys: the header's `typ` is `JWT`, as in
+/// every id token this server makes (`response::token`) — not `at+jwt` (RFC 9068 §2.1) nor
+/// `logout+jwt` (Back-Channel Logout §2.4) — it has no `events` (a logout token's), and its one
+/// audience is a client: `client_id` when the caller knows it. The error is the description.
 pub fn verify_id_token_hint(
     tenant: &Tenant,
     hint: &str,
-) -> Option<serde_json::Map<String, serde_json::Value>> {
+    client_id: Option<&str>,
+) -> Result<IdTokenHint, &'static str> {
+    const NOT_OURS: &str = "id_token_hint is not an id token of this issuer";
+    if hint.len() > 16 * 1024 {
+        return Err(NOT_OURS);
+    }
     let keys = tenant.keys.load();
     let v = tokens::jws::verify(
         hint,
         &keys.public_keys,
         &tenant.spec.tokens.signing_algorithms,
     )
-    .ok()?;
-    (v.claims.get("iss").and_then(|i| i.as_str()) == Some(tenant.spec.issuer.as_str()))
-        .then_some(v.claims)
+    .map_err(|_| NOT_OURS)?;
+    let typ = v.header.get("typ").and_then(|t| t.as_str());
+    // RFC 7515 §4.1.9: typ compares without regard to case.
+    if !typ.is_some_and(|t| t.eq_ignore_ascii_case("JWT")) || v.claims.contains_key("events") {
+        return Err("id_token_hint is not an id token");
+    }
+    if v.claims.get("iss").and_then(|i| i.as_str()) != Some(tenant.spec.issuer.as_str()) {
+        return Err(NOT_OURS);
+    }
+    let audience = match v.claims.get("aud") {
+        Some(serde_json::Value::String(a)) => Some(a.as_str()),
+        Some(serde_json::Value::Array(list)) if list.len() == 1 => {
+            list.first().and_then(|a| a.as_str())
+        }
+        _ => None,
+    }
+    .ok_or("id_token_hint has no single audience")?;
+    if client_id.is_some_and(|c| c != audience) {
+        return Err("id_token_hint was issued to another client");
+    }
+    let subject = v
+        .claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or(NOT_OURS)?;
+    Ok(IdTokenHint {
+        subject: subject.to_string(),
+        client_id: audience.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! anchors with the registered subject (`tls_client_auth`), or a registered self-signed
 //! certificate (`self_signed_tls_client_auth`). The TLS layer only proved key possession.
 
+use super::dn;
 use crate::config::tenant::TlsSubject;
 use base64::Engine;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -46,6 +47,8 @@ pub fn pki_matches(
     }
 }
 
+/// RFC 8705 §2.1.2: the registered subject, compared as data (see `validation::dn`): the
+/// subject DN as RDN sequences, a SAN entry of the registered kind by its value.
 fn subject_matches(cert: &X509Certificate<'_>, subject: &TlsSubject) -> bool {
     let sans = || {
         cert.subject_alternative_name()
@@ -55,50 +58,20 @@ fn subject_matches(cert: &X509Certificate<'_>, subject: &TlsSubject) -> bool {
             .unwrap_or_default()
     };
     match subject {
-        TlsSubject::SubjectDn(dn) => dn_matches(&cert.subject().to_string(), dn),
+        TlsSubject::SubjectDn(dn) => dn.matches(cert.subject()),
         TlsSubject::SanDns(want) => sans()
             .iter()
-            .any(|n| matches!(n, GeneralName::DNSName(d) if d.eq_ignore_ascii_case(want))),
+            .any(|n| matches!(n, GeneralName::DNSName(d) if dn::dns_name_matches(d, want))),
         TlsSubject::SanUri(want) => sans()
             .iter()
             .any(|n| matches!(n, GeneralName::URI(u) if u == want)),
         TlsSubject::SanEmail(want) => sans()
             .iter()
-            .any(|n| matches!(n, GeneralName::RFC822Name(e) if e.eq_ignore_ascii_case(want))),
-        TlsSubject::SanIp(want) => {
-            let Ok(ip) = want.parse::<std::net::IpAddr>() else {
-                return false;
-            };
-            let bytes = match ip {
-                std::net::IpAddr::V4(v) => v.octets().to_vec(),
-                std::net::IpAddr::V6(v) => v.octets().to_vec(),
-            };
-            sans()
-                .iter()
-                .any(|n| matches!(n, GeneralName::IPAddress(b) if *b == bytes.as_slice()))
-        }
+            .any(|n| matches!(n, GeneralName::RFC822Name(e) if dn::email_matches(e, want))),
+        TlsSubject::SanIp(want) => sans()
+            .iter()
+            .any(|n| matches!(n, GeneralName::IPAddress(b) if dn::ip_matches(b, *want))),
     }
-}
-
-/// Distinguished names compared attribute by attribute (type case-insensitive, values exactly),
-/// in certificate order or in RFC 4514 string order (which is reversed).
-fn dn_matches(cert_dn: &str, registered: &str) -> bool {
-    let parts = |s: &str| -> Vec<(String, String)> {
-        s.split(',')
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.trim().to_ascii_uppercase(), v.trim().to_string()))
-            .collect()
-    };
-    let have = parts(cert_dn);
-    let mut want = parts(registered);
-    if have.is_empty() || want.is_empty() {
-        return false;
-    }
-    if have == want {
-        return true;
-    }
-    want.reverse();
-    have == want
 }
 
 /// RFC 8705 §2.2: the presented certificate is one registered for the client (an `x5c` of its
@@ -130,14 +103,98 @@ pub fn self_signed_matches(jwks: &Value, cert: &CertificateDer<'_>, now: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validation::dn::DistinguishedName;
+
+    /// A certificate with `dn` (in certificate order) and `sans`, parsed back.
+    fn cert(dn: &[(rcgen::DnType, &str)], sans: Vec<rcgen::SanType>) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            params.distinguished_name.push(t.clone(), *v);
+        }
+        params.subject_alt_names = sans;
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn matches(der: &[u8], subject: TlsSubject) -> bool {
+        let (_, c) = X509Certificate::from_der(der).unwrap();
+        subject_matches(&c, &subject)
+    }
+
+    fn dn(s: &str) -> TlsSubject {
+        TlsSubject::SubjectDn(DistinguishedName::parse(s).unwrap())
+    }
 
     #[test]
     fn distinguished_names_match_in_either_order_with_any_spacing() {
-        let cert = "CN=acme-mtls, O=Portcullis development";
-        assert!(dn_matches(cert, "CN=acme-mtls,O=Portcullis development"));
-        assert!(dn_matches(cert, "O=Portcullis development, CN=acme-mtls"));
-        assert!(dn_matches(cert, "cn=acme-mtls, o=Portcullis development"));
-        assert!(!dn_matches(cert, "CN=acme-mtls"));
-        assert!(!dn_matches(cert, "CN=acme-mtls2, O=Portcullis development"));
+        use rcgen::DnType::{CommonName as CN, OrganizationName as O};
+        let der = cert(&[(CN, "acme-mtls"), (O, "Portcullis development")], vec![]);
+        assert!(matches(&der, dn("CN=acme-mtls,O=Portcullis development")));
+        assert!(matches(&der, dn("O=Portcullis development, CN=acme-mtls")));
+        assert!(matches(&der, dn("cn=acme-mtls, o=Portcullis development")));
+        assert!(matches(
+            &der,
+            dn("CN = ACME-mtls , O = portcullis  development")
+        ));
+        assert!(!matches(&der, dn("CN=acme-mtls")));
+        assert!(!matches(
+            &der,
+            dn("CN=acme-mtls2, O=Portcullis development")
+        ));
+        assert!(!matches(&der, dn("CN=acme-mtls+O=Portcullis development")));
+        let spoof = cert(&[(CN, "acme-mtls, O=Portcullis development")], vec![]);
+        assert!(!matches(
+            &spoof,
+            dn("CN=acme-mtls, O=Portcullis development")
+        ));
+        assert!(matches(
+            &spoof,
+            dn(r"CN=acme-mtls\, O=Portcullis development")
+        ));
+    }
+
+    #[test]
+    fn san_entries_match_as_data() {
+        let der = cert(
+            &[],
+            vec![
+                rcgen::SanType::DnsName("Svc.Acme.Test".try_into().unwrap()),
+                rcgen::SanType::IpAddress("10.1.2.3".parse().unwrap()),
+                rcgen::SanType::URI("https://svc.acme.test/id".try_into().unwrap()),
+                rcgen::SanType::Rfc822Name("Ops@ACME.test".try_into().unwrap()),
+            ],
+        );
+        assert!(matches(&der, TlsSubject::SanDns("svc.acme.test".into())));
+        assert!(!matches(&der, TlsSubject::SanDns("acme.test".into())));
+        assert!(matches(
+            &der,
+            TlsSubject::SanIp("10.1.2.3".parse().unwrap())
+        ));
+        assert!(!matches(
+            &der,
+            TlsSubject::SanIp("10.1.2.4".parse().unwrap())
+        ));
+        assert!(matches(
+            &der,
+            TlsSubject::SanUri("https://svc.acme.test/id".into())
+        ));
+        assert!(!matches(
+            &der,
+            TlsSubject::SanUri("https://SVC.acme.test/id".into())
+        ));
+        assert!(matches(&der, TlsSubject::SanEmail("Ops@acme.test".into())));
+        assert!(!matches(&der, TlsSubject::SanEmail("ops@acme.test".into())));
+        // A trailing dot is no way around the registered name.
+        let dotted = cert(
+            &[],
+            vec![rcgen::SanType::DnsName(
+                "svc.acme.test.".try_into().unwrap(),
+            )],
+        );
+        assert!(!matches(
+            &dotted,
+            TlsSubject::SanDns("svc.acme.test".into())
+        ));
     }
 }

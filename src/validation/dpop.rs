@@ -10,6 +10,10 @@ use serde_json::{Map, Value};
 /// a wrong clock are helped by nonces, §8).
 pub const PROOF_WINDOW: i64 = 120;
 const MAX_PROOF_LEN: usize = 8192;
+/// RFC 9449 §4.2: the jti is a unique identifier (e.g. 96 bits or more of randomness, a UUID is
+/// 36 characters). 128 bytes allows a hex SHA-512 or a base64url of 96 random bytes; anything
+/// longer is no identifier but a payload. The replay memory keeps a fixed-size digest anyway.
+pub const MAX_JTI_LEN: usize = 128;
 
 /// A proof that passed every check except replay (the caller records the jti).
 #[derive(Debug, Clone)]
@@ -78,9 +82,12 @@ pub fn check(proof: &str, expect: &Expect<'_>) -> Result<Proof, &'static str> {
         return Err("the DPoP proof's iat is outside the accepted window");
     }
     let jti = s("jti")
-        .filter(|j| !j.is_empty() && j.len() <= 256)
-        .ok_or("the DPoP proof has no usable jti")?
-        .to_string();
+        .filter(|j| !j.is_empty())
+        .ok_or("the DPoP proof has no jti")?;
+    if jti.len() > MAX_JTI_LEN {
+        return Err("the DPoP proof's jti is longer than 128 bytes");
+    }
+    let jti = jti.to_string();
     if let Some(token) = expect.access_token {
         // §4.3 item 12 / §7: ath is the base64url SHA-256 of the access token.
         let ath = B64.encode(aws_lc_rs::digest::digest(
@@ -201,6 +208,26 @@ mod tests {
             access_token: Some("tok"),
         };
         assert!(check(&p, &e).is_err());
+    }
+
+    #[test]
+    fn a_jti_longer_than_128_bytes_is_refused() {
+        let k = key();
+        let with_jti = |jti: String| {
+            proof(
+                &k,
+                json!({"htm": "POST", "htu": URL, "iat": 1000, "jti": jti}),
+            )
+        };
+        assert!(check(&with_jti("j".repeat(MAX_JTI_LEN)), &expect(1000)).is_ok());
+        assert_eq!(
+            check(&with_jti("j".repeat(MAX_JTI_LEN + 1)), &expect(1000)).unwrap_err(),
+            "the DPoP proof's jti is longer than 128 bytes"
+        );
+        assert_eq!(
+            check(&with_jti(String::new()), &expect(1000)).unwrap_err(),
+            "the DPoP proof has no jti"
+        );
     }
 
     #[test]

@@ -877,7 +877,7 @@ async fn request_objects_must_be_signed_by_a_registered_key_and_never_alg_none()
     let ch = challenge(VERIFIER);
     let claims = serde_json::json!({
         "iss": "acme-jar", "aud": server.url("/acme"), "client_id": "acme-jar",
-        "response_type": "code", "redirect_uri": WEB_CB, "scope": "openid", "state": "jar",
+        "exp": SystemClock.now() + 300, "response_type": "code", "redirect_uri": WEB_CB, "scope": "openid", "state": "jar",
         "code_challenge": ch, "code_challenge_method": "S256",
     });
     let go = |object: String| {
