@@ -46,6 +46,12 @@ pub struct StateInner {
     pub jwks_refetched: moka::future::Cache<String, ()>,
     /// Upstream providers and their cached documents.
     pub federation: crate::federation::Federation,
+    /// Other nodes' change notices (PostgreSQL LISTEN/NOTIFY), subscribed before the first full
+    /// sync so that no change can fall between the two; the background task takes it over.
+    pub(crate) changes: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
+    /// Whether this node hears other nodes' change notices (always on SQLite, a single-node
+    /// store). `/health/ready` answers 503 until it does.
+    pub(crate) hears_changes: std::sync::atomic::AtomicBool,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -106,6 +112,10 @@ impl AppState {
             config.file.database.max_connections,
         )
         .await?;
+        // Subscribe first, sync second: a change another node makes from here on is either in
+        // the first sync or announced to this node (and then applied by the background task).
+        let changes = store.change_listener().await;
+        let hears_changes = matches!(store, Store::Sqlite(_)) || changes.is_some();
         let k = &config.file.keys;
         let master = MasterKey::load_or_create(
             &k.master_key,
@@ -145,6 +155,8 @@ impl AppState {
             metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
             http,
             federation,
+            changes: tokio::sync::Mutex::new(changes),
+            hears_changes: std::sync::atomic::AtomicBool::new(hears_changes),
             grants,
             seen: moka::future::Cache::builder()
                 .max_capacity(5_000_000)
@@ -169,6 +181,12 @@ impl AppState {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Whether this node hears other nodes' change notices (see [`StateInner::hears_changes`]).
+    pub fn hears_changes(&self) -> bool {
+        self.hears_changes
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// True the first time `key` is presented in `tenant` (until `expires_at`). One node keeps

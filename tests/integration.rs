@@ -22,6 +22,8 @@ mod interactive;
 mod keys;
 #[path = "it/onboarding.rs"]
 mod onboarding;
+#[path = "it/security_operations.rs"]
+mod security_operations;
 #[path = "it/store.rs"]
 mod store;
 #[path = "it/token.rs"]

@@ -471,9 +471,12 @@ pub fn seal_inline_secret(
     Ok(())
 }
 
-/// Reads `providers/*.toml`; a file that does not parse or check is reported and skipped.
+/// Reads `providers/*.toml`; a file that does not parse or check is reported and skipped. A file
+/// (or the directory) that cannot be read right now is not a deleted one: the provider it
+/// defined in `previous` stays (and the error is reported).
 pub fn load_files(
     dir: &std::path::Path,
+    previous: &HashMap<String, Arc<Provider>>,
     base_dir: &std::path::Path,
     master: &crate::keys::MasterKey,
     public_base_url: &str,
@@ -481,14 +484,23 @@ pub fn load_files(
 ) -> (HashMap<String, Arc<Provider>>, Vec<String>) {
     let mut providers = HashMap::new();
     let mut errors = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (providers, errors);
+    let unreadable_dir = |e: std::io::Error| {
+        let kept = format!("{}: {e} (every provider kept as it was)", dir.display());
+        (previous.clone(), vec![kept])
     };
-    let mut paths: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (providers, errors),
+        Err(e) => return unreadable_dir(e),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => paths.push(entry.path()),
+            Err(e) => return unreadable_dir(e),
+        }
+    }
+    paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
     paths.sort();
     for path in paths {
         let stem = path
@@ -496,10 +508,23 @@ pub fn load_files(
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        let parsed = std::fs::read_to_string(&path)
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                if let Some(running) = previous.get(&stem) {
+                    providers.insert(stem.clone(), running.clone());
+                }
+                errors.push(format!(
+                    "{}: {e} (the running provider of that id is kept)",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        let text = text.replace(crate::config::tenant::PUBLIC_BASE_URL, public_base_url);
+        let parsed = toml::from_str::<ProviderSpec>(&text)
             .map_err(|e| e.to_string())
-            .map(|text| text.replace(crate::config::tenant::PUBLIC_BASE_URL, public_base_url))
-            .and_then(|text| toml::from_str::<ProviderSpec>(&text).map_err(|e| e.to_string()))
             .and_then(|mut spec| {
                 if spec.id.is_empty() {
                     spec.id = stem.clone();

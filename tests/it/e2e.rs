@@ -23,7 +23,7 @@ fn e2e_dir() -> PathBuf {
 /// Whether everything the test needs is there. With PORTCULLIS_E2E=1 a missing piece fails the
 /// test; otherwise the test is skipped with a message.
 fn ready(needs: &[(PathBuf, &str)]) -> bool {
-    let required = std::env::var("PORTCULLIS_E2E").is_ok_and(|v| v == "1");
+    let required = e2e_required();
     for (path, fix) in needs {
         if !path.exists() {
             assert!(!required, "{} is missing: {fix}", path.display());

@@ -59,11 +59,37 @@ pub struct TestServer {
     pub http: reqwest::Client,
 }
 
-/// A PostgreSQL URL to test against, when the environment provides one.
+/// Whether this is a CI run: the variable `CI` is set, to any value (empty included). A CI run
+/// never skips a test for a missing service or tool; it fails instead.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// The PostgreSQL URL to test against (`PORTCULLIS_TEST_POSTGRES_URL`); every PostgreSQL test
+/// asks here. Without one, `None` (the caller skips its PostgreSQL part and says so), but in CI
+/// the test fails: a run without PostgreSQL must not pass as a green one.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+    let url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty());
+    assert!(
+        url.is_some() || !in_ci(),
+        "CI is set but PORTCULLIS_TEST_POSTGRES_URL is not: the PostgreSQL tests cannot be \
+         skipped in CI (scripts/test sets it and starts PostgreSQL)"
+    );
+    url
+}
+
+/// Whether the end-to-end tests must run (`PORTCULLIS_E2E=1`, set by scripts/test): then a
+/// missing tool fails them; otherwise they skip. In CI the flag must be on, or the test fails.
+pub fn e2e_required() -> bool {
+    let on = std::env::var("PORTCULLIS_E2E").is_ok_and(|v| v == "1");
+    assert!(
+        on || !in_ci(),
+        "CI is set but PORTCULLIS_E2E is not 1: the end-to-end tests cannot be skipped in CI \
+         (scripts/test sets it and installs their tools)"
+    );
+    on
 }
 
 /// A schema name no other test uses.
