@@ -504,14 +504,11 @@ fn the_test_script_refuses_to_skip_postgresql_in_ci() {
     // scripts/test with no cargo on the PATH: the refusal must come before anything else (and
     // if it did not, the script would stop at the missing cargo instead of running the suite).
     let bin = tempfile::tempdir().unwrap();
-    for tool in ["dirname"] {
-        let real = ["/usr/bin", "/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.exists())
-            .unwrap();
-        std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
-    }
+    let dirname = ["/usr/bin/dirname", "/bin/dirname"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap();
+    std::os::unix::fs::symlink(dirname, bin.path().join("dirname")).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test");
     for ci in ["true", "1", "github", ""] {
         let out = std::process::Command::new("/bin/bash")
