@@ -437,14 +437,14 @@ impl Store {
         let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for changes; falling back to periodic sync");
+                tracing::warn!(error = %e, "cannot listen for change notices (not ready until this node can)");
                 return None;
             }
         };
         match listener.listen(CHANGES_CHANNEL).await {
             Ok(()) => Some(listener),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for changes; falling back to periodic sync");
+                tracing::warn!(error = %e, "cannot listen for change notices (not ready until this node can)");
                 None
             }
         }
