@@ -28,6 +28,8 @@ pub struct Options {
     pub postgres: bool,
     /// Share this PostgreSQL schema (another node of the same deployment) instead of a fresh one.
     pub postgres_schema: Option<String>,
+    /// Connect with this URL instead of PORTCULLIS_TEST_POSTGRES_URL (e.g. as another role).
+    pub postgres_url: Option<String>,
     pub max_body_bytes: usize,
 }
 
@@ -43,6 +45,7 @@ impl Default for Options {
             plain_listener: false,
             postgres: false,
             postgres_schema: None,
+            postgres_url: None,
             max_body_bytes: 65536,
         }
     }
@@ -133,7 +136,11 @@ impl TestServer {
         }
         let mport = listeners.mtls_addr.unwrap().port();
         let database = if o.postgres {
-            let url = postgres_url().expect("PORTCULLIS_TEST_POSTGRES_URL");
+            let url = o
+                .postgres_url
+                .clone()
+                .or_else(postgres_url)
+                .expect("PORTCULLIS_TEST_POSTGRES_URL");
             let schema = o.postgres_schema.clone().unwrap_or_else(unique_schema);
             format!("url = \"{url}\"\nschema = \"{schema}\"")
         } else {
