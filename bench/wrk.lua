@@ -17,15 +17,21 @@
 -- shares with the server on a 2-core machine. bench/run checks each endpoint's exact 200 with curl
 -- before loading it.
 -- The dpop and token_lua modes cannot leave it to wrk (each request differs, and each answer must
--- be a token of the right type), so they define request() and response() and append
+-- be a token of the right type), so they define request() and response(); introspect cannot
+-- either (an introspection answer is a 200 even for a dead or unknown token: only its body says
+-- `"active":true`), so it defines response(). These modes append
 --   ok=N failures=N exhausted=N
--- ok: 200 answers whose body has "token_type":"DPoP" (dpop) or "token_type":"Bearer" (token_lua);
--- failures: every other answer; exhausted: requests sent after the proof file ran out (a proof
--- file too short for the rate; such requests carry no usable proof and fail).
+-- ok: 200 answers whose body has "token_type":"DPoP" (dpop), "token_type":"Bearer" (token_lua)
+-- or "active":true (introspect); failures: every other answer, a 200 {"active":false} included;
+-- exhausted: requests sent after the proof file ran out (a proof file too short for the rate;
+-- such requests carry no usable proof and fail).
 
 local mode = os.getenv("BENCH_MODE") or "discovery"
 
+-- request() and response() hooks:
 local hooked = mode == "dpop" or mode == "token_lua"
+-- every answer checked by response():
+local checked = hooked or mode == "introspect"
 
 if mode == "token" or hooked then
   wrk.method = "POST"
@@ -45,16 +51,47 @@ else
 end
 wrk.headers["Accept"] = "application/json"
 
-if hooked then
+if checked then
   -- Globals, so that done() can read them from each thread (thread:get).
   ok = 0
   failures = 0
   exhausted = 0
+  local want = ({
+    dpop = '"token_type":"DPoP"',
+    token_lua = '"token_type":"Bearer"',
+    introspect = '"active":true',
+  })[mode]
+
+  function response(status, _, resp_body)
+    if status == 200 and resp_body and resp_body:find(want, 1, true) then
+      ok = ok + 1
+    else
+      failures = failures + 1
+    end
+  end
+
+  local threads = {}
+  function setup(thread)
+    thread:set("slot", #threads)
+    table.insert(threads, thread)
+  end
+
+  function extra()
+    local o, f, x = 0, 0, 0
+    for _, t in ipairs(threads) do
+      o = o + t:get("ok")
+      f = f + t:get("failures")
+      x = x + t:get("exhausted")
+    end
+    return string.format(" ok=%d failures=%d exhausted=%d", o, f, x)
+  end
+end
+
+if hooked then
   local proofs -- this thread's proof file
   -- With several wrk threads (BENCH_THREADS), thread k of n takes lines k, k + n, k + 2n, ...
   -- so that no two threads send the same proof.
   local skip, stride = 0, 1
-  local want = mode == "dpop" and '"token_type":"DPoP"' or '"token_type":"Bearer"'
   local body = wrk.body
   local headers = {
     ["Authorization"] = wrk.headers["Authorization"],
@@ -89,30 +126,6 @@ if hooked then
     end
     return wrk.format("POST", wrk.path, headers, body)
   end
-
-  function response(status, _, resp_body)
-    if status == 200 and resp_body and resp_body:find(want, 1, true) then
-      ok = ok + 1
-    else
-      failures = failures + 1
-    end
-  end
-
-  local threads = {}
-  function setup(thread)
-    thread:set("slot", #threads)
-    table.insert(threads, thread)
-  end
-
-  function extra()
-    local o, f, x = 0, 0, 0
-    for _, t in ipairs(threads) do
-      o = o + t:get("ok")
-      f = f + t:get("failures")
-      x = x + t:get("exhausted")
-    end
-    return string.format(" ok=%d failures=%d exhausted=%d", o, f, x)
-  end
 end
 
 function done(summary, latency, requests)
@@ -121,5 +134,5 @@ function done(summary, latency, requests)
     "BENCH_RESULT requests=%d duration_us=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f connect=%d read=%d write=%d status=%d timeout=%d%s\n",
     summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    e.connect, e.read, e.write, e.status, e.timeout, hooked and extra() or ""))
+    e.connect, e.read, e.write, e.status, e.timeout, checked and extra() or ""))
 end

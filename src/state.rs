@@ -44,6 +44,12 @@ pub struct StateInner {
     pub seen: crate::stores::replay::ReplaySet,
     /// Upstream providers and their cached documents.
     pub federation: crate::federation::Federation,
+    /// Other nodes' change notices (PostgreSQL LISTEN/NOTIFY), subscribed before the first full
+    /// sync so that no change can fall between the two; the background task takes it over.
+    pub(crate) changes: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
+    /// Whether this node hears other nodes' change notices (always on SQLite, a single-node
+    /// store). `/health/ready` answers 503 until it does.
+    pub(crate) hears_changes: std::sync::atomic::AtomicBool,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -70,6 +76,10 @@ impl AppState {
             config.file.database.max_connections,
         )
         .await?;
+        // Subscribe first, sync second: a change another node makes from here on is either in
+        // the first sync or announced to this node (and then applied by the background task).
+        let changes = store.change_listener().await;
+        let hears_changes = matches!(store, Store::Sqlite(_)) || changes.is_some();
         let k = &config.file.keys;
         let master = MasterKey::load_or_create(
             &k.master_key,
@@ -115,6 +125,8 @@ impl AppState {
             outbound,
             documents,
             federation,
+            changes: tokio::sync::Mutex::new(changes),
+            hears_changes: std::sync::atomic::AtomicBool::new(hears_changes),
             grants,
             seen,
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
@@ -126,6 +138,12 @@ impl AppState {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Whether this node hears other nodes' change notices (see [`StateInner::hears_changes`]).
+    pub fn hears_changes(&self) -> bool {
+        self.hears_changes
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// True the first time `key` is presented in `tenant` (until `expires_at`, at most

@@ -24,6 +24,8 @@ mod keys;
 mod onboarding;
 #[path = "it/security_federation.rs"]
 mod security_federation;
+#[path = "it/security_operations.rs"]
+mod security_operations;
 #[path = "it/security_rules.rs"]
 mod security_rules;
 #[path = "it/security_validation.rs"]

@@ -16,10 +16,18 @@ pub async fn live() -> Response {
         .into_response()
 }
 
+/// Ready: the database answers and, on PostgreSQL, this node hears other nodes' change notices
+/// (until then a change made elsewhere could stay unknown here until the next periodic sync).
 pub async fn ready(State(state): State<AppState>) -> Response {
     let db = state.store.ping().await;
     let tenants = state.registry.all().len();
     match db {
+        Ok(()) if !state.hears_changes() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"status\":\"unavailable\",\"changes\":\"not subscribed\"}",
+        )
+            .into_response(),
         Ok(()) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

@@ -71,6 +71,12 @@ impl Federation {
         }
     }
 
+    /// Forgets every runtime provider this node knows (change notices may have been missed).
+    pub fn forget_all(&self) {
+        self.dynamic.invalidate_all();
+        self.listed.invalidate_all();
+    }
+
     /// Forgets what this node knows of a runtime provider (it changed here or on another node).
     pub async fn forget(&self, tenant: &str, id: &str) {
         self.dynamic.invalidate(&format!("{tenant}\0{id}")).await;

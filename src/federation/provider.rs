@@ -101,22 +101,37 @@ pub struct Loaded {
 
 /// Reads `providers/*.toml`; a file that does not parse or check is reported and skipped.
 /// Files the definitions name are read through `files` (confined to the allowed directories).
+/// A file (or the directory) that cannot be read right now is not a deleted one: the provider
+/// it defined in `previous` stays (and the error is reported).
 pub fn load_files(
     dir: &std::path::Path,
+    previous: &HashMap<String, Arc<Provider>>,
     files: &crate::config::FileRoots,
     public_base_url: &str,
     allow_inline_secret: bool,
     outbound: &Policy,
 ) -> Loaded {
     let mut loaded = Loaded::default();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return loaded;
+    let unreadable_dir = |e: std::io::Error| Loaded {
+        providers: previous.clone(),
+        errors: vec![format!(
+            "{}: {e} (every provider kept as it was)",
+            dir.display()
+        )],
     };
-    let mut paths: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return loaded,
+        Err(e) => return unreadable_dir(e),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => paths.push(entry.path()),
+            Err(e) => return unreadable_dir(e),
+        }
+    }
+    paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
     paths.sort();
     let access = FileAccess {
         read: &|p| files.read(p),
@@ -129,10 +144,23 @@ pub fn load_files(
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        let parsed = std::fs::read_to_string(&path)
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                if let Some(running) = previous.get(&stem) {
+                    loaded.providers.insert(stem.clone(), running.clone());
+                }
+                loaded.errors.push(format!(
+                    "{}: {e} (the running provider of that id is kept)",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        let text = text.replace(crate::config::tenant::PUBLIC_BASE_URL, public_base_url);
+        let parsed = toml::from_str::<ProviderFile>(&text)
             .map_err(|e| e.to_string())
-            .map(|text| text.replace(crate::config::tenant::PUBLIC_BASE_URL, public_base_url))
-            .and_then(|text| toml::from_str::<ProviderFile>(&text).map_err(|e| e.to_string()))
             .and_then(|mut file| {
                 if file.id.is_empty() {
                     file.id = stem.clone();

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub const FILE_SOURCE: &str = "file";
@@ -37,7 +38,12 @@ pub async fn forget_provider_files(state: &AppState) {
 /// A digest of every `providers/*.toml` (names and contents).
 fn providers_digest(dir: &std::path::Path) -> Vec<u8> {
     let mut ctx = digest::Context::new(&digest::SHA256);
-    for path in toml_files(dir) {
+    let Ok(paths) = toml_files(dir) else {
+        // Reported by `load_files`, which keeps the running providers.
+        ctx.update(b"\0unreadable directory");
+        return ctx.finish().as_ref().to_vec();
+    };
+    for path in paths {
         ctx.update(path.as_os_str().as_encoded_bytes());
         ctx.update(&[0]);
         match std::fs::read(&path) {
@@ -60,7 +66,9 @@ pub struct ReloadReport {
 }
 
 /// Reads every tenant file; valid changed files are upserted, invalid ones are reported and
-/// leave the running tenant untouched. A file deleted while running removes its tenant.
+/// leave the running tenant untouched. A file deleted while running removes its tenant; a file
+/// (or the directory) that cannot be read right now (too many open files, no permission, ...)
+/// is not a deleted one and leaves its tenant untouched too.
 pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalError> {
     let mut files = state.reload.lock().await;
     let mut report = ReloadReport::default();
@@ -71,27 +79,39 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         mtls_base_url: &state.config.file.server.mtls_base_url,
         files: &files_allowed,
     };
+    let paths = match toml_files(&dir) {
+        Ok(paths) => Some(paths),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot read the tenants directory: every tenant stays as it is");
+            None
+        }
+    };
     let mut now_seen = HashMap::new();
     let mut claimed: HashMap<String, String> = HashMap::new();
-    for path in toml_files(&dir) {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            // A file that cannot be read right now is not a deleted file: keep what it was.
-            tracing::warn!(file = %path.display(), "cannot read tenant file");
-            if let Some(previous) = files.seen.get(&path) {
-                now_seen.insert(path.clone(), previous.clone());
+    for path in paths.iter().flatten() {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            // Deleted since the directory was listed: removed below like any deleted file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                // A file that cannot be read right now is not a deleted file: keep what it was.
+                tracing::warn!(file = %path.display(), error = %e, "cannot read tenant file: the tenant stays as it is");
+                if let Some(previous) = files.seen.get(path) {
+                    now_seen.insert(path.clone(), previous.clone());
+                }
+                continue;
             }
-            continue;
         };
         let digest = digest::digest(&digest::SHA256, text.as_bytes())
             .as_ref()
             .to_vec();
-        let unchanged = files.seen.get(&path) == Some(&digest);
+        let unchanged = files.seen.get(path) == Some(&digest);
         now_seen.insert(path.clone(), digest);
         if unchanged {
             continue;
         }
-        match tenant::resolve(&path, &text, &defaults)
-            .and_then(|r| claim_hosts(state, &path, &text, r, &mut claimed))
+        match tenant::resolve(path, &text, &defaults)
+            .and_then(|r| claim_hosts(state, path, &text, r, &mut claimed))
         {
             Ok((spec, clients)) => {
                 let changed = state
@@ -112,7 +132,10 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
             }
         }
     }
-    if files.scanned {
+    if paths.is_none() {
+        // Nothing was read: nothing is known to be gone.
+        now_seen = std::mem::take(&mut files.seen);
+    } else if files.scanned {
         for gone in files.seen.keys().filter(|p| !now_seen.contains_key(*p)) {
             let Some(slug) = gone.file_stem().and_then(|s| s.to_str()) else {
                 continue;
@@ -134,6 +157,7 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     if files.providers.as_ref() != Some(&digest) {
         let loaded = crate::federation::load_files(
             &providers_dir,
+            &state.federation.files.load(),
             &files_allowed,
             &state.config.file.server.public_base_url,
             state.config.file.tls.dev_certs,
@@ -181,16 +205,24 @@ fn claim_hosts(
     Ok((spec, clients))
 }
 
-fn toml_files(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
+/// The `*.toml` entries of a directory, sorted. A directory that does not exist has none; one
+/// that cannot be read is an error, never an empty list (which would read as every file deleted).
+fn toml_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut v = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        // Whatever its type: an entry that is not a readable file is reported when read.
+        if path.extension().is_some_and(|x| x == "toml") {
+            v.push(path);
+        }
+    }
     v.sort();
-    v
+    Ok(v)
 }
 
 /// Rebuilds every tenant whose database version changed, and brings every tenant's keys up to
@@ -307,18 +339,27 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
     let watch = state.config.file.reload.watch_interval_seconds;
     let sync = state.config.file.reload.sync_interval_seconds.max(1);
     let mut watch_tick = tokio::time::interval(Duration::from_secs(watch.max(1)));
-    let mut sync_tick = tokio::time::interval(Duration::from_secs(sync));
+    // The first full sync ran at start, after subscribing to change notices: the next is one
+    // interval away.
+    let sync_period = Duration::from_secs(sync);
+    let mut sync_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + sync_period, sync_period);
     watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // On PostgreSQL, other nodes announce changes at once (LISTEN/NOTIFY); the periodic sync
-    // stays as the safety net for a lost notification or connection.
-    let mut changes = state.store.change_listener().await;
+    // stays as the safety net for a lost notification or connection. The subscription was made
+    // before the first sync (`AppState::build`); one that failed or broke is made again here.
+    let mut changes = state.changes.lock().await.take();
+    let postgres = matches!(state.store, crate::stores::Store::Postgres(_));
+    let mut resubscribe_tick = tokio::time::interval(Duration::from_secs(1));
+    resubscribe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let subscribed = changes.is_some();
         let notified = async {
             match changes.as_mut() {
-                Some(l) => l.recv().await.map(|n| n.payload().to_string()),
+                Some(l) => l.try_recv().await,
                 None => std::future::pending().await,
             }
         };
@@ -331,39 +372,41 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
         };
         #[cfg(not(unix))]
         let hangup = std::future::pending::<Option<()>>();
-        tokio::select! {
+        let subscription = tokio::select! {
             _ = shutdown.changed() => return,
-            _ = watch_tick.tick(), if watch > 0 => log_reload(reload_files(&state).await),
+            _ = watch_tick.tick(), if watch > 0 => {
+                log_reload(reload_files(&state).await);
+                Subscription::Unchanged
+            }
             _ = hangup => {
                 tracing::info!("SIGHUP: reloading configuration");
                 forget_provider_files(&state).await;
-                log_reload(reload_files(&state).await)
+                log_reload(reload_files(&state).await);
+                Subscription::Unchanged
             }
             n = notified => match n {
-                Ok(payload) if payload.starts_with(crate::federation::PROVIDER_PREFIX) => {
-                    let rest = payload.trim_start_matches(crate::federation::PROVIDER_PREFIX);
-                    if let Some((tenant, id)) = rest.split_once(' ') {
-                        state.federation.forget(tenant, id).await;
-                    }
+                Ok(Some(n)) => {
+                    apply_notice(&state, n.payload()).await;
+                    Subscription::Unchanged
                 }
-                Ok(payload) if payload.starts_with(crate::stores::REVOKED_PREFIX) => {
-                    let rest = payload.trim_start_matches(crate::stores::REVOKED_PREFIX);
-                    if let Some((tenant, key)) = rest.split_once(' ') {
-                        state.grants.forget(tenant, key);
-                    }
-                }
-                Ok(slug) => {
-                    tracing::debug!(tenant = %slug, "change announced by a node");
-                    if let Err(e) = refresh(&state).await {
-                        tracing::error!(error = %e, "sync with the database failed");
-                    }
+                Ok(None) => {
+                    // The listener lost its connection and subscribed again on a new one:
+                    // whatever was announced in between is lost, so sync everything.
+                    tracing::warn!("change notifications interrupted; subscribed again");
+                    resync(&state).await;
+                    Subscription::Unchanged
                 }
                 Err(e) => {
-                    // PgListener reconnects on the next recv; do not spin while the database is away.
-                    tracing::warn!(error = %e, "change notifications interrupted");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tracing::warn!(error = %e, "change notifications lost; not ready until subscribed again");
+                    Subscription::Lost
                 }
             },
+            _ = resubscribe_tick.tick(), if postgres && !subscribed => {
+                match state.store.change_listener().await {
+                    Some(l) => Subscription::Made(l),
+                    None => Subscription::Unchanged,
+                }
+            }
             _ = sync_tick.tick() => {
                 if let Err(e) = refresh(&state).await {
                     tracing::error!(error = %e, "sync with the database failed");
@@ -371,8 +414,58 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                 if let Err(e) = state.store.purge_expired_grants(state.now()).await {
                     tracing::warn!(error = %e, "purging expired grants failed");
                 }
+                Subscription::Unchanged
+            }
+        };
+        match subscription {
+            Subscription::Unchanged => {}
+            Subscription::Lost => {
+                state.hears_changes.store(false, Ordering::Release);
+                changes = None;
+            }
+            Subscription::Made(l) => {
+                // Subscribed first, synced second: nothing announced meanwhile is missed.
+                changes = Some(l);
+                resync(&state).await;
+                state.hears_changes.store(true, Ordering::Release);
+                tracing::info!("listening for change notifications again");
             }
         }
+    }
+}
+
+/// What one turn of the background loop did to the change subscription.
+enum Subscription {
+    Unchanged,
+    Lost,
+    Made(sqlx::postgres::PgListener),
+}
+
+/// Applies one change notice from another node.
+async fn apply_notice(state: &AppState, payload: &str) {
+    if let Some(rest) = payload.strip_prefix(crate::federation::PROVIDER_PREFIX) {
+        if let Some((tenant, id)) = rest.split_once(' ') {
+            state.federation.forget(tenant, id).await;
+        }
+    } else if let Some(rest) = payload.strip_prefix(crate::stores::REVOKED_PREFIX) {
+        if let Some((tenant, key)) = rest.split_once(' ') {
+            state.grants.forget(tenant, key);
+        }
+    } else {
+        tracing::debug!(tenant = %payload, "change announced by a node");
+        if let Err(e) = refresh(state).await {
+            tracing::error!(error = %e, "sync with the database failed");
+        }
+    }
+}
+
+/// Catches up after notices may have been missed: tenants from the database, and no cached
+/// grant that a missed revocation could have ended, nor runtime provider a missed change did.
+async fn resync(state: &AppState) {
+    state.grants.forget_all();
+    state.federation.forget_all();
+    if let Err(e) = refresh(state).await {
+        tracing::error!(error = %e, "sync with the database failed");
     }
 }
 

@@ -102,6 +102,11 @@ impl GrantCache {
         Ok(loaded)
     }
 
+    /// Forgets every grant (after revocation notices may have been missed).
+    pub fn forget_all(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Forgets a grant, or every grant of a family (`key` is either).
     pub fn forget(&self, tenant: &str, key: &str) {
         let (tenant, key) = (tenant.to_string(), key.to_string());

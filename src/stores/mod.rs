@@ -294,6 +294,47 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Creates the schema (when one is named) and runs the migrations, one node at a time.
+///
+/// `CREATE SCHEMA IF NOT EXISTS` is not atomic: two sessions that both find the schema missing
+/// both insert it, and the second fails on `pg_namespace_nspname_index` (SQLSTATE 23505). sqlx's
+/// migration lock does not cover it: it is taken only once the migrator runs, after the schema
+/// exists. So the whole preparation runs on one session holding a session-level advisory lock of
+/// its own: the nodes that start together line up there, the first creates and migrates, the
+/// others find everything done. The migrator takes sqlx's own (database-wide) lock inside ours,
+/// never the other way round, so the two cannot deadlock. A session-level lock ends with its
+/// session, even if this node dies holding it.
+async fn prepare_postgres(options: &PgConnectOptions, schema: &str) -> Result<(), InternalError> {
+    let mut conn = sqlx::PgConnection::connect_with(options).await?;
+    let prepared = async {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PREPARE_LOCK)
+            .execute(&mut conn)
+            .await?;
+        if !schema.is_empty() {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&mut conn)
+            .await?;
+        }
+        migrator(POSTGRES_MIGRATIONS).run(&mut conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PREPARE_LOCK)
+            .execute(&mut conn)
+            .await?;
+        Ok::<_, InternalError>(())
+    }
+    .await;
+    // Closing the session also releases the lock when a step above failed.
+    let _ = conn.close().await;
+    prepared
+}
+
+/// The advisory lock key under which nodes create the schema and migrate (an arbitrary constant,
+/// distinct from sqlx's, which is derived from the database name).
+const PREPARE_LOCK: i64 = 0x706f_7274_6375_6c6c; // "portcull"
+
 impl Store {
     /// Connects (creating the SQLite file or the PostgreSQL schema when missing) and migrates.
     pub async fn connect(
@@ -301,7 +342,7 @@ impl Store {
         schema: &str,
         max_connections: u32,
     ) -> Result<Self, InternalError> {
-        let store = if url.starts_with("sqlite:") {
+        if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -315,57 +356,35 @@ impl Store {
                     InternalError::Other(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
-            let write = std::sync::Arc::new(tokio::sync::Mutex::new(
-                <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await?,
-            ));
+            let mut write =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await?;
+            migrator(SQLITE_MIGRATIONS).run(&mut write).await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .connect_with(options)
                 .await?;
-            Store::Sqlite(SqlitePools { read, write })
-        } else {
-            let mut options = PgConnectOptions::from_str(url)?;
-            if !schema.is_empty() {
-                if !schema
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return Err(InternalError::Other(
-                        "database.schema may hold only letters, digits and _".into(),
-                    ));
-                }
-                let admin = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options.clone())
-                    .await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-                )))
-                .execute(&admin)
-                .await?;
-                admin.close().await;
-                options = options.options([("search_path", schema)]);
-            }
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await?;
-            Store::Postgres(pool)
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), InternalError> {
-        match self {
-            Store::Sqlite(p) => {
-                let mut conn = p.write.lock().await;
-                migrator(SQLITE_MIGRATIONS).run(&mut *conn).await?
-            }
-            Store::Postgres(p) => migrator(POSTGRES_MIGRATIONS).run(p).await?,
+            let write = std::sync::Arc::new(tokio::sync::Mutex::new(write));
+            return Ok(Store::Sqlite(SqlitePools { read, write }));
         }
-        Ok(())
+        let mut options = PgConnectOptions::from_str(url)?;
+        if !schema.is_empty() {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(InternalError::Other(
+                    "database.schema may hold only letters, digits and _".into(),
+                ));
+            }
+            options = options.options([("search_path", schema)]);
+        }
+        prepare_postgres(&options, schema).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Store::Postgres(pool))
     }
 
     pub fn engine(&self) -> &'static str {
@@ -429,14 +448,14 @@ impl Store {
         let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for changes; falling back to periodic sync");
+                tracing::warn!(error = %e, "cannot listen for change notices (not ready until this node can)");
                 return None;
             }
         };
         match listener.listen(CHANGES_CHANNEL).await {
             Ok(()) => Some(listener),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for changes; falling back to periodic sync");
+                tracing::warn!(error = %e, "cannot listen for change notices (not ready until this node can)");
                 None
             }
         }

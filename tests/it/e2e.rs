@@ -4,8 +4,8 @@
 //! npm), which the scripts run as child processes. Each test runs
 //! one script of `tests/e2e/`, passing every input by environment variable; a script prints one
 //! "ok - …" / "not ok - …" line per check and ends with "# all N checks passed".
-//! Mandatory when PORTCULLIS_E2E=1 (the README's test command sets it); otherwise a test whose
-//! tools are missing is skipped with a message.
+//! Mandatory when PORTCULLIS_E2E=1 (the README's test command sets it; in CI it must be set);
+//! otherwise a test whose tools are missing is skipped with a message.
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ fn e2e_dir() -> PathBuf {
 /// Whether everything the test needs is there. With PORTCULLIS_E2E=1 a missing piece fails the
 /// test; otherwise the test is skipped with a message.
 fn ready(needs: &[(PathBuf, &str)]) -> bool {
-    let required = std::env::var("PORTCULLIS_E2E").is_ok_and(|v| v == "1");
+    let required = e2e_required();
     for (path, fix) in needs {
         if !path.exists() {
             assert!(!required, "{} is missing: {fix}", path.display());

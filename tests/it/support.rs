@@ -56,6 +56,8 @@ pub struct Options {
     pub postgres: bool,
     /// Share this PostgreSQL schema (another node of the same deployment) instead of a fresh one.
     pub postgres_schema: Option<String>,
+    /// Connect with this URL instead of PORTCULLIS_TEST_POSTGRES_URL (e.g. as another role).
+    pub postgres_url: Option<String>,
     pub max_body_bytes: usize,
     /// `[outbound] allow_networks`: internal networks the server may call (loopback by
     /// default, where the tests' upstreams and the server itself listen).
@@ -80,6 +82,7 @@ impl Default for Options {
             plain_listener: false,
             postgres: false,
             postgres_schema: None,
+            postgres_url: None,
             max_body_bytes: 65536,
             outbound_allow: vec!["127.0.0.0/8", "::1/128"],
             readable_dirs: Vec::new(),
@@ -99,11 +102,37 @@ pub struct TestServer {
     pub http: reqwest::Client,
 }
 
-/// A PostgreSQL URL to test against, when the environment provides one.
+/// Whether this is a CI run: the variable `CI` is set, to any value (empty included). A CI run
+/// never skips a test for a missing service or tool; it fails instead.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// The PostgreSQL URL to test against (`PORTCULLIS_TEST_POSTGRES_URL`); every PostgreSQL test
+/// asks here. Without one, `None` (the caller skips its PostgreSQL part and says so), but in CI
+/// the test fails: a run without PostgreSQL must not pass as a green one.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+    let url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty());
+    assert!(
+        url.is_some() || !in_ci(),
+        "CI is set but PORTCULLIS_TEST_POSTGRES_URL is not: the PostgreSQL tests cannot be \
+         skipped in CI (scripts/test sets it and starts PostgreSQL)"
+    );
+    url
+}
+
+/// Whether the end-to-end tests must run (`PORTCULLIS_E2E=1`, set by scripts/test): then a
+/// missing tool fails them; otherwise they skip. In CI the flag must be on, or the test fails.
+pub fn e2e_required() -> bool {
+    let on = std::env::var("PORTCULLIS_E2E").is_ok_and(|v| v == "1");
+    assert!(
+        on || !in_ci(),
+        "CI is set but PORTCULLIS_E2E is not 1: the end-to-end tests cannot be skipped in CI \
+         (scripts/test sets it and installs their tools)"
+    );
+    on
 }
 
 /// A schema name no other test uses.
@@ -147,7 +176,11 @@ impl TestServer {
         }
         let mport = listeners.mtls_addr.unwrap().port();
         let database = if o.postgres {
-            let url = postgres_url().expect("PORTCULLIS_TEST_POSTGRES_URL");
+            let url = o
+                .postgres_url
+                .clone()
+                .or_else(postgres_url)
+                .expect("PORTCULLIS_TEST_POSTGRES_URL");
             let schema = o.postgres_schema.clone().unwrap_or_else(unique_schema);
             format!("url = \"{url}\"\nschema = \"{schema}\"")
         } else {
