@@ -4,6 +4,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/attacker.rs"]
+mod attacker;
 #[path = "it/client_auth.rs"]
 mod client_auth;
 #[path = "it/discovery_and_jwks.rs"]
