@@ -1118,7 +1118,7 @@ async fn sign_out_redirects_only_to_a_uri_registered_for_the_named_client() {
                 ("post_logout_redirect_uri", spa_registered),
             ],
             "invalid_request",
-            "client_id does not match the id_token_hint",
+            "id_token_hint was issued to another client",
         ),
         (
             vec![
