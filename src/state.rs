@@ -46,6 +46,8 @@ pub struct StateInner {
     pub jwks_refetched: moka::future::Cache<String, ()>,
     /// Upstream providers and their cached documents.
     pub federation: crate::federation::Federation,
+    /// The password hashing threads and their bounded queue.
+    pub passwords: crate::users::Hashers,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -100,6 +102,10 @@ impl AppState {
         tls: Option<Arc<SniResolver>>,
     ) -> Result<Self, InternalError> {
         crate::users::configure(&config.file.passwords);
+        let passwords = crate::users::Hashers::start(
+            config.file.passwords.hashing_threads,
+            config.file.passwords.max_queued_verifications,
+        );
         let store = Store::connect(
             &config.database_url,
             &config.file.database.schema,
@@ -145,6 +151,7 @@ impl AppState {
             metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
             http,
             federation,
+            passwords,
             grants,
             seen: moka::future::Cache::builder()
                 .max_capacity(5_000_000)

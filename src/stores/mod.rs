@@ -6,7 +6,8 @@
 pub mod cache;
 
 pub use interactive::{
-    ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, StoredConsent, UserStore,
+    BucketLimit, ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, Slot,
+    StoredConsent, UserStore,
 };
 
 use crate::config::{ClientSpec, TenantSpec};
