@@ -22,6 +22,8 @@ mod interactive;
 mod keys;
 #[path = "it/onboarding.rs"]
 mod onboarding;
+#[path = "it/security_throttling.rs"]
+mod security_throttling;
 #[path = "it/store.rs"]
 mod store;
 #[path = "it/token.rs"]

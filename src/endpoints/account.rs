@@ -15,7 +15,7 @@ use crate::stores::{ClientStore, ConsentStore, GrantRecord, GrantStore, SessionS
 use crate::tokens;
 use crate::ui::{ConsentPage, LoginPage, Page, ScopeLine, TotpPage};
 use crate::users;
-use crate::users::throttle::{Refused, Throttle};
+use crate::users::throttle::{PasswordCheck, Refused, Throttle};
 use crate::validation::form::{Form, FormBody};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -255,8 +255,10 @@ async fn busy_page(c: &Ctx, id: &str, i: &Interaction, username: &str) -> Respon
     )
     .await;
     if r.status() == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
     }
     r
 }
@@ -386,53 +388,43 @@ pub async fn login_submit(
         )
         .await;
     }
-    let throttle = c.throttle();
-    let attempt = match throttle
-        .begin_password_attempt(&username, &c.client_ip())
-        .await
-    {
-        Ok(Ok(a)) => a,
-        Ok(Err(refused)) => {
+    let user = match find_user(&c, &username).await {
+        Ok(u) => u.filter(|u| u.enabled),
+        Err(e) => return c.internal(e),
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let checked = c
+        .throttle()
+        .check_password(
+            &c.state.passwords,
+            &username,
+            &c.client_ip(),
+            hash,
+            password,
+        )
+        .await;
+    match checked {
+        Ok(PasswordCheck::Verified) => {}
+        Ok(PasswordCheck::Wrong { locked_until }) => {
+            c.login_failed(&username, "wrong username or password");
+            let error = Some("Wrong username or password.".into());
+            let locked = locked_until.map(|u| retry_text(u - c.state.now()));
+            return login_page(&c, &id, &i, &username, error, locked).await;
+        }
+        Ok(PasswordCheck::Refused(refused)) => {
             c.login_failed(&username, "locked out");
             let locked = c.retry_after(refused);
             return login_page(&c, &id, &i, &username, None, locked).await;
         }
-        Err(e) => return c.internal(e),
-    };
-    let user = match find_user(&c, &username).await {
-        Ok(u) => u,
-        Err(e) => return c.internal(e),
-    };
-    let hash = user
-        .as_ref()
-        .filter(|u| u.enabled)
-        .map(|u| u.password_hash.clone());
-    let verified = match c.state.passwords.verify(hash, password).await {
-        Ok(v) => v,
-        Err(users::Busy) => {
-            if let Err(e) = attempt.withdrawn().await {
-                return c.internal(e);
-            }
+        Ok(PasswordCheck::Busy) => {
             c.login_failed(&username, "password hashing queue full");
             return busy_page(&c, &id, &i, &username).await;
         }
-    };
-    let user = match user {
-        Some(user) if verified => user,
-        _ => {
-            let failure = match attempt.failed().await {
-                Ok(f) => f,
-                Err(e) => return c.internal(e),
-            };
-            c.login_failed(&username, "wrong username or password");
-            let locked = failure.locked_until.map(|u| retry_text(u - c.state.now()));
-            let error = Some("Wrong username or password.".into());
-            return login_page(&c, &id, &i, &username, error, locked).await;
-        }
-    };
-    if let Err(e) = attempt.succeeded().await {
-        return c.internal(e);
+        Err(e) => return c.internal(e),
     }
+    let Some(user) = user else {
+        return c.internal(InternalError::Other("verified without a user".into()));
+    };
     if user.totp_secret.is_some() {
         i.pending_subject = Some(user.subject.clone());
         if let Err(r) = c.save(&id, &i).await {
@@ -551,9 +543,13 @@ pub async fn totp_submit(
         }
         c.login_failed(&user.username, "wrong or reused one-time code");
         let mut text =
-            "That code is not valid. Enter the current code from your authenticator app.".to_string();
+            "That code is not valid. Enter the current code from your authenticator app."
+                .to_string();
         if let Some(until) = failure.locked_until {
-            text = format!("{text} Too many attempts: try again {}.", retry_text(until - now));
+            text = format!(
+                "{text} Too many attempts: try again {}.",
+                retry_text(until - now)
+            );
         }
         return totp_page(&c, &id, &i, &user.username, Some(text));
     }

@@ -143,8 +143,8 @@ fn work(rx: &Mutex<mpsc::Receiver<HashJob>>, stats: &HashStats) {
             continue;
         }
         let target = job.hash.as_deref().unwrap_or(super::DECOY_HASH.as_str());
-        let ok = super::verify_with(target, job.password.as_bytes(), &mut blocks)
-            && job.hash.is_some();
+        let ok =
+            super::verify_with(target, job.password.as_bytes(), &mut blocks) && job.hash.is_some();
         stats.computed.fetch_add(1, Relaxed);
         let _ = job.reply.send(ok);
     }

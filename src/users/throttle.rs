@@ -20,6 +20,7 @@
 use crate::config::tenant::LoginPolicy;
 use crate::error::InternalError;
 use crate::stores::{BucketLimit, GrantStore, LoginThrottleStore, Slot, Store};
+use crate::users::{Busy, Hashers};
 
 /// Longer than any sign-in lives: an interaction's code bucket never unlocks while it matters.
 const SIGN_IN_BUCKET_LIFETIME: i64 = 86_400;
@@ -40,6 +41,20 @@ pub struct Failure {
     pub locked_until: Option<i64>,
     /// Set when this failure used up the sign-in's code attempts: the sign-in has been ended.
     pub sign_in_ended: bool,
+}
+
+/// How a throttled password check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Verified,
+    /// Wrong username or password; `locked_until` is set when this failure locked.
+    Wrong {
+        locked_until: Option<i64>,
+    },
+    /// Not checked: locked out.
+    Refused(Refused),
+    /// Not checked and not counted: every hashing thread busy and the queue full.
+    Busy,
 }
 
 /// The throttle of one tenant at one instant (`now`).
@@ -107,6 +122,35 @@ impl Throttle {
         }
     }
 
+    /// Checks `password` for `username` from `address` against `hash` (`None`: no such user,
+    /// checked against a decoy all the same) on `hashers`, within the limits.
+    pub async fn check_password(
+        &self,
+        hashers: &Hashers,
+        username: &str,
+        address: &str,
+        hash: Option<String>,
+        password: String,
+    ) -> Result<PasswordCheck, InternalError> {
+        let attempt = match self.begin_password_attempt(username, address).await? {
+            Ok(a) => a,
+            Err(refused) => return Ok(PasswordCheck::Refused(refused)),
+        };
+        match hashers.verify(hash, password).await {
+            Ok(true) => {
+                attempt.succeeded().await?;
+                Ok(PasswordCheck::Verified)
+            }
+            Ok(false) => Ok(PasswordCheck::Wrong {
+                locked_until: attempt.failed().await?.locked_until,
+            }),
+            Err(Busy) => {
+                attempt.withdrawn().await?;
+                Ok(PasswordCheck::Busy)
+            }
+        }
+    }
+
     /// Takes the slots of a password attempt for `username` from `address`.
     pub async fn begin_password_attempt(
         &self,
@@ -143,7 +187,11 @@ impl Throttle {
         self.begin(
             vec![
                 (format!("interaction:{sign_in}"), Kind::SignIn, per_sign_in),
-                (format!("otp:{subject}"), Kind::Account, self.account_limit()),
+                (
+                    format!("otp:{subject}"),
+                    Kind::Account,
+                    self.account_limit(),
+                ),
                 (format!("ip:{address}"), Kind::Address, self.address_limit()),
             ],
             Some(sign_in.to_string()),
@@ -202,12 +250,7 @@ impl Attempt<'_> {
                 }
                 Kind::Address => {
                     t.store
-                        .give_back_slot(
-                            &t.tenant,
-                            &h.bucket,
-                            h.limit.max,
-                            h.locked_until.is_some(),
-                        )
+                        .give_back_slot(&t.tenant, &h.bucket, h.limit.max, h.locked_until.is_some())
                         .await?;
                 }
             }
@@ -220,12 +263,7 @@ impl Attempt<'_> {
         let t = self.throttle;
         for h in &self.held {
             t.store
-                .give_back_slot(
-                    &t.tenant,
-                    &h.bucket,
-                    h.limit.max,
-                    h.locked_until.is_some(),
-                )
+                .give_back_slot(&t.tenant, &h.bucket, h.limit.max, h.locked_until.is_some())
                 .await?;
         }
         Ok(())
