@@ -11,11 +11,10 @@ use crate::registry::Tenant;
 use crate::response::authorize::{Flow, Interaction, error_page};
 use crate::sessions;
 use crate::state::AppState;
-use crate::stores::{ClientStore, ConsentStore, GrantRecord, GrantStore, SessionStore, UserStore};
+use crate::stores::{ClientStore, ConsentStore, GrantStore, SessionStore, UserStore};
 use crate::tokens;
 use crate::ui::{ConsentPage, LoginPage, Page, ScopeLine, TotpPage};
-use crate::users;
-use crate::users::throttle::{PasswordCheck, Refused, Throttle};
+use crate::users::throttle::{CodeCheck, PasswordCheck, Refused, Throttle};
 use crate::validation::form::{Form, FormBody};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -494,14 +493,32 @@ pub async fn totp_submit(
     let Some(secret) = user.totp_secret.clone() else {
         return c.fail(OAuthError::invalid_request("no second factor is enrolled"));
     };
-    let throttle = c.throttle();
-    let attempt = match throttle
-        .begin_code_attempt(&subject, &tokens::handle_hash(&id), &c.client_ip())
-        .await
-    {
-        Ok(Ok(a)) => a,
-        Ok(Err(Refused::SignInEnded)) => return c.sign_in_ended(&user.username),
-        Ok(Err(refused)) => {
+    let code = form.get("code").unwrap_or_default();
+    let checked = c
+        .throttle()
+        .check_code(
+            &subject,
+            &tokens::handle_hash(&id),
+            &c.client_ip(),
+            &secret,
+            code,
+        )
+        .await;
+    match checked {
+        Ok(CodeCheck::Accepted) => {}
+        Ok(CodeCheck::Wrong { locked_until }) => {
+            c.login_failed(&user.username, "wrong or reused one-time code");
+            let mut text =
+                "That code is not valid. Enter the current code from your authenticator app."
+                    .to_string();
+            if let Some(until) = locked_until {
+                let retry = retry_text(until - c.state.now());
+                text = format!("{text} Too many attempts: try again {retry}.");
+            }
+            return totp_page(&c, &id, &i, &user.username, Some(text));
+        }
+        Ok(CodeCheck::Refused(Refused::SignInEnded)) => return c.sign_in_ended(&user.username),
+        Ok(CodeCheck::Refused(refused)) => {
             c.login_failed(&user.username, "locked out");
             let text = c
                 .retry_after(refused)
@@ -509,52 +526,6 @@ pub async fn totp_submit(
             return totp_page(&c, &id, &i, &user.username, text);
         }
         Err(e) => return c.internal(e),
-    };
-    let now = c.state.now();
-    let code = form.get("code").unwrap_or_default();
-    // RFC 6238 §5.2: a code is accepted once; the step is recorded, and a second use fails.
-    let fresh = match users::verify_totp(&secret, code, now) {
-        Some(step) => c
-            .state
-            .store
-            .insert_grant(
-                c.tenant.slug(),
-                &GrantRecord {
-                    handle_hash: tokens::handle_hash(&format!("totp:{subject}:{step}")),
-                    kind: "totp_step".into(),
-                    client_id: String::new(),
-                    subject: Some(subject.clone()),
-                    created_at: now,
-                    expires_at: now + 120,
-                    ..Default::default()
-                },
-            )
-            .await
-            .is_ok(),
-        None => false,
-    };
-    if !fresh {
-        let failure = match attempt.failed().await {
-            Ok(f) => f,
-            Err(e) => return c.internal(e),
-        };
-        if failure.sign_in_ended {
-            return c.sign_in_ended(&user.username);
-        }
-        c.login_failed(&user.username, "wrong or reused one-time code");
-        let mut text =
-            "That code is not valid. Enter the current code from your authenticator app."
-                .to_string();
-        if let Some(until) = failure.locked_until {
-            text = format!(
-                "{text} Too many attempts: try again {}.",
-                retry_text(until - now)
-            );
-        }
-        return totp_page(&c, &id, &i, &user.username, Some(text));
-    }
-    if let Err(e) = attempt.succeeded().await {
-        return c.internal(e);
     }
     finish_login(
         c,

@@ -19,7 +19,7 @@
 
 use crate::config::tenant::LoginPolicy;
 use crate::error::InternalError;
-use crate::stores::{BucketLimit, GrantStore, LoginThrottleStore, Slot, Store};
+use crate::stores::{BucketLimit, GrantRecord, GrantStore, LoginThrottleStore, Slot, Store};
 use crate::users::{Busy, Hashers};
 
 /// Longer than any sign-in lives: an interaction's code bucket never unlocks while it matters.
@@ -55,6 +55,19 @@ pub enum PasswordCheck {
     Refused(Refused),
     /// Not checked and not counted: every hashing thread busy and the queue full.
     Busy,
+}
+
+/// How a throttled one-time code check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    Accepted,
+    /// Wrong or reused; `locked_until` is set when this failure locked.
+    Wrong {
+        locked_until: Option<i64>,
+    },
+    /// Not checked (locked out), or this failure used up the sign-in's attempts
+    /// ([`Refused::SignInEnded`]: the sign-in has been ended).
+    Refused(Refused),
 }
 
 /// The throttle of one tenant at one instant (`now`).
@@ -149,6 +162,54 @@ impl Throttle {
                 Ok(PasswordCheck::Busy)
             }
         }
+    }
+
+    /// Checks a one-time `code` of `subject` (TOTP `secret`) in the sign-in whose interaction
+    /// handle hash is `sign_in`, from `address`, within the limits. RFC 6238 §5.2: a code is
+    /// accepted once; its time step is recorded, and a second use is wrong.
+    pub async fn check_code(
+        &self,
+        subject: &str,
+        sign_in: &str,
+        address: &str,
+        secret: &str,
+        code: &str,
+    ) -> Result<CodeCheck, InternalError> {
+        let attempt = match self.begin_code_attempt(subject, sign_in, address).await? {
+            Ok(a) => a,
+            Err(refused) => return Ok(CodeCheck::Refused(refused)),
+        };
+        let fresh = match super::verify_totp(secret, code, self.now) {
+            Some(step) => self
+                .store
+                .insert_grant(
+                    &self.tenant,
+                    &GrantRecord {
+                        handle_hash: crate::tokens::handle_hash(&format!("totp:{subject}:{step}")),
+                        kind: "totp_step".into(),
+                        client_id: String::new(),
+                        subject: Some(subject.to_string()),
+                        created_at: self.now,
+                        expires_at: self.now + 120,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if fresh {
+            attempt.succeeded().await?;
+            return Ok(CodeCheck::Accepted);
+        }
+        let failure = attempt.failed().await?;
+        Ok(if failure.sign_in_ended {
+            CodeCheck::Refused(Refused::SignInEnded)
+        } else {
+            CodeCheck::Wrong {
+                locked_until: failure.locked_until,
+            }
+        })
     }
 
     /// Takes the slots of a password attempt for `username` from `address`.
