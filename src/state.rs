@@ -50,6 +50,8 @@ pub struct StateInner {
     /// Whether this node hears other nodes' change notices (always on SQLite, a single-node
     /// store). `/health/ready` answers 503 until it does.
     pub(crate) hears_changes: std::sync::atomic::AtomicBool,
+    /// The password hashing threads and their bounded queue.
+    pub passwords: crate::users::Hashers,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -70,6 +72,10 @@ impl AppState {
         tls: Option<Arc<SniResolver>>,
     ) -> Result<Self, InternalError> {
         crate::users::configure(&config.file.passwords);
+        let passwords = crate::users::Hashers::start(
+            config.file.passwords.hashing_threads,
+            config.file.passwords.max_queued_verifications,
+        );
         let store = Store::connect(
             &config.database_url,
             &config.file.database.schema,
@@ -127,6 +133,7 @@ impl AppState {
             federation,
             changes: tokio::sync::Mutex::new(changes),
             hears_changes: std::sync::atomic::AtomicBool::new(hears_changes),
+            passwords,
             grants,
             seen,
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),

@@ -30,6 +30,8 @@ mod security_federation;
 mod security_operations;
 #[path = "it/security_rules.rs"]
 mod security_rules;
+#[path = "it/security_throttling.rs"]
+mod security_throttling;
 #[path = "it/security_validation.rs"]
 mod security_validation;
 #[path = "it/store.rs"]

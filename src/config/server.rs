@@ -55,13 +55,19 @@ pub struct OutboundSection {
     pub cache_max_bytes: u64,
 }
 
-/// argon2id parameters for new password hashes (stored hashes keep their own).
+/// argon2id parameters for new password hashes (stored hashes keep their own), and the threads
+/// that verify passwords.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordsSection {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Threads that verify passwords; 0: one per core.
+    pub hashing_threads: usize,
+    /// Verifications that may wait for a hashing thread; 0: four per thread. Past that, a
+    /// sign-in is answered "try again" at once.
+    pub max_queued_verifications: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +261,8 @@ impl Default for ServerFile {
                 argon2_memory_kib: 12_288,
                 argon2_iterations: 3,
                 argon2_parallelism: 1,
+                hashing_threads: 0,
+                max_queued_verifications: 0,
             },
             federation: FederationSection {
                 ca_files: Vec::new(),

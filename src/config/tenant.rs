@@ -98,6 +98,7 @@ struct LoginFile {
     max_failures_per_address: i64,
     failure_window: i64,
     lockout: i64,
+    max_code_failures_per_interaction: i64,
 }
 
 impl Default for LoginFile {
@@ -107,6 +108,7 @@ impl Default for LoginFile {
             max_failures_per_address: 50,
             failure_window: 900,
             lockout: 300,
+            max_code_failures_per_interaction: 5,
         }
     }
 }
@@ -366,6 +368,8 @@ pub struct LoginPolicy {
     pub max_failures_per_address: i64,
     pub failure_window: i64,
     pub lockout: i64,
+    /// Wrong one-time codes after which a sign-in is abandoned (the user starts again).
+    pub max_code_failures_per_interaction: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -1081,6 +1085,7 @@ pub fn resolve(
         || login.max_failures_per_address < 1
         || login.failure_window < 1
         || login.lockout < 1
+        || login.max_code_failures_per_interaction < 1
     {
         bad(
             root.key("login"),
@@ -1282,6 +1287,7 @@ pub fn resolve(
             max_failures_per_address: file.login.max_failures_per_address,
             failure_window: file.login.failure_window,
             lockout: file.login.lockout,
+            max_code_failures_per_interaction: file.login.max_code_failures_per_interaction,
         },
         branding,
         par: ParPolicy {

@@ -11,12 +11,10 @@ use crate::registry::Tenant;
 use crate::response::authorize::{Flow, Interaction, error_page};
 use crate::sessions;
 use crate::state::AppState;
-use crate::stores::{
-    ClientStore, ConsentStore, GrantRecord, GrantStore, LoginThrottleStore, SessionStore, UserStore,
-};
+use crate::stores::{ClientStore, ConsentStore, GrantStore, SessionStore, UserStore};
 use crate::tokens;
 use crate::ui::{ConsentPage, LoginPage, Page, ScopeLine, TotpPage};
-use crate::users;
+use crate::users::throttle::{CodeCheck, PasswordCheck, Refused, Throttle};
 use crate::validation::form::{Form, FormBody};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -145,6 +143,42 @@ impl Ctx {
         }
     }
 
+    /// The tenant's sign-in throttle, now.
+    fn throttle(&self) -> Throttle {
+        Throttle::new(
+            &self.state.store,
+            self.tenant.slug(),
+            &self.tenant.spec.login,
+            self.state.now(),
+        )
+    }
+
+    /// "in N minutes" for a lock.
+    fn retry_after(&self, refused: Refused) -> Option<String> {
+        match refused {
+            Refused::Locked { until } => Some(retry_text(until - self.state.now())),
+            Refused::SignInEnded => None,
+        }
+    }
+
+    fn login_failed(&self, username: &str, reason: &str) {
+        crate::events::login_failed(
+            self.tenant.slug(),
+            username,
+            &self.ctx.request_id,
+            reason,
+            &self.client_ip(),
+        );
+    }
+
+    /// The sign-in used up its one-time code attempts and has been ended.
+    fn sign_in_ended(&self, username: &str) -> Response {
+        self.login_failed(username, "too many wrong one-time codes: sign-in ended");
+        self.fail(OAuthError::invalid_request(
+            "too many wrong codes: this sign-in has ended; start again from the application",
+        ))
+    }
+
     pub(crate) fn client_ip(&self) -> String {
         self.ctx
             .client_ip
@@ -201,6 +235,42 @@ async fn login_page(
     error: Option<String>,
     locked: Option<String>,
 ) -> Response {
+    render_login(c, id, i, username, error, locked, StatusCode::OK).await
+}
+
+/// The password could not be checked now (every hashing thread busy and the queue full): the
+/// login page again, as 503 with Retry-After (RFC 9110 §15.6.4, §10.2.3), so that the user (or
+/// the browser) simply submits again; nothing was counted against the account.
+async fn busy_page(c: &Ctx, id: &str, i: &Interaction, username: &str) -> Response {
+    let error = "Too many sign-ins are being checked right now. Please try again in a moment.";
+    let mut r = render_login(
+        c,
+        id,
+        i,
+        username,
+        Some(error.into()),
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    r
+}
+
+async fn render_login(
+    c: &Ctx,
+    id: &str,
+    i: &Interaction,
+    username: &str,
+    error: Option<String>,
+    locked: Option<String>,
+    status: StatusCode,
+) -> Response {
     let client = match c.interaction_client(i).await {
         Ok(cl) => cl,
         Err(r) => return r,
@@ -234,7 +304,7 @@ async fn login_page(
                 })
                 .collect(),
         }),
-        StatusCode::OK,
+        status,
     )
 }
 
@@ -317,83 +387,43 @@ pub async fn login_submit(
         )
         .await;
     }
-    let policy = &c.tenant.spec.login;
-    let now = c.state.now();
-    let user_bucket = format!("user:{}", username.to_lowercase());
-    let ip_bucket = format!("ip:{}", c.client_ip());
-    let store = &c.state.store;
-    let slug = c.tenant.slug();
-    let user_has_failures = match store
-        .throttle_state(slug, &[user_bucket.clone(), ip_bucket.clone()], now)
-        .await
-    {
-        Ok((Some(until), _)) => {
-            crate::events::login_failed(
-                slug,
-                &username,
-                &c.ctx.request_id,
-                "locked out",
-                &c.client_ip(),
-            );
-            return login_page(&c, &id, &i, &username, None, Some(retry_text(until - now))).await;
-        }
-        Ok((None, recorded)) => recorded.contains(&user_bucket),
-        Err(e) => return c.internal(e),
-    };
     let user = match find_user(&c, &username).await {
-        Ok(u) => u,
+        Ok(u) => u.filter(|u| u.enabled),
         Err(e) => return c.internal(e),
     };
-    let hash = user
-        .as_ref()
-        .filter(|u| u.enabled)
-        .map(|u| u.password_hash.clone());
-    if !users::verify_password(hash, password).await {
-        let mut locked = None;
-        for (bucket, max) in [
-            (&user_bucket, policy.max_failures_per_user),
-            (&ip_bucket, policy.max_failures_per_address),
-        ] {
-            match store
-                .record_failure(
-                    slug,
-                    bucket,
-                    now,
-                    policy.failure_window,
-                    max,
-                    policy.lockout,
-                )
-                .await
-            {
-                Ok(Some(until)) => locked = Some(until),
-                Ok(None) => {}
-                Err(e) => return c.internal(e),
-            }
-        }
-        crate::events::login_failed(
-            slug,
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let checked = c
+        .throttle()
+        .check_password(
+            &c.state.passwords,
             &username,
-            &c.ctx.request_id,
-            "wrong username or password",
             &c.client_ip(),
-        );
-        return login_page(
-            &c,
-            &id,
-            &i,
-            &username,
-            Some("Wrong username or password.".into()),
-            locked.map(|u| retry_text(u - now)),
+            hash,
+            password,
         )
         .await;
+    match checked {
+        Ok(PasswordCheck::Verified) => {}
+        Ok(PasswordCheck::Wrong { locked_until }) => {
+            c.login_failed(&username, "wrong username or password");
+            let error = Some("Wrong username or password.".into());
+            let locked = locked_until.map(|u| retry_text(u - c.state.now()));
+            return login_page(&c, &id, &i, &username, error, locked).await;
+        }
+        Ok(PasswordCheck::Refused(refused)) => {
+            c.login_failed(&username, "locked out");
+            let locked = c.retry_after(refused);
+            return login_page(&c, &id, &i, &username, None, locked).await;
+        }
+        Ok(PasswordCheck::Busy) => {
+            c.login_failed(&username, "password hashing queue full");
+            return busy_page(&c, &id, &i, &username).await;
+        }
+        Err(e) => return c.internal(e),
     }
     let Some(user) = user else {
         return c.internal(InternalError::Other("verified without a user".into()));
     };
-    // A success forgets the user's failures (the address's stay: they count for everyone).
-    if user_has_failures && let Err(e) = store.clear_failures(slug, &user_bucket).await {
-        return c.internal(e);
-    }
     if user.totp_secret.is_some() {
         i.pending_subject = Some(user.subject.clone());
         if let Err(r) = c.save(&id, &i).await {
@@ -463,77 +493,39 @@ pub async fn totp_submit(
     let Some(secret) = user.totp_secret.clone() else {
         return c.fail(OAuthError::invalid_request("no second factor is enrolled"));
     };
-    let store = &c.state.store;
-    let slug = c.tenant.slug();
-    let now = c.state.now();
-    let policy = &c.tenant.spec.login;
-    let bucket = format!("user:{}", user.username.to_lowercase());
-    match store
-        .locked_until(slug, std::slice::from_ref(&bucket), now)
-        .await
-    {
-        Ok(Some(until)) => {
-            let text = format!("Too many attempts. Try again {}.", retry_text(until - now));
+    let code = form.get("code").unwrap_or_default();
+    let checked = c
+        .throttle()
+        .check_code(
+            &subject,
+            &tokens::handle_hash(&id),
+            &c.client_ip(),
+            &secret,
+            code,
+        )
+        .await;
+    match checked {
+        Ok(CodeCheck::Accepted) => {}
+        Ok(CodeCheck::Wrong { locked_until }) => {
+            c.login_failed(&user.username, "wrong or reused one-time code");
+            let mut text =
+                "That code is not valid. Enter the current code from your authenticator app."
+                    .to_string();
+            if let Some(until) = locked_until {
+                let retry = retry_text(until - c.state.now());
+                text = format!("{text} Too many attempts: try again {retry}.");
+            }
             return totp_page(&c, &id, &i, &user.username, Some(text));
         }
-        Ok(None) => {}
-        Err(e) => return c.internal(e),
-    }
-    let code = form.get("code").unwrap_or_default();
-    let step = users::verify_totp(&secret, code, now);
-    // RFC 6238 §5.2: a code is accepted once; the step is recorded, and a second use fails.
-    let fresh = match step {
-        Some(step) => store
-            .insert_grant(
-                slug,
-                &GrantRecord {
-                    handle_hash: tokens::handle_hash(&format!("totp:{subject}:{step}")),
-                    kind: "totp_step".into(),
-                    client_id: String::new(),
-                    subject: Some(subject.clone()),
-                    created_at: now,
-                    expires_at: now + 120,
-                    ..Default::default()
-                },
-            )
-            .await
-            .is_ok(),
-        None => false,
-    };
-    if !fresh {
-        if let Err(e) = store
-            .record_failure(
-                slug,
-                &bucket,
-                now,
-                policy.failure_window,
-                policy.max_failures_per_user,
-                policy.lockout,
-            )
-            .await
-        {
-            return c.internal(e);
+        Ok(CodeCheck::Refused(Refused::SignInEnded)) => return c.sign_in_ended(&user.username),
+        Ok(CodeCheck::Refused(refused)) => {
+            c.login_failed(&user.username, "locked out");
+            let text = c
+                .retry_after(refused)
+                .map(|r| format!("Too many attempts. Try again {r}."));
+            return totp_page(&c, &id, &i, &user.username, text);
         }
-        crate::events::login_failed(
-            slug,
-            &user.username,
-            &c.ctx.request_id,
-            "wrong or reused one-time code",
-            &c.client_ip(),
-        );
-        return totp_page(
-            &c,
-            &id,
-            &i,
-            &user.username,
-            Some(
-                "That code is not valid. Enter the current code from your authenticator app."
-                    .into(),
-            ),
-        );
-    }
-    if let Err(e) = store.clear_failures(slug, &bucket).await {
-        return c.internal(e);
+        Err(e) => return c.internal(e),
     }
     finish_login(
         c,

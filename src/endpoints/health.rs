@@ -6,6 +6,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::atomic::Ordering::Relaxed;
 
 pub async fn live() -> Response {
     (
@@ -74,6 +75,21 @@ pub async fn metrics(State(state): State<AppState>, ctx: RequestContext) -> Resp
          portcullis_outbound_refused_total {}\n",
         state.documents.fetch_count(),
         state.outbound.refused_count()
+    ));
+    let hashing = state.passwords.stats();
+    body.push_str(&format!(
+        "# HELP portcullis_password_verifications_total Password hashes computed (sign-in attempts evaluated).\n\
+         # TYPE portcullis_password_verifications_total counter\n\
+         portcullis_password_verifications_total {}\n\
+         # HELP portcullis_password_verifications_refused_total Password verifications refused because the hashing queue was full.\n\
+         # TYPE portcullis_password_verifications_refused_total counter\n\
+         portcullis_password_verifications_refused_total {}\n\
+         # HELP portcullis_password_verifications_abandoned_total Queued password verifications dropped unhashed because their client had gone.\n\
+         # TYPE portcullis_password_verifications_abandoned_total counter\n\
+         portcullis_password_verifications_abandoned_total {}\n",
+        hashing.computed.load(Relaxed),
+        hashing.refused.load(Relaxed),
+        hashing.abandoned.load(Relaxed),
     ));
     let mut r = body.into_response();
     r.headers_mut().insert(

@@ -154,34 +154,48 @@ pub trait ConsentStore {
     ) -> impl Future<Output = Result<bool, InternalError>> + Send;
 }
 
-/// Failed-login counters shared by every node, by bucket (`user:<name>`, `ip:<addr>`).
+/// The limit of one throttling bucket: at `max` attempts counted within `window` seconds the
+/// bucket locks for `lockout` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketLimit {
+    pub max: i64,
+    pub window: i64,
+    pub lockout: i64,
+}
+
+/// What an attempt got from one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The attempt is counted (as a failure until it is given back); `locked_until` is set when
+    /// this attempt reached the limit and so locked the bucket.
+    Taken { locked_until: Option<i64> },
+    /// The bucket is locked until then; nothing was counted.
+    Refused { until: i64 },
+}
+
+/// Failed-login counters shared by every node, by bucket (`user:<name>`, `ip:<addr>`,
+/// `otp:<subject>`, `interaction:<hash>`). An attempt is counted before it is evaluated, so
+/// concurrent attempts cannot all pass a check made before any of them is recorded.
 pub trait LoginThrottleStore {
-    /// The latest lock among `buckets` still in force, and the buckets that have failures on
-    /// record (one query).
-    fn throttle_state(
-        &self,
-        tenant: &str,
-        buckets: &[String],
-        now: i64,
-    ) -> impl Future<Output = Result<(Option<i64>, Vec<String>), InternalError>> + Send;
-    /// The latest `locked_until` among `buckets` that is still in the future.
-    fn locked_until(
-        &self,
-        tenant: &str,
-        buckets: &[String],
-        now: i64,
-    ) -> impl Future<Output = Result<Option<i64>, InternalError>> + Send;
-    /// Counts a failure in a window of `window` seconds; at `max` failures the bucket locks
-    /// for `lockout` seconds. Returns the lock's end if it is locked now.
-    fn record_failure(
+    /// Checks the lock and counts the attempt in one statement: refused while the bucket is
+    /// locked, counted otherwise (a new window starts when the old one has passed).
+    fn take_slot(
         &self,
         tenant: &str,
         bucket: &str,
         now: i64,
-        window: i64,
+        limit: BucketLimit,
+    ) -> impl Future<Output = Result<Slot, InternalError>> + Send;
+    /// Uncounts an attempt that turned out not to be a failure. The lock goes with it when the
+    /// count falls below `max`, or when this attempt was the one that set it (`set_lock`).
+    fn give_back_slot(
+        &self,
+        tenant: &str,
+        bucket: &str,
         max: i64,
-        lockout: i64,
-    ) -> impl Future<Output = Result<Option<i64>, InternalError>> + Send;
+        set_lock: bool,
+    ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    /// Forgets a bucket's attempts and lock.
     fn clear_failures(
         &self,
         tenant: &str,
@@ -569,56 +583,16 @@ impl ConsentStore for Store {
 }
 
 impl LoginThrottleStore for Store {
-    async fn throttle_state(
-        &self,
-        tenant: &str,
-        buckets: &[String],
-        now: i64,
-    ) -> Result<(Option<i64>, Vec<String>), InternalError> {
-        if buckets.is_empty() {
-            return Ok((None, Vec::new()));
-        }
-        let placeholders: Vec<String> = (0..buckets.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT bucket, locked_until FROM login_failures WHERE tenant = $1 AND bucket IN ({})",
-            placeholders.join(", ")
-        );
-        let rows: Vec<(String, i64)> = on_pool!(self, |p| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(tenant);
-            for b in buckets {
-                q = q.bind(b);
-            }
-            q.fetch_all(p).await?
-        });
-        let locked = rows
-            .iter()
-            .map(|(_, until)| *until)
-            .filter(|u| *u > now)
-            .max();
-        Ok((locked, rows.into_iter().map(|(b, _)| b).collect()))
-    }
-
-    async fn locked_until(
-        &self,
-        tenant: &str,
-        buckets: &[String],
-        now: i64,
-    ) -> Result<Option<i64>, InternalError> {
-        Ok(self.throttle_state(tenant, buckets, now).await?.0)
-    }
-
-    async fn record_failure(
+    async fn take_slot(
         &self,
         tenant: &str,
         bucket: &str,
         now: i64,
-        window: i64,
-        max: i64,
-        lockout: i64,
-    ) -> Result<Option<i64>, InternalError> {
-        // One statement: a new window starts when the old one has passed; reaching `max`
-        // failures in the window sets the lock.
-        let row: (i64,) = on_write!(self, |p| {
+        limit: BucketLimit,
+    ) -> Result<Slot, InternalError> {
+        // One statement: a locked bucket is left alone (the upsert's WHERE, so no row comes
+        // back); otherwise the attempt is counted, and reaching `max` sets the lock.
+        let taken: Option<(i64,)> = on_write!(self, |p| {
             sqlx::query_as(
                 "INSERT INTO login_failures (tenant, bucket, failures, window_start, locked_until)
                  VALUES ($1, $2, 1, $3, CASE WHEN 1 >= $5 THEN $3 + $6 ELSE 0 END)
@@ -631,18 +605,60 @@ impl LoginThrottleStore for Store {
                          WHEN (CASE WHEN login_failures.window_start + $4 <= $3 THEN 1
                                     ELSE login_failures.failures + 1 END) >= $5 THEN $3 + $6
                          ELSE login_failures.locked_until END
+                 WHERE login_failures.locked_until <= $3
                  RETURNING locked_until",
             )
             .bind(tenant)
             .bind(bucket)
             .bind(now)
-            .bind(window)
-            .bind(max)
-            .bind(lockout)
-            .fetch_one(p)
+            .bind(limit.window)
+            .bind(limit.max)
+            .bind(limit.lockout)
+            .fetch_optional(p)
             .await?
         });
-        Ok(Some(row.0).filter(|until| *until > now))
+        if let Some((until,)) = taken {
+            return Ok(Slot::Taken {
+                locked_until: Some(until).filter(|u| *u > now),
+            });
+        }
+        // Refused: the decision is made; this read only tells until when.
+        let until: Option<(i64,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT locked_until FROM login_failures WHERE tenant = $1 AND bucket = $2",
+            )
+            .bind(tenant)
+            .bind(bucket)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(Slot::Refused {
+            until: until.map_or(now, |(u,)| u.max(now)),
+        })
+    }
+
+    async fn give_back_slot(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        max: i64,
+        set_lock: bool,
+    ) -> Result<(), InternalError> {
+        on_write!(self, |p| {
+            sqlx::query(
+                "UPDATE login_failures SET
+                     failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END,
+                     locked_until = CASE WHEN failures - 1 < $3 OR $4 THEN 0 ELSE locked_until END
+                 WHERE tenant = $1 AND bucket = $2",
+            )
+            .bind(tenant)
+            .bind(bucket)
+            .bind(max)
+            .bind(set_lock)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
     }
 
     async fn clear_failures(&self, tenant: &str, bucket: &str) -> Result<(), InternalError> {

@@ -7,7 +7,8 @@ pub mod cache;
 pub mod replay;
 
 pub use interactive::{
-    ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, StoredConsent, UserStore,
+    BucketLimit, ConsentStore, LoginThrottleStore, SessionRecord, SessionStore, Slot,
+    StoredConsent, UserStore,
 };
 
 use crate::config::{ClientSpec, TenantSpec};

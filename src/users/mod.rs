@@ -6,6 +6,11 @@ use crate::config::tenant::UserSpec;
 use crate::error::InternalError;
 use argon2::{Argon2, PasswordHash, PasswordHasher};
 
+mod hashers;
+pub mod throttle;
+
+pub use hashers::{Busy, HashStats, Hashers};
+
 /// Checks that a stored password hash is an argon2id PHC string this server can verify.
 pub fn check_password_hash(phc: &str) -> Result<(), String> {
     let parsed = PasswordHash::new(phc).map_err(|_| {
@@ -54,69 +59,11 @@ pub fn hash_password(password: &str) -> Result<String, InternalError> {
 
 /// A fixed hash to spend the same time on when the user does not exist, so timing does not
 /// reveal which usernames are real.
-static DECOY_HASH: std::sync::LazyLock<String> =
+pub(crate) static DECOY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("decoy").unwrap_or_default());
 
-/// Verifies a password against an argon2id hash. `None` hash spends the same work against a
-/// decoy and returns false (timing does not tell which usernames exist).
-///
-/// Hashes run on dedicated threads, one per core, fed by a queue: the hash costs milliseconds
-/// of CPU and must not stall request threads, more hashes at once than cores would only thrash
-/// caches (each touches megabytes), and a worker that finishes takes the next job at once.
-pub async fn verify_password(hash: Option<String>, password: String) -> bool {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = HashJob {
-        hash,
-        password,
-        reply: tx,
-    };
-    if HASHERS.send(job).is_err() {
-        return false;
-    }
-    rx.await.unwrap_or(false)
-}
-
-struct HashJob {
-    hash: Option<String>,
-    password: String,
-    reply: tokio::sync::oneshot::Sender<bool>,
-}
-
-/// The queue of the hashing threads (started on first use).
-static HASHERS: std::sync::LazyLock<std::sync::mpsc::Sender<HashJob>> =
-    std::sync::LazyLock::new(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for i in 0..n {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("portcullis-hash-{i}"))
-                .spawn(move || {
-                    // Memory for argon2, reused between hashes: allocating megabytes per login
-                    // and handing them back to the kernel costs thousands of page faults.
-                    let mut blocks: Vec<argon2::Block> = Vec::new();
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        let target = job.hash.as_deref().unwrap_or(DECOY_HASH.as_str());
-                        let ok = verify_with(target, job.password.as_bytes(), &mut blocks)
-                            && job.hash.is_some();
-                        let _ = job.reply.send(ok);
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a password hashing thread");
-            }
-        }
-        tx
-    });
-
 /// Verifies `password` against a PHC argon2id string (constant-time comparison), in `blocks`.
-fn verify_with(phc: &str, password: &[u8], blocks: &mut Vec<argon2::Block>) -> bool {
+pub(crate) fn verify_with(phc: &str, password: &[u8], blocks: &mut Vec<argon2::Block>) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -221,13 +168,9 @@ impl User {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
-        let h = hash_password("correct horse").unwrap();
-        check_password_hash(&h).unwrap();
-        assert!(verify_password(Some(h.clone()), "correct horse".into()).await);
-        assert!(!verify_password(Some(h), "wrong".into()).await);
-        assert!(!verify_password(None, "anything".into()).await);
+    #[test]
+    fn a_new_hash_is_an_argon2id_phc_string() {
+        check_password_hash(&hash_password("correct horse").unwrap()).unwrap();
     }
 
     #[test]

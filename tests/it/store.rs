@@ -3,7 +3,9 @@
 use crate::support::*;
 use portcullis::config::tenant::{TenantDefaults, resolve};
 use portcullis::keys::{Alg, KeyPolicy, MasterKey, ring};
-use portcullis::stores::{ClientStore, GrantRecord, GrantStore, KeyStore, Store, TenantStore};
+use portcullis::stores::{
+    BucketLimit, ClientStore, GrantRecord, GrantStore, KeyStore, Slot, Store, TenantStore,
+};
 use std::path::Path;
 
 /// A store on each engine, with what it takes to open a second, independent connection pool to
@@ -605,60 +607,50 @@ async fn sessions_consents_and_login_failures_work_on_both_engines() {
         );
 
         let b = "user:alice".to_string();
+        let three = BucketLimit {
+            max: 3,
+            window: 60,
+            lockout: 300,
+        };
+        let taken = |locked_until| Slot::Taken { locked_until };
         assert_eq!(
-            store
-                .record_failure("acme", &b, 100, 60, 3, 300)
-                .await
-                .unwrap(),
-            None
+            store.take_slot("acme", &b, 100, three).await.unwrap(),
+            taken(None)
         );
         assert_eq!(
-            store
-                .record_failure("acme", &b, 101, 60, 3, 300)
-                .await
-                .unwrap(),
-            None
+            store.take_slot("acme", &b, 101, three).await.unwrap(),
+            taken(None)
         );
         assert_eq!(
-            store
-                .record_failure("acme", &b, 102, 60, 3, 300)
-                .await
-                .unwrap(),
-            Some(402)
+            store.take_slot("acme", &b, 102, three).await.unwrap(),
+            taken(Some(402)),
+            "the third attempt locks"
         );
         assert_eq!(
-            store
-                .locked_until("acme", std::slice::from_ref(&b), 200)
-                .await
-                .unwrap(),
-            Some(402)
+            store.take_slot("acme", &b, 103, three).await.unwrap(),
+            Slot::Refused { until: 402 }
         );
         assert_eq!(
-            store
-                .locked_until("globex", std::slice::from_ref(&b), 200)
-                .await
-                .unwrap(),
-            None
+            store.take_slot("globex", &b, 103, three).await.unwrap(),
+            taken(None),
+            "another tenant's bucket of the same name"
+        );
+        // The attempt that locked is given back: the lock goes with it.
+        store.give_back_slot("acme", &b, 3, true).await.unwrap();
+        assert_eq!(
+            store.take_slot("acme", &b, 104, three).await.unwrap(),
+            taken(Some(404))
         );
         store.clear_failures("acme", &b).await.unwrap();
         assert_eq!(
-            store
-                .locked_until("acme", std::slice::from_ref(&b), 200)
-                .await
-                .unwrap(),
-            None
+            store.take_slot("acme", &b, 105, three).await.unwrap(),
+            taken(None)
         );
-        // A failure after the window starts a new count.
-        store
-            .record_failure("acme", &b, 100, 60, 2, 300)
-            .await
-            .unwrap();
+        // An attempt after the window starts a new count.
+        store.take_slot("acme", &b, 106, three).await.unwrap();
         assert_eq!(
-            store
-                .record_failure("acme", &b, 500, 60, 2, 300)
-                .await
-                .unwrap(),
-            None
+            store.take_slot("acme", &b, 500, three).await.unwrap(),
+            taken(None)
         );
     }
 }
