@@ -46,6 +46,8 @@ pub struct StateInner {
     pub jwks_refetched: moka::future::Cache<String, ()>,
     /// Upstream providers and their cached documents.
     pub federation: crate::federation::Federation,
+    /// Connection limits and timeouts, shared by every listener and serving thread.
+    pub connections: Arc<crate::frontdoor::connections::Connections>,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -131,7 +133,12 @@ impl AppState {
             http.clone(),
             config.file.reload.sync_interval_seconds.max(1),
         );
+        let connections = Arc::new(crate::frontdoor::connections::Connections::new(
+            &config.file.connections,
+            config.trusted_proxies.clone(),
+        ));
         let state = AppState(Arc::new(StateInner {
+            connections,
             config,
             store,
             clock,

@@ -22,6 +22,8 @@ mod interactive;
 mod keys;
 #[path = "it/onboarding.rs"]
 mod onboarding;
+#[path = "it/security_connections.rs"]
+mod security_connections;
 #[path = "it/store.rs"]
 mod store;
 #[path = "it/token.rs"]

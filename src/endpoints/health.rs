@@ -63,6 +63,7 @@ pub async fn metrics(State(state): State<AppState>, ctx: RequestContext) -> Resp
          portcullis_upstream_document_fetches_total {}\n",
         state.federation.docs.fetch_count()
     ));
+    state.connections.render_metrics(&mut body);
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
