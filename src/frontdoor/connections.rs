@@ -177,14 +177,14 @@ impl Connections {
         if t.open.saturating_sub(t.displacing) >= self.max_total {
             // Newcomers displacing idle connections may overshoot the limit only by connections
             // already told to close; this bounds the overshoot if those are slow to go.
-            let hard_cap = self
-                .max_total
-                .saturating_add(self.max_total / 8)
-                .max(self.max_total + 1);
-            match (t.open < hard_cap).then(|| t.displace(held, now)).flatten() {
-                Some(victim) => {
-                    victim.displace();
-                }
+            let hard_cap = self.max_total.saturating_add((self.max_total / 8).max(1));
+            let victim = if t.open < hard_cap {
+                t.displace(held, now)
+            } else {
+                None
+            };
+            match victim {
+                Some(victim) => victim.displace(),
                 None => return Err(self.refuse(&mut t, Limit::Global, now)),
             }
         }
