@@ -120,9 +120,11 @@ impl Conn {
         let activity = self.permit.activity.clone();
         let (io, peer_certificates) = match tls {
             Some(acceptor) => {
+                // Pinned here, not inside `select!`, so the socket outlives the bookkeeping below.
                 let handshake = tokio::time::timeout(timeouts.first_byte, acceptor.accept(tcp));
+                tokio::pin!(handshake);
                 let done = tokio::select! {
-                    done = handshake => done,
+                    done = &mut handshake => done,
                     _ = activity.displaced() => return self.closed(Closed::Displaced),
                     _ = stop.wait_for(|stop| *stop) => return,
                 };
