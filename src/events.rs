@@ -69,3 +69,15 @@ pub fn token_revoked(tenant: &str, client_id: &str, request_id: &str, kind: &str
 pub fn federation_rejected(tenant: &str, request_id: &str, reason: &str, client_ip: &str) {
     tracing::warn!(target: "security", event = "federation_rejected", tenant, request_id, reason, client_ip);
 }
+
+/// A connection closed right after accept because `limit` (`global` or `per_address`) was
+/// reached; logged at most once per interval, `unlogged` counts the refusals since the last line.
+pub fn connection_refused(
+    limit: &str,
+    client_ip: &str,
+    listener: &str,
+    open: usize,
+    unlogged: u64,
+) {
+    tracing::warn!(target: "security", event = "connection_refused", limit, client_ip, listener, open, unlogged);
+}

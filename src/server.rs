@@ -3,6 +3,7 @@
 use crate::clock::SharedClock;
 use crate::config::ServerConfig;
 use crate::frontdoor::ListenerKind;
+use crate::frontdoor::connections::Connections;
 use crate::frontdoor::listener;
 use crate::frontdoor::tls::{self, SniResolver};
 use crate::state::AppState;
@@ -185,6 +186,7 @@ pub async fn start(
         .await
         .map_err(|e| e.to_string())?;
     let router = crate::app(state.clone());
+    state.connections.warn_if_above_file_limit();
     let (shutdown, rx) = watch::channel(false);
     let main_cfg = tls::server_config(resolver.clone(), false).map_err(|e| e.to_string())?;
     let mtls_cfg = tls::server_config(resolver, true).map_err(|e| e.to_string())?;
@@ -204,9 +206,10 @@ pub async fn start(
             (plain.pop(), ListenerKind::Plain, None),
         ];
         let (router, rx) = (router.clone(), rx.clone());
+        let connections = state.connections.clone();
         let thread = std::thread::Builder::new()
             .name(format!("portcullis-serve-{i}"))
-            .spawn(move || serve_thread(sockets, router, rx, grace))
+            .spawn(move || serve_thread(sockets, router, rx, grace, connections))
             .map_err(|e| format!("cannot start a serving thread: {e}"))?;
         serving.push(thread);
     }
@@ -229,12 +232,14 @@ type Socket = (
     Option<Arc<rustls::ServerConfig>>,
 );
 
-/// One serving thread: a single-threaded runtime accepting on its own sockets.
+/// One serving thread: a single-threaded runtime accepting on its own sockets. `connections` is
+/// the node's, shared with the other threads, so its limits hold for the whole process.
 fn serve_thread(
     sockets: [Socket; 3],
     router: axum::Router,
     rx: watch::Receiver<bool>,
     grace: Duration,
+    connections: Arc<Connections>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -259,6 +264,7 @@ fn serve_thread(
                         router.clone(),
                         rx.clone(),
                         grace,
+                        connections.clone(),
                     ));
                 }
                 Err(e) => tracing::error!(error = %e, listener = ?kind, "cannot listen"),

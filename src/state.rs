@@ -52,6 +52,8 @@ pub struct StateInner {
     pub(crate) hears_changes: std::sync::atomic::AtomicBool,
     /// The password hashing threads and their bounded queue.
     pub passwords: crate::users::Hashers,
+    /// Connection limits and timeouts, shared by every listener and serving thread.
+    pub connections: Arc<crate::frontdoor::connections::Connections>,
     pub(crate) request_id_prefix: u32,
     pub(crate) request_counter: std::sync::atomic::AtomicU64,
 }
@@ -116,7 +118,12 @@ impl AppState {
         let seen = crate::stores::replay::ReplaySet::new(
             usize::try_from(config.file.cache.replay_capacity).unwrap_or(usize::MAX),
         );
+        let connections = Arc::new(crate::frontdoor::connections::Connections::new(
+            &config.file.connections,
+            config.trusted_proxies.clone(),
+        ));
         let state = AppState(Arc::new(StateInner {
+            connections,
             config,
             store,
             clock,

@@ -24,6 +24,27 @@ pub struct ServerFile {
     pub outbound: OutboundSection,
     pub reload: ReloadSection,
     pub log: LogSection,
+    pub connections: ConnectionsSection,
+}
+
+/// Bounds on client connections, for every listener of the process together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsSection {
+    /// Connections open at once, all listeners and serving threads together.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: one /64). Trusted proxies are
+    /// exempt; the global limit still counts their connections.
+    pub max_connections_per_address: usize,
+    /// A new connection must finish its TLS handshake within this time, and then send the first
+    /// byte of a request within this time again.
+    pub first_byte_timeout_seconds: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 and HTTP/2).
+    pub idle_timeout_seconds: u64,
+    /// HTTP/2: a PING is sent after this long without a frame from the client (0: never).
+    pub http2_keep_alive_interval_seconds: u64,
+    /// HTTP/2: a PING not acknowledged within this time closes the connection.
+    pub http2_keep_alive_timeout_seconds: u64,
 }
 
 /// Upstream identity providers (federation).
@@ -283,6 +304,17 @@ impl Default for ServerFile {
                 format: "text".into(),
                 level: "info".into(),
             },
+            // Half of a 20,000 descriptor limit (`ulimit -n`) for clients: the rest stays for the
+            // database pool, outbound HTTPS, files, and connections just accepted over the limit
+            // (each is closed at once, but takes a descriptor until then).
+            connections: ConnectionsSection {
+                max_connections: 10_000,
+                max_connections_per_address: 1_000,
+                first_byte_timeout_seconds: 10,
+                idle_timeout_seconds: 60,
+                http2_keep_alive_interval_seconds: 30,
+                http2_keep_alive_timeout_seconds: 10,
+            },
         }
     }
 }
@@ -309,6 +341,7 @@ section_defaults!(
     OutboundSection => outbound,
     ReloadSection => reload,
     LogSection => log,
+    ConnectionsSection => connections,
 );
 
 /// The resolved server configuration the rest of the code reads.
@@ -611,6 +644,28 @@ fn resolve(
     }
     if !matches!(k.rsa_bits, 2048 | 3072 | 4096) {
         errors.push(err(path, "keys.rsa_bits", "must be 2048, 3072 or 4096"));
+    }
+    let c = &file.connections;
+    if c.max_connections == 0 || c.max_connections_per_address == 0 {
+        errors.push(err(
+            path,
+            "connections",
+            "max_connections and max_connections_per_address must be at least 1",
+        ));
+    }
+    if c.first_byte_timeout_seconds == 0 || c.idle_timeout_seconds == 0 {
+        errors.push(err(
+            path,
+            "connections",
+            "first_byte_timeout_seconds and idle_timeout_seconds must be at least 1",
+        ));
+    }
+    if c.http2_keep_alive_interval_seconds > 0 && c.http2_keep_alive_timeout_seconds == 0 {
+        errors.push(err(
+            path,
+            "connections.http2_keep_alive_timeout_seconds",
+            "must be at least 1 while http2_keep_alive_interval_seconds is set",
+        ));
     }
     if file.server.max_body_bytes < 1024 {
         errors.push(err(path, "server.max_body_bytes", "must be at least 1024"));

@@ -91,6 +91,7 @@ pub async fn metrics(State(state): State<AppState>, ctx: RequestContext) -> Resp
         hashing.refused.load(Relaxed),
         hashing.abandoned.load(Relaxed),
     ));
+    state.connections.render_metrics(&mut body);
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
 //! The front door: listeners (own accept loop over tokio-rustls), TLS, tenant resolution,
 //! cross-cutting middleware and the router.
 
+pub mod connections;
 pub mod listener;
 pub mod middleware;
 pub mod router;

@@ -2,6 +2,7 @@ use crate::support::*;
 use axum::extract::Extension;
 use axum::routing::get;
 use portcullis::devcerts::DevCa;
+use portcullis::frontdoor::connections::Connections;
 use portcullis::frontdoor::tls::{SniResolver, load_certified_key, server_config};
 use portcullis::frontdoor::{ConnectionInfo, ListenerKind, listener};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ async fn echo_listener(
         app,
         rx,
         Duration::from_secs(1),
+        Arc::new(Connections::new(&Default::default(), Vec::new())),
     ));
     (addr, dir, ca, tx)
 }
