@@ -2,9 +2,13 @@
 --   BENCH_MODE=sso    single-sign-on round trips with an existing session cookie (BENCH_COOKIE):
 --                     GET /acme/connect/authorize (acme-web, remembered consent) → 303 with a code
 --                     → POST /acme/connect/token (authorization_code + PKCE); one unit = one token
---   BENCH_MODE=login  password logins of alice at acme-spa: GET authorize → GET the login page
+--   BENCH_MODE=login  password logins at acme-spa: GET authorize → GET the login page
 --                     (CSRF token, browser-binding cookie) → POST the form → 303 with a code;
---                     one unit = one successful login
+--                     one unit = one successful login. The users are bench-01 … bench-NN
+--                     (BENCH_LOGIN_USERS, password bench-password, added by bench/run), taken in
+--                     turn: one user may have only a few password checks in flight at once
+--                     (each takes a failure slot until it succeeds, src/users/throttle.rs), as
+--                     many people signing in at once do; with BENCH_LOGIN_USERS unset, alice.
 -- wrk's Lua state is per thread, shared by that thread's connections, so work items travel in
 -- FIFO queues: any connection may take the next step of any flow (a code is not tied to the
 -- connection that received it).
@@ -55,6 +59,13 @@ local LOGIN_AUTHORIZE = "/acme/connect/authorize?client_id=acme-spa&response_typ
   .. "&redirect_uri=http%3A%2F%2F127.0.0.1%3A9000%2Fspa%2Fcallback&scope=openid"
   .. "&code_challenge=" .. CHALLENGE .. "&code_challenge_method=S256"
 local FORM = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+local LOGIN_USERS = tonumber(os.getenv("BENCH_LOGIN_USERS") or "0") or 0
+local next_user = 0
+local function credentials()
+  if LOGIN_USERS < 1 then return "username=alice&password=alice-password" end
+  next_user = next_user % LOGIN_USERS + 1
+  return string.format("username=bench-%02d&password=bench-password", next_user)
+end
 
 function request()
   if mode == "sso" then
@@ -73,8 +84,7 @@ function request()
     return wrk.format("POST", "/acme/account/login", {
       ["Content-Type"] = FORM["Content-Type"],
       ["Cookie"] = "portcullis.bind=" .. form.bind,
-    }, "interaction=" .. form.interaction .. "&csrf=" .. form.csrf
-      .. "&username=alice&password=alice-password")
+    }, "interaction=" .. form.interaction .. "&csrf=" .. form.csrf .. "&" .. credentials())
   end
   local page = pop(to_page)
   if page then
