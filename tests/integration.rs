@@ -22,6 +22,8 @@ mod interactive;
 mod keys;
 #[path = "it/onboarding.rs"]
 mod onboarding;
+#[path = "it/robustness.rs"]
+mod robustness;
 #[path = "it/security_federation.rs"]
 mod security_federation;
 #[path = "it/security_rules.rs"]

@@ -6,5 +6,6 @@ pub mod client_cert;
 pub mod client_keys;
 pub mod dpop;
 pub mod form;
+pub mod params;
 pub mod scope;
 pub mod token;
