@@ -27,9 +27,11 @@ fn config(default: u32, test: &'static str) -> Config {
         cases,
         source_file: Some(file!()),
         test_name: Some(test),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
+        failure_persistence: std::env::var_os("PROPTEST_DISABLE_FAILURE_PERSISTENCE")
+            .is_none()
+            .then(|| -> Box<dyn proptest::test_runner::FailurePersistence> {
+                Box::new(FileFailurePersistence::WithSource("proptest-regressions"))
+            }),
         ..Config::default()
     }
 }
