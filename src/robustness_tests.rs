@@ -1775,6 +1775,154 @@ mod configuration {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What upstream providers send: id token claims, claims to map, cache headers
+
+mod upstream {
+    use super::*;
+    use crate::federation::definition::{Definition, Plain};
+    use crate::federation::oidc::check_id_token_claims;
+    use crate::federation::{FederationError, map_claims};
+    use serde_json::{Value, json};
+
+    const ISSUER: &str = "https://idp.example";
+    const CLIENT: &str = "acme-broker";
+    const NONCE: &str = "n-0S6_WzA2Mj";
+    const NOW: i64 = 1_800_000_000;
+
+    /// A claim value: mostly the right one, else anything.
+    fn claim(right: Value) -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            6 => Just(Some(right)),
+            1 => Just(None),
+            2 => json_value().prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config(512))]
+
+        /// OIDC Core §3.1.3.7: verified claims pass only with this issuer, this client as
+        /// audience (and authorized party), a live `exp`, no `iat` in the future, and this nonce.
+        #[test]
+        fn robust_upstream_id_token_claims_pass_only_when_every_rule_holds(
+            iss in claim(json!(ISSUER)),
+            aud in prop_oneof![
+                4 => claim(json!(CLIENT)),
+                1 => Just(Some(json!([CLIENT, "other"]))),
+                1 => Just(Some(json!(["other"]))),
+            ],
+            azp in prop_oneof![4 => Just(None), 1 => claim(json!(CLIENT))],
+            exp in claim(json!(NOW + 60)),
+            iat in claim(json!(NOW)),
+            nonce in claim(json!(NONCE)),
+            extra in prop::collection::btree_map("[a-z_]{1,6}", json_value(), 0..3),
+        ) {
+            let mut claims: serde_json::Map<String, Value> = extra.into_iter().collect();
+            let parts = [
+                ("iss", &iss), ("aud", &aud), ("azp", &azp),
+                ("exp", &exp), ("iat", &iat), ("nonce", &nonce),
+            ];
+            for (k, v) in parts {
+                match v {
+                    Some(v) => claims.insert(k.into(), v.clone()),
+                    None => claims.remove(k),
+                };
+            }
+            match check_id_token_claims(&claims, ISSUER, CLIENT, NONCE, NOW) {
+                Ok(()) => {
+                    prop_assert_eq!(claims.get("iss"), Some(&json!(ISSUER)));
+                    prop_assert_eq!(claims.get("nonce"), Some(&json!(NONCE)));
+                    let auds = match claims.get("aud") {
+                        Some(Value::String(a)) => vec![a.clone()],
+                        Some(Value::Array(list)) => {
+                            list.iter().filter_map(|a| a.as_str().map(str::to_string)).collect()
+                        }
+                        _ => vec![],
+                    };
+                    prop_assert!(auds.iter().any(|a| a == CLIENT));
+                    // A non-string azp counts as absent (Core §2: azp is a string).
+                    match claims.get("azp").and_then(Value::as_str) {
+                        Some(azp) => prop_assert_eq!(azp, CLIENT),
+                        None => prop_assert!(auds.len() == 1),
+                    }
+                    let exp = claims.get("exp").and_then(Value::as_i64);
+                    prop_assert!(exp.is_some_and(|e| e > NOW - 600), "exp {:?}", exp);
+                    let iat = claims.get("iat").and_then(Value::as_i64);
+                    prop_assert!(iat.is_some_and(|i| i <= NOW + 600), "iat {:?}", iat);
+                }
+                Err(e) => prop_assert!(matches!(e, FederationError::Rejected(_))),
+            }
+        }
+
+        /// Upstream claims become local ones only through the mapping, never as `sub`, `iss`,
+        /// `amr` or another claim the server sets itself.
+        #[test]
+        fn robust_upstream_claims_never_map_onto_reserved_local_names(
+            upstream in prop::collection::btree_map(
+                prop_oneof![
+                    prop::sample::select(&[
+                        "sub", "iss", "aud", "amr", "acr", "idp", "sid", "email", "name", "groups",
+                    ][..])
+                    .prop_map(str::to_string),
+                    text(8),
+                ],
+                json_value(),
+                0..8,
+            ),
+            mapping in prop::collection::btree_map(
+                prop_oneof![
+                    prop::sample::select(&["sub", "iss", "exp", "amr", "idp", "email", "role"][..])
+                        .prop_map(str::to_string),
+                    text(8),
+                ],
+                prop_oneof![
+                    prop::sample::select(&["sub", "email", "upn", "groups"][..])
+                        .prop_map(str::to_string),
+                    text(8),
+                ],
+                0..4,
+            ),
+        ) {
+            let mut spec: Definition<Plain> = serde_json::from_value(json!({
+                "id": "corp", "kind": "oidc",
+                "oidc": {"issuer": ISSUER, "client_id": CLIENT}
+            }))
+            .unwrap();
+            spec.claims = mapping;
+            let upstream: serde_json::Map<String, Value> = upstream.into_iter().collect();
+            let local = map_claims(&spec, &upstream);
+            for reserved in ["sub", "iss", "aud", "exp", "iat", "nbf", "sid", "idp", "amr", "acr"] {
+                prop_assert!(!local.contains_key(reserved), "{} was mapped", reserved);
+            }
+            for v in local.values() {
+                prop_assert!(upstream.values().any(|u| u == v));
+            }
+        }
+
+        /// RFC 9111 §5.2.2.1: whatever `Cache-Control` an upstream sends, a document is kept
+        /// between one minute and one day.
+        #[test]
+        fn robust_upstream_cache_control_keeps_documents_for_a_bounded_time(
+            raw in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..80),
+                concat!(
+                    "(no-store|no-cache|public|max-age=-?[0-9]{0,25}|s-maxage=1)",
+                    "(, ?(max-age=-?[0-9]{0,25}|private))*",
+                )
+                .prop_map(String::into_bytes),
+            ],
+        ) {
+            let mut h = reqwest::header::HeaderMap::new();
+            if let Ok(v) = reqwest::header::HeaderValue::from_bytes(&raw) {
+                h.insert(reqwest::header::CACHE_CONTROL, v);
+            }
+            let t = crate::outbound::documents::freshness(&h);
+            prop_assert!((60..=86_400).contains(&t), "{}", t);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Headers: cookies
 
 mod headers {
