@@ -10,7 +10,7 @@
 
 use crate::support::*;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use portcullis::keys::{Alg, Signer, signer::generate_pkcs8};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -1137,7 +1137,7 @@ impl Browser {
             "iss": "acme-jar", "aud": self.server.url("/acme"), "client_id": "acme-jar",
             "response_type": "code", "redirect_uri": "http://127.0.0.1:9000/jar", "scope": "openid",
             "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-            "code_challenge_method": "S256", "exp": now() + 300, "jti": format!("{}", now()),
+            "code_challenge_method": "S256", "exp": now() + 300, "jti": B64.encode(portcullis::secrets::random_bytes::<12>()),
         })
         .as_object()
         .unwrap()
