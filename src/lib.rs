@@ -43,5 +43,8 @@ pub mod ui;
 pub mod users;
 pub mod validation;
 
+#[cfg(test)]
+mod robustness_tests;
+
 pub use frontdoor::router::app;
 pub use state::AppState;

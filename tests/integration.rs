@@ -24,6 +24,8 @@ mod interactive;
 mod keys;
 #[path = "it/onboarding.rs"]
 mod onboarding;
+#[path = "it/robustness.rs"]
+mod robustness;
 #[path = "it/security_connections.rs"]
 mod security_connections;
 #[path = "it/security_federation.rs"]

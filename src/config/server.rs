@@ -443,9 +443,43 @@ impl ServerConfig {
         apply_env(&mut table, env).map_err(|e| vec![err(path, &e.0, e.1)])?;
         let file: ServerFile = table
             .try_into()
-            .map_err(|e: toml::de::Error| vec![from_toml_error(path, text, &e)])?;
+            .map_err(|e: toml::de::Error| vec![conversion_error(path, text, env, &e)])?;
         resolve(path, file, base_dir)
     }
+}
+
+/// A value of the wrong type or range, located: converting the parsed table loses the spans,
+/// so the text is read again for its own error, else the environment override that causes it
+/// is named.
+fn conversion_error(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    e: &toml::de::Error,
+) -> ConfigError {
+    if let Err(in_text) = toml::from_str::<ServerFile>(text) {
+        return from_toml_error(path, text, &in_text);
+    }
+    for (section, key, _) in known_keys() {
+        let name = env_name(&section, &key);
+        if env(&name).is_none() {
+            continue;
+        }
+        let only = |k: &str| if k == name { env(k) } else { None };
+        let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
+            break;
+        };
+        if apply_env(&mut table, &only).is_ok()
+            && let Err(e) = table.try_into::<ServerFile>()
+        {
+            return err(
+                path,
+                &format!("{section}.{key}"),
+                format!("{name}: {}", e.message().trim()),
+            );
+        }
+    }
+    err(path, "environment", e.message().trim())
 }
 
 fn err(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {

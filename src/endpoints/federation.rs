@@ -19,7 +19,8 @@ use crate::stores::{
 };
 use crate::tokens;
 use crate::validation::form::FormBody;
-use axum::extract::{Path, Query, State};
+use crate::validation::params::{Path, Query};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;

@@ -448,6 +448,67 @@ mod tests {
         assert_eq!(url_decode("%zz"), None);
         assert_eq!(url_decode("%4"), None);
     }
+
+    mod robust {
+        use super::*;
+        use crate::error::ErrorCode;
+        use crate::robustness_tests::{config, form_body};
+        use axum::http::HeaderValue;
+        use base64::engine::general_purpose::STANDARD;
+        use proptest::prelude::*;
+
+        /// `Authorization` values: arbitrary bytes, other schemes, and Basic with any payload.
+        fn authorization() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                (
+                    "(?i)(basic|bearer|dpop|basicx)",
+                    "[ \t]{0,3}",
+                    "(?s).{0,80}"
+                )
+                    .prop_map(|(s, sp, v)| format!("{s}{sp}{v}").into_bytes()),
+                ("(?s).{0,40}", "(?s).{0,40}", "[:]?").prop_map(|(id, secret, sep)| {
+                    format!("Basic {}", STANDARD.encode(format!("{id}{sep}{secret}"))).into_bytes()
+                }),
+                proptest::collection::vec(any::<u8>(), 0..60).prop_map(|b| format!(
+                    "Basic {}",
+                    STANDARD.encode(b)
+                )
+                .into_bytes()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config(512))]
+
+            /// RFC 6749 §2.3.1: the form-urlencoding of Basic credentials is undone exactly.
+            #[test]
+            fn robust_basic_credentials_url_decode_what_clients_encode(s in "(?s).{0,60}") {
+                let encoded: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
+                prop_assert_eq!(url_decode(&encoded), Some(s));
+            }
+
+            /// Any Authorization header with any body: credentials, or `invalid_client` /
+            /// `invalid_request` (a 4xx), never a panic.
+            #[test]
+            fn robust_any_authorization_header_yields_credentials_or_a_client_error(
+                value in authorization(),
+                body in form_body(),
+                raw in "(?s).{0,40}",
+            ) {
+                let _ = url_decode(&raw);
+                let Ok(form) = Form::parse(&body) else { return Ok(()) };
+                let mut headers = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_bytes(&value) {
+                    headers.insert(header::AUTHORIZATION, v);
+                }
+                if let Err(e) = presented(&headers, &form) {
+                    prop_assert!(matches!(e.code, ErrorCode::InvalidClient | ErrorCode::InvalidRequest));
+                    prop_assert!(e.status.is_client_error());
+                }
+            }
+        }
+    }
 }
 
 /// Who calls the introspection endpoint (RFC 7662 §2.1): an API resource with its own secret,

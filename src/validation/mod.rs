@@ -7,5 +7,6 @@ pub mod client_keys;
 pub mod dn;
 pub mod dpop;
 pub mod form;
+pub mod params;
 pub mod scope;
 pub mod token;
