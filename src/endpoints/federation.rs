@@ -502,6 +502,13 @@ pub async fn backchannel_logout(
     {
         Ok(true) => {}
         Ok(false) => return bad("replayed logout token"),
+        // The memory of single-use values is full: the upstream may send the token again.
+        Err(InternalError::AtCapacity(_)) => {
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"error":"temporarily_unavailable"}"#,
+            );
+        }
         Err(e) => {
             tracing::error!(error = %e, "back-channel logout failed");
             return answer(
