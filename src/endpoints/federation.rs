@@ -1,160 +1,93 @@
 //! `/{tenant}/federation/{provider}/…`: the browser's round trip through an upstream provider
-//! (start, OIDC callback, SAML metadata and ACS), the way back after an upstream logout, and
-//! the upstream's back-channel logout.
-#![allow(clippy::result_large_err)]
+//! (start, OIDC callback, SAML metadata, ACS and completion), the way back after an upstream
+//! logout, and the upstream's back-channel logout. The protocols are the upstream type's
+//! business (src/federation/upstream.rs); these are steps of the sign-in pipeline
+//! (src/endpoints/interaction.rs).
 
-use super::account::{self, Ctx};
+use super::interaction::{Pending, PendingInteraction, SignIn};
 use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::federation::{
-    self, ExternalIdentity, FederationError, Provider, ProviderKind, STATE_KIND, UpstreamState,
+    self, Answer, Begin, ExternalIdentity, FederationError, Provider, Reply, STATE_KIND,
+    UpstreamState,
 };
 use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
-use crate::response::authorize::Interaction;
 use crate::sessions;
 use crate::state::AppState;
 use crate::stores::{
     Consumed, FederationStore, GrantRecord, GrantStore, SessionRecord, SessionStore,
 };
 use crate::tokens;
+use crate::validation::authorize::Prompt;
 use crate::validation::form::FormBody;
 use crate::validation::params::{Path, Query};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-#[derive(serde::Deserialize)]
-pub struct StartQuery {
-    interaction: Option<String>,
-}
-
-/// The user chose (or home-realm discovery picked) a provider: off to the upstream.
+/// The user chose (or home-realm discovery picked) a provider: off to the upstream, with a
+/// single-use state that names this sign-in.
 pub async fn start(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
+    PendingInteraction(p): PendingInteraction,
     Path((_, provider_id)): Path<(String, String)>,
-    Query(q): Query<StartQuery>,
 ) -> Response {
-    let c = account::extract(state, tenant, ctx, headers);
-    let (id, i) = match c.load(q.interaction.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let client = match c.interaction_client(&i).await {
-        Ok(cl) => cl,
-        Err(r) => return r,
-    };
-    let provider = match federation::find(&c.state, &c.tenant, &provider_id).await {
-        Ok(Some(p)) if federation::client_allows(&client, &provider_id) => p,
+    let provider = match federation::find(&p.state, &p.tenant, &provider_id).await {
+        Ok(Some(found)) if federation::client_allows(&p.client, &provider_id) => found,
         Ok(_) => {
-            return c.fail(OAuthError::invalid_request(
+            return p.fail(OAuthError::invalid_request(
                 "this sign-in option is not available to the application",
             ));
         }
-        Err(e) => return c.internal(e),
+        Err(e) => return p.internal(e),
     };
-    match begin(&c, &id, &i, &provider).await {
-        Ok(r) => r,
-        Err(e) => fail_back(c, id, i, e).await,
-    }
-}
-
-/// Writes the single-use upstream state and answers with the redirect (or form) to the upstream.
-async fn begin(
-    c: &Ctx,
-    interaction_id: &str,
-    i: &Interaction,
-    provider: &Provider,
-) -> Result<Response, FederationError> {
     let handle = tokens::new_handle();
-    let now = c.state.now();
-    let force_login = i
-        .request
-        .prompt
-        .contains(&crate::validation::authorize::Prompt::Login)
-        || i.request.max_age == Some(0);
-    let mut upstream = UpstreamState {
-        interaction: interaction_id.to_string(),
-        provider: provider.spec.id.clone(),
-        nonce: None,
-        code_verifier: None,
-        request_id: None,
+    let request = &p.interaction.request;
+    let begin = Begin {
+        interaction: &p.id,
+        login_hint: request.login_hint.as_deref(),
+        force_login: request.prompt.contains(&Prompt::Login) || request.max_age == Some(0),
     };
-    let answer = match provider.spec.kind {
-        ProviderKind::Oidc => {
-            let nonce = tokens::new_handle();
-            let verifier = tokens::new_handle();
-            let url = federation::oidc::authorization_url(
-                &c.state,
-                &c.tenant,
-                provider,
-                &handle,
-                &nonce,
-                &verifier,
-                i.request.login_hint.as_deref(),
-                force_login,
-            )
-            .await?;
-            upstream.nonce = Some(nonce);
-            upstream.code_verifier = Some(verifier);
-            Answer::Redirect(url)
-        }
-        ProviderKind::Saml => {
-            let request_id = federation::saml::new_request_id()?;
-            let answer =
-                federation::saml::begin(&c.state, &c.tenant, provider, &request_id, &handle)
-                    .await?;
-            upstream.request_id = Some(request_id);
-            answer
-        }
+    let (round_trip, answer) = match provider.begin(&p.state, &p.tenant, &handle, begin).await {
+        Ok(x) => x,
+        Err(e) => return fail_back(p, e).await,
     };
-    c.state
-        .store
-        .insert_grant(
-            c.tenant.slug(),
-            &GrantRecord {
-                handle_hash: tokens::handle_hash(&handle),
-                kind: STATE_KIND.into(),
-                client_id: i.request.client_id.clone(),
-                data: serde_json::to_string(&upstream).map_err(InternalError::from)?,
-                created_at: now,
-                expires_at: now + c.state.config.file.federation.state_lifetime_seconds,
-                ..Default::default()
-            },
-        )
-        .await?;
-    Ok(match answer {
-        Answer::Redirect(url) => c.flow().redirect(&url),
-        Answer::Post { url, fields } => c.tenant.pages.render(
+    let now = p.state.now();
+    let data = match serde_json::to_string(&round_trip) {
+        Ok(d) => d,
+        Err(e) => return p.internal(e.into()),
+    };
+    let record = GrantRecord {
+        handle_hash: tokens::handle_hash(&handle),
+        kind: STATE_KIND.into(),
+        client_id: p.interaction.request.client_id.clone(),
+        data,
+        created_at: now,
+        expires_at: now + p.state.config.file.federation.state_lifetime_seconds,
+        ..Default::default()
+    };
+    if let Err(e) = p.state.store.insert_grant(p.tenant.slug(), &record).await {
+        return p.internal(e);
+    }
+    match answer {
+        Answer::Redirect(url) => p.redirect(&url),
+        Answer::Post { url, fields } => p.tenant.pages.render(
             &crate::ui::Page::FormPost(crate::ui::FormPostPage {
                 action: url,
                 fields,
             }),
             StatusCode::OK,
         ),
-    })
-}
-
-/// How the browser goes to the upstream.
-pub enum Answer {
-    Redirect(String),
-    /// An auto-submitted form (SAML HTTP-POST binding).
-    Post {
-        url: String,
-        fields: Vec<(String, String)>,
-    },
+    }
 }
 
 /// A failure after the interaction is known: the client hears about it through its redirect
 /// URI (RFC 6749 §4.1.2.1), so the application can recover.
-async fn fail_back(c: Ctx, id: String, i: Interaction, e: FederationError) -> Response {
+async fn fail_back(p: Pending, e: FederationError) -> Response {
     let (code, text) = match &e {
         FederationError::Unavailable(m) => {
-            tracing::warn!(tenant = %c.tenant.slug(), error = %m, "upstream provider unavailable");
+            tracing::warn!(tenant = %p.tenant.slug(), error = %m, "upstream provider unavailable");
             (
                 ErrorCode::TemporarilyUnavailable,
                 "the identity provider is not available; try again later".to_string(),
@@ -162,10 +95,10 @@ async fn fail_back(c: Ctx, id: String, i: Interaction, e: FederationError) -> Re
         }
         FederationError::Rejected(m) => {
             crate::events::federation_rejected(
-                c.tenant.slug(),
-                &c.ctx.request_id,
+                p.tenant.slug(),
+                &p.ctx.request_id,
                 m,
-                &c.client_ip(),
+                &p.client_ip(),
             );
             (
                 ErrorCode::AccessDenied,
@@ -173,12 +106,9 @@ async fn fail_back(c: Ctx, id: String, i: Interaction, e: FederationError) -> Re
             )
         }
         FederationError::Denied(m) => (ErrorCode::AccessDenied, m.clone()),
-        FederationError::Internal(err) => return c.internal(InternalError::Other(err.to_string())),
+        FederationError::Internal(err) => return p.internal(InternalError::Other(err.to_string())),
     };
-    let flow = c.flow();
-    flow.end_interaction(&id).await;
-    c.flow()
-        .error_redirect(&i.request.error_target(), OAuthError::new(code, text))
+    p.fail_back(OAuthError::new(code, text)).await
 }
 
 /// Consumes the single-use record a handle names (upstream state, verified result, logout).
@@ -198,35 +128,31 @@ async fn consume(
         .await
 }
 
-/// Consumes the upstream state named by `handle` (single use); the interaction it belongs to
-/// must be live and held by this browser.
+/// Consumes the upstream state `handle` names (single use), of provider `provider_id`; the
+/// error page (a security event) when it names no such round trip.
 async fn take_state(
-    c: &Ctx,
+    s: &SignIn,
     provider_id: &str,
     handle: Option<&str>,
-) -> Result<(UpstreamState, String, Interaction), Response> {
-    let reject = |why: &str| {
-        crate::events::federation_rejected(c.tenant.slug(), &c.ctx.request_id, why, &c.client_ip());
-        c.fail(OAuthError::invalid_request(
-            "this sign-in response is unknown, expired or was already used; start again from the application",
-        ))
-    };
+) -> Result<UpstreamState, Response> {
     let Some(handle) = handle.filter(|h| h.len() == 43) else {
-        return Err(reject("missing or malformed upstream state"));
+        return Err(unknown_round_trip(s, "missing or malformed upstream state"));
     };
-    let record = match consume(&c.state, &c.tenant, handle).await {
-        Ok(Consumed::Fresh(r)) if r.kind == STATE_KIND => r,
-        Ok(Consumed::Replayed(_)) => return Err(reject("replayed upstream state")),
-        Ok(_) => return Err(reject("unknown or expired upstream state")),
-        Err(e) => return Err(c.internal(e)),
+    let round_trip = match consume(&s.state, &s.tenant, handle).await {
+        Ok(Consumed::Fresh(r)) if r.kind == STATE_KIND => {
+            match serde_json::from_str::<UpstreamState>(&r.data) {
+                Ok(u) => u,
+                Err(e) => return Err(s.internal(e.into())),
+            }
+        }
+        Ok(Consumed::Replayed(_)) => return Err(unknown_round_trip(s, "replayed upstream state")),
+        Ok(_) => return Err(unknown_round_trip(s, "unknown or expired upstream state")),
+        Err(e) => return Err(s.internal(e)),
     };
-    let upstream: UpstreamState =
-        serde_json::from_str(&record.data).map_err(|e| c.internal(e.into()))?;
-    if upstream.provider != provider_id {
-        return Err(reject("upstream state of another provider"));
+    if round_trip.provider() != provider_id {
+        return Err(unknown_round_trip(s, "upstream state of another provider"));
     }
-    let (id, i) = c.load(Some(&upstream.interaction)).await?;
-    Ok((upstream, id, i))
+    Ok(round_trip)
 }
 
 #[derive(serde::Deserialize)]
@@ -237,84 +163,74 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
-/// OIDC: the upstream's authorization response.
+/// OIDC: the upstream's authorization response, in the browser that holds the sign-in.
 pub async fn callback(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
+    s: SignIn,
     Path((_, provider_id)): Path<(String, String)>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let c = account::extract(state, tenant, ctx, headers);
-    let (upstream, id, i) = match take_state(&c, &provider_id, q.state.as_deref()).await {
-        Ok(x) => x,
+    let round_trip = match take_state(&s, &provider_id, q.state.as_deref()).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let provider = match still_offered(&c, &provider_id).await {
+    let p = match s.pending(Some(round_trip.interaction())).await {
         Ok(p) => p,
-        Err(Some(e)) => return fail_back(c, id, i, e).await,
-        Err(None) => return c.internal(InternalError::Other("provider lookup failed".into())),
+        Err(r) => return r,
     };
-    if let Some(err) = q.error {
-        // The user declined or the upstream could not sign them in.
-        let e = FederationError::Denied(format!(
-            "the identity provider did not sign you in ({})",
-            err.chars().take(64).collect::<String>()
-        ));
-        return fail_back(c, id, i, e).await;
-    }
-    let (Some(code), Some(nonce), Some(verifier)) = (
-        q.code.as_deref().filter(|c| c.len() <= 2048),
-        upstream.nonce.as_deref(),
-        upstream.code_verifier.as_deref(),
-    ) else {
-        let e = FederationError::Rejected("authorization response without a code".into());
-        return fail_back(c, id, i, e).await;
+    let reply = Reply::Authorization {
+        code: q.code.as_deref(),
+        iss: q.iss.as_deref(),
+        error: q.error.as_deref(),
     };
-    let ext = match federation::oidc::complete(
-        &c.state,
-        &c.tenant,
-        &provider,
-        code,
-        q.iss.as_deref(),
-        nonce,
-        verifier,
-    )
-    .await
+    finish_round_trip(p, &provider_id, &round_trip, reply).await
+}
+
+/// The reply checked by the provider of the round trip (if the tenant still offers it), then
+/// the sign-in finishes.
+async fn finish_round_trip(
+    p: Pending,
+    provider_id: &str,
+    round_trip: &UpstreamState,
+    reply: Reply<'_>,
+) -> Response {
+    let provider = match still_offered(&p, provider_id).await {
+        Ok(found) => found,
+        Err(e) => return fail_back(p, e).await,
+    };
+    match provider
+        .complete(&p.state, &p.tenant, round_trip, reply)
+        .await
     {
-        Ok(x) => x,
-        Err(e) => return fail_back(c, id, i, e).await,
-    };
-    sign_in(c, id, i, &provider, ext).await
+        Ok(ext) => sign_in(p, &provider, ext).await,
+        Err(e) => fail_back(p, e).await,
+    }
+}
+
+/// A state that names no round trip of this provider: the error page (a security event).
+fn unknown_round_trip(s: &SignIn, why: &str) -> Response {
+    crate::events::federation_rejected(s.tenant.slug(), &s.ctx.request_id, why, &s.client_ip());
+    s.fail(OAuthError::invalid_request(
+        "this sign-in response is unknown, expired or was already used; start again from the application",
+    ))
 }
 
 /// The provider of a round trip in flight, if the tenant still offers it (it may have been
-/// disabled meanwhile): `Err(Some)` to tell the client, `Err(None)` for a store failure.
-async fn still_offered(c: &Ctx, id: &str) -> Result<Arc<Provider>, Option<FederationError>> {
-    match federation::find(&c.state, &c.tenant, id).await {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(Some(FederationError::Denied(
+/// disabled meanwhile).
+async fn still_offered(p: &Pending, id: &str) -> Result<Arc<Provider>, FederationError> {
+    match federation::find(&p.state, &p.tenant, id).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(FederationError::Denied(
             "this identity provider is no longer available".into(),
-        ))),
-        Err(e) => {
-            tracing::error!(error = %e, "provider lookup failed");
-            Err(None)
-        }
+        )),
+        Err(e) => Err(FederationError::Internal(e)),
     }
 }
 
 /// The external identity becomes a local session, and the authorize request resumes.
-pub(crate) async fn sign_in(
-    c: Ctx,
-    id: String,
-    i: Interaction,
-    provider: &Provider,
-    ext: ExternalIdentity,
-) -> Response {
-    let subject = match federation::link_or_provision(&c.state, &c.tenant, provider, &ext).await {
+async fn sign_in(p: Pending, provider: &Provider, ext: ExternalIdentity) -> Response {
+    let subject = match federation::link_or_provision(&p.state, &p.tenant, provider, &ext).await {
         Ok(s) => s,
-        Err(e) => return fail_back(c, id, i, e).await,
+        Err(e) => return fail_back(p, e).await,
     };
     // RFC 8176: `external` says another provider authenticated the user; the upstream's own
     // methods follow.
@@ -326,7 +242,7 @@ pub(crate) async fn sign_in(
     }
     let upstream = match serde_json::to_string(&ext.session) {
         Ok(s) => s,
-        Err(e) => return c.internal(e.into()),
+        Err(e) => return p.internal(e.into()),
     };
     let login = sessions::Login {
         subject,
@@ -334,12 +250,12 @@ pub(crate) async fn sign_in(
         acr: ext
             .acr
             .clone()
-            .unwrap_or_else(|| "urn:portcullis:acr:external".into()),
+            .unwrap_or_else(|| sessions::ACR_EXTERNAL.into()),
         idp: provider.spec.id.clone(),
         upstream_sid: ext.session.sid.clone(),
         upstream: Some(upstream),
     };
-    account::finish_login(c, id, i, login).await
+    p.finish(login).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,15 +284,10 @@ pub async fn upstream_logout_url(
         "{}/federation/{}/signed-out",
         tenant.spec.issuer, provider.spec.id
     );
-    let url = match provider.spec.kind {
-        ProviderKind::Oidc => {
-            federation::oidc::end_session_url(state, &provider, &upstream, &back, &handle).await
-        }
-        ProviderKind::Saml => {
-            federation::saml::logout_url(state, tenant, &provider, &upstream, &handle).await
-        }
-    };
-    let url = match url {
+    let url = match provider
+        .logout_url(state, tenant, &upstream, &back, &handle)
+        .await
+    {
         Ok(Some(u)) => u,
         Ok(None) => return None,
         Err(e) => {
@@ -481,8 +392,8 @@ pub async fn backchannel_logout(
         return bad("no logout_token");
     };
     let provider = match federation::find(&state, &tenant, &provider_id).await {
-        Ok(Some(p)) if p.spec.kind == ProviderKind::Oidc => p,
-        Ok(_) => return bad("unknown provider"),
+        Ok(Some(p)) => p,
+        Ok(None) => return bad("unknown provider"),
         Err(e) => {
             tracing::error!(error = %e, "back-channel logout failed");
             return answer(
@@ -580,16 +491,16 @@ pub async fn saml_metadata(
     ctx: RequestContext,
     Path((_, provider_id)): Path<(String, String)>,
 ) -> Response {
-    let provider = match federation::find(&state, &tenant, &provider_id).await {
-        Ok(Some(p)) if p.spec.kind == ProviderKind::Saml => p,
-        Ok(_) => return OAuthError::not_found("no such SAML provider").into_response(),
+    let metadata = match federation::find(&state, &tenant, &provider_id).await {
+        Ok(Some(p)) => p.sp_metadata(&tenant),
+        Ok(None) => None,
         Err(e) => {
             tracing::error!(error = %e, request_id = %ctx.request_id, "SAML metadata failed");
             return OAuthError::server_error().into_response();
         }
     };
-    match federation::saml::metadata_xml(&tenant, &provider) {
-        Ok(xml) => (
+    match metadata {
+        Some(Ok(xml)) => (
             StatusCode::OK,
             [
                 (header::CONTENT_TYPE, "application/samlmetadata+xml"),
@@ -598,7 +509,8 @@ pub async fn saml_metadata(
             xml,
         )
             .into_response(),
-        Err(e) => {
+        None => OAuthError::not_found("no such SAML provider").into_response(),
+        Some(Err(e)) => {
             tracing::error!(error = %e, provider = %provider_id, "SAML metadata failed");
             OAuthError::server_error().into_response()
         }
@@ -616,24 +528,22 @@ struct UpstreamResult {
     identity: ExternalIdentity,
 }
 
-/// SAML HTTP-POST binding: the IdP's Response at the Assertion Consumer Service.
+/// SAML HTTP-POST binding: the IdP's Response at the Assertion Consumer Service. The POST is
+/// cross-site, so it brings no cookies: the reply is checked here and the browser continues to
+/// `complete`, where its binding cookie is.
 pub async fn saml_acs(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
+    s: SignIn,
     Path((_, provider_id)): Path<(String, String)>,
     form: Result<FormBody, Response>,
 ) -> Response {
-    let c = account::extract(state, tenant, ctx, headers);
     let reject = |why: String| {
         crate::events::federation_rejected(
-            c.tenant.slug(),
-            &c.ctx.request_id,
+            s.tenant.slug(),
+            &s.ctx.request_id,
             &why,
-            &c.client_ip(),
+            &s.client_ip(),
         );
-        c.fail(OAuthError::invalid_request(
+        s.fail(OAuthError::invalid_request(
             "the identity provider's answer was not accepted; start again from the application",
         ))
     };
@@ -643,98 +553,73 @@ pub async fn saml_acs(
     let Some(response) = form.get("SAMLResponse") else {
         return reject("no SAMLResponse".into());
     };
-    let provider = match federation::find(&c.state, &c.tenant, &provider_id).await {
-        Ok(Some(p)) if p.spec.kind == ProviderKind::Saml => p,
-        Ok(_) => return reject("SAML response for an unknown provider".into()),
-        Err(e) => return c.internal(e),
+    let provider = match federation::find(&s.state, &s.tenant, &provider_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return reject("SAML response for an unknown provider".into()),
+        Err(e) => return s.internal(e),
     };
     // SAML bindings §3.5.3: the RelayState names our round trip. Without one the response is
     // unsolicited (IdP-initiated), which has no application to return to: refused.
     let Some(relay) = form.get("RelayState").filter(|h| h.len() == 43) else {
         let why =
-            match federation::saml::verify(&c.state, &c.tenant, &provider, response, None).await {
+            match federation::saml::verify(&s.state, &s.tenant, &provider, response, None).await {
                 Ok(_) => "unsolicited SAML response (no application to return to)".to_string(),
                 Err(e) => e.to_string(),
             };
         return reject(why);
     };
-    let upstream = match consume(&c.state, &c.tenant, relay).await {
+    let round_trip = match consume(&s.state, &s.tenant, relay).await {
         Ok(Consumed::Fresh(r)) if r.kind == STATE_KIND => {
             match serde_json::from_str::<UpstreamState>(&r.data) {
-                Ok(u) if u.provider == provider_id => u,
+                Ok(u) if u.provider() == provider_id => u,
                 Ok(_) => return reject("SAML RelayState of another provider".into()),
-                Err(e) => return c.internal(e.into()),
+                Err(e) => return s.internal(e.into()),
             }
         }
         Ok(Consumed::Replayed(_)) => return reject("replayed SAML RelayState".into()),
         Ok(_) => return reject("unknown or expired SAML RelayState".into()),
-        Err(e) => return c.internal(e),
+        Err(e) => return s.internal(e),
     };
-    let (identity, assertion_id, keep_until) = match federation::saml::verify(
-        &c.state,
-        &c.tenant,
-        &provider,
-        response,
-        upstream.request_id.as_deref(),
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(e) => return reject(e.to_string()),
-    };
-    // One-time use of the assertion (SAML profiles §4.1.4.5), on every node.
-    let now = c.state.now();
-    let marker = GrantRecord {
-        handle_hash: tokens::handle_hash(&format!("saml:{provider_id}:{assertion_id}")),
-        kind: "single_use".into(),
-        created_at: now,
-        expires_at: keep_until.max(now + 60),
-        consumed_at: Some(now),
-        ..Default::default()
-    };
-    match c
-        .state
-        .store
-        .redeem_once(c.tenant.slug(), &marker, &[])
+    let identity = match provider
+        .complete(
+            &s.state,
+            &s.tenant,
+            &round_trip,
+            Reply::SamlResponse(response),
+        )
         .await
     {
-        Ok(true) => {}
-        Ok(false) => return reject("replayed SAML assertion".into()),
-        Err(e) => return c.internal(e),
-    }
+        Ok(x) => x,
+        Err(FederationError::Internal(e)) => return s.internal(e),
+        Err(e) => return reject(e.to_string()),
+    };
     let handle = tokens::new_handle();
     let result = UpstreamResult {
-        interaction: upstream.interaction,
+        interaction: round_trip.interaction().to_string(),
         provider: provider_id.clone(),
         identity,
     };
     let data = match serde_json::to_string(&result) {
         Ok(d) => d,
-        Err(e) => return c.internal(e.into()),
+        Err(e) => return s.internal(e.into()),
     };
-    if let Err(e) = c
-        .state
-        .store
-        .insert_grant(
-            c.tenant.slug(),
-            &GrantRecord {
-                handle_hash: tokens::handle_hash(&handle),
-                kind: RESULT_KIND.into(),
-                data,
-                created_at: now,
-                expires_at: now + 120,
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        return c.internal(e);
+    let now = s.state.now();
+    let record = GrantRecord {
+        handle_hash: tokens::handle_hash(&handle),
+        kind: RESULT_KIND.into(),
+        data,
+        created_at: now,
+        expires_at: now + 120,
+        ..Default::default()
+    };
+    if let Err(e) = s.state.store.insert_grant(s.tenant.slug(), &record).await {
+        return s.internal(e);
     }
     let location = format!(
         "{}/federation/{provider_id}/complete?result={handle}",
-        c.tenant.spec.issuer
+        s.tenant.spec.issuer
     );
-    c.flow().redirect(&location)
+    s.flow().redirect(&location)
 }
 
 #[derive(serde::Deserialize)]
@@ -744,42 +629,37 @@ pub struct CompleteQuery {
 
 /// After the ACS: the browser that holds the interaction finishes the sign-in.
 pub async fn complete(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
+    s: SignIn,
     Path((_, provider_id)): Path<(String, String)>,
     Query(q): Query<CompleteQuery>,
 ) -> Response {
-    let c = account::extract(state, tenant, ctx, headers);
-    let expired = |c: &Ctx| {
-        c.fail(OAuthError::invalid_request(
+    let expired = |s: &SignIn| {
+        s.fail(OAuthError::invalid_request(
             "this sign-in has expired or was already finished; start again from the application",
         ))
     };
     let Some(handle) = q.result.filter(|h| h.len() == 43) else {
-        return expired(&c);
+        return expired(&s);
     };
-    let record = match consume(&c.state, &c.tenant, &handle).await {
+    let record = match consume(&s.state, &s.tenant, &handle).await {
         Ok(Consumed::Fresh(r)) if r.kind == RESULT_KIND => r,
-        Ok(_) => return expired(&c),
-        Err(e) => return c.internal(e),
+        Ok(_) => return expired(&s),
+        Err(e) => return s.internal(e),
     };
     let result: UpstreamResult = match serde_json::from_str(&record.data) {
         Ok(r) => r,
-        Err(e) => return c.internal(e.into()),
+        Err(e) => return s.internal(e.into()),
     };
     if result.provider != provider_id {
-        return expired(&c);
+        return expired(&s);
     }
-    let (id, i) = match c.load(Some(&result.interaction)).await {
-        Ok(x) => x,
+    let p = match s.pending(Some(&result.interaction)).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let provider = match still_offered(&c, &provider_id).await {
-        Ok(p) => p,
-        Err(Some(e)) => return fail_back(c, id, i, e).await,
-        Err(None) => return c.internal(InternalError::Other("provider lookup failed".into())),
+    let provider = match still_offered(&p, &provider_id).await {
+        Ok(found) => found,
+        Err(e) => return fail_back(p, e).await,
     };
-    sign_in(c, id, i, &provider, result.identity).await
+    sign_in(p, &provider, result.identity).await
 }

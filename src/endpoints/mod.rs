@@ -1,14 +1,16 @@
 //! One file per endpoint; each handler reads as extract → validate → generate → respond.
 
-pub mod account;
 pub mod admin;
 pub mod authorize;
+pub mod consent;
 pub mod discovery;
 pub mod end_session;
 pub mod federation;
 pub mod health;
+pub mod interaction;
 pub mod introspection;
 pub mod jwks;
+pub mod login;
 pub mod par;
 pub mod revocation;
 pub mod token;

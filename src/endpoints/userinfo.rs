@@ -282,7 +282,7 @@ async fn respond(
             "the token lacks the openid scope",
         );
     }
-    let user = match crate::endpoints::account::find_subject_in(state, tenant, &claims.sub).await {
+    let user = match crate::users::directory::by_subject(&state.store, tenant, &claims.sub).await {
         Ok(Some(u)) if u.enabled => u,
         Ok(_) => return invalid(scheme, "user gone"),
         Err(e) => {

@@ -69,33 +69,119 @@ impl Serialize for Set {
 }
 
 /// One upstream provider, as sent to the admin API (`S` = [`Plain`]) or stored (`S` =
-/// [`Sealed`]).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, bound(deserialize = "S: Deserialize<'de>"))]
+/// [`Sealed`]). On the wire it is `kind` plus an `oidc` or `saml` section (see [`Wire`]); in
+/// memory the protocol and its settings are one value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    try_from = "Wire<S>",
+    into = "Wire<S>",
+    bound(
+        serialize = "S: Serialize + Clone",
+        deserialize = "S: Deserialize<'de>"
+    )
+)]
 pub struct Definition<S> {
     /// Defaults to the file name or the path's id.
-    #[serde(default)]
     pub id: String,
-    pub kind: ProviderKind,
-    #[serde(default)]
     pub display_name: String,
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Shown as a button on the sign-in page (home-realm discovery works either way).
-    #[serde(default = "yes")]
     pub listed: bool,
     /// Email domains whose users this provider signs in (home-realm discovery).
-    #[serde(default)]
     pub domains: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oidc: Option<OidcDefinition<S>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub saml: Option<SamlDefinition<S>>,
+    pub protocol: Protocol<S>,
     /// Local claim = upstream claim (OIDC) or attribute name (SAML); added to the defaults.
-    #[serde(default)]
     pub claims: BTreeMap<String, String>,
-    #[serde(default)]
     pub provisioning: Provisioning,
+}
+
+/// The protocol an upstream speaks, with its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Protocol<S> {
+    Oidc(OidcDefinition<S>),
+    Saml(SamlDefinition<S>),
+}
+
+/// A definition as JSON and TOML spell it: `kind = "oidc"` and an `[oidc]` section (or `saml`).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "S: Deserialize<'de>"))]
+struct Wire<S> {
+    #[serde(default)]
+    id: String,
+    kind: ProviderKind,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "yes")]
+    listed: bool,
+    #[serde(default)]
+    domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oidc: Option<OidcDefinition<S>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    saml: Option<SamlDefinition<S>>,
+    #[serde(default)]
+    claims: BTreeMap<String, String>,
+    #[serde(default)]
+    provisioning: Provisioning,
+}
+
+impl<S> TryFrom<Wire<S>> for Definition<S> {
+    type Error = String;
+    fn try_from(w: Wire<S>) -> Result<Self, String> {
+        let protocol = protocol_of(w.kind, w.oidc, w.saml)?;
+        Ok(Self {
+            id: w.id,
+            display_name: w.display_name,
+            enabled: w.enabled,
+            listed: w.listed,
+            domains: w.domains,
+            protocol,
+            claims: w.claims,
+            provisioning: w.provisioning,
+        })
+    }
+}
+
+/// The protocol a `kind` and its sections describe: exactly the section the kind names.
+fn protocol_of<S>(
+    kind: ProviderKind,
+    oidc: Option<OidcDefinition<S>>,
+    saml: Option<SamlDefinition<S>>,
+) -> Result<Protocol<S>, String> {
+    match (kind, oidc, saml) {
+        (ProviderKind::Oidc, Some(o), None) => Ok(Protocol::Oidc(o)),
+        (ProviderKind::Saml, None, Some(s)) => Ok(Protocol::Saml(s)),
+        (ProviderKind::Oidc, _, _) => {
+            Err("an oidc provider needs an oidc section and no saml".into())
+        }
+        (ProviderKind::Saml, _, _) => {
+            Err("a saml provider needs a saml section and no oidc".into())
+        }
+    }
+}
+
+impl<S> From<Definition<S>> for Wire<S> {
+    fn from(d: Definition<S>) -> Self {
+        let kind = d.kind();
+        let (oidc, saml) = match d.protocol {
+            Protocol::Oidc(o) => (Some(o), None),
+            Protocol::Saml(s) => (None, Some(s)),
+        };
+        Self {
+            id: d.id,
+            kind,
+            display_name: d.display_name,
+            enabled: d.enabled,
+            listed: d.listed,
+            domains: d.domains,
+            oidc,
+            saml,
+            claims: d.claims,
+            provisioning: d.provisioning,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -188,9 +274,8 @@ impl<S> Definition<S> {
         self,
         mut f: impl FnMut(&'static str, S) -> Result<T, E>,
     ) -> Result<Definition<T>, E> {
-        let oidc = match self.oidc {
-            None => None,
-            Some(o) => Some(OidcDefinition {
+        let protocol = match self.protocol {
+            Protocol::Oidc(o) => Protocol::Oidc(OidcDefinition {
                 client_secret: o.client_secret.map(|s| f("client_secret", s)).transpose()?,
                 private_key: o.private_key.map(|s| f("private_key", s)).transpose()?,
                 issuer: o.issuer,
@@ -202,10 +287,7 @@ impl<S> Definition<S> {
                 private_key_alg: o.private_key_alg,
                 allowed_algorithms: o.allowed_algorithms,
             }),
-        };
-        let saml = match self.saml {
-            None => None,
-            Some(s) => Some(SamlDefinition {
+            Protocol::Saml(s) => Protocol::Saml(SamlDefinition {
                 sp_signing_key: s
                     .sp_signing_key
                     .map(|k| f("sp_signing_key", k))
@@ -224,16 +306,37 @@ impl<S> Definition<S> {
         };
         Ok(Definition {
             id: self.id,
-            kind: self.kind,
             display_name: self.display_name,
             enabled: self.enabled,
             listed: self.listed,
             domains: self.domains,
-            oidc,
-            saml,
+            protocol,
             claims: self.claims,
             provisioning: self.provisioning,
         })
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        match self.protocol {
+            Protocol::Oidc(_) => ProviderKind::Oidc,
+            Protocol::Saml(_) => ProviderKind::Saml,
+        }
+    }
+
+    /// The OIDC settings, for an OIDC provider.
+    pub fn oidc(&self) -> Option<&OidcDefinition<S>> {
+        match &self.protocol {
+            Protocol::Oidc(o) => Some(o),
+            Protocol::Saml(_) => None,
+        }
+    }
+
+    /// The SAML settings, for a SAML provider.
+    pub fn saml(&self) -> Option<&SamlDefinition<S>> {
+        match &self.protocol {
+            Protocol::Saml(s) => Some(s),
+            Protocol::Oidc(_) => None,
+        }
     }
 
     pub fn display(&self) -> &str {
@@ -247,7 +350,7 @@ impl<S> Definition<S> {
     /// The upstream's own name for itself, as far as the definition says: the OIDC issuer (the
     /// SAML entity id comes from the metadata).
     pub fn issuer(&self) -> Option<&str> {
-        self.oidc.as_ref().map(|o| o.issuer.as_str())
+        self.oidc().map(|o| o.issuer.as_str())
     }
 
     /// Checks the definition as a whole; every problem is reported. URLs must be https, and an
@@ -279,8 +382,8 @@ impl<S> Definition<S> {
                 ));
             }
         }
-        match (self.kind, &self.oidc, &self.saml) {
-            (ProviderKind::Oidc, Some(o), None) => {
+        match &self.protocol {
+            Protocol::Oidc(o) => {
                 url("oidc.issuer", &o.issuer, &mut errors);
                 if let Some(u) = &o.discovery_url {
                     url("oidc.discovery_url", u, &mut errors);
@@ -321,7 +424,7 @@ impl<S> Definition<S> {
                     errors.push("oidc.allowed_algorithms names an unsupported algorithm".into());
                 }
             }
-            (ProviderKind::Saml, None, Some(s)) => {
+            Protocol::Saml(s) => {
                 if s.metadata_xml.is_some() == s.metadata_url.is_some() {
                     errors.push("give one of saml.metadata_url and saml.metadata_xml".into());
                 }
@@ -347,12 +450,6 @@ impl<S> Definition<S> {
                     errors.push("saml.binding is not redirect or post".into());
                 }
             }
-            (ProviderKind::Oidc, _, _) => {
-                errors.push("an oidc provider needs an oidc section and no saml".into())
-            }
-            (ProviderKind::Saml, _, _) => {
-                errors.push("a saml provider needs a saml section and no oidc".into())
-            }
         }
         if errors.is_empty() {
             Ok(())
@@ -377,15 +474,19 @@ impl Definition<Plain> {
                 .seal(p.0.as_bytes(), &aad)
                 .map(|b| Sealed(base64::Engine::encode(&B64, b)))
         })?;
-        if let Some(prev) = previous.filter(|p| p.kind == sealed.kind && p.id == sealed.id) {
-            if let (Some(o), Some(po)) = (sealed.oidc.as_mut(), prev.oidc.as_ref()) {
+        match (
+            &mut sealed.protocol,
+            previous.filter(|p| p.id == sealed.id).map(|p| &p.protocol),
+        ) {
+            (Protocol::Oidc(o), Some(Protocol::Oidc(po))) => {
                 keep(&mut o.client_secret, &po.client_secret);
                 keep(&mut o.private_key, &po.private_key);
             }
-            if let (Some(s), Some(ps)) = (sealed.saml.as_mut(), prev.saml.as_ref()) {
+            (Protocol::Saml(s), Some(Protocol::Saml(ps))) => {
                 keep(&mut s.sp_signing_key, &ps.sp_signing_key);
                 keep(&mut s.sp_encryption_key, &ps.sp_encryption_key);
             }
+            _ => {}
         }
         Ok(sealed)
     }
@@ -658,13 +759,11 @@ impl ProviderFile {
         };
         Ok(Definition {
             id: self.id,
-            kind: self.kind,
             display_name: self.display_name,
             enabled: self.enabled,
             listed: self.listed,
             domains: self.domains,
-            oidc,
-            saml,
+            protocol: protocol_of(self.kind, oidc, saml)?,
             claims: self.claims,
             provisioning: self.provisioning,
         })
@@ -677,6 +776,13 @@ mod tests {
 
     fn policy() -> Policy {
         Policy::default()
+    }
+
+    fn oidc_of(d: &mut Definition<Plain>) -> &mut OidcDefinition<Plain> {
+        match &mut d.protocol {
+            Protocol::Oidc(o) => o,
+            Protocol::Saml(_) => panic!("not oidc"),
+        }
     }
 
     fn oidc(id: &str) -> Definition<Plain> {
@@ -693,18 +799,19 @@ mod tests {
         assert!(oidc("local").check(&policy()).is_err());
         assert!(oidc("Bad Id").check(&policy()).is_err());
         let mut p = oidc("corp");
-        p.oidc.as_mut().unwrap().issuer = "http://idp.example".into();
+        oidc_of(&mut p).issuer = "http://idp.example".into();
         p.domains = vec!["Corp.Example".into()];
         assert_eq!(p.check(&policy()).unwrap_err().len(), 2);
         let mut p = oidc("corp");
-        p.oidc.as_mut().unwrap().issuer = "https://169.254.169.254".into();
+        oidc_of(&mut p).issuer = "https://169.254.169.254".into();
         assert!(
             p.check(&policy()).is_err(),
             "an internal literal is refused"
         );
-        let mut p = oidc("corp");
-        p.kind = ProviderKind::Saml;
-        assert!(p.check(&policy()).is_err());
+        let kind_without_its_section = serde_json::from_value::<Definition<Plain>>(
+            serde_json::json!({"id": "corp", "kind": "saml", "oidc": {"issuer": "https://idp.example", "client_id": "c"}}),
+        );
+        assert!(kind_without_its_section.is_err());
     }
 
     #[test]
@@ -754,7 +861,13 @@ mod tests {
         assert_eq!(view["oidc"]["client_secret"], true);
         let opened = sealed.clone().open("acme", &master).unwrap();
         assert_eq!(
-            opened.oidc.unwrap().client_secret.unwrap().expose(),
+            opened
+                .oidc()
+                .unwrap()
+                .client_secret
+                .as_ref()
+                .unwrap()
+                .expose(),
             "s3cret"
         );
         // Copied into another tenant, or under another id, it does not open.
@@ -764,14 +877,15 @@ mod tests {
         assert!(moved.open("acme", &master).is_err());
         // A replacement without a secret keeps the stored one.
         let mut again = oidc("corp");
-        again.oidc.as_mut().unwrap().client_secret = None;
+        oidc_of(&mut again).client_secret = None;
         let kept = again.seal("acme", &master, Some(&sealed)).unwrap();
         assert_eq!(
             kept.open("acme", &master)
                 .unwrap()
-                .oidc
+                .oidc()
                 .unwrap()
                 .client_secret
+                .as_ref()
                 .unwrap()
                 .expose(),
             "s3cret"

@@ -19,9 +19,11 @@ pub mod definition;
 pub mod oidc;
 pub mod provider;
 pub mod saml;
+pub mod upstream;
 
 pub use definition::{Definition, LOCAL, Plain, ProviderKind, Sealed, valid_id};
 pub use provider::{Provider, load_files};
+pub use upstream::{Answer, Begin, Reply, STATE_KIND, UpstreamState};
 
 use crate::config::tenant::UserSpec;
 use crate::error::InternalError;
@@ -280,34 +282,6 @@ pub async fn home_realm(
 // ---------------------------------------------------------------------------------------------
 // The round trip
 
-/// What the upstream state record holds (kind `upstream_state`, keyed by the hash of the
-/// `state` / RelayState value, single use, expiring).
-#[derive(Serialize, Deserialize)]
-pub struct UpstreamState {
-    /// The pending interaction this round trip belongs to.
-    pub interaction: String,
-    pub provider: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_verifier: Option<String>,
-    /// SAML: the AuthnRequest ID the response must be InResponseTo.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
-
-/// The nonce and the PKCE verifier stay out of logs.
-impl std::fmt::Debug for UpstreamState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamState")
-            .field("provider", &self.provider)
-            .field("request_id", &self.request_id)
-            .finish_non_exhaustive()
-    }
-}
-
-pub const STATE_KIND: &str = "upstream_state";
-
 /// An identity an upstream provider vouched for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExternalIdentity {
@@ -475,7 +449,7 @@ pub async fn link_or_provision(
     let now = state.now();
     let username = provisioned_username(&ext.provider, &ext.subject);
     if let Some(subject) = find_link(state, tenant, provider, ext).await? {
-        let user = crate::endpoints::account::find_subject_in(state, tenant, &subject).await?;
+        let user = crate::users::directory::by_subject(&state.store, tenant, &subject).await?;
         let Some(mut user) = user.filter(|u| u.enabled) else {
             return Err(FederationError::Denied(
                 "the account linked to this identity is disabled or gone".into(),

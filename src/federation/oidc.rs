@@ -47,8 +47,7 @@ fn rejected(e: impl Into<String>) -> FederationError {
 
 fn spec(p: &Provider) -> Result<&super::definition::OidcDefinition<super::Plain>, FederationError> {
     p.spec
-        .oidc
-        .as_ref()
+        .oidc()
         .ok_or_else(|| unavailable("not an OIDC provider"))
 }
 

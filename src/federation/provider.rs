@@ -23,7 +23,7 @@ impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provider")
             .field("id", &self.spec.id)
-            .field("kind", &self.spec.kind)
+            .field("kind", &self.spec.kind())
             .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
@@ -38,11 +38,11 @@ impl Provider {
         outbound: &Policy,
     ) -> Result<Self, String> {
         spec.check(outbound).map_err(|e| e.join("; "))?;
-        let saml = match &spec.saml {
+        let saml = match spec.saml() {
             Some(s) => Some(saml::SamlMaterial::load(s)?),
             None => None,
         };
-        let assertion_signer = match spec.oidc.as_ref().and_then(|o| {
+        let assertion_signer = match spec.oidc().and_then(|o| {
             o.private_key
                 .as_ref()
                 .map(|k| (k, o.private_key_alg.as_deref()))
@@ -77,8 +77,7 @@ impl Provider {
 
     pub fn client_secret(&self) -> Option<&str> {
         self.spec
-            .oidc
-            .as_ref()
+            .oidc()
             .and_then(|o| o.client_secret.as_ref())
             .map(Plain::expose)
     }

@@ -2,8 +2,8 @@
 
 use super::{middleware, tenant};
 use crate::endpoints::{
-    account, admin, authorize, discovery, end_session, federation, health, introspection, jwks,
-    par, revocation, token, userinfo,
+    admin, authorize, consent, discovery, end_session, federation, health, interaction,
+    introspection, jwks, login, par, revocation, token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -53,19 +53,19 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/{tenant}/account/login",
-            get(account::login_form).post(account::login_submit),
+            get(login::login_form).post(login::login_submit),
         )
         .route(
             "/{tenant}/account/login/totp",
-            post(account::totp_submit).fallback(account::post_only),
+            post(login::totp_submit).fallback(interaction::post_only),
         )
         .route(
             "/{tenant}/account/consent",
-            get(account::consent_form).post(account::consent_submit),
+            get(consent::consent_form).post(consent::consent_submit),
         )
         .route(
             "/{tenant}/account/logout",
-            post(end_session::confirm).fallback(account::post_only),
+            post(end_session::confirm).fallback(interaction::post_only),
         )
         .route(
             "/{tenant}/admin/providers",
@@ -96,7 +96,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/{tenant}/federation/{provider}/acs",
-            post(federation::saml_acs).fallback(account::post_only),
+            post(federation::saml_acs).fallback(interaction::post_only),
         )
         .route(
             "/{tenant}/federation/{provider}/signed-out",

@@ -69,7 +69,7 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "response_modes_supported": ["query", "fragment", "form_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": [crate::endpoints::account::ACR_PASSWORD, crate::endpoints::account::ACR_MFA],
+        "acr_values_supported": [crate::sessions::ACR_PASSWORD, crate::sessions::ACR_MFA],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         // RFC 9101 §10.5 / OIDC Discovery §3

@@ -142,7 +142,7 @@ async fn issue_user_tokens(
     g: &UserGrant<'_>,
 ) -> Result<Issued, OAuthError> {
     let now = state.now();
-    let user = crate::endpoints::account::find_subject_in(state, tenant, g.subject)
+    let user = crate::users::directory::by_subject(&state.store, tenant, g.subject)
         .await?
         .filter(|u| u.enabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists or is disabled"))?;

@@ -115,6 +115,13 @@ fn is_live(tenant: &Tenant, s: &SessionRecord, now: i64) -> bool {
     s.expires_at > now && s.last_seen_at + tenant.spec.session.idle_timeout > now
 }
 
+/// Authentication context class of a password sign-in (OIDC Core §2 `acr`).
+pub const ACR_PASSWORD: &str = "urn:portcullis:acr:pwd";
+/// … of a sign-in with a password and a second factor.
+pub const ACR_MFA: &str = "urn:portcullis:acr:mfa";
+/// … of a sign-in at an upstream provider that reported none of its own.
+pub const ACR_EXTERNAL: &str = "urn:portcullis:acr:external";
+
 /// A successful login: who, how, and through which provider.
 #[derive(Debug, Clone)]
 pub struct Login {

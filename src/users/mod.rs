@@ -6,6 +6,7 @@ use crate::config::tenant::UserSpec;
 use crate::error::InternalError;
 use argon2::{Argon2, PasswordHash, PasswordHasher};
 
+pub mod directory;
 mod hashers;
 pub mod throttle;
 

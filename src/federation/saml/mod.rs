@@ -5,8 +5,8 @@
 pub mod sp;
 
 use super::definition::{Plain, SamlDefinition};
+use super::upstream::Answer;
 use super::{ExternalIdentity, FederationError, Provider, UpstreamSession};
-use crate::endpoints::federation::Answer;
 use crate::registry::Tenant;
 use crate::state::AppState;
 use serde_json::{Map, Value};
@@ -78,7 +78,7 @@ impl SamlMaterial {
 }
 
 fn material(p: &Provider) -> Result<(&SamlDefinition<Plain>, &SamlMaterial), FederationError> {
-    match (&p.spec.saml, &p.saml) {
+    match (p.spec.saml(), &p.saml) {
         (Some(s), Some(m)) => Ok((s, m)),
         _ => Err(FederationError::Unavailable("not a SAML provider".into())),
     }
