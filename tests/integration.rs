@@ -4,6 +4,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/architecture.rs"]
+mod architecture;
 #[path = "it/attacker.rs"]
 mod attacker;
 #[path = "it/client_auth.rs"]
