@@ -8,7 +8,7 @@ use crate::keys::{KeyPolicy, MasterKey};
 use crate::metrics::TenantMetrics;
 use crate::registry::TenantRegistry;
 use crate::registry::sync::FileState;
-use crate::stores::Store;
+use crate::stores::{GrantKind, Store};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -195,11 +195,10 @@ impl AppState {
             use crate::stores::GrantStore;
             let marker = crate::stores::GrantRecord {
                 handle_hash: crate::tokens::handle_hash(&format!("once:{key}")),
-                kind: "single_use".into(),
                 created_at: now,
                 expires_at,
                 consumed_at: Some(now),
-                ..Default::default()
+                ..crate::stores::GrantRecord::of(GrantKind::SingleUse)
             };
             return self.store.redeem_once(tenant, &marker, &[]).await;
         }
@@ -221,7 +220,12 @@ impl AppState {
             u64::from(self.store.revoke_grant(tenant, key, now).await?)
         };
         self.grants.forget(tenant, key);
-        self.store.announce_revoked(tenant, key).await?;
+        self.store
+            .announce(&crate::stores::ChangeNotice::Revoked {
+                tenant: tenant.to_string(),
+                key: key.to_string(),
+            })
+            .await?;
         Ok(n)
     }
 

@@ -9,7 +9,9 @@ use crate::registry::Tenant;
 use crate::response::authorize::error_page;
 use crate::sessions::{self, logout};
 use crate::state::AppState;
-use crate::stores::{ClientStore, Consumed, GrantRecord, GrantStore, SessionRecord, SessionStore};
+use crate::stores::{
+    ClientStore, Consumed, GrantKind, GrantRecord, GrantStore, SessionRecord, SessionStore,
+};
 use crate::tokens;
 use crate::ui::{LoggedOutPage, LogoutConfirmPage, Page};
 use crate::validation::form::{Form, FormBody};
@@ -174,14 +176,13 @@ async fn handle(
             tenant.slug(),
             &GrantRecord {
                 handle_hash: tokens::handle_hash(&logout_id),
-                kind: "logout".into(),
                 client_id: request.client_id.clone().unwrap_or_default(),
                 subject: Some(session.subject.clone()),
                 data,
                 created_at: now,
                 expires_at: now + LOGOUT_LIFETIME,
                 session_id: Some(session.sid.clone()),
-                ..Default::default()
+                ..GrantRecord::of(GrantKind::Logout)
             },
         )
         .await
@@ -226,7 +227,7 @@ pub async fn confirm(
         .consume_grant(tenant.slug(), &tokens::handle_hash(id), state.now(), &[])
         .await
     {
-        Ok(Consumed::Fresh(r)) if r.kind == "logout" => r,
+        Ok(Consumed::Fresh(r)) if r.kind == GrantKind::Logout => r,
         Ok(_) => {
             return fail(
                 &tenant,

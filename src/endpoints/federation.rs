@@ -7,8 +7,7 @@
 use super::interaction::{Pending, PendingInteraction, SignIn};
 use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::federation::{
-    self, Answer, Begin, ExternalIdentity, FederationError, Provider, Reply, STATE_KIND,
-    UpstreamState,
+    self, Answer, Begin, ExternalIdentity, FederationError, Provider, Reply, UpstreamState,
 };
 use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
@@ -16,7 +15,7 @@ use crate::registry::Tenant;
 use crate::sessions;
 use crate::state::AppState;
 use crate::stores::{
-    Consumed, FederationStore, GrantRecord, GrantStore, SessionRecord, SessionStore,
+    Consumed, FederationStore, GrantKind, GrantRecord, GrantStore, SessionRecord, SessionStore,
 };
 use crate::tokens;
 use crate::validation::authorize::Prompt;
@@ -60,12 +59,11 @@ pub async fn start(
     };
     let record = GrantRecord {
         handle_hash: tokens::handle_hash(&handle),
-        kind: STATE_KIND.into(),
         client_id: p.interaction.request.client_id.clone(),
         data,
         created_at: now,
         expires_at: now + p.state.config.file.federation.state_lifetime_seconds,
-        ..Default::default()
+        ..GrantRecord::of(GrantKind::UpstreamState)
     };
     if let Err(e) = p.state.store.insert_grant(p.tenant.slug(), &record).await {
         return p.internal(e);
@@ -139,7 +137,7 @@ async fn take_state(
         return Err(unknown_round_trip(s, "missing or malformed upstream state"));
     };
     let round_trip = match consume(&s.state, &s.tenant, handle).await {
-        Ok(Consumed::Fresh(r)) if r.kind == STATE_KIND => {
+        Ok(Consumed::Fresh(r)) if r.kind == GrantKind::UpstreamState => {
             match serde_json::from_str::<UpstreamState>(&r.data) {
                 Ok(u) => u,
                 Err(e) => return Err(s.internal(e.into())),
@@ -261,9 +259,6 @@ async fn sign_in(p: Pending, provider: &Provider, ext: ExternalIdentity) -> Resp
 // ---------------------------------------------------------------------------------------------
 // Logout
 
-/// Kind of the record that carries the final destination through an upstream logout.
-const LOGOUT_KIND: &str = "upstream_logout";
-
 /// Where to send the browser to end the upstream session of `session`, if its provider can:
 /// the upstream comes back to `/federation/{id}/signed-out`, which continues to `then` (the
 /// client's post-logout redirect, or our signed-out page).
@@ -298,11 +293,10 @@ pub async fn upstream_logout_url(
     let now = state.now();
     let record = GrantRecord {
         handle_hash: tokens::handle_hash(&handle),
-        kind: LOGOUT_KIND.into(),
         data: then.unwrap_or_default().to_string(),
         created_at: now,
         expires_at: now + state.config.file.federation.state_lifetime_seconds,
-        ..Default::default()
+        ..GrantRecord::of(GrantKind::UpstreamLogout)
     };
     if let Err(e) = state.store.insert_grant(tenant.slug(), &record).await {
         tracing::error!(error = %e, "cannot record an upstream logout");
@@ -327,7 +321,7 @@ pub async fn signed_out(
     let handle = q.state.or(q.relay_state).filter(|h| h.len() == 43);
     let then = match handle {
         Some(h) => match consume(&state, &tenant, &h).await {
-            Ok(Consumed::Fresh(r)) if r.kind == LOGOUT_KIND => r.data,
+            Ok(Consumed::Fresh(r)) if r.kind == GrantKind::UpstreamLogout => r.data,
             Ok(_) => String::new(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read an upstream logout");
@@ -517,9 +511,9 @@ pub async fn saml_metadata(
     }
 }
 
-/// Kind of the record that carries a verified upstream identity from the ACS (a cross-site
-/// POST, which brings no SameSite=Lax cookies) to `complete` (a top-level GET, which does).
-const RESULT_KIND: &str = "upstream_result";
+// A verified upstream identity goes from the ACS (a cross-site POST, which brings no
+// SameSite=Lax cookies) to `complete` (a top-level GET, which does) in a `GrantKind::UpstreamResult`
+// record.
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct UpstreamResult {
@@ -569,7 +563,7 @@ pub async fn saml_acs(
         return reject(why);
     };
     let round_trip = match consume(&s.state, &s.tenant, relay).await {
-        Ok(Consumed::Fresh(r)) if r.kind == STATE_KIND => {
+        Ok(Consumed::Fresh(r)) if r.kind == GrantKind::UpstreamState => {
             match serde_json::from_str::<UpstreamState>(&r.data) {
                 Ok(u) if u.provider() == provider_id => u,
                 Ok(_) => return reject("SAML RelayState of another provider".into()),
@@ -606,11 +600,10 @@ pub async fn saml_acs(
     let now = s.state.now();
     let record = GrantRecord {
         handle_hash: tokens::handle_hash(&handle),
-        kind: RESULT_KIND.into(),
         data,
         created_at: now,
         expires_at: now + 120,
-        ..Default::default()
+        ..GrantRecord::of(GrantKind::UpstreamResult)
     };
     if let Err(e) = s.state.store.insert_grant(s.tenant.slug(), &record).await {
         return s.internal(e);
@@ -642,7 +635,7 @@ pub async fn complete(
         return expired(&s);
     };
     let record = match consume(&s.state, &s.tenant, &handle).await {
-        Ok(Consumed::Fresh(r)) if r.kind == RESULT_KIND => r,
+        Ok(Consumed::Fresh(r)) if r.kind == GrantKind::UpstreamResult => r,
         Ok(_) => return expired(&s),
         Err(e) => return s.internal(e),
     };

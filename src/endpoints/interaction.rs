@@ -26,7 +26,7 @@ use crate::registry::{Client, Tenant};
 use crate::response::authorize::{Flow, Interaction, error_page};
 use crate::sessions::{self, Login};
 use crate::state::AppState;
-use crate::stores::{ClientStore, GrantStore, SessionStore};
+use crate::stores::{ClientStore, GrantKind, GrantStore, SessionStore};
 use crate::tokens;
 use crate::validation::form::{Form, FormBody};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -123,7 +123,9 @@ impl SignIn {
             Err(e) => return Err(self.internal(e)),
         };
         let Some(record) = record.filter(|r| {
-            r.kind == "interaction" && r.expires_at > self.state.now() && r.consumed_at.is_none()
+            r.kind == GrantKind::Interaction
+                && r.expires_at > self.state.now()
+                && r.consumed_at.is_none()
         }) else {
             return Err(expired(&self));
         };

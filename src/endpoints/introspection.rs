@@ -7,7 +7,7 @@ use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
 use crate::response::token::no_store_json;
 use crate::state::AppState;
-use crate::stores::{GrantRecord, GrantStore};
+use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
 use crate::validation::client_auth::{self, Introspector};
 use crate::validation::form::FormBody;
@@ -139,7 +139,7 @@ async fn refresh(
         .find_grant(tenant.slug(), &tokens::handle_hash(token))
         .await?
         .filter(|r| {
-            r.kind == "refresh_token"
+            r.kind == GrantKind::RefreshToken
                 && r.revoked_at.is_none()
                 && r.consumed_at.is_none()
                 && r.expires_at > state.now()

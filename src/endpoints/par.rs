@@ -6,7 +6,7 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
 use crate::response::token::no_store_json;
 use crate::state::AppState;
-use crate::stores::{GrantRecord, GrantStore};
+use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
 use crate::validation::authorize::{self, AuthorizeError, PAR_URN_PREFIX};
 use crate::validation::client_auth;
@@ -100,12 +100,11 @@ pub async fn par(
                 tenant.slug(),
                 &GrantRecord {
                     handle_hash: tokens::handle_hash(&handle),
-                    kind: "par".into(),
                     client_id,
                     data,
                     created_at: now,
                     expires_at: now + lifetime,
-                    ..Default::default()
+                    ..GrantRecord::of(GrantKind::Par)
                 },
             )
             .await?;

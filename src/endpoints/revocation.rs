@@ -6,7 +6,7 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
 use crate::response::token::no_store_json;
 use crate::state::AppState;
-use crate::stores::GrantStore;
+use crate::stores::{GrantKind, GrantStore};
 use crate::tokens;
 use crate::validation::client_auth;
 use crate::validation::form::FormBody;
@@ -43,22 +43,29 @@ pub async fn revoke(
                 .store
                 .find_grant(tenant.slug(), &tokens::handle_hash(token))
                 .await?
-                .filter(|r| r.kind == "refresh_token" || r.kind == "reference_token")
+                .filter(|r| {
+                    r.kind == GrantKind::RefreshToken || r.kind == GrantKind::ReferenceToken
+                })
         {
             if r.client_id != client_id {
                 return Err(not_yours());
             }
             // RFC 7009 §2.1: revoking a refresh token revokes what was issued with it; a
             // family is the tokens of one grant (RFC 9700 §4.14.2).
-            match (&r.kind[..], &r.family) {
-                ("refresh_token", Some(family)) => {
+            match (r.kind, &r.family) {
+                (GrantKind::RefreshToken, Some(family)) => {
                     state.revoke(tenant.slug(), family, true).await?;
                 }
                 _ => {
                     state.revoke(tenant.slug(), &r.handle_hash, false).await?;
                 }
             }
-            crate::events::token_revoked(tenant.slug(), &client_id, &ctx.request_id, &r.kind);
+            crate::events::token_revoked(
+                tenant.slug(),
+                &client_id,
+                &ctx.request_id,
+                r.kind.as_str(),
+            );
         } else if let Some(t) = tokens::access::verify(&state, &tenant, token).await? {
             // A JWT access token: revocable where it was recorded (tokens issued for a user).
             if t.str_claim("client_id") != Some(client_id.as_str()) {

@@ -124,7 +124,7 @@ pub async fn save(
             )));
         }
     }
-    store.announce_provider(tenant, &sealed.id).await?;
+    announce(store, tenant, &sealed.id).await?;
     tracing::info!(target: "security", event = "provider_saved", tenant, provider = %sealed.id, enabled = sealed.enabled);
     Ok(Saved {
         view: sealed.public_view(),
@@ -156,7 +156,7 @@ pub async fn set_enabled(
     store
         .upsert_provider_row(tenant, &new, &spec.domains)
         .await?;
-    store.announce_provider(tenant, id).await?;
+    announce(store, tenant, id).await?;
     tracing::info!(target: "security", event = "provider_saved", tenant, provider = %id, enabled);
     Ok(spec.public_view())
 }
@@ -165,7 +165,7 @@ pub async fn remove(store: &Store, tenant: &str, id: &str) -> Result<(), AdminEr
     if !store.delete_provider_row(tenant, id).await? {
         return Err(AdminError::NotFound(format!("no provider {id}")));
     }
-    store.announce_provider(tenant, id).await?;
+    announce(store, tenant, id).await?;
     tracing::info!(target: "security", event = "provider_removed", tenant, provider = %id);
     Ok(())
 }
@@ -202,4 +202,14 @@ fn view_of_row(id: &str, spec: &str) -> Value {
             "unusable": "the stored definition cannot be read by this version; PUT it again",
         }),
     }
+}
+
+/// Tells the other nodes that a runtime provider of `tenant` changed.
+async fn announce(store: &Store, tenant: &str, id: &str) -> Result<(), InternalError> {
+    store
+        .announce(&crate::stores::ChangeNotice::Provider {
+            tenant: tenant.to_string(),
+            id: id.to_string(),
+        })
+        .await
 }

@@ -38,7 +38,7 @@ pub use identity::{ExternalIdentity, FederationError, UpstreamSession, map_claim
 pub use linking::link_or_provision;
 pub use provider::{Provider, load_files};
 pub use realm::{Realm, home_realm, provider_for_email};
-pub use upstream::{Answer, Begin, Reply, STATE_KIND, UpstreamState};
+pub use upstream::{Answer, Begin, Reply, UpstreamState};
 
 use crate::error::InternalError;
 use crate::registry::{Client, Tenant};
@@ -63,8 +63,6 @@ pub struct Federation {
     listed: moka::future::Cache<String, Arc<Vec<(String, String)>>>,
 }
 
-/// Prefix of a change notification for a runtime provider: `provider:<tenant> <id>`.
-pub const PROVIDER_PREFIX: &str = "provider:";
 /// At most this many runtime providers are shown as buttons; the rest are found by
 /// home-realm discovery.
 const LISTED_MAX: i64 = 20;

@@ -11,7 +11,7 @@ use super::definition::Protocol;
 use super::{ExternalIdentity, FederationError, Provider, UpstreamSession, oidc, saml};
 use crate::registry::Tenant;
 use crate::state::AppState;
-use crate::stores::{GrantRecord, GrantStore};
+use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
 use serde::{Deserialize, Serialize};
 
@@ -24,10 +24,6 @@ pub enum Answer {
         fields: Vec<(String, String)>,
     },
 }
-
-/// Kind of the grant record that keeps an [`UpstreamState`] (keyed by the hash of the `state` /
-/// RelayState value, single use, expiring).
-pub const STATE_KIND: &str = "upstream_state";
 
 /// What a round trip keeps until the upstream answers.
 #[derive(Serialize, Deserialize)]
@@ -199,11 +195,10 @@ impl Provider {
                         "saml:{}:{assertion_id}",
                         self.spec.id
                     )),
-                    kind: "single_use".into(),
                     created_at: now,
                     expires_at: keep_until.max(now + 60),
                     consumed_at: Some(now),
-                    ..Default::default()
+                    ..GrantRecord::of(GrantKind::SingleUse)
                 };
                 if !state.store.redeem_once(tenant.slug(), &marker, &[]).await? {
                     return Err(FederationError::Rejected("replayed SAML assertion".into()));

@@ -7,6 +7,7 @@ use crate::config::tenant::{self, TenantDefaults};
 use crate::error::InternalError;
 use crate::keys::ring;
 use crate::state::AppState;
+use crate::stores::ChangeNotice;
 use crate::stores::TenantRow;
 use crate::stores::cache::CachingClientStore;
 use crate::stores::{GrantStore, TenantStore};
@@ -443,19 +444,16 @@ enum Subscription {
 
 /// Applies one change notice from another node.
 async fn apply_notice(state: &AppState, payload: &str) {
-    if let Some(rest) = payload.strip_prefix(crate::federation::PROVIDER_PREFIX) {
-        if let Some((tenant, id)) = rest.split_once(' ') {
-            state.federation.forget(tenant, id).await;
+    match ChangeNotice::parse(payload) {
+        Some(ChangeNotice::Provider { tenant, id }) => state.federation.forget(&tenant, &id).await,
+        Some(ChangeNotice::Revoked { tenant, key }) => state.grants.forget(&tenant, &key),
+        Some(ChangeNotice::Tenant(slug)) => {
+            tracing::debug!(tenant = %slug, "change announced by a node");
+            if let Err(e) = refresh(state).await {
+                tracing::error!(error = %e, "sync with the database failed");
+            }
         }
-    } else if let Some(rest) = payload.strip_prefix(crate::stores::REVOKED_PREFIX) {
-        if let Some((tenant, key)) = rest.split_once(' ') {
-            state.grants.forget(tenant, key);
-        }
-    } else {
-        tracing::debug!(tenant = %payload, "change announced by a node");
-        if let Err(e) = refresh(state).await {
-            tracing::error!(error = %e, "sync with the database failed");
-        }
+        None => tracing::warn!(payload, "unreadable change notice ignored"),
     }
 }
 

@@ -7,7 +7,9 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::registry::{Client, Tenant};
 use crate::sessions;
 use crate::state::AppState;
-use crate::stores::{ConsentStore, GrantRecord, GrantStore, SessionRecord, SessionStore};
+use crate::stores::{
+    ConsentStore, GrantKind, GrantRecord, GrantStore, SessionRecord, SessionStore,
+};
 use crate::tokens;
 use crate::ui::{ErrorPage, FormPostPage, Page};
 use crate::validation::authorize::{ErrorTarget, Prompt, ResponseMode, ValidatedAuthorize};
@@ -312,12 +314,11 @@ impl Flow<'_> {
         };
         let record = GrantRecord {
             handle_hash: tokens::handle_hash(&id),
-            kind: "interaction".into(),
             client_id: interaction.request.client_id.clone(),
             data: serde_json::to_string(&interaction)?,
             created_at: now,
             expires_at: now + INTERACTION_LIFETIME,
-            ..Default::default()
+            ..GrantRecord::of(GrantKind::Interaction)
         };
         self.state
             .store

@@ -6,7 +6,7 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::TokenResponse;
 use crate::registry::Tenant;
 use crate::state::AppState;
-use crate::stores::{Consumed, GrantRecord, GrantStore};
+use crate::stores::{Consumed, GrantKind, GrantRecord, GrantStore};
 use crate::tokens::{self, AccessTokenClaims, Audience};
 use crate::validation::token::client_credentials::ValidatedClientCredentials;
 use axum::http::{HeaderValue, header};
@@ -57,14 +57,13 @@ pub async fn client_credentials(
             let handle = tokens::new_handle();
             let record = GrantRecord {
                 handle_hash: tokens::handle_hash(&handle),
-                kind: "reference_token".into(),
                 client_id: client.spec.client_id.clone(),
                 subject: Some(client.spec.client_id.clone()),
                 data: serde_json::to_string(&claims).map_err(InternalError::from)?,
                 created_at: now,
                 expires_at: now + lifetime,
                 consumed_at: None,
-                ..Default::default()
+                ..GrantRecord::of(GrantKind::ReferenceToken)
             };
             state.store.insert_grant(tenant.slug(), &record).await?;
             handle
@@ -193,7 +192,6 @@ async fn issue_user_tokens(
             // Recorded by jti, so revoking the family also ends this token at our endpoints.
             records.push(GrantRecord {
                 handle_hash: tokens::handle_hash(&jti),
-                kind: "access_token".into(),
                 client_id: client.spec.client_id.clone(),
                 subject: Some(g.subject.to_string()),
                 data: String::new(),
@@ -201,7 +199,7 @@ async fn issue_user_tokens(
                 expires_at: now + lifetime,
                 family: Some(g.family.to_string()),
                 session_id: Some(g.sid.to_string()),
-                ..Default::default()
+                ..GrantRecord::of(GrantKind::AccessToken)
             });
             signer_for(tenant.spec.tokens.access_token_algorithm)?.sign_jwt("at+jwt", &claims)?
         }
@@ -209,7 +207,6 @@ async fn issue_user_tokens(
             let handle = tokens::new_handle();
             records.push(GrantRecord {
                 handle_hash: tokens::handle_hash(&handle),
-                kind: "reference_token".into(),
                 client_id: client.spec.client_id.clone(),
                 subject: Some(g.subject.to_string()),
                 data: serde_json::to_string(&claims).map_err(InternalError::from)?,
@@ -217,7 +214,7 @@ async fn issue_user_tokens(
                 expires_at: now + lifetime,
                 family: Some(g.family.to_string()),
                 session_id: Some(g.sid.to_string()),
-                ..Default::default()
+                ..GrantRecord::of(GrantKind::ReferenceToken)
             });
             handle
         }
@@ -290,7 +287,6 @@ async fn issue_user_tokens(
         };
         records.push(GrantRecord {
             handle_hash: tokens::handle_hash(&handle),
-            kind: "refresh_token".into(),
             client_id: client.spec.client_id.clone(),
             subject: Some(g.subject.to_string()),
             data: serde_json::to_string(&data).map_err(InternalError::from)?,
@@ -299,7 +295,7 @@ async fn issue_user_tokens(
                 .min(g.absolute_expires_at),
             family: Some(g.family.to_string()),
             session_id: Some(g.sid.to_string()),
-            ..Default::default()
+            ..GrantRecord::of(GrantKind::RefreshToken)
         });
         Some(handle)
     } else {
@@ -387,7 +383,6 @@ pub async fn authorization_code(
     .await?;
     let marker = GrantRecord {
         handle_hash: v.code_hash().to_string(),
-        kind: "code_used".into(),
         client_id: data.client_id.clone(),
         subject: Some(data.subject.clone()),
         created_at: now,
@@ -395,7 +390,7 @@ pub async fn authorization_code(
         consumed_at: Some(now),
         family: Some(data.family.clone()),
         session_id: Some(data.sid.clone()),
-        ..Default::default()
+        ..GrantRecord::of(GrantKind::CodeUsed)
     };
     if !state
         .store
@@ -461,7 +456,7 @@ pub async fn refresh_token(
     )
     .await?;
     if reuse {
-        issued.records.retain(|r| r.kind != "refresh_token");
+        issued.records.retain(|r| r.kind != GrantKind::RefreshToken);
         issued.refresh_token = None;
         for r in &issued.records {
             state.store.insert_grant(tenant.slug(), r).await?;

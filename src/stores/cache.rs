@@ -61,7 +61,7 @@ impl<S: ClientStore + Sync> ClientStore for CachingClientStore<S> {
 /// Live-grant lookups (reference tokens, recorded JWT access tokens) from memory: introspection
 /// and userinfo ask for the same token again and again. Entries live a short while; revocation
 /// removes them at once here, and on other nodes through the store's notification
-/// ([`super::Store::announce_revoked`]).
+/// ([`super::Store::announce`]).
 #[derive(Clone)]
 pub struct GrantCache {
     cache: Cache<(String, String), Option<Arc<super::GrantRecord>>>,

@@ -4,6 +4,7 @@
 //! [`on_pool!`] compiles each query once per engine. Every method is scoped to one tenant.
 
 pub mod cache;
+mod changes;
 pub mod replay;
 
 pub use interactive::{
@@ -70,6 +71,7 @@ macro_rules! on_write {
 mod federation;
 mod interactive;
 
+pub use changes::{CHANGES_CHANNEL, ChangeNotice};
 pub use federation::{FederationStore, ProviderRow, ProviderWrite};
 use interactive::{SESSION_SELECT, SessionRow, session_from_row};
 
@@ -81,12 +83,83 @@ pub struct TenantRow {
     pub source: String,
 }
 
+/// What a grant row holds (`grants.kind`). Written and read only through this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantKind {
+    /// A sign-in in progress (the authorization request waiting for login and consent).
+    Interaction,
+    /// RFC 9126: a pushed authorization request.
+    Par,
+    /// An RP-initiated logout waiting for the user's confirmation.
+    Logout,
+    /// The marker that an authorization code was redeemed (RFC 6749 §4.1.2: once only).
+    CodeUsed,
+    /// A JWT access token's `jti`, kept so that it can be revoked.
+    AccessToken,
+    /// An opaque access token (RFC 7662 introspection answers for it).
+    ReferenceToken,
+    RefreshToken,
+    /// RFC 7523 §3: a client assertion's `jti`, single use.
+    AssertionJti,
+    /// RFC 6238 §5.2: a one-time code's time step, single use per user.
+    TotpStep,
+    /// Any other single-use value (DPoP proofs, upstream logout tokens).
+    SingleUse,
+    /// A sign-in sent to an upstream provider and not yet back.
+    UpstreamState,
+    /// A logout sent to an upstream provider and not yet back.
+    UpstreamLogout,
+    /// An upstream's answer waiting for the browser to come back for it.
+    UpstreamResult,
+}
+
+impl GrantKind {
+    pub const ALL: [GrantKind; 13] = [
+        Self::Interaction,
+        Self::Par,
+        Self::Logout,
+        Self::CodeUsed,
+        Self::AccessToken,
+        Self::ReferenceToken,
+        Self::RefreshToken,
+        Self::AssertionJti,
+        Self::TotpStep,
+        Self::SingleUse,
+        Self::UpstreamState,
+        Self::UpstreamLogout,
+        Self::UpstreamResult,
+    ];
+
+    /// The stored name (the values of `grants.kind`; never change one without a migration).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interaction => "interaction",
+            Self::Par => "par",
+            Self::Logout => "logout",
+            Self::CodeUsed => "code_used",
+            Self::AccessToken => "access_token",
+            Self::ReferenceToken => "reference_token",
+            Self::RefreshToken => "refresh_token",
+            Self::AssertionJti => "assertion_jti",
+            Self::TotpStep => "totp_step",
+            Self::SingleUse => "single_use",
+            Self::UpstreamState => "upstream_state",
+            Self::UpstreamLogout => "upstream_logout",
+            Self::UpstreamResult => "upstream_result",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == stored)
+    }
+}
+
 /// A persisted grant: reference tokens, authorization codes, refresh tokens, pending
 /// interactions, pushed authorization requests, logout requests. Stored by handle hash only.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct GrantRecord {
     pub handle_hash: String,
-    pub kind: String,
+    pub kind: GrantKind,
     pub client_id: String,
     pub subject: Option<String>,
     pub data: String,
@@ -109,6 +182,26 @@ pub enum Consumed {
     /// Revoked or expired.
     Dead,
     NotFound,
+}
+
+impl GrantRecord {
+    /// A record of `kind` with every other field empty, to be filled in with struct-update
+    /// syntax: `GrantRecord { handle_hash, ..GrantRecord::of(GrantKind::Par) }`.
+    pub fn of(kind: GrantKind) -> Self {
+        Self {
+            handle_hash: String::new(),
+            kind,
+            client_id: String::new(),
+            subject: None,
+            data: String::new(),
+            created_at: 0,
+            expires_at: 0,
+            consumed_at: None,
+            family: None,
+            session_id: None,
+            revoked_at: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for GrantRecord {
@@ -228,11 +321,6 @@ pub trait GrantStore {
         handle_hash: &str,
     ) -> impl Future<Output = Result<(), InternalError>> + Send;
 }
-
-/// The PostgreSQL notification channel that carries the slug of a changed tenant, or a revoked
-/// grant (`revoked:<tenant> <hash or family>`).
-pub const CHANGES_CHANNEL: &str = "portcullis_changes";
-pub const REVOKED_PREFIX: &str = "revoked:";
 
 fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
@@ -403,38 +491,13 @@ impl Store {
             .map_err(Into::into))
     }
 
-    /// Tells every node that a tenant (its spec, clients or keys) changed. PostgreSQL only
-    /// (LISTEN/NOTIFY); SQLite is a single-node store.
-    async fn notify_changed(&self, slug: &str) -> Result<(), InternalError> {
+    /// Tells every node about a change, so that cached copies go at once. PostgreSQL only
+    /// (LISTEN/NOTIFY); a single SQLite node has only its own caches.
+    pub async fn announce(&self, notice: &ChangeNotice) -> Result<(), InternalError> {
         if let Store::Postgres(p) = self {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
-                .bind(slug)
-                .execute(p)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Tells every node that a grant (or a family, `key` being either) was revoked, so cached
-    /// copies go at once. PostgreSQL only; a single SQLite node has only its own cache.
-    pub async fn announce_revoked(&self, tenant: &str, key: &str) -> Result<(), InternalError> {
-        if let Store::Postgres(p) = self {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(format!("{REVOKED_PREFIX}{tenant} {key}"))
-                .execute(p)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Tells every node that a runtime provider of `tenant` changed (PostgreSQL only).
-    pub async fn announce_provider(&self, tenant: &str, id: &str) -> Result<(), InternalError> {
-        if let Store::Postgres(p) = self {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(format!("provider:{tenant} {id}"))
+                .bind(notice.encode())
                 .execute(p)
                 .await?;
         }
@@ -553,7 +616,8 @@ impl TenantStore for Store {
             Ok::<bool, InternalError>(changed)
         })?;
         if changed {
-            self.notify_changed(&spec.slug).await?;
+            self.announce(&ChangeNotice::Tenant(spec.slug.clone()))
+                .await?;
         }
         Ok(changed)
     }
@@ -599,7 +663,8 @@ impl TenantStore for Store {
             Ok::<bool, InternalError>(n > 0)
         })?;
         if deleted {
-            self.notify_changed(slug).await?;
+            self.announce(&ChangeNotice::Tenant(slug.to_string()))
+                .await?;
         }
         Ok(deleted)
     }
@@ -680,7 +745,8 @@ impl KeyStore for Store {
                 > 0)
         })?;
         if inserted {
-            self.notify_changed(&r.tenant).await?;
+            self.announce(&ChangeNotice::Tenant(r.tenant.clone()))
+                .await?;
         }
         Ok(inserted)
     }
@@ -713,7 +779,7 @@ type GrantRow = (
     Option<i64>,
 );
 
-fn grant_from_row(r: GrantRow) -> GrantRecord {
+fn grant_from_row(r: GrantRow) -> Result<GrantRecord, InternalError> {
     let (
         handle_hash,
         kind,
@@ -727,7 +793,9 @@ fn grant_from_row(r: GrantRow) -> GrantRecord {
         session_id,
         revoked_at,
     ) = r;
-    GrantRecord {
+    let kind = GrantKind::parse(&kind)
+        .ok_or_else(|| InternalError::Other(format!("unknown grant kind `{kind}`")))?;
+    Ok(GrantRecord {
         handle_hash,
         kind,
         client_id,
@@ -739,7 +807,7 @@ fn grant_from_row(r: GrantRow) -> GrantRecord {
         family,
         session_id,
         revoked_at,
-    }
+    })
 }
 
 const INSERT_GRANT: &str = "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at, family, session_id, revoked_at)
@@ -749,7 +817,7 @@ macro_rules! bind_grant {
     ($q:expr, $tenant:expr, $g:expr) => {
         $q.bind($tenant)
             .bind(&$g.handle_hash)
-            .bind(&$g.kind)
+            .bind($g.kind.as_str())
             .bind(&$g.client_id)
             .bind(&$g.subject)
             .bind(&$g.data)
@@ -786,7 +854,7 @@ impl GrantStore for Store {
             .fetch_optional(p)
             .await?
         });
-        Ok(row.map(grant_from_row))
+        row.map(grant_from_row).transpose()
     }
 
     /// Deletes grants that expired before `now`; returns how many.
@@ -828,7 +896,7 @@ impl GrantStore for Store {
                         .await?;
                 }
                 tx.commit().await?;
-                return Ok(Consumed::Fresh(grant_from_row(row)));
+                return Ok(Consumed::Fresh(grant_from_row(row)?));
             }
             let existing: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND handle_hash = $2"
@@ -838,7 +906,7 @@ impl GrantStore for Store {
             .fetch_optional(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(match existing.map(grant_from_row) {
+            Ok(match existing.map(grant_from_row).transpose()? {
                 None => Consumed::NotFound,
                 Some(g) if g.consumed_at.is_some() => Consumed::Replayed(g),
                 Some(_) => Consumed::Dead,
@@ -950,5 +1018,25 @@ impl GrantStore for Store {
                 .await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GrantKind;
+
+    #[test]
+    fn every_grant_kind_reads_back_as_itself_and_unknown_kinds_do_not_read() {
+        for k in GrantKind::ALL {
+            assert_eq!(GrantKind::parse(k.as_str()), Some(k));
+        }
+        let names: std::collections::HashSet<_> =
+            GrantKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names.len(),
+            GrantKind::ALL.len(),
+            "stored names are distinct"
+        );
+        assert_eq!(GrantKind::parse("authorization_code"), None);
     }
 }

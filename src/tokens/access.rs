@@ -4,7 +4,7 @@
 use crate::error::InternalError;
 use crate::registry::Tenant;
 use crate::state::AppState;
-use crate::stores::GrantRecord;
+use crate::stores::{GrantKind, GrantRecord};
 use serde_json::{Map, Value};
 
 /// A live access token and where its liveness is recorded.
@@ -62,7 +62,7 @@ pub async fn verify(
                 .find(&state.store, tenant.slug(), &super::handle_hash(jti))
                 .await?
             {
-                Some(r) if r.kind == "access_token" && r.revoked_at.is_none() => Some(r),
+                Some(r) if r.kind == GrantKind::AccessToken && r.revoked_at.is_none() => Some(r),
                 _ => return Ok(None),
             }
         } else {
@@ -74,7 +74,7 @@ pub async fn verify(
             .grants
             .find(&state.store, tenant.slug(), &super::handle_hash(token))
             .await?
-            .filter(|r| r.kind == "reference_token" && r.revoked_at.is_none())
+            .filter(|r| r.kind == GrantKind::ReferenceToken && r.revoked_at.is_none())
         else {
             return Ok(None);
         };

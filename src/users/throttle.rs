@@ -19,7 +19,9 @@
 
 use crate::config::tenant::LoginPolicy;
 use crate::error::InternalError;
-use crate::stores::{BucketLimit, GrantRecord, GrantStore, LoginThrottleStore, Slot, Store};
+use crate::stores::{
+    BucketLimit, GrantKind, GrantRecord, GrantStore, LoginThrottleStore, Slot, Store,
+};
 use crate::users::{Busy, Hashers};
 
 /// Longer than any sign-in lives: an interaction's code bucket never unlocks while it matters.
@@ -186,12 +188,11 @@ impl Throttle {
                     &self.tenant,
                     &GrantRecord {
                         handle_hash: crate::tokens::handle_hash(&format!("totp:{subject}:{step}")),
-                        kind: "totp_step".into(),
                         client_id: String::new(),
                         subject: Some(subject.to_string()),
                         created_at: self.now,
                         expires_at: self.now + 120,
-                        ..Default::default()
+                        ..GrantRecord::of(GrantKind::TotpStep)
                     },
                 )
                 .await

@@ -10,7 +10,7 @@ use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::keys::Alg;
 use crate::registry::{Client, Tenant};
 use crate::state::AppState;
-use crate::stores::{ClientStore, Consumed, GrantStore};
+use crate::stores::{ClientStore, Consumed, GrantKind, GrantStore};
 use crate::tokens;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -138,7 +138,7 @@ pub async fn resolve_parameters(
             .consume_grant(tenant.slug(), &hash, state.now(), &[])
             .await?
         {
-            Consumed::Fresh(r) if r.kind == "par" => r,
+            Consumed::Fresh(r) if r.kind == GrantKind::Par => r,
             _ => {
                 return Err(page(
                     ErrorCode::InvalidRequestUri,

@@ -10,7 +10,7 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::keys::Alg;
 use crate::registry::{Client, Tenant};
 use crate::state::AppState;
-use crate::stores::{ClientStore, GrantRecord, GrantStore};
+use crate::stores::{ClientStore, GrantKind, GrantRecord, GrantStore};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use serde_json::Value;
@@ -408,12 +408,11 @@ async fn check_assertion(
     // RFC 7523 §3 item 7: single use, on every node (the store decides), for its lifetime.
     let marker = GrantRecord {
         handle_hash: crate::tokens::handle_hash(&format!("assertion:{id}:{jti}")),
-        kind: "assertion_jti".into(),
         client_id: id.to_string(),
         created_at: now,
         expires_at: exp + 60,
         consumed_at: Some(now),
-        ..Default::default()
+        ..GrantRecord::of(GrantKind::AssertionJti)
     };
     if !state.store.redeem_once(tenant.slug(), &marker, &[]).await? {
         return Ok(Err("the assertion was used before"));

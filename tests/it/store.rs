@@ -4,7 +4,8 @@ use crate::support::*;
 use portcullis::config::tenant::{TenantDefaults, resolve};
 use portcullis::keys::{Alg, KeyPolicy, MasterKey, ring};
 use portcullis::stores::{
-    BucketLimit, ClientStore, GrantRecord, GrantStore, KeyStore, Slot, Store, TenantStore,
+    BucketLimit, ClientStore, GrantKind, GrantRecord, GrantStore, KeyStore, Slot, Store,
+    TenantStore,
 };
 use std::path::Path;
 
@@ -158,14 +159,13 @@ async fn grants_are_found_by_tenant_and_hash_and_purged_when_expired() {
         let store = &engine.store;
         let g = GrantRecord {
             handle_hash: "h1".into(),
-            kind: "reference_token".into(),
             client_id: "c".into(),
             subject: None,
             data: "{}".into(),
             created_at: 10,
             expires_at: 20,
             consumed_at: None,
-            ..Default::default()
+            ..GrantRecord::of(GrantKind::ReferenceToken)
         };
         store.insert_grant("acme", &g).await.unwrap();
         assert!(
@@ -436,21 +436,23 @@ async fn a_single_use_grant_is_consumed_once_and_its_family_revoked_together() {
     use portcullis::stores::Consumed;
     for engine in engines().await {
         let store = &engine.store;
-        let grant = |hash: &str, kind: &str| GrantRecord {
+        let grant = |hash: &str, kind: GrantKind| GrantRecord {
             handle_hash: hash.into(),
-            kind: kind.into(),
             client_id: "c".into(),
             data: "{}".into(),
             created_at: 10,
             expires_at: 100,
             family: Some("f1".into()),
-            ..Default::default()
+            ..GrantRecord::of(kind)
         };
         store
-            .insert_grant("acme", &grant("code", "authorization_code"))
+            .insert_grant("acme", &grant("code", GrantKind::Interaction))
             .await
             .unwrap();
-        let tokens = [grant("rt", "refresh_token"), grant("at", "access_token")];
+        let tokens = [
+            grant("rt", GrantKind::RefreshToken),
+            grant("at", GrantKind::AccessToken),
+        ];
         assert!(matches!(
             store
                 .consume_grant("acme", "code", 20, &tokens)
@@ -465,7 +467,7 @@ async fn a_single_use_grant_is_consumed_once_and_its_family_revoked_together() {
         );
         assert!(matches!(
             store
-                .consume_grant("acme", "code", 21, &[grant("rt2", "refresh_token")])
+                .consume_grant("acme", "code", 21, &[grant("rt2", GrantKind::RefreshToken)])
                 .await
                 .unwrap(),
             Consumed::Replayed(_)
@@ -496,7 +498,7 @@ async fn a_single_use_grant_is_consumed_once_and_its_family_revoked_together() {
             Consumed::Dead
         ));
         store
-            .insert_grant("acme", &grant("old", "refresh_token"))
+            .insert_grant("acme", &grant("old", GrantKind::RefreshToken))
             .await
             .unwrap();
         assert!(

@@ -124,7 +124,7 @@ async fn a_reference_token_client_gets_an_opaque_handle_stored_only_as_a_hash() 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(g.kind, "reference_token");
+    assert_eq!(g.kind, portcullis::stores::GrantKind::ReferenceToken);
     assert_eq!(g.client_id, "acme-m2m");
     assert!(
         store

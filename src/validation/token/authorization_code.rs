@@ -137,7 +137,7 @@ pub async fn revoke_family(
         tenant.slug(),
         &record.client_id,
         &ctx.request_id,
-        &record.kind,
+        record.kind.as_str(),
         revoked,
     );
     Ok(())

@@ -7,7 +7,7 @@ use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::RefreshTokenRequest;
 use crate::registry::{Client, Tenant};
 use crate::state::AppState;
-use crate::stores::{GrantRecord, GrantStore};
+use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
 use crate::validation::client_auth::AuthenticatedClient;
 use serde::{Deserialize, Serialize};
@@ -85,7 +85,7 @@ pub async fn validate(
         .store
         .find_grant(tenant.slug(), &tokens::handle_hash(&req.refresh_token))
         .await?
-        .filter(|r| r.kind == "refresh_token")
+        .filter(|r| r.kind == GrantKind::RefreshToken)
     else {
         return Err(invalid());
     };
