@@ -34,6 +34,8 @@ pub enum ErrorCode {
     NotFound,
     /// Not an OAuth code: wrong HTTP method on a known path.
     MethodNotAllowed,
+    /// Not an OAuth code: the admin API's write conflicts with what exists (409).
+    Conflict,
 }
 
 impl ErrorCode {
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             // 405 carries the generic OAuth code; the status says the rest.
             Self::MethodNotAllowed => "invalid_request",
+            Self::Conflict => "conflict",
         }
     }
 }
@@ -90,6 +93,7 @@ impl OAuthError {
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         };
         Self {
@@ -126,6 +130,13 @@ impl OAuthError {
     pub fn not_found(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::NotFound, d)
     }
+    /// 405 for a POST-only endpoint, naming it (`endpoint`: "the token endpoint").
+    pub fn only_post(endpoint: &'static str) -> Self {
+        Self::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{endpoint} accepts only POST"),
+        )
+    }
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
@@ -140,27 +151,45 @@ impl std::fmt::Display for OAuthError {
 
 impl std::error::Error for OAuthError {}
 
+/// Every JSON answer of the OAuth endpoints, errors and token responses alike: RFC 6749
+/// §5.1/§5.2 — not to be cached.
+pub fn json_no_store(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `{"error": …, "error_description": …}`.
+fn error_body(code: &str, description: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        error: &'a str,
+        error_description: &'a str,
+    }
+    serde_json::to_vec(&Body {
+        error: code,
+        error_description: description,
+    })
+    .unwrap_or_default()
+}
+
+fn insert_dpop_nonce(headers: &mut axum::http::HeaderMap, nonce: Option<&str>) {
+    if let Some(n) = nonce.and_then(|n| HeaderValue::from_str(n).ok()) {
+        headers.insert("dpop-nonce", n);
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            error: &'a str,
-            error_description: &'a str,
-        }
-        let body = serde_json::to_vec(&Body {
-            error: self.code.as_str(),
-            error_description: &self.description,
-        })
-        .unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let body = error_body(self.code.as_str(), &self.description);
+        let mut response = json_no_store(self.status, body);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        // RFC 6749 §5.1/§5.2: token responses, errors included, must not be cached.
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if self.code == ErrorCode::InvalidClient {
             let value = match self.challenge {
                 Challenge::Basic => "Basic realm=\"portcullis\", charset=\"UTF-8\"",
@@ -170,16 +199,191 @@ impl IntoResponse for OAuthError {
             };
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
         }
-        if let Some(n) = self
-            .dpop_nonce
-            .as_deref()
-            .and_then(|n| HeaderValue::from_str(n).ok())
-        {
-            headers.insert("dpop-nonce", n);
-        }
+        insert_dpop_nonce(headers, self.dpop_nonce.as_deref());
         if self.code == ErrorCode::MethodNotAllowed {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
+        response
+    }
+}
+
+/// The scheme a protected resource names in its challenge: RFC 6750 §3 (`Bearer`) or RFC 9449
+/// §7.1 (`DPoP`, with the algorithms proofs may use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    Bearer,
+    Dpop,
+}
+
+/// The error codes of a protected resource: RFC 6750 §3.1, and RFC 9449 §7.1 for DPoP proofs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerErrorCode {
+    /// 400: the request is malformed (a token sent twice, or in the query).
+    InvalidRequest,
+    /// 401: the token is expired, revoked, malformed, of another tenant or sent without its proof.
+    InvalidToken,
+    /// 403: the token lacks a scope the resource needs.
+    InsufficientScope,
+    /// 401: the DPoP proof is missing or wrong (RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// 401: the proof must carry the server's nonce (RFC 9449 §9).
+    UseDpopNonce,
+}
+
+impl BearerErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
+        }
+    }
+    fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InvalidToken | Self::InvalidDpopProof | Self::UseDpopNonce => {
+                StatusCode::UNAUTHORIZED
+            }
+        }
+    }
+}
+
+/// The one answer of a protected resource (userinfo, the admin API and every later one) that
+/// refuses a request: its status, its `WWW-Authenticate` challenge and, with a code, a JSON body.
+#[derive(Debug, Clone)]
+pub struct BearerError {
+    /// The tenant's issuer: the challenge's `realm`.
+    realm: String,
+    scheme: AuthScheme,
+    /// `None`: the request carried no credentials at all, so the challenge names no error
+    /// (RFC 6750 §3.1).
+    code: Option<BearerErrorCode>,
+    description: Cow<'static, str>,
+    /// The scope the resource needs, named in an `insufficient_scope` challenge (RFC 6750 §3).
+    scope: Option<&'static str>,
+    dpop_nonce: Option<String>,
+    /// What the security log says (more than the caller is told), if it differs.
+    reason: Option<Cow<'static, str>>,
+}
+
+impl BearerError {
+    /// 401 with a bare challenge: no credentials were sent (RFC 6750 §3.1).
+    pub fn no_credentials(realm: &str) -> Self {
+        Self {
+            realm: realm.to_string(),
+            scheme: AuthScheme::Bearer,
+            code: None,
+            description: Cow::Borrowed(""),
+            scope: None,
+            dpop_nonce: None,
+            reason: None,
+        }
+    }
+    pub fn new(
+        realm: &str,
+        code: BearerErrorCode,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            code: Some(code),
+            description: description.into(),
+            ..Self::no_credentials(realm)
+        }
+    }
+    pub fn invalid_request(realm: &str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(realm, BearerErrorCode::InvalidRequest, description)
+    }
+    pub fn invalid_token(realm: &str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(realm, BearerErrorCode::InvalidToken, description)
+    }
+    /// 403 naming the scope needed, when there is one to name.
+    pub fn insufficient_scope(
+        realm: &str,
+        scope: Option<&'static str>,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            scope,
+            ..Self::new(realm, BearerErrorCode::InsufficientScope, description)
+        }
+    }
+    /// The challenge names this scheme (a DPoP-bound token is answered with `DPoP`).
+    pub fn scheme(mut self, scheme: AuthScheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+    /// RFC 9449 §9: a fresh nonce for the client's next proof.
+    pub fn with_dpop_nonce(mut self, nonce: Option<String>) -> Self {
+        self.dpop_nonce = nonce;
+        self
+    }
+    /// Why, for the security log only (the caller sees the description).
+    pub fn because(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+    pub fn code(&self) -> Option<BearerErrorCode> {
+        self.code
+    }
+    /// What the security log records: the reason, or else the description.
+    pub fn reason(&self) -> &str {
+        self.reason.as_deref().unwrap_or(&self.description)
+    }
+
+    /// The `WWW-Authenticate` value (RFC 6750 §3, RFC 9449 §7.1).
+    fn challenge(&self) -> String {
+        let mut value = match self.scheme {
+            AuthScheme::Bearer => format!("Bearer realm=\"{}\"", self.realm),
+            AuthScheme::Dpop => {
+                let algs: Vec<&str> = crate::keys::Alg::DPOP.map(|a| a.as_str()).to_vec();
+                format!("DPoP realm=\"{}\", algs=\"{}\"", self.realm, algs.join(" "))
+            }
+        };
+        if let Some(code) = self.code {
+            value.push_str(&format!(
+                ", error=\"{}\", error_description=\"{}\"",
+                code.as_str(),
+                self.description
+            ));
+            if let (BearerErrorCode::InsufficientScope, Some(scope)) = (code, self.scope) {
+                value.push_str(&format!(", scope=\"{scope}\""));
+            }
+        }
+        value
+    }
+}
+
+impl std::fmt::Display for BearerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(c) => write!(f, "{}: {}", c.as_str(), self.description),
+            None => f.write_str("no credentials"),
+        }
+    }
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let challenge = HeaderValue::from_str(&self.challenge()).ok();
+        let mut response = match self.code {
+            Some(code) => {
+                json_no_store(code.status(), error_body(code.as_str(), &self.description))
+            }
+            None => {
+                let mut r = StatusCode::UNAUTHORIZED.into_response();
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+        };
+        let headers = response.headers_mut();
+        if let Some(v) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        insert_dpop_nonce(headers, self.dpop_nonce.as_deref());
         response
     }
 }
@@ -216,5 +420,57 @@ impl From<InternalError> for OAuthError {
         }
         tracing::error!(error = %e, "internal error");
         OAuthError::server_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge_of(r: &Response) -> &str {
+        r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap()
+    }
+
+    #[test]
+    fn a_request_without_credentials_gets_a_bare_challenge_and_no_body() {
+        let r = BearerError::no_credentials("https://id.example/acme").into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge_of(&r), "Bearer realm=\"https://id.example/acme\"");
+        assert!(r.headers().get(header::CONTENT_TYPE).is_none());
+    }
+
+    #[test]
+    fn a_missing_scope_is_403_and_the_challenge_names_the_scope() {
+        let r = BearerError::insufficient_scope("https://i", Some("portcullis.admin"), "no")
+            .into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            challenge_of(&r),
+            "Bearer realm=\"https://i\", error=\"insufficient_scope\", error_description=\"no\", scope=\"portcullis.admin\""
+        );
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    }
+
+    #[test]
+    fn a_dpop_challenge_lists_the_algorithms_discovery_lists_and_carries_the_nonce() {
+        let r = BearerError::new("https://i", BearerErrorCode::UseDpopNonce, "nonce")
+            .scheme(AuthScheme::Dpop)
+            .with_dpop_nonce(Some("n-1".into()))
+            .into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            challenge_of(&r)
+                .starts_with("DPoP realm=\"https://i\", algs=\"ES256 RS256 PS256 EdDSA\"")
+        );
+        assert_eq!(r.headers()["dpop-nonce"], "n-1");
+    }
+
+    #[test]
+    fn the_405_of_a_post_only_endpoint_names_it() {
+        let e = OAuthError::only_post("the revocation endpoint");
+        assert_eq!(e.description, "the revocation endpoint accepts only POST");
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "POST");
     }
 }

@@ -1,11 +1,11 @@
 //! `POST /{tenant}/connect/introspect` (RFC 7662): an API resource (or the client a token was
 //! issued to) asks whether a token is active. Anything it may not know about is `active: false`.
 
+use crate::error::json_no_store;
 use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
-use crate::response::token::no_store_json;
 use crate::state::AppState;
 use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
@@ -67,7 +67,8 @@ pub async fn introspect(
             }
         };
         let body = answer.unwrap_or_else(|| json!({ "active": false }));
-        Ok::<_, OAuthError>(no_store_json(
+        Ok::<_, OAuthError>(json_no_store(
+            axum::http::StatusCode::OK,
             serde_json::to_vec(&body).map_err(InternalError::from)?,
         ))
     }

@@ -1,10 +1,10 @@
 //! `POST /{tenant}/connect/par` (RFC 9126): an authenticated client pushes its authorization
 //! request and gets a short-lived, single-use `request_uri` for it.
 
+use crate::error::json_no_store;
 use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
-use crate::response::token::no_store_json;
 use crate::state::AppState;
 use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
@@ -113,7 +113,7 @@ pub async fn par(
             "expires_in": lifetime,
         }))
         .map_err(InternalError::from)?;
-        let mut r = no_store_json(body);
+        let mut r = json_no_store(axum::http::StatusCode::OK, body);
         *r.status_mut() = StatusCode::CREATED;
         Ok::<_, OAuthError>(r)
     }

@@ -1,10 +1,10 @@
 //! `POST /{tenant}/connect/revocation` (RFC 7009): a client revokes one of its refresh tokens
 //! (and with it the whole family) or access tokens. Unknown tokens are answered 200.
 
+use crate::error::json_no_store;
 use crate::error::{ErrorCode, OAuthError};
 use crate::frontdoor::middleware::RequestContext;
 use crate::frontdoor::tenant::CurrentTenant;
-use crate::response::token::no_store_json;
 use crate::state::AppState;
 use crate::stores::{GrantKind, GrantStore};
 use crate::tokens;
@@ -82,7 +82,7 @@ pub async fn revoke(
             }
         }
         // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
-        Ok::<_, OAuthError>(no_store_json(b"{}".to_vec()))
+        Ok::<_, OAuthError>(json_no_store(axum::http::StatusCode::OK, b"{}".to_vec()))
     }
     .await;
     result.unwrap_or_else(|e| {

@@ -75,12 +75,3 @@ pub async fn token(
         e.into_response()
     })
 }
-
-/// RFC 6749 §3.2: the token endpoint is POST only.
-pub async fn wrong_method() -> Response {
-    OAuthError::new(
-        ErrorCode::MethodNotAllowed,
-        "the token endpoint accepts only POST",
-    )
-    .into_response()
-}

@@ -12,6 +12,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
+/// The 405 of a POST-only endpoint, naming it (RFC 9110 §15.5.6; `Allow: POST`).
+fn only_post(
+    endpoint: &'static str,
+) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + Sync + 'static {
+    move || std::future::ready(OAuthError::only_post(endpoint).into_response())
+}
+
 pub fn app(state: AppState) -> Router {
     let tenant_routes = Router::new()
         .route(
@@ -25,7 +32,7 @@ pub fn app(state: AppState) -> Router {
         .route("/{tenant}/.well-known/jwks", get(jwks::jwks))
         .route(
             "/{tenant}/connect/token",
-            post(token::token).fallback(token::wrong_method),
+            post(token::token).fallback(only_post("the token endpoint")),
         )
         .route(
             "/{tenant}/connect/authorize",
@@ -33,15 +40,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/{tenant}/connect/par",
-            post(par::par).fallback(token::wrong_method),
+            post(par::par).fallback(only_post("the pushed authorization request endpoint")),
         )
         .route(
             "/{tenant}/connect/introspect",
-            post(introspection::introspect).fallback(token::wrong_method),
+            post(introspection::introspect).fallback(only_post("the introspection endpoint")),
         )
         .route(
             "/{tenant}/connect/revocation",
-            post(revocation::revoke).fallback(token::wrong_method),
+            post(revocation::revoke).fallback(only_post("the revocation endpoint")),
         )
         .route(
             "/{tenant}/connect/userinfo",
@@ -104,7 +111,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/{tenant}/federation/{provider}/backchannel-logout",
-            post(federation::backchannel_logout).fallback(token::wrong_method),
+            post(federation::backchannel_logout)
+                .fallback(only_post("the back-channel logout endpoint")),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

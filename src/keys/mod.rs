@@ -21,6 +21,10 @@ pub enum Alg {
 
 impl Alg {
     pub const ALL: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
+    /// RFC 9449 §4.3 item 5 and §5.1: the algorithms a DPoP proof may use. The one list behind
+    /// discovery's `dpop_signing_alg_values_supported`, the proof check and the `algs` of a
+    /// DPoP challenge.
+    pub const DPOP: [Alg; 4] = [Alg::ES256, Alg::RS256, Alg::PS256, Alg::EdDSA];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -62,7 +62,7 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         // RFC 8705 §3.3
         "tls_client_certificate_bound_access_tokens": true,
         // RFC 9449 §5.1
-        "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+        "dpop_signing_alg_values_supported": crate::keys::Alg::DPOP.map(|a| a.as_str()),
         "scopes_supported": scopes,
         "claims_supported": claims,
         "response_types_supported": ["code"],

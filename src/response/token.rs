@@ -1,7 +1,7 @@
 //! Token responses (RFC 6749 §5.1): JWT access tokens per RFC 9068, or reference tokens.
 
 use crate::config::tenant::TokenFormat;
-use crate::error::{InternalError, OAuthError};
+use crate::error::{InternalError, OAuthError, json_no_store};
 use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::TokenResponse;
 use crate::registry::Tenant;
@@ -9,8 +9,8 @@ use crate::state::AppState;
 use crate::stores::{Consumed, GrantKind, GrantRecord, GrantStore};
 use crate::tokens::{self, AccessTokenClaims, Audience};
 use crate::validation::token::client_credentials::ValidatedClientCredentials;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 
 pub async fn client_credentials(
     state: &AppState,
@@ -87,20 +87,7 @@ pub async fn client_credentials(
         id_token: None,
     })
     .map_err(InternalError::from)?;
-    Ok(no_store_json(body))
-}
-
-/// RFC 6749 §5.1: token responses carry `Cache-Control: no-store` and `Pragma: no-cache`.
-pub fn no_store_json(body: Vec<u8>) -> Response {
-    let mut r = body.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    r
+    Ok(json_no_store(StatusCode::OK, body))
 }
 
 /// The facts a user's tokens are made of, whichever grant produced them.
@@ -334,7 +321,7 @@ fn user_token_response(
         id_token: issued.id_token.as_deref(),
     })
     .map_err(InternalError::from)?;
-    Ok(no_store_json(body))
+    Ok(json_no_store(StatusCode::OK, body))
 }
 
 /// RFC 6749 §4.1.4: tokens for a code, written in the same statement that records its use.

@@ -49,6 +49,7 @@ pub fn check(proof: &str, expect: &Expect<'_>) -> Result<Proof, &'static str> {
         .get("alg")
         .and_then(Value::as_str)
         .and_then(Alg::parse)
+        .filter(|a| Alg::DPOP.contains(a))
         .ok_or("the DPoP proof's alg is not allowed")?;
     let jwk = match header.get("jwk") {
         Some(Value::Object(m)) => m,

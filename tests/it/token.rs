@@ -188,6 +188,35 @@ async fn assert_error(
 }
 
 #[tokio::test]
+async fn a_get_on_a_post_only_endpoint_is_405_naming_that_endpoint() {
+    let s = TestServer::start().await;
+    for (path, name) in [
+        ("/acme/connect/token", "the token endpoint"),
+        (
+            "/acme/connect/par",
+            "the pushed authorization request endpoint",
+        ),
+        ("/acme/connect/introspect", "the introspection endpoint"),
+        ("/acme/connect/revocation", "the revocation endpoint"),
+        (
+            "/acme/federation/globex/backchannel-logout",
+            "the back-channel logout endpoint",
+        ),
+    ] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{path}");
+        assert_eq!(r.headers()["allow"], "POST", "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}");
+        assert_eq!(
+            body["error_description"],
+            format!("{name} accepts only POST"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn every_bad_token_request_gets_its_exact_error() {
     let s = TestServer::start().await;
     let cc = [("grant_type", "client_credentials")];
