@@ -388,6 +388,13 @@ impl IntoResponse for BearerError {
     }
 }
 
+/// 413: the body is larger than `[server] max_body_bytes`.
+pub fn body_too_large() -> Response {
+    OAuthError::invalid_request("the request body is too large")
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        .into_response()
+}
+
 /// Internal failures (store, crypto). Never shown to a caller beyond `server_error`.
 #[derive(Debug, thiserror::Error)]
 pub enum InternalError {

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod protocol;
 pub mod registry;
+pub mod request;
 pub mod response;
 pub mod secrets;
 pub mod server;

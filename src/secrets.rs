@@ -1,4 +1,6 @@
-//! Client secrets: stored as hashes, compared in constant time, never logged.
+//! Secrets and their stored forms. Client secrets: stored as hashes, compared in constant
+//! time, never logged. User secrets: the formats a password hash (argon2id PHC) and a TOTP
+//! secret (base32) must have — checked when a tenant file loads and when users are added.
 //!
 //! Generated client secrets carry 256 bits of entropy, so a single SHA-256 is the right hash
 //! (a slow password hash buys nothing against a search space of 2^256 and costs every token
@@ -9,6 +11,35 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 const SHA256_PREFIX: &str = "sha256:";
+
+/// Checks that a stored password hash is an argon2id PHC string this server can verify.
+pub fn check_password_hash(phc: &str) -> Result<(), String> {
+    let parsed = argon2::PasswordHash::new(phc).map_err(|_| {
+        "not a PHC password hash (use `portcullis users hash-password`)".to_string()
+    })?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err("password hashes must be argon2id".into());
+    }
+    Ok(())
+}
+
+/// RFC 6238 parameters every authenticator app supports: SHA-1, 6 digits, 30 s steps.
+pub(crate) const TOTP_STEP: u64 = 30;
+
+/// The TOTP generator of a base32 secret.
+pub(crate) fn totp(secret_b32: &str) -> Result<totp_rs::TOTP, String> {
+    let bytes = totp_rs::Secret::Encoded(secret_b32.trim_end_matches('=').to_ascii_uppercase())
+        .to_bytes()
+        .map_err(|_| "the TOTP secret is not base32".to_string())?;
+    // One step of skew each way (RFC 6238 §5.2 recommends at most one).
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, TOTP_STEP, bytes)
+        .map_err(|e| format!("unusable TOTP secret: {e}"))
+}
+
+/// Checks that a TOTP secret is base32 and long enough to use.
+pub fn check_totp_secret(secret_b32: &str) -> Result<(), String> {
+    totp(secret_b32).map(|_| ())
+}
 
 /// A stored secret hash, e.g. `sha256:3q2-7w…`.
 #[derive(Clone, PartialEq, Eq)]

@@ -2,10 +2,10 @@
 
 use crate::clock::SharedClock;
 use crate::config::ServerConfig;
-use crate::frontdoor::ListenerKind;
 use crate::frontdoor::connections::Connections;
 use crate::frontdoor::listener;
 use crate::frontdoor::tls::{self, SniResolver};
+use crate::request::ListenerKind;
 use crate::state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -183,6 +183,10 @@ pub async fn start(
     let resolver = prepare_certificates(&config)?;
     let grace = Duration::from_secs(config.file.server.shutdown_grace_seconds);
     let state = AppState::build(config, clock, Some(resolver.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    // The tenant files are read, checked and stored before the first request is served.
+    crate::registry::sync::reload_files(&state)
         .await
         .map_err(|e| e.to_string())?;
     let router = crate::app(state.clone());

@@ -7,7 +7,7 @@ use crate::frontdoor::tls::SniResolver;
 use crate::keys::{KeyPolicy, MasterKey};
 use crate::metrics::TenantMetrics;
 use crate::registry::TenantRegistry;
-use crate::registry::sync::FileState;
+use crate::registry::files::FileState;
 use crate::stores::{GrantKind, Store};
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -21,7 +21,7 @@ pub struct StateInner {
     pub config: ServerConfig,
     pub store: Store,
     pub clock: SharedClock,
-    pub master: MasterKey,
+    pub master: Arc<MasterKey>,
     pub key_policy: KeyPolicy,
     pub registry: TenantRegistry,
     /// Metrics of requests for tenants that do not exist.
@@ -66,8 +66,9 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Connects to the database, loads the master key and the tenant files, and prepares every
-    /// tenant's keys. `tls` is the certificate resolver of the TLS listeners, if any.
+    /// Connects to the database, loads the master key and prepares the handles; the tenants are
+    /// loaded afterwards (`registry::sync::reload_files`). `tls` is the certificate resolver of
+    /// the TLS listeners, if any.
     pub async fn build(
         config: ServerConfig,
         clock: SharedClock,
@@ -113,8 +114,13 @@ impl AppState {
             outbound.clone(),
             config.file.outbound.cache_max_bytes,
         );
-        let federation =
-            crate::federation::Federation::new(config.file.reload.sync_interval_seconds.max(1));
+        let master = Arc::new(master);
+        let federation = crate::federation::Federation::new(
+            store.clone(),
+            master.clone(),
+            outbound.policy().clone(),
+            config.file.reload.sync_interval_seconds.max(1),
+        );
         let seen = crate::stores::replay::ReplaySet::new(
             usize::try_from(config.file.cache.replay_capacity).unwrap_or(usize::MAX),
         );
@@ -146,7 +152,6 @@ impl AppState {
             request_id_prefix: u32::from_be_bytes(crate::secrets::random_bytes()),
             request_counter: std::sync::atomic::AtomicU64::new(0),
         }));
-        crate::registry::sync::reload_files(&state).await?;
         Ok(state)
     }
 

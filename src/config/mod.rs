@@ -1,9 +1,11 @@
 //! Configuration in two layers (STYLE.md §11): strict file schemas (`deny_unknown_fields`) that
 //! resolve into the runtime types the rest of the code uses.
 
+pub mod client;
 pub mod server;
 pub mod tenant;
 
+pub use client::Client;
 pub use server::ServerConfig;
 pub use tenant::{ClientSpec, TenantSpec};
 

@@ -1593,11 +1593,11 @@ fn resolve_users(
                 format!("user `{}` is defined twice", u.username),
             );
         }
-        if let Err(m) = crate::users::check_password_hash(&u.password_hash) {
+        if let Err(m) = crate::secrets::check_password_hash(&u.password_hash) {
             bad(uk.key("password_hash"), m);
         }
         if let Some(secret) = &u.totp_secret
-            && let Err(m) = crate::users::check_totp_secret(secret)
+            && let Err(m) = crate::secrets::check_totp_secret(secret)
         {
             bad(uk.key("totp_secret"), m);
         }

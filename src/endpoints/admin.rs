@@ -12,9 +12,9 @@
 use crate::error::{BearerError, ErrorCode, OAuthError};
 use crate::federation::admin::{self, AdminError, FileClaims, Mode};
 use crate::federation::{Definition, Plain};
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::validation::params::{Path, Query};
 use axum::body::Bytes;

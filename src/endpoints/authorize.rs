@@ -1,8 +1,8 @@
 //! `GET`/`POST /{tenant}/connect/authorize` (RFC 6749 §3.1, OIDC Core §3.1.2.1).
 
 use crate::error::OAuthError;
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::response::authorize::{Flow, error_page};
 use crate::sessions;
 use crate::state::AppState;

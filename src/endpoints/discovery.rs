@@ -1,7 +1,7 @@
 //! `GET /{tenant}/.well-known/openid-configuration` (OIDC Discovery 1.0 §4) and
 //! `GET /.well-known/oauth-authorization-server/{tenant}` (RFC 8414 §3): a precomputed document.
 
-use crate::frontdoor::tenant::CurrentTenant;
+use crate::request::CurrentTenant;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 

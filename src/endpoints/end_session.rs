@@ -3,9 +3,9 @@
 //! front-channel notifications.
 
 use crate::error::{ErrorCode, InternalError, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::response::authorize::error_page;
 use crate::sessions::{self, logout};
 use crate::state::AppState;

@@ -9,9 +9,9 @@ use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::federation::{
     self, Answer, Begin, ExternalIdentity, FederationError, Provider, Reply, UpstreamState,
 };
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::sessions;
 use crate::state::AppState;
 use crate::stores::{
@@ -32,7 +32,7 @@ pub async fn start(
     PendingInteraction(p): PendingInteraction,
     Path((_, provider_id)): Path<(String, String)>,
 ) -> Response {
-    let provider = match federation::find(&p.state, &p.tenant, &provider_id).await {
+    let provider = match p.state.federation.find(&p.tenant, &provider_id).await {
         Ok(Some(found)) if federation::client_allows(&p.client, &provider_id) => found,
         Ok(_) => {
             return p.fail(OAuthError::invalid_request(
@@ -215,7 +215,7 @@ fn unknown_round_trip(s: &SignIn, why: &str) -> Response {
 /// The provider of a round trip in flight, if the tenant still offers it (it may have been
 /// disabled meanwhile).
 async fn still_offered(p: &Pending, id: &str) -> Result<Arc<Provider>, FederationError> {
-    match federation::find(&p.state, &p.tenant, id).await {
+    match p.state.federation.find(&p.tenant, id).await {
         Ok(Some(found)) => Ok(found),
         Ok(None) => Err(FederationError::Denied(
             "this identity provider is no longer available".into(),
@@ -271,7 +271,7 @@ pub async fn upstream_logout_url(
     if session.idp == federation::LOCAL {
         return None;
     }
-    let provider = federation::find(state, tenant, &session.idp).await.ok()??;
+    let provider = state.federation.find(tenant, &session.idp).await.ok()??;
     let upstream: federation::UpstreamSession =
         serde_json::from_str(session.upstream.as_deref()?).ok()?;
     let handle = tokens::new_handle();
@@ -385,7 +385,7 @@ pub async fn backchannel_logout(
     let Some(token) = form.get("logout_token").filter(|t| t.len() <= 16 * 1024) else {
         return bad("no logout_token");
     };
-    let provider = match federation::find(&state, &tenant, &provider_id).await {
+    let provider = match state.federation.find(&tenant, &provider_id).await {
         Ok(Some(p)) => p,
         Ok(None) => return bad("unknown provider"),
         Err(e) => {
@@ -485,7 +485,7 @@ pub async fn saml_metadata(
     ctx: RequestContext,
     Path((_, provider_id)): Path<(String, String)>,
 ) -> Response {
-    let metadata = match federation::find(&state, &tenant, &provider_id).await {
+    let metadata = match state.federation.find(&tenant, &provider_id).await {
         Ok(Some(p)) => p.sp_metadata(&tenant),
         Ok(None) => None,
         Err(e) => {
@@ -547,7 +547,7 @@ pub async fn saml_acs(
     let Some(response) = form.get("SAMLResponse") else {
         return reject("no SAMLResponse".into());
     };
-    let provider = match federation::find(&s.state, &s.tenant, &provider_id).await {
+    let provider = match s.state.federation.find(&s.tenant, &provider_id).await {
         Ok(Some(p)) => p,
         Ok(None) => return reject("SAML response for an unknown provider".into()),
         Err(e) => return s.internal(e),

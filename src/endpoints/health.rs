@@ -1,7 +1,7 @@
 //! Operations: liveness, readiness (checks the database) and Prometheus metrics.
 
 use crate::error::OAuthError;
-use crate::frontdoor::middleware::RequestContext;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -19,10 +19,11 @@
 // A page's refusal is a finished response, built once per request.
 #![allow(clippy::result_large_err)]
 
+use crate::config::Client;
 use crate::error::{ErrorCode, InternalError, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
-use crate::registry::{Client, Tenant};
+use crate::registry::Tenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::response::authorize::{Flow, Interaction, error_page};
 use crate::sessions::{self, Login};
 use crate::state::AppState;

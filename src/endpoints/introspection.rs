@@ -3,9 +3,9 @@
 
 use crate::error::json_no_store;
 use crate::error::{ErrorCode, InternalError, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;

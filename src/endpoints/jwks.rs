@@ -1,7 +1,7 @@
 //! `GET /{tenant}/.well-known/jwks` (RFC 7517 §5): announced, active and retired public keys.
 
 use super::discovery::json_document;
-use crate::frontdoor::tenant::CurrentTenant;
+use crate::request::CurrentTenant;
 use axum::response::{IntoResponse, Response};
 
 pub async fn jwks(CurrentTenant(tenant): CurrentTenant) -> Response {

@@ -24,7 +24,12 @@ pub async fn login_submit(s: SubmittedInteraction) -> Response {
     let username = form.get("username").unwrap_or_default().trim().to_string();
     let password = form.get("password").unwrap_or_default().to_string();
     if username.contains('@') && username.len() <= 200 {
-        match crate::federation::provider_for_email(&p.state, &p.tenant, &username).await {
+        match p
+            .state
+            .federation
+            .provider_for_email(&p.tenant, &username)
+            .await
+        {
             Ok(Some(id)) if crate::federation::client_allows(&p.client, &id) => {
                 return p.redirect(&start_url(&p, &id));
             }
@@ -251,7 +256,7 @@ async fn login_page(
     locked: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let providers = match crate::federation::offered(&p.state, &p.tenant, &p.client).await {
+    let providers = match p.state.federation.offered(&p.tenant, &p.client).await {
         Ok(list) => list,
         Err(e) => return p.internal(e),
     };

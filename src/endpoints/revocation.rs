@@ -3,8 +3,8 @@
 
 use crate::error::json_no_store;
 use crate::error::{ErrorCode, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::stores::{GrantKind, GrantStore};
 use crate::tokens;

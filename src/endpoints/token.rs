@@ -1,9 +1,9 @@
 //! `POST /{tenant}/connect/token` (RFC 6749 §3.2): extract → authenticate → validate → issue.
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
 use crate::protocol::token::TokenRequest;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::response;
 use crate::state::AppState;
 use crate::validation::form::FormBody;

@@ -3,9 +3,9 @@
 //! (RFC 9449 §7: `Authorization: DPoP` with a proof for this request).
 
 use crate::error::{AuthScheme, BearerError, BearerErrorCode, ErrorCode};
-use crate::frontdoor::middleware::RequestContext;
-use crate::frontdoor::tenant::CurrentTenant;
 use crate::registry::Tenant;
+use crate::request::CurrentTenant;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::tokens::{self, UserAccessClaims};
 use crate::validation::dpop;

@@ -13,7 +13,7 @@
 //! from the database (added at runtime through the admin API or the CLI, per tenant). The round
 //! trip is a small state machine:
 //!
-//! 1. The sign-in needs a login: home-realm discovery ([`home_realm`]) picks a provider, or the
+//! 1. The sign-in needs a login: home-realm discovery ([`Federation::home_realm`]) picks a provider, or the
 //!    user picks one on the login page. The pending interaction (the downstream authorize
 //!    request, bound to the browser) stays where it is.
 //! 2. `begin`: a single-use upstream state record (random handle, expiring) names the
@@ -37,13 +37,15 @@ pub use definition::{Definition, LOCAL, Plain, ProviderKind, Sealed, valid_id};
 pub use identity::{ExternalIdentity, FederationError, UpstreamSession, map_claims};
 pub use linking::link_or_provision;
 pub use provider::{Provider, load_files};
-pub use realm::{Realm, home_realm, provider_for_email};
+pub use realm::Realm;
 pub use upstream::{Answer, Begin, Reply, UpstreamState};
 
+use crate::config::Client;
 use crate::error::InternalError;
-use crate::registry::{Client, Tenant};
-use crate::state::AppState;
-use crate::stores::FederationStore;
+use crate::keys::MasterKey;
+use crate::outbound::Policy;
+use crate::registry::Tenant;
+use crate::stores::{FederationStore, Store};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,9 +53,14 @@ use std::sync::Arc;
 // ---------------------------------------------------------------------------------------------
 // Runtime lookups
 
-/// Federation's share of the application state.
+/// The upstream providers this node knows: the file ones, and the runtime ones read from the
+/// store (and opened with the master key) on first use.
 #[derive(Debug)]
 pub struct Federation {
+    store: Store,
+    master: Arc<MasterKey>,
+    /// Where runtime providers' documents may be fetched from.
+    policy: Policy,
     /// Providers from `providers/*.toml` by id (offered by the tenants that list them).
     pub files: ArcSwap<HashMap<String, Arc<Provider>>>,
     /// Runtime providers by `tenant\0id` (`None`: known not to exist). Other nodes' changes
@@ -68,9 +75,12 @@ pub struct Federation {
 const LISTED_MAX: i64 = 20;
 
 impl Federation {
-    pub fn new(ttl_seconds: u64) -> Self {
+    pub fn new(store: Store, master: Arc<MasterKey>, policy: Policy, ttl_seconds: u64) -> Self {
         let ttl = std::time::Duration::from_secs(ttl_seconds.max(1));
         Self {
+            store,
+            master,
+            policy,
             files: ArcSwap::from_pointee(HashMap::new()),
             dynamic: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -81,6 +91,98 @@ impl Federation {
                 .time_to_live(ttl)
                 .build(),
         }
+    }
+
+    /// The enabled provider `id` of `tenant`, if the tenant offers it.
+    pub async fn find(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<Arc<Provider>>, InternalError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        if tenant.spec.providers.iter().any(|p| p == id) {
+            return Ok(self
+                .files
+                .load()
+                .get(id)
+                .filter(|p| p.spec.enabled)
+                .cloned());
+        }
+        let slug = tenant.slug().to_string();
+        let key = format!("{slug}\0{id}");
+        let id = id.to_string();
+        let found = self
+            .dynamic
+            .try_get_with(key, async move {
+                let Some(row) = self.store.find_provider_row(&slug, &id).await? else {
+                    return Ok::<_, InternalError>(None);
+                };
+                let opened = serde_json::from_str::<Definition<Sealed>>(&row.spec)
+                    .map_err(|e| format!("the stored definition does not parse: {e}"))
+                    .and_then(|d| d.open(&slug, &self.master))
+                    .and_then(|d| Provider::new(d, Some(&slug), &self.policy));
+                match opened {
+                    Ok(p) => Ok(Some(Arc::new(p))),
+                    Err(e) => {
+                        tracing::error!(tenant = %slug, provider = %id, error = %e, "stored provider cannot be used");
+                        Ok(None)
+                    }
+                }
+            })
+            .await
+            .map_err(|e| InternalError::Other(e.to_string()))?;
+        Ok(found.filter(|p| p.spec.enabled))
+    }
+
+    /// The providers shown as buttons to `client`'s users: (id, display name).
+    pub async fn offered(
+        &self,
+        tenant: &Tenant,
+        client: &Client,
+    ) -> Result<Vec<(String, String)>, InternalError> {
+        let mut out = Vec::new();
+        let restricted = &client.spec.interactive.identity_providers;
+        if !restricted.is_empty() {
+            for id in restricted.iter().filter(|i| *i != LOCAL) {
+                if let Some(p) = self.find(tenant, id).await? {
+                    out.push((p.spec.id.clone(), p.spec.display().to_string()));
+                }
+            }
+            return Ok(out);
+        }
+        let files = self.files.load();
+        for id in &tenant.spec.providers {
+            if let Some(p) = files.get(id).filter(|p| p.spec.enabled && p.spec.listed) {
+                out.push((p.spec.id.clone(), p.spec.display().to_string()));
+            }
+        }
+        let slug = tenant.slug().to_string();
+        let store = self.store.clone();
+        let dynamic = self
+            .listed
+            .try_get_with(slug.clone(), async move {
+                let rows = store
+                    .list_provider_rows(&slug, true, "", LISTED_MAX)
+                    .await?;
+                Ok::<_, InternalError>(Arc::new(
+                    rows.into_iter()
+                        .map(|r| {
+                            let name = if r.display_name.is_empty() {
+                                r.id.clone()
+                            } else {
+                                r.display_name
+                            };
+                            (r.id, name)
+                        })
+                        .collect::<Vec<_>>(),
+                ))
+            })
+            .await
+            .map_err(|e| InternalError::Other(e.to_string()))?;
+        out.extend(dynamic.iter().cloned());
+        Ok(out)
     }
 
     /// Forgets every runtime provider this node knows (change notices may have been missed).
@@ -94,52 +196,6 @@ impl Federation {
         self.dynamic.invalidate(&format!("{tenant}\0{id}")).await;
         self.listed.invalidate(tenant).await;
     }
-}
-
-/// The enabled provider `id` of `tenant`, if the tenant offers it.
-pub async fn find(
-    state: &AppState,
-    tenant: &Tenant,
-    id: &str,
-) -> Result<Option<Arc<Provider>>, InternalError> {
-    if !valid_id(id) {
-        return Ok(None);
-    }
-    if tenant.spec.providers.iter().any(|p| p == id) {
-        return Ok(state
-            .federation
-            .files
-            .load()
-            .get(id)
-            .filter(|p| p.spec.enabled)
-            .cloned());
-    }
-    let slug = tenant.slug().to_string();
-    let key = format!("{slug}\0{id}");
-    let id = id.to_string();
-    let st = state.clone();
-    let found = state
-        .federation
-        .dynamic
-        .try_get_with(key, async move {
-            let Some(row) = st.store.find_provider_row(&slug, &id).await? else {
-                return Ok::<_, InternalError>(None);
-            };
-            let opened = serde_json::from_str::<Definition<Sealed>>(&row.spec)
-                .map_err(|e| format!("the stored definition does not parse: {e}"))
-                .and_then(|d| d.open(&slug, &st.master))
-                .and_then(|d| Provider::new(d, Some(&slug), st.outbound.policy()));
-            match opened {
-                Ok(p) => Ok(Some(Arc::new(p))),
-                Err(e) => {
-                    tracing::error!(tenant = %slug, provider = %id, error = %e, "stored provider cannot be used");
-                    Ok(None)
-                }
-            }
-        })
-        .await
-        .map_err(|e| InternalError::Other(e.to_string()))?;
-    Ok(found.filter(|p| p.spec.enabled))
 }
 
 /// Whether `client` may use provider `id` (IdentityServer's IdentityProviderRestrictions).
@@ -156,54 +212,4 @@ pub fn local_login_allowed(client: &Client) -> bool {
 fn client_allows_local(client: &Client) -> bool {
     let allowed = &client.spec.interactive.identity_providers;
     allowed.is_empty() || allowed.iter().any(|a| a == LOCAL)
-}
-
-/// The providers shown as buttons to `client`'s users: (id, display name).
-pub async fn offered(
-    state: &AppState,
-    tenant: &Tenant,
-    client: &Client,
-) -> Result<Vec<(String, String)>, InternalError> {
-    let mut out = Vec::new();
-    let restricted = &client.spec.interactive.identity_providers;
-    if !restricted.is_empty() {
-        for id in restricted.iter().filter(|i| *i != LOCAL) {
-            if let Some(p) = find(state, tenant, id).await? {
-                out.push((p.spec.id.clone(), p.spec.display().to_string()));
-            }
-        }
-        return Ok(out);
-    }
-    let files = state.federation.files.load();
-    for id in &tenant.spec.providers {
-        if let Some(p) = files.get(id).filter(|p| p.spec.enabled && p.spec.listed) {
-            out.push((p.spec.id.clone(), p.spec.display().to_string()));
-        }
-    }
-    let slug = tenant.slug().to_string();
-    let store = state.store.clone();
-    let dynamic = state
-        .federation
-        .listed
-        .try_get_with(slug.clone(), async move {
-            let rows = store
-                .list_provider_rows(&slug, true, "", LISTED_MAX)
-                .await?;
-            Ok::<_, InternalError>(Arc::new(
-                rows.into_iter()
-                    .map(|r| {
-                        let name = if r.display_name.is_empty() {
-                            r.id.clone()
-                        } else {
-                            r.display_name
-                        };
-                        (r.id, name)
-                    })
-                    .collect::<Vec<_>>(),
-            ))
-        })
-        .await
-        .map_err(|e| InternalError::Other(e.to_string()))?;
-    out.extend(dynamic.iter().cloned());
-    Ok(out)
 }

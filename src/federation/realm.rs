@@ -2,38 +2,11 @@
 //! the provider that claims the user's email domain, the client's only provider, or the
 //! sign-in page.
 
-use super::{LOCAL, client_allows, find, local_login_allowed};
+use super::{Federation, LOCAL, client_allows, local_login_allowed};
+use crate::config::Client;
 use crate::error::InternalError;
-use crate::registry::{Client, Tenant};
-use crate::state::AppState;
+use crate::registry::Tenant;
 use crate::stores::FederationStore;
-
-/// The provider that claims the domain of `email` for `tenant`, if any.
-pub async fn provider_for_email(
-    state: &AppState,
-    tenant: &Tenant,
-    email: &str,
-) -> Result<Option<String>, InternalError> {
-    let Some((_, domain)) = email.rsplit_once('@') else {
-        return Ok(None);
-    };
-    let domain = domain.trim().to_ascii_lowercase();
-    if domain.is_empty() || domain.len() > 253 {
-        return Ok(None);
-    }
-    let files = state.federation.files.load();
-    for id in &tenant.spec.providers {
-        if let Some(p) = files.get(id)
-            && p.spec.domains.contains(&domain)
-        {
-            return Ok(Some(id.clone()));
-        }
-    }
-    state
-        .store
-        .provider_for_domain(tenant.slug(), &domain)
-        .await
-}
 
 /// What home-realm discovery decided.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,47 +17,73 @@ pub enum Realm {
     Page,
 }
 
-/// Home-realm discovery, in this order: an explicit hint (`acr_values=idp:<id>` as
-/// IdentityServer reads it, or `idp_hint`); the domain of `login_hint`; the client's only
-/// provider when it allows no local login; otherwise the sign-in page.
-pub async fn home_realm(
-    state: &AppState,
-    tenant: &Tenant,
-    client: &Client,
-    request: &crate::validation::authorize::ValidatedAuthorize,
-) -> Result<Realm, InternalError> {
-    let hint = request
-        .acr_values
-        .iter()
-        .find_map(|a| a.strip_prefix("idp:"))
-        .or(request.idp_hint.as_deref());
-    if let Some(id) = hint {
-        if id == LOCAL {
-            return Ok(Realm::Page);
+impl Federation {
+    /// The provider that claims the domain of `email` for `tenant`, if any.
+    pub async fn provider_for_email(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+    ) -> Result<Option<String>, InternalError> {
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return Ok(None);
+        };
+        let domain = domain.trim().to_ascii_lowercase();
+        if domain.is_empty() || domain.len() > 253 {
+            return Ok(None);
         }
-        if client_allows(client, id) && find(state, tenant, id).await?.is_some() {
-            return Ok(Realm::Provider(id.to_string()));
+        let files = self.files.load();
+        for id in &tenant.spec.providers {
+            if let Some(p) = files.get(id)
+                && p.spec.domains.contains(&domain)
+            {
+                return Ok(Some(id.clone()));
+            }
         }
-        tracing::info!(tenant = %tenant.slug(), provider = id, "idp hint names no provider this client may use; showing the sign-in page");
+        self.store.provider_for_domain(tenant.slug(), &domain).await
     }
-    if let Some(hint) = &request.login_hint
-        && let Some(id) = provider_for_email(state, tenant, hint).await?
-        && client_allows(client, &id)
-        && find(state, tenant, &id).await?.is_some()
-    {
-        return Ok(Realm::Provider(id));
-    }
-    if !local_login_allowed(client) {
-        let only: Vec<&String> = client
-            .spec
-            .interactive
-            .identity_providers
+
+    /// Home-realm discovery, in this order: an explicit hint (`acr_values=idp:<id>` as
+    /// IdentityServer reads it, or `idp_hint`); the domain of `login_hint`; the client's only
+    /// provider when it allows no local login; otherwise the sign-in page.
+    pub async fn home_realm(
+        &self,
+        tenant: &Tenant,
+        client: &Client,
+        request: &crate::validation::authorize::ValidatedAuthorize,
+    ) -> Result<Realm, InternalError> {
+        let hint = request
+            .acr_values
             .iter()
-            .filter(|i| *i != LOCAL)
-            .collect();
-        if let [one] = only.as_slice() {
-            return Ok(Realm::Provider((*one).clone()));
+            .find_map(|a| a.strip_prefix("idp:"))
+            .or(request.idp_hint.as_deref());
+        if let Some(id) = hint {
+            if id == LOCAL {
+                return Ok(Realm::Page);
+            }
+            if client_allows(client, id) && self.find(tenant, id).await?.is_some() {
+                return Ok(Realm::Provider(id.to_string()));
+            }
+            tracing::info!(tenant = %tenant.slug(), provider = id, "idp hint names no provider this client may use; showing the sign-in page");
         }
+        if let Some(hint) = &request.login_hint
+            && let Some(id) = self.provider_for_email(tenant, hint).await?
+            && client_allows(client, &id)
+            && self.find(tenant, &id).await?.is_some()
+        {
+            return Ok(Realm::Provider(id));
+        }
+        if !local_login_allowed(client) {
+            let only: Vec<&String> = client
+                .spec
+                .interactive
+                .identity_providers
+                .iter()
+                .filter(|i| *i != LOCAL)
+                .collect();
+            if let [one] = only.as_slice() {
+                return Ok(Realm::Provider((*one).clone()));
+            }
+        }
+        Ok(Realm::Page)
     }
-    Ok(Realm::Page)
 }

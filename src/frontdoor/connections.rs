@@ -390,7 +390,7 @@ pub struct Refused {
 }
 
 impl Refused {
-    pub fn log(&self, peer: IpAddr, listener: super::ListenerKind) {
+    pub fn log(&self, peer: IpAddr, listener: crate::request::ListenerKind) {
         if let Some(unlogged) = self.log {
             crate::events::connection_refused(
                 self.limit.as_str(),

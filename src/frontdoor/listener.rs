@@ -2,8 +2,9 @@
 //! facts attached to each request, connection limits and timeouts (see `connections`), and
 //! graceful shutdown bounded by a grace period.
 
+use super::ConnectionInfo;
 use super::connections::{Activity, Closed, Connections, Expired, InFlight, Permit, Timeouts};
-use super::{ConnectionInfo, ListenerKind};
+use crate::request::ListenerKind;
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;

@@ -1,8 +1,9 @@
 //! Cross-cutting request handling: request id, client address behind trusted proxies, host-based
 //! tenant routing, body limits, timeouts, security headers.
 
-use super::{ConnectionInfo, ListenerKind};
-use crate::error::{ErrorCode, OAuthError};
+use super::ConnectionInfo;
+use crate::error::{ErrorCode, OAuthError, body_too_large};
+use crate::request::{ListenerKind, RequestContext};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Uri, header};
@@ -13,54 +14,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
-
-/// Per-request facts every handler may need.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub request_id: Arc<str>,
-    /// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
-    pub client_ip: Option<IpAddr>,
-    /// The connection came over TLS (directly, or a trusted proxy says `X-Forwarded-Proto: https`).
-    pub secure: bool,
-    pub listener: Option<ListenerKind>,
-    /// The request path after host routing (`/{tenant}/connect/token`).
-    pub path: Arc<str>,
-    /// The client certificate chain (end entity first): from the mTLS listener, or from a
-    /// trusted proxy's certificate header. Only key possession (or the proxy) vouches for it.
-    pub client_certs: Option<Arc<Vec<CertificateDer<'static>>>>,
-}
-
-impl RequestContext {
-    /// RFC 8705 §3.1: the base64url SHA-256 of the client certificate, `x5t#S256`.
-    pub fn cert_thumbprint(&self) -> Option<String> {
-        let der = self.client_certs.as_ref()?.first()?;
-        Some(base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()),
-        ))
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestContext {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestContext>()
-            .cloned()
-            .unwrap_or_else(|| RequestContext {
-                request_id: Arc::from("-"),
-                client_ip: None,
-                secure: false,
-                listener: None,
-                path: Arc::from(parts.uri.path()),
-                client_certs: None,
-            }))
-    }
-}
 
 /// The outermost layer: runs before routing, so it may rewrite the path of host-routed tenants.
 pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -204,12 +157,6 @@ fn client_from_forwarded_for(value: &str, state: &AppState) -> Option<IpAddr> {
         }
     }
     last
-}
-
-pub fn body_too_large() -> Response {
-    OAuthError::invalid_request("the request body is too large")
-        .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
-        .into_response()
 }
 
 fn set_security_headers(response: &mut Response, secure: bool, request_id: &str) {

@@ -8,19 +8,10 @@ pub mod router;
 pub mod tenant;
 pub mod tls;
 
+use crate::request::ListenerKind;
 use rustls::pki_types::CertificateDer;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenerKind {
-    /// The main HTTPS listener; never requests a client certificate.
-    Main,
-    /// The mTLS listener (RFC 8705 `mtls_endpoint_aliases`).
-    Mtls,
-    /// Plain HTTP behind a TLS-terminating proxy.
-    Plain,
-}
 
 /// Facts about the connection a request came on, attached to every request as an extension.
 #[derive(Debug, Clone)]

@@ -2,33 +2,13 @@
 //! by the front layer). Unknown tenants are answered 404 here, before any endpoint runs.
 
 use crate::error::OAuthError;
-use crate::frontdoor::middleware::RequestContext;
 use crate::metrics::Endpoint;
-use crate::registry::Tenant;
+use crate::request::{CurrentTenant, RequestContext};
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 use std::time::Instant;
-
-/// The tenant a request is for. Only this module creates it.
-#[derive(Debug, Clone)]
-pub struct CurrentTenant(pub Arc<Tenant>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CurrentTenant {
-    type Rejection = OAuthError;
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<CurrentTenant>()
-            .cloned()
-            .ok_or_else(|| OAuthError::not_found("unknown tenant"))
-    }
-}
 
 fn endpoint_of(route: Option<&str>) -> Endpoint {
     match route.unwrap_or_default() {

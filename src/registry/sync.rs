@@ -21,15 +21,6 @@ use std::time::Duration;
 
 pub const FILE_SOURCE: &str = "file";
 
-/// What the last scan of the tenants directory saw: file → digest of its content.
-#[derive(Debug, Default)]
-pub struct FileState {
-    seen: HashMap<PathBuf, Vec<u8>>,
-    scanned: bool,
-    /// Digest of the provider files as last loaded (`None`: load them on the next scan).
-    providers: Option<Vec<u8>>,
-}
-
 /// Makes the next scan reload the provider files even if they did not change (SIGHUP: the key
 /// or metadata files they name may have).
 pub async fn forget_provider_files(state: &AppState) {

@@ -2,9 +2,10 @@
 //! the decision, the pending interaction kept while the user signs in, the authorization code,
 //! and the redirect back to the client (query, fragment or form_post, with `iss` per RFC 9207).
 
+use crate::config::Client;
 use crate::error::{ErrorCode, InternalError, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
-use crate::registry::{Client, Tenant};
+use crate::registry::Tenant;
+use crate::request::RequestContext;
 use crate::sessions;
 use crate::state::AppState;
 use crate::stores::{
@@ -153,7 +154,10 @@ impl Flow<'_> {
                 };
                 // Home-realm discovery picks the way in: an upstream provider or the page.
                 let realm = if matches!(next, Next::Login) {
-                    match crate::federation::home_realm(self.state, self.tenant, client, &request)
+                    match self
+                        .state
+                        .federation
+                        .home_realm(self.tenant, client, &request)
                         .await
                     {
                         Ok(r) => r,

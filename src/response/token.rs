@@ -2,9 +2,9 @@
 
 use crate::config::tenant::TokenFormat;
 use crate::error::{InternalError, OAuthError, json_no_store};
-use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::TokenResponse;
 use crate::registry::Tenant;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::stores::{Consumed, GrantKind, GrantRecord, GrantStore};
 use crate::tokens::{self, AccessTokenClaims, Audience};
@@ -124,7 +124,7 @@ struct Issued {
 async fn issue_user_tokens(
     state: &AppState,
     tenant: &Tenant,
-    client: &crate::registry::Client,
+    client: &crate::config::Client,
     g: &UserGrant<'_>,
 ) -> Result<Issued, OAuthError> {
     let now = state.now();

@@ -2,7 +2,8 @@
 //! back-channel logout tokens (OIDC Back-Channel Logout 1.0 §2.4), sent in the background with
 //! retries so the user never waits on a client.
 
-use crate::registry::{Client, Tenant};
+use crate::config::Client;
+use crate::registry::Tenant;
 use crate::state::AppState;
 use crate::stores::{ClientStore, SessionRecord};
 use crate::tokens;

@@ -3,8 +3,8 @@
 //! own cache: reloading a tenant replaces it, which is the invalidation.
 
 use super::ClientStore;
+use crate::config::Client;
 use crate::error::InternalError;
-use crate::registry::Client;
 use moka::future::Cache;
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,10 +12,10 @@ pub use interactive::{
     StoredConsent, UserStore,
 };
 
+use crate::config::Client;
 use crate::config::{ClientSpec, TenantSpec};
 use crate::error::InternalError;
 use crate::keys::{Alg, KeyRecord};
-use crate::registry::Client;
 use sqlx::Connection as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -10,18 +10,9 @@ pub mod directory;
 mod hashers;
 pub mod throttle;
 
+use crate::secrets::{TOTP_STEP, totp};
+pub use crate::secrets::{check_password_hash, check_totp_secret};
 pub use hashers::{Busy, HashStats, Hashers};
-
-/// Checks that a stored password hash is an argon2id PHC string this server can verify.
-pub fn check_password_hash(phc: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(phc).map_err(|_| {
-        "not a PHC password hash (use `portcullis users hash-password`)".to_string()
-    })?;
-    if parsed.algorithm.as_str() != "argon2id" {
-        return Err("password hashes must be argon2id".into());
-    }
-    Ok(())
-}
 
 /// The argon2id parameters new hashes get (`[passwords]` in the server configuration).
 static PARAMS: std::sync::OnceLock<argon2::Params> = std::sync::OnceLock::new();
@@ -106,22 +97,6 @@ pub fn hash_rate(seconds: f64) -> Result<f64, InternalError> {
         n += 1;
     }
     Ok(f64::from(n) / start.elapsed().as_secs_f64())
-}
-
-/// RFC 6238 parameters every authenticator app supports: SHA-1, 6 digits, 30 s steps.
-const TOTP_STEP: u64 = 30;
-
-fn totp(secret_b32: &str) -> Result<totp_rs::TOTP, String> {
-    let bytes = totp_rs::Secret::Encoded(secret_b32.trim_end_matches('=').to_ascii_uppercase())
-        .to_bytes()
-        .map_err(|_| "the TOTP secret is not base32".to_string())?;
-    // One step of skew each way (RFC 6238 §5.2 recommends at most one).
-    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, TOTP_STEP, bytes)
-        .map_err(|e| format!("unusable TOTP secret: {e}"))
-}
-
-pub fn check_totp_secret(secret_b32: &str) -> Result<(), String> {
-    totp(secret_b32).map(|_| ())
 }
 
 /// The time step a code matched (for single-use bookkeeping), or `None`.

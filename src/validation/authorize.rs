@@ -5,10 +5,11 @@
 //! client's redirect URI.
 
 use super::form::Form;
+use crate::config::Client;
 use crate::config::tenant::{GrantType, is_loopback};
 use crate::error::{ErrorCode, InternalError, OAuthError};
 use crate::keys::Alg;
-use crate::registry::{Client, Tenant};
+use crate::registry::Tenant;
 use crate::state::AppState;
 use crate::stores::{ClientStore, Consumed, GrantKind, GrantStore};
 use crate::tokens;

@@ -4,11 +4,12 @@
 //! method per request; each client lists the methods it may use.
 
 use super::form::Form;
+use crate::config::Client;
 use crate::config::tenant::AuthMethod;
 use crate::error::{Challenge, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
 use crate::keys::Alg;
-use crate::registry::{Client, Tenant};
+use crate::registry::Tenant;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::stores::{ClientStore, GrantKind, GrantRecord, GrantStore};
 use axum::http::{HeaderMap, header};

@@ -1,8 +1,8 @@
 //! A client's public keys (request objects; later private_key_jwt and DPoP binding): inline in
 //! its registration, or from its `jwks_uri` through a cache.
 
+use crate::config::Client;
 use crate::error::InternalError;
-use crate::registry::Client;
 use crate::state::AppState;
 use serde_json::Value;
 use std::sync::Arc;

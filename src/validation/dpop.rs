@@ -267,9 +267,9 @@ pub use service::*;
 mod service {
     use super::{Expect, PROOF_WINDOW, Proof, check};
     use crate::error::{ErrorCode, InternalError, OAuthError};
-    use crate::frontdoor::ListenerKind;
-    use crate::frontdoor::middleware::RequestContext;
     use crate::registry::Tenant;
+    use crate::request::ListenerKind;
+    use crate::request::RequestContext;
     use crate::state::AppState;
     use axum::http::HeaderMap;
 

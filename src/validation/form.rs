@@ -1,7 +1,7 @@
 //! `application/x-www-form-urlencoded` request bodies, parsed strictly (RFC 6749 §3.1, §3.2).
 
 use crate::error::OAuthError;
-use crate::frontdoor::middleware::body_too_large;
+use crate::error::body_too_large;
 use crate::state::AppState;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;

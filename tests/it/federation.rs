@@ -610,7 +610,10 @@ async fn idp_metadata_without_a_signing_certificate_is_refused_when_the_provider
     let s = saml_server(|idp| idp.metadata_xml_without_certificate(), false).await;
     let tenant = s.server.state().registry.get("acme").unwrap();
     assert!(
-        portcullis::federation::find(s.server.state(), &tenant, "corp")
+        s.server
+            .state()
+            .federation
+            .find(&tenant, "corp")
             .await
             .unwrap()
             .is_none()
@@ -1079,7 +1082,10 @@ async fn the_cli_adds_lists_disables_and_removes_runtime_providers() {
     // The running node (SQLite) finds it by domain.
     let tenant = server.state().registry.get("acme").unwrap();
     assert_eq!(
-        portcullis::federation::provider_for_email(server.state(), &tenant, "ann@corp.example")
+        server
+            .state()
+            .federation
+            .provider_for_email(&tenant, "ann@corp.example")
             .await
             .unwrap()
             .as_deref(),

@@ -4,7 +4,8 @@ use axum::routing::get;
 use portcullis::devcerts::DevCa;
 use portcullis::frontdoor::connections::Connections;
 use portcullis::frontdoor::tls::{SniResolver, load_certified_key, server_config};
-use portcullis::frontdoor::{ConnectionInfo, ListenerKind, listener};
+use portcullis::frontdoor::{ConnectionInfo, listener};
+use portcullis::request::ListenerKind;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,10 +1,11 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
 
+use crate::config::Client;
 use crate::config::tenant::GrantType;
 use crate::error::{ErrorCode, InternalError, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::AuthorizationCodeRequest;
-use crate::registry::{Client, Tenant};
+use crate::registry::Tenant;
+use crate::request::RequestContext;
 use crate::response::authorize::{CodeData, code_aad};
 use crate::state::AppState;
 use crate::stores::GrantRecord;

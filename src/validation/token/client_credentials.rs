@@ -1,9 +1,10 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4) with resource indicators (RFC 8707).
 
+use crate::config::Client;
 use crate::config::tenant::GrantType;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::token::ClientCredentialsRequest;
-use crate::registry::{Client, Tenant};
+use crate::registry::Tenant;
 use crate::validation::client_auth::AuthenticatedClient;
 use crate::validation::scope;
 use std::sync::Arc;

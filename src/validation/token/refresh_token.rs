@@ -1,11 +1,12 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with one-time-use rotation and reuse detection
 //! (RFC 9700 §4.14.2).
 
+use crate::config::Client;
 use crate::config::tenant::GrantType;
 use crate::error::{ErrorCode, InternalError, OAuthError};
-use crate::frontdoor::middleware::RequestContext;
 use crate::protocol::token::RefreshTokenRequest;
-use crate::registry::{Client, Tenant};
+use crate::registry::Tenant;
+use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
