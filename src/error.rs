@@ -1,4 +1,4 @@
-//! The one mapping from protocol errors to HTTP responses (STYLE.md §4).
+//! The one mapping from protocol errors to HTTP responses (docs/architecture.md, "A request").
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -1,6 +1,6 @@
 //! Portcullis: a multi-tenant OpenID Connect / OAuth 2.x provider and federation gateway.
 //!
-//! The request flow and layout are described in `DESIGN.md`; in short:
+//! The request flow and the layers are described in `docs/architecture.md`; in short:
 //! front door (TLS, tenant resolution) → endpoint → validation → response generation.
 #![forbid(unsafe_code)]
 #![deny(

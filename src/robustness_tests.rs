@@ -1,4 +1,4 @@
-//! Property-based robustness tests (issue 10, "Proof"): every parser of outside input is fed
+//! Property-based robustness tests: every parser of outside input is fed
 //! arbitrary and mutated input. None may panic or hang, every rejection is the protocol's own
 //! error (an RFC error code, never `server_error`; a located configuration error), and a
 //! mutated signed artifact is never accepted unless the mutation left its meaning unchanged.
@@ -1386,7 +1386,7 @@ mod certificates {
 
         /// A certificate from the tenant's CA authenticates a tls_client_auth client only when
         /// its subject is the registered one. (The values leave out the DN syntax characters
-        /// `,+=\;"<>#`: a CN holding `, O=…` is finding 6 of issue 10, tested by
+        /// `,+=\;"<>#`: a CN holding `, O=…` posing as another subject is tested by
         /// `a_certificate_whose_common_name_contains_a_comma_cannot_pose_as_another_subject_dn`
         /// and the DN parser's own tests.)
         #[test]

@@ -1,4 +1,4 @@
-//! Configuration in two layers (STYLE.md §11): strict file schemas (`deny_unknown_fields`) that
+//! Configuration in two layers: strict file schemas (`deny_unknown_fields`) that
 //! resolve into the runtime types the rest of the code uses.
 
 pub mod client;

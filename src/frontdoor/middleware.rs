@@ -60,7 +60,7 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
     };
 
     // Tenants with their own host names are served at the root of those hosts: route them as if
-    // the path carried the slug. The issuer never comes from the Host header (DESIGN.md).
+    // the path carried the slug. The issuer never comes from the Host header
     if state.registry.has_hosts() {
         let host = fwd_host
             .or_else(|| req.uri().host().map(str::to_string))

@@ -1,4 +1,4 @@
-//! What an authorization request leads to (STYLE.md: interaction = Login | Consent | Proceed):
+//! What an authorization request leads to (an interaction: Login | Consent | Proceed):
 //! the decision, the pending interaction kept while the user signs in, the authorization code,
 //! and the redirect back to the client (query, fragment or form_post, with `iss` per RFC 9207).
 

@@ -1,4 +1,4 @@
-//! Caching decorator in front of client lookups (STYLE.md §10): the SQL code knows nothing of
+//! Caching decorator in front of client lookups (a decorator, as in docs/architecture.md): the SQL code knows nothing of
 //! caching, and the cache never holds the only copy of anything. Each tenant generation has its
 //! own cache: reloading a tenant replaces it, which is the invalidation.
 

@@ -1,5 +1,5 @@
 //! Path segments and query strings read into typed values: axum's `Path` and `Query` whose
-//! rejections speak OAuth (`invalid_request` as JSON, STYLE.md §5) instead of axum's plain
+//! rejections speak OAuth (`invalid_request` as JSON) instead of axum's plain
 //! text, so that a malformed URL (invalid UTF-8 in a percent-encoded segment, a parameter of the
 //! wrong type) gets the protocol's error like any other bad input.
 

@@ -1,4 +1,4 @@
-//! The attacker's suite (issue 10): the attacks of RFC 9700 §4 (OAuth 2.0 Security Best
+//! The attacker's suite: the attacks of RFC 9700 §4 (OAuth 2.0 Security Best
 //! Current Practice), item by item, and the use of every artifact of one tenant at another.
 //! Attacks already guarded elsewhere are not repeated here: the README's "Attacks and how they
 //! are countered" table names the test for every item, here or in the other modules.

@@ -1,4 +1,4 @@
-//! Robustness end to end (issue 10, "Proof"): arbitrary requests — bodies, query strings,
+//! Robustness end to end: arbitrary requests — bodies, query strings,
 //! headers, request objects, DPoP proofs, forwarded client certificates, admin definitions —
 //! against one running server per test. Every answer is a client error in the protocol's own
 //! format (an OAuth JSON error, or the HTML error page at browser endpoints), a redirect that
@@ -1459,7 +1459,7 @@ fn robust_the_admin_api_answers_any_definition_with_json_errors() {
 }
 
 /// Found by `robust_the_admin_api_answers_any_definition_with_json_errors`: a provider id that
-/// is not UTF-8 once percent-decoded got axum's plain-text rejection (STYLE.md §5).
+/// is not UTF-8 once percent-decoded got axum's plain-text rejection.
 #[tokio::test]
 async fn robust_a_provider_id_that_is_not_utf8_is_an_invalid_request_in_json() {
     let server = TestServer::start().await;

@@ -1,4 +1,4 @@
-//! Issue 10, finding 7: connections are bounded. Silent and idle connections are closed, one
+//! Connections are bounded. Silent and idle connections are closed, one
 //! client address cannot hold more than its share, and someone holding idle connections up to
 //! the limit does not lock everyone else out. Real TLS listeners on loopback; 127.0.0.x source
 //! addresses stand for different clients.

@@ -1,5 +1,5 @@
-//! The security review's findings about federation and outbound requests (issue 10: 1, 2, 3, 8,
-//! 11), each as the attack that worked on the reviewed main, now refused.
+//! The security review's findings about federation and outbound requests (files through the
+//! admin API, SSRF, unbounded bodies, account linking, provider secrets), each as the attack that worked on the reviewed main, now refused.
 //!
 //! The rig: a test CA of our own certifies "upstreams" on 127.0.0.2 — the one internal address
 //! these servers may reach (`[outbound] allow_networks`) — and an internal service on

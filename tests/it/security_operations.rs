@@ -1,4 +1,4 @@
-//! Operations under stress (issue 10): nodes starting together on one PostgreSQL schema, change
+//! Operations under stress: nodes starting together on one PostgreSQL schema, change
 //! notices that a node must hear from before it serves, tenant and provider files that cannot be
 //! read for a while, and a CI run that cannot skip what it must test.
 

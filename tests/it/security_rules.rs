@@ -1,4 +1,4 @@
-//! The rules an audit found unguarded (issue 10): each test here was seen failing with the
+//! The rules an audit found unguarded: each test here was seen failing with the
 //! check it names taken out of the code, and asserts the exact RFC error (and, where several
 //! rules answer with the same code, the description) that proves that check refused.
 //!

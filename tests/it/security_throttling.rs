@@ -1,4 +1,4 @@
-//! Sign-in throttling that cannot be raced or reset (issue 10, findings 4 and 5): one-time codes
+//! Sign-in throttling that cannot be raced or reset: one-time codes
 //! have their own counter that a right password does not clear, they count toward the address
 //! too, a sign-in ends after too many wrong codes, concurrent wrong passwords evaluate no more
 //! hashes than the limit, and a full hash queue answers "try again" at once.

@@ -1,4 +1,4 @@
-//! Attacks on validation (issue 10, findings 6, 9 and 10): certificate subjects compared as data,
+//! Attacks on validation: certificate subjects compared as data,
 //! tokens that are not id tokens offered as `id_token_hint`, request objects used alone
 //! (RFC 9101 §6.3), and a DPoP replay memory that is bounded and never forgets too early.
 

@@ -649,7 +649,7 @@ pub struct VerifiedAssertion {
     /// assertion id in the replay cache until then.
     pub not_on_or_after: i64,
     pub in_response_to: Option<String>,
-    /// Private, so that only `verify_response` can build one (STYLE.md §3).
+    /// Private, so that only `verify_response` can build one (a verified value can only come from the verifier).
     sealed: Sealed,
 }
 

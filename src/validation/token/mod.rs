@@ -1,4 +1,4 @@
-//! One file per grant type (STYLE.md §2).
+//! One file per grant type, each ending in a sealed `Validated*` value.
 
 pub mod authorization_code;
 pub mod client_credentials;
