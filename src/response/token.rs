@@ -137,154 +137,34 @@ async fn issue_user_tokens(
         .access_token_lifetime
         .unwrap_or(tenant.spec.tokens.access_token_lifetime);
     let scope = g.scopes.join(" ");
-    let jti = tokens::new_jti();
-    let audiences: Vec<String> = if g.audiences.is_empty() {
-        vec![tenant.default_audience.clone()]
-    } else {
-        g.audiences.to_vec()
-    };
-    let claims = tokens::UserAccessClaims {
-        iss: tenant.spec.issuer.clone(),
-        sub: g.subject.to_string(),
-        aud: match audiences.as_slice() {
-            [one] => serde_json::Value::String(one.clone()),
-            many => serde_json::json!(many),
-        },
-        client_id: client.spec.client_id.clone(),
-        scope: scope.clone(),
-        jti: jti.clone(),
-        iat: now,
-        nbf: now,
-        exp: now + lifetime,
-        auth_time: g.auth_time,
-        sid: Some(g.sid.to_string()),
-        amr: g.amr.to_vec(),
-        acr: Some(g.acr.to_string()),
-        cnf: tokens::cnf(g.cert_binding, g.dpop_jkt),
-        idp: Some(g.idp.to_string()),
-    };
     let keys = tenant.keys.load();
-    let signer_for = |alg: crate::keys::Alg| {
-        keys.signer(alg).ok_or_else(|| {
-            InternalError::Other(format!("tenant {} has no active {alg} key", tenant.slug()))
-        })
-    };
-    let format = client
-        .spec
-        .access_token_format
-        .unwrap_or(tenant.default_token_format());
     let mut records = Vec::new();
-    let access_token = match format {
-        TokenFormat::Jwt => {
-            // Recorded by jti, so revoking the family also ends this token at our endpoints.
-            records.push(GrantRecord {
-                handle_hash: tokens::handle_hash(&jti),
-                client_id: client.spec.client_id.clone(),
-                subject: Some(g.subject.to_string()),
-                data: String::new(),
-                created_at: now,
-                expires_at: now + lifetime,
-                family: Some(g.family.to_string()),
-                session_id: Some(g.sid.to_string()),
-                ..GrantRecord::of(GrantKind::AccessToken)
-            });
-            signer_for(tenant.spec.tokens.access_token_algorithm)?.sign_jwt("at+jwt", &claims)?
-        }
-        TokenFormat::Reference => {
-            let handle = tokens::new_handle();
-            records.push(GrantRecord {
-                handle_hash: tokens::handle_hash(&handle),
-                client_id: client.spec.client_id.clone(),
-                subject: Some(g.subject.to_string()),
-                data: serde_json::to_string(&claims).map_err(InternalError::from)?,
-                created_at: now,
-                expires_at: now + lifetime,
-                family: Some(g.family.to_string()),
-                session_id: Some(g.sid.to_string()),
-                ..GrantRecord::of(GrantKind::ReferenceToken)
-            });
-            handle
-        }
-    };
+    let access_token = user_access_token(
+        tenant,
+        client,
+        g,
+        &scope,
+        (now, lifetime),
+        &keys,
+        &mut records,
+    )?;
     let id_token = if g.scopes.iter().any(|s| s == "openid") {
-        let alg = client
-            .spec
-            .interactive
-            .id_token_alg
-            .unwrap_or(tenant.spec.tokens.id_token_algorithm);
-        let mut c = serde_json::Map::new();
-        c.insert("iss".into(), tenant.spec.issuer.clone().into());
-        c.insert("sub".into(), g.subject.into());
-        c.insert("aud".into(), client.spec.client_id.clone().into());
-        c.insert("iat".into(), now.into());
-        c.insert(
-            "exp".into(),
-            (now + tenant.spec.tokens.id_token_lifetime).into(),
-        );
-        c.insert("auth_time".into(), g.auth_time.into());
-        if let Some(n) = g.nonce {
-            c.insert("nonce".into(), n.into());
-        }
-        c.insert("sid".into(), g.sid.into());
-        c.insert("amr".into(), serde_json::json!(g.amr));
-        c.insert("acr".into(), g.acr.into());
-        c.insert("idp".into(), g.idp.into());
-        // OIDC Core §3.1.3.6 / §3.3.2.11
-        c.insert(
-            "at_hash".into(),
-            tokens::half_hash(alg, &access_token).into(),
-        );
-        if client
-            .spec
-            .interactive
-            .always_include_user_claims_in_id_token
-        {
-            for (k, v) in tokens::user_claims(tenant, &user, g.scopes) {
-                c.entry(k).or_insert(v);
-            }
-        }
-        Some(signer_for(alg)?.sign_jwt("JWT", &serde_json::Value::Object(c))?)
+        Some(id_token(
+            tenant,
+            client,
+            g,
+            &user,
+            &access_token,
+            now,
+            &keys,
+        )?)
     } else {
         None
     };
     let refresh_token = if g.scopes.iter().any(|s| s == "offline_access")
         && client.allows_grant(crate::config::tenant::GrantType::RefreshToken)
     {
-        let handle = tokens::new_handle();
-        let data = crate::validation::token::refresh_token::RefreshData {
-            scopes: g.scopes.to_vec(),
-            audiences: g.audiences.to_vec(),
-            auth_time: g.auth_time,
-            amr: g.amr.to_vec(),
-            acr: g.acr.to_string(),
-            idp: g.idp.to_string(),
-            sid: g.sid.to_string(),
-            absolute_expires_at: g.absolute_expires_at,
-            // RFC 8705 §4: confidential clients' refresh tokens are bound by client
-            // authentication; public clients' to the certificate.
-            cert_binding: g
-                .cert_binding
-                .filter(|_| client.spec.interactive.public)
-                .map(str::to_string),
-            // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
-            dpop_jkt: g
-                .dpop_jkt
-                .filter(|_| client.spec.interactive.public)
-                .map(str::to_string),
-        };
-        records.push(GrantRecord {
-            handle_hash: tokens::handle_hash(&handle),
-            client_id: client.spec.client_id.clone(),
-            subject: Some(g.subject.to_string()),
-            data: serde_json::to_string(&data).map_err(InternalError::from)?,
-            created_at: now,
-            expires_at: (now + tenant.spec.tokens.refresh_token_sliding_lifetime)
-                .min(g.absolute_expires_at),
-            family: Some(g.family.to_string()),
-            session_id: Some(g.sid.to_string()),
-            ..GrantRecord::of(GrantKind::RefreshToken)
-        });
-        Some(handle)
+        Some(new_refresh_token(tenant, client, g, now, &mut records)?)
     } else {
         None
     };
@@ -301,6 +181,183 @@ async fn issue_user_tokens(
         lifetime,
         scope,
     })
+}
+
+/// The tenant's active signing key for `alg`.
+fn signer<'k>(
+    tenant: &Tenant,
+    keys: &'k crate::keys::KeySet,
+    alg: crate::keys::Alg,
+) -> Result<&'k crate::keys::Signer, InternalError> {
+    keys.signer(alg).map(|s| &**s).ok_or_else(|| {
+        InternalError::Other(format!("tenant {} has no active {alg} key", tenant.slug()))
+    })
+}
+
+/// A user's access token (RFC 9068 JWT or reference handle), and its grant record: a JWT is
+/// recorded by jti, so that revoking the family also ends it at this server's endpoints.
+fn user_access_token(
+    tenant: &Tenant,
+    client: &crate::config::Client,
+    g: &UserGrant<'_>,
+    scope: &str,
+    (now, lifetime): (i64, i64),
+    keys: &crate::keys::KeySet,
+    records: &mut Vec<GrantRecord>,
+) -> Result<String, OAuthError> {
+    let jti = tokens::new_jti();
+    let claims = tokens::UserAccessClaims {
+        iss: tenant.spec.issuer.clone(),
+        sub: g.subject.to_string(),
+        aud: match g.audiences {
+            [] => serde_json::Value::String(tenant.default_audience.clone()),
+            [one] => serde_json::Value::String(one.clone()),
+            many => serde_json::json!(many),
+        },
+        client_id: client.spec.client_id.clone(),
+        scope: scope.to_string(),
+        jti: jti.clone(),
+        iat: now,
+        nbf: now,
+        exp: now + lifetime,
+        auth_time: g.auth_time,
+        sid: Some(g.sid.to_string()),
+        amr: g.amr.to_vec(),
+        acr: Some(g.acr.to_string()),
+        cnf: tokens::cnf(g.cert_binding, g.dpop_jkt),
+        idp: Some(g.idp.to_string()),
+    };
+    let format = client
+        .spec
+        .access_token_format
+        .unwrap_or(tenant.default_token_format());
+    let record = |kind, handle_hash, data| GrantRecord {
+        handle_hash,
+        client_id: client.spec.client_id.clone(),
+        subject: Some(g.subject.to_string()),
+        data,
+        created_at: now,
+        expires_at: now + lifetime,
+        family: Some(g.family.to_string()),
+        session_id: Some(g.sid.to_string()),
+        ..GrantRecord::of(kind)
+    };
+    Ok(match format {
+        TokenFormat::Jwt => {
+            records.push(record(
+                GrantKind::AccessToken,
+                tokens::handle_hash(&jti),
+                String::new(),
+            ));
+            signer(tenant, keys, tenant.spec.tokens.access_token_algorithm)?
+                .sign_jwt("at+jwt", &claims)?
+        }
+        TokenFormat::Reference => {
+            let handle = tokens::new_handle();
+            let data = serde_json::to_string(&claims).map_err(InternalError::from)?;
+            records.push(record(
+                GrantKind::ReferenceToken,
+                tokens::handle_hash(&handle),
+                data,
+            ));
+            handle
+        }
+    })
+}
+
+/// The id token (OIDC Core §2, §3.1.3.6).
+fn id_token(
+    tenant: &Tenant,
+    client: &crate::config::Client,
+    g: &UserGrant<'_>,
+    user: &crate::config::tenant::UserSpec,
+    access_token: &str,
+    now: i64,
+    keys: &crate::keys::KeySet,
+) -> Result<String, OAuthError> {
+    let alg = client
+        .spec
+        .interactive
+        .id_token_alg
+        .unwrap_or(tenant.spec.tokens.id_token_algorithm);
+    let mut c = serde_json::Map::new();
+    c.insert("iss".into(), tenant.spec.issuer.clone().into());
+    c.insert("sub".into(), g.subject.into());
+    c.insert("aud".into(), client.spec.client_id.clone().into());
+    c.insert("iat".into(), now.into());
+    c.insert(
+        "exp".into(),
+        (now + tenant.spec.tokens.id_token_lifetime).into(),
+    );
+    c.insert("auth_time".into(), g.auth_time.into());
+    if let Some(n) = g.nonce {
+        c.insert("nonce".into(), n.into());
+    }
+    c.insert("sid".into(), g.sid.into());
+    c.insert("amr".into(), serde_json::json!(g.amr));
+    c.insert("acr".into(), g.acr.into());
+    c.insert("idp".into(), g.idp.into());
+    // OIDC Core §3.1.3.6 / §3.3.2.11
+    c.insert(
+        "at_hash".into(),
+        tokens::half_hash(alg, access_token).into(),
+    );
+    if client
+        .spec
+        .interactive
+        .always_include_user_claims_in_id_token
+    {
+        for (k, v) in tokens::user_claims(tenant, user, g.scopes) {
+            c.entry(k).or_insert(v);
+        }
+    }
+    Ok(signer(tenant, keys, alg)?.sign_jwt("JWT", &serde_json::Value::Object(c))?)
+}
+
+/// A refresh token: a handle whose record holds what the refresh grant needs (one-time use,
+/// sliding lifetime within the family's absolute one).
+fn new_refresh_token(
+    tenant: &Tenant,
+    client: &crate::config::Client,
+    g: &UserGrant<'_>,
+    now: i64,
+    records: &mut Vec<GrantRecord>,
+) -> Result<String, OAuthError> {
+    let handle = tokens::new_handle();
+    let data = crate::validation::token::refresh_token::RefreshData {
+        scopes: g.scopes.to_vec(),
+        audiences: g.audiences.to_vec(),
+        auth_time: g.auth_time,
+        amr: g.amr.to_vec(),
+        acr: g.acr.to_string(),
+        idp: g.idp.to_string(),
+        sid: g.sid.to_string(),
+        absolute_expires_at: g.absolute_expires_at,
+        // RFC 8705 §4: confidential clients' refresh tokens are bound by client
+        // authentication; public clients' to the certificate.
+        cert_binding: g
+            .cert_binding
+            .filter(|_| client.spec.interactive.public)
+            .map(str::to_string),
+        // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+        dpop_jkt: g
+            .dpop_jkt
+            .filter(|_| client.spec.interactive.public)
+            .map(str::to_string),
+    };
+    records.push(GrantRecord {
+        handle_hash: tokens::handle_hash(&handle),
+        client_id: client.spec.client_id.clone(),
+        subject: Some(g.subject.to_string()),
+        data: serde_json::to_string(&data).map_err(InternalError::from)?,
+        created_at: now,
+        expires_at: (now + tenant.spec.tokens.refresh_token_sliding_lifetime)
+            .min(g.absolute_expires_at),
+        family: Some(g.family.to_string()),
+        session_id: Some(g.sid.to_string()),
+        ..GrantRecord::of(GrantKind::RefreshToken)
+    });
+    Ok(handle)
 }
 
 fn user_token_response(

@@ -335,6 +335,9 @@ pub async fn verify_request_object(
     Ok(Form::from_pairs(pairs))
 }
 
+/// A refusal that goes back to the client: its code and description.
+type Refusal = (ErrorCode, &'static str);
+
 /// Checks an authorization request (parameters already resolved).
 pub async fn validate(
     tenant: &Tenant,
@@ -352,27 +355,9 @@ pub async fn validate(
             "this client may not use the authorization code flow",
         ));
     }
-    let registered = &client.spec.interactive.redirect_uris;
-    let redirect_uri = match form.get("redirect_uri") {
-        Some(u) if redirect_uri_matches(registered, u, client.spec.interactive.native) => {
-            u.to_string()
-        }
-        Some(_) => {
-            return Err(page(
-                ErrorCode::InvalidRequest,
-                "the redirect_uri is not registered for this client",
-            ));
-        }
-        // RFC 6749 §3.1.2.3: may be omitted when exactly one is registered (OIDC requires it).
-        None if registered.len() == 1 && !has_openid(form) => {
-            registered.first().cloned().unwrap_or_default()
-        }
-        None => {
-            return Err(page(ErrorCode::InvalidRequest, "redirect_uri is required"));
-        }
-    };
+    let redirect_uri = registered_redirect_uri(&client, form)?;
 
-    // From here on errors go back to the client.
+    // From here on errors go back to the client (RFC 6749 §4.1.2.1).
     let response_mode_param = form.get("response_mode");
     let response_mode = match response_mode_param {
         None | Some("query") => ResponseMode::Query,
@@ -386,77 +371,140 @@ pub async fn validate(
         response_mode,
         state: st.clone().filter(|s| s.len() <= MAX_PARAM),
     };
-    let fail = |code: ErrorCode, d: &'static str| {
-        AuthorizeError::Redirect(target.clone(), OAuthError::new(code, d))
-    };
+    let fail =
+        |(code, d): Refusal| AuthorizeError::Redirect(target.clone(), OAuthError::new(code, d));
     if st.as_ref().is_some_and(|s| s.len() > MAX_PARAM) {
-        return Err(fail(ErrorCode::InvalidRequest, "state is too long"));
+        return Err(fail((ErrorCode::InvalidRequest, "state is too long")));
     }
     if response_mode_param.is_some_and(|m| !["query", "fragment", "form_post"].contains(&m)) {
-        return Err(fail(ErrorCode::InvalidRequest, "unsupported response_mode"));
+        return Err(fail((
+            ErrorCode::InvalidRequest,
+            "unsupported response_mode",
+        )));
     }
+    check_flow(tenant, &client, form, via_par, signed).map_err(fail)?;
+    let mut scopes = requested_scopes(&client, form).map_err(fail)?;
+    let resources: Vec<String> = form.get_all("resource").map(str::to_string).collect();
+    let audiences = super::scope::audiences(tenant, &mut scopes, &resources)
+        .map_err(|e| AuthorizeError::Redirect(target.clone(), e))?;
+    let (code_challenge, code_challenge_method) = pkce(&client, form).map_err(fail)?;
+    let oidc = oidc_parameters(tenant, client_id, form).map_err(fail)?;
+    Ok((
+        client,
+        ValidatedAuthorize {
+            client_id: client_id.to_string(),
+            redirect_uri,
+            response_mode,
+            scopes,
+            audiences,
+            state: st,
+            nonce: oidc.nonce,
+            code_challenge,
+            code_challenge_method,
+            prompt: oidc.prompt,
+            max_age: oidc.max_age,
+            login_hint: oidc.login_hint,
+            acr_values: oidc.acr_values,
+            id_token_hint_sub: oidc.id_token_hint_sub,
+            ui_locales: oidc.ui_locales,
+            dpop_jkt: oidc.dpop_jkt,
+            idp_hint: oidc.idp_hint,
+            _sealed: Sealed,
+        },
+    ))
+}
+
+/// The redirect URI, exactly as registered (RFC 9700 §4.1.3); a mismatch is shown on a page,
+/// never sent to the unregistered URI.
+fn registered_redirect_uri(client: &Client, form: &Form) -> Result<String, AuthorizeError> {
+    let registered = &client.spec.interactive.redirect_uris;
+    match form.get("redirect_uri") {
+        Some(u) if redirect_uri_matches(registered, u, client.spec.interactive.native) => {
+            Ok(u.to_string())
+        }
+        Some(_) => Err(page(
+            ErrorCode::InvalidRequest,
+            "the redirect_uri is not registered for this client",
+        )),
+        // RFC 6749 §3.1.2.3: may be omitted when exactly one is registered (OIDC requires it).
+        None if registered.len() == 1 && !has_openid(form) => {
+            Ok(registered.first().cloned().unwrap_or_default())
+        }
+        None => Err(page(ErrorCode::InvalidRequest, "redirect_uri is required")),
+    }
+}
+
+/// How the request came and what it asks for: PAR and signed request objects where required,
+/// and the code flow only.
+fn check_flow(
+    tenant: &Tenant,
+    client: &Client,
+    form: &Form,
+    via_par: bool,
+    signed: bool,
+) -> Result<(), Refusal> {
     // RFC 9126 §5: PAR may be required per tenant or per client.
     if !via_par && (tenant.spec.par.required || client.spec.interactive.require_par) {
-        return Err(fail(
+        return Err((
             ErrorCode::InvalidRequest,
             "this client must use pushed authorization requests",
         ));
     }
     if !signed && client.spec.interactive.require_signed_request_object {
-        return Err(fail(
+        return Err((
             ErrorCode::InvalidRequest,
             "this client must send a signed request object",
         ));
     }
     match form.get("response_type") {
-        None => return Err(fail(ErrorCode::InvalidRequest, "response_type is required")),
-        Some("code") => {}
-        Some(_) => {
-            return Err(fail(
-                ErrorCode::UnsupportedResponseType,
-                "only response_type=code is supported",
-            ));
-        }
+        None => Err((ErrorCode::InvalidRequest, "response_type is required")),
+        Some("code") => Ok(()),
+        Some(_) => Err((
+            ErrorCode::UnsupportedResponseType,
+            "only response_type=code is supported",
+        )),
     }
+}
 
-    // Scopes: each must be allowed for the client; `openid` makes it an OIDC request.
+/// Scopes: each must be allowed for the client; `openid` makes it an OIDC request.
+fn requested_scopes(client: &Client, form: &Form) -> Result<Vec<String>, Refusal> {
     let requested = form
         .get("scope")
-        .ok_or_else(|| fail(ErrorCode::InvalidScope, "scope is required"))?;
+        .ok_or((ErrorCode::InvalidScope, "scope is required"))?;
     let parsed = super::scope::parse(requested)
-        .map_err(|_| fail(ErrorCode::InvalidScope, "the scope value is malformed"))?;
+        .map_err(|_| (ErrorCode::InvalidScope, "the scope value is malformed"))?;
     let mut scopes: Vec<String> = Vec::with_capacity(parsed.len());
     for s in parsed {
         if !client.scopes.contains(s) {
-            return Err(fail(
+            return Err((
                 ErrorCode::InvalidScope,
                 "a requested scope is not allowed for this client",
             ));
         }
         if s == "offline_access" && !client.allows_grant(GrantType::RefreshToken) {
-            return Err(fail(
+            return Err((
                 ErrorCode::InvalidScope,
                 "offline_access needs the refresh_token grant",
             ));
         }
         scopes.push(s.to_string());
     }
-    let resources: Vec<String> = form.get_all("resource").map(str::to_string).collect();
-    let audiences = super::scope::audiences(tenant, &mut scopes, &resources)
-        .map_err(|e| AuthorizeError::Redirect(target.clone(), e))?;
+    Ok(scopes)
+}
 
-    // RFC 7636 §4.3: the challenge method defaults to `plain`, which we refuse unless allowed.
+/// The PKCE challenge and its method (RFC 7636).
+fn pkce(client: &Client, form: &Form) -> Result<(Option<String>, Option<String>), Refusal> {
     let code_challenge = form.get("code_challenge").map(str::to_string);
-    let method = form.get("code_challenge_method");
-    let code_challenge_method = match (&code_challenge, method) {
+    // RFC 7636 §4.3: the challenge method defaults to `plain`, which we refuse unless allowed.
+    let method = match (&code_challenge, form.get("code_challenge_method")) {
         (None, Some(_)) => {
-            return Err(fail(
+            return Err((
                 ErrorCode::InvalidRequest,
                 "code_challenge_method without code_challenge",
             ));
         }
         (None, None) if client.spec.interactive.require_pkce => {
-            return Err(fail(
+            return Err((
                 ErrorCode::InvalidRequest,
                 "PKCE is required: send code_challenge with code_challenge_method=S256",
             ));
@@ -469,19 +517,19 @@ pub async fn validate(
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
             {
-                return Err(fail(ErrorCode::InvalidRequest, "malformed code_challenge"));
+                return Err((ErrorCode::InvalidRequest, "malformed code_challenge"));
             }
             match m.unwrap_or("plain") {
                 "S256" => Some("S256".to_string()),
                 "plain" if client.spec.interactive.allow_plain_pkce => Some("plain".to_string()),
                 "plain" => {
-                    return Err(fail(
+                    return Err((
                         ErrorCode::InvalidRequest,
                         "code_challenge_method plain is not allowed: use S256",
                     ));
                 }
                 _ => {
-                    return Err(fail(
+                    return Err((
                         ErrorCode::InvalidRequest,
                         "unsupported code_challenge_method",
                     ));
@@ -489,59 +537,51 @@ pub async fn validate(
             }
         }
     };
+    Ok((code_challenge, method))
+}
 
+/// The OpenID Connect parameters of the request (OIDC Core §3.1.2.1) and the hints.
+struct OidcParameters {
+    nonce: Option<String>,
+    prompt: Vec<Prompt>,
+    max_age: Option<i64>,
+    id_token_hint_sub: Option<String>,
+    login_hint: Option<String>,
+    dpop_jkt: Option<String>,
+    ui_locales: Option<String>,
+    idp_hint: Option<String>,
+    acr_values: Vec<String>,
+}
+
+fn oidc_parameters(
+    tenant: &Tenant,
+    client_id: &str,
+    form: &Form,
+) -> Result<OidcParameters, Refusal> {
     let nonce = form.get("nonce").map(str::to_string);
     if nonce.as_ref().is_some_and(|n| n.len() > MAX_PARAM) {
-        return Err(fail(ErrorCode::InvalidRequest, "nonce is too long"));
+        return Err((ErrorCode::InvalidRequest, "nonce is too long"));
     }
-    let mut prompt = Vec::new();
-    for p in form
-        .get("prompt")
-        .unwrap_or_default()
-        .split(' ')
-        .filter(|p| !p.is_empty())
-    {
-        let value = match p {
-            "none" => Prompt::None,
-            "login" => Prompt::Login,
-            "consent" => Prompt::Consent,
-            "select_account" => Prompt::SelectAccount,
-            _ => return Err(fail(ErrorCode::InvalidRequest, "unsupported prompt value")),
-        };
-        if !prompt.contains(&value) {
-            prompt.push(value);
-        }
-    }
-    // OIDC Core §3.1.2.1: `none` with any other value is an error.
-    if prompt.contains(&Prompt::None) && prompt.len() > 1 {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "prompt=none cannot be combined with other values",
-        ));
-    }
+    let prompt = prompt(form)?;
     let max_age = match form.get("max_age") {
         None => None,
-        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            fail(
-                ErrorCode::InvalidRequest,
-                "max_age must be a non-negative integer",
-            )
-        })?),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or((
+            ErrorCode::InvalidRequest,
+            "max_age must be a non-negative integer",
+        ))?),
     };
     // OIDC Core §3.1.2.1: an id token this server issued to this client.
     let id_token_hint_sub = match form.get("id_token_hint") {
         None => None,
         Some(hint) => Some(
             verify_id_token_hint(tenant, hint, Some(client_id))
-                .map_err(|d| fail(ErrorCode::InvalidRequest, d))?
+                .map_err(|d| (ErrorCode::InvalidRequest, d))?
                 .subject,
         ),
     };
-    let short = |name: &str| -> Result<Option<String>, AuthorizeError> {
+    let short = |name: &str| -> Result<Option<String>, Refusal> {
         match form.get(name) {
-            Some(v) if v.len() > 512 => {
-                Err(fail(ErrorCode::InvalidRequest, "a parameter is too long"))
-            }
+            Some(v) if v.len() > 512 => Err((ErrorCode::InvalidRequest, "a parameter is too long")),
             v => Ok(v.map(str::to_string)),
         }
     };
@@ -556,7 +596,7 @@ pub async fn validate(
         {
             Some(j.to_string())
         }
-        Some(_) => return Err(fail(ErrorCode::InvalidRequest, "malformed dpop_jkt")),
+        Some(_) => return Err((ErrorCode::InvalidRequest, "malformed dpop_jkt")),
     };
     let ui_locales = short("ui_locales")?;
     let idp_hint = short("idp_hint")?;
@@ -568,29 +608,46 @@ pub async fn validate(
                 .collect()
         })
         .unwrap_or_default();
-    Ok((
-        client,
-        ValidatedAuthorize {
-            client_id: client_id.to_string(),
-            redirect_uri,
-            response_mode,
-            scopes,
-            audiences,
-            state: st,
-            nonce,
-            code_challenge,
-            code_challenge_method,
-            prompt,
-            max_age,
-            login_hint,
-            acr_values,
-            id_token_hint_sub,
-            ui_locales,
-            dpop_jkt,
-            idp_hint,
-            _sealed: Sealed,
-        },
-    ))
+    Ok(OidcParameters {
+        nonce,
+        prompt,
+        max_age,
+        id_token_hint_sub,
+        login_hint,
+        dpop_jkt,
+        ui_locales,
+        idp_hint,
+        acr_values,
+    })
+}
+
+/// `prompt`: known values, each once; `none` alone (OIDC Core §3.1.2.1).
+fn prompt(form: &Form) -> Result<Vec<Prompt>, Refusal> {
+    let mut prompt = Vec::new();
+    for p in form
+        .get("prompt")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|p| !p.is_empty())
+    {
+        let value = match p {
+            "none" => Prompt::None,
+            "login" => Prompt::Login,
+            "consent" => Prompt::Consent,
+            "select_account" => Prompt::SelectAccount,
+            _ => return Err((ErrorCode::InvalidRequest, "unsupported prompt value")),
+        };
+        if !prompt.contains(&value) {
+            prompt.push(value);
+        }
+    }
+    if prompt.contains(&Prompt::None) && prompt.len() > 1 {
+        return Err((
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    Ok(prompt)
 }
 
 fn has_openid(form: &Form) -> bool {
