@@ -1,5 +1,13 @@
 //! Integration tests: the real server (TLS listeners, SQLite or PostgreSQL, key ring) started
 //! in-process on ephemeral ports. One binary for all of them; modules live in `tests/it/`.
+// Test code may unwrap, expect, panic and index: a failure is a failed test (Cargo.toml's
+// `[lints]` are for the server).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "it/support.rs"]
 mod support;

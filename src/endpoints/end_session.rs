@@ -16,8 +16,8 @@ use crate::tokens;
 use crate::ui::{LoggedOutPage, LogoutConfirmPage, Page};
 use crate::validation::form::{Form, FormBody};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -300,6 +300,18 @@ async fn signed_out(
             .as_ref()
             .map(|u| with_state(u, request.state.as_deref()))
     });
+    // §3: with a valid post_logout_redirect_uri the browser goes back to the client (through
+    // the upstream's logout, for a brokered session) on its own: at once when no front-channel
+    // iframe must load; otherwise the page returns once they have (Front-Channel Logout 1.0 §4).
+    let return_automatically = request.post_logout_redirect_uri.is_some();
+    if return_automatically
+        && frontchannel.is_empty()
+        && let Some(location) = redirect
+            .as_deref()
+            .and_then(|u| HeaderValue::from_str(u).ok())
+    {
+        return see_other(location, clear);
+    }
     let client_name = match &request.client_id {
         Some(id) => tenant
             .clients
@@ -315,11 +327,24 @@ async fn signed_out(
             frontchannel_urls: frontchannel,
             post_logout_redirect_uri: redirect,
             client_name,
+            return_automatically,
         }),
         StatusCode::OK,
     );
     if let Some(c) = clear {
         r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// 303 See Other to `location`, clearing the session cookie when one was ended.
+fn see_other(location: HeaderValue, clear: Option<HeaderValue>) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(c) = clear {
+        h.append(header::SET_COOKIE, c);
     }
     r
 }

@@ -342,6 +342,7 @@ pub async fn signed_out(
             frontchannel_urls: Vec::new(),
             post_logout_redirect_uri: None,
             client_name: None,
+            return_automatically: false,
         }),
         StatusCode::OK,
     )

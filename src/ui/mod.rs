@@ -244,6 +244,10 @@ pub struct LoggedOutPage {
     pub frontchannel_urls: Vec<String>,
     pub post_logout_redirect_uri: Option<String>,
     pub client_name: Option<String>,
+    /// OIDC RP-Initiated Logout 1.0 §3: go back to `post_logout_redirect_uri` on its own, once
+    /// the front-channel iframes have loaded (a script with the page's nonce; the link stays as
+    /// the way back without JavaScript). Set only for a validated post-logout redirect URI.
+    pub return_automatically: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -483,6 +487,15 @@ fn content_security_policy(page: &Page, nonce: &str) -> String {
         Page::FormPost(_) => csp.push_str(&format!("; script-src 'nonce-{nonce}'")),
         // OpenID Connect Front-Channel Logout 1.0 §4: the OP renders the RPs' logout URIs in iframes.
         Page::LoggedOut(p) => {
+            // The script that returns to the client once they have loaded carries the nonce
+            // (the same condition as in logged_out.html).
+            if p.return_automatically
+                && p.post_logout_redirect_uri
+                    .as_deref()
+                    .is_some_and(is_navigable_url)
+            {
+                csp.push_str(&format!("; script-src 'nonce-{nonce}'"));
+            }
             let mut origins: Vec<String> = Vec::new();
             for origin in p.frontchannel_urls.iter().filter_map(|u| web_origin(u)) {
                 if !origins.contains(&origin) {
@@ -583,6 +596,7 @@ fn sample_pages() -> [Page; 7] {
             frontchannel_urls: vec!["https://client.example/logout".into()],
             post_logout_redirect_uri: Some("https://client.example/".into()),
             client_name: Some("Client".into()),
+            return_automatically: true,
         }),
         Page::Error(ErrorPage {
             error: "invalid_request".into(),
@@ -742,6 +756,7 @@ mod tests {
             ],
             post_logout_redirect_uri: Some("https://rp1.example/bye".into()),
             client_name: Some("Shop".into()),
+            return_automatically: false,
         });
         let (response, body) = render(&pages(), page).await;
         assert_eq!(
@@ -762,12 +777,50 @@ mod tests {
             frontchannel_urls: vec![],
             post_logout_redirect_uri: Some("javascript:alert(1)".into()),
             client_name: None,
+            return_automatically: true,
         });
         let (response, body) = render(&pages(), page).await;
         assert_eq!(directive(&csp_of(&response), "frame-src"), None);
+        assert_eq!(directive(&csp_of(&response), "script-src"), None);
         assert!(!body.contains("<iframe"));
         assert!(!body.contains("Return to"));
         assert!(!body.contains("javascript"));
+        assert!(!body.contains("<script"));
+    }
+
+    #[tokio::test]
+    async fn logged_out_returning_on_its_own_has_one_script_allowed_only_by_its_nonce() {
+        let page = |return_automatically| {
+            Page::LoggedOut(LoggedOutPage {
+                frontchannel_urls: vec!["https://rp1.example/logout?sid=1".into()],
+                post_logout_redirect_uri: Some("https://rp1.example/bye?state=s".into()),
+                client_name: Some("Shop".into()),
+                return_automatically,
+            })
+        };
+        let (response, body) = render(&pages(), page(true)).await;
+        let csp = csp_of(&response);
+        let nonce = style_nonce(&csp);
+        assert_eq!(
+            directive(&csp, "script-src"),
+            Some(format!("'nonce-{nonce}'").as_str())
+        );
+        assert_eq!(body.matches("<script").count(), 1, "{body}");
+        assert!(
+            body.contains(&format!("<script nonce=\"{nonce}\">")),
+            "{body}"
+        );
+        assert!(body.contains("window.location.replace(back)"), "{body}");
+        assert!(
+            body.contains("id=\"return\""),
+            "the link stays for no JavaScript"
+        );
+        assert_eq!(body.matches("<iframe").count(), 1, "{body}");
+
+        let (response, body) = render(&pages(), page(false)).await;
+        assert_eq!(directive(&csp_of(&response), "script-src"), None);
+        assert!(!body.contains("<script"), "{body}");
+        assert!(body.contains("id=\"return\""));
     }
 
     #[tokio::test]

@@ -66,3 +66,25 @@ fn the_layering_check_sees_an_import_of_the_endpoints() {
     ));
     assert!(!names_endpoints("use crate::{error, registry};"));
 }
+
+// What ships (issue 11): the SAML test IdP, which forges signatures on request, is built for tests
+// only (the `test-idp` feature). `scripts/test` builds the binary as shipped and fails when it
+// finds the test IdP's marker in it; this test shows that the search can find the marker: the
+// binary the tests start, built with the feature, carries it.
+#[test]
+fn the_binary_built_for_the_tests_carries_the_test_idp_marker_that_scripts_test_looks_for() {
+    let marker = &portcullis::federation::saml::sp::test_idp::SHIPPED_MARKER;
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_portcullis")).unwrap();
+    assert!(
+        binary.windows(marker.len()).any(|w| w == marker),
+        "the marker is not in {}",
+        env!("CARGO_BIN_EXE_portcullis")
+    );
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test"))
+            .unwrap();
+    assert!(
+        script.contains("SHIPPED_MARKER"),
+        "scripts/test looks for the marker"
+    );
+}

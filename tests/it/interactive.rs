@@ -1059,6 +1059,141 @@ async fn logout_without_a_hint_asks_for_confirmation() {
     server.stop().await;
 }
 
+/// Signs alice in at acme and ends her session with her id token as the hint, the registered
+/// post-logout URI (when `back` is set) and `state=bye`.
+async fn alice_signs_in_and_out(
+    server: &TestServer,
+    b: &Browser,
+    back: Option<&str>,
+) -> reqwest::Response {
+    let code = alice_signs_in(server, b, "s").await["code"].clone();
+    let t: Value = redeem(server, &code, VERIFIER).await.json().await.unwrap();
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("id_token_hint", t["id_token"].as_str().unwrap());
+    if let Some(back) = back {
+        q.append_pair("post_logout_redirect_uri", back)
+            .append_pair("state", "bye");
+    }
+    b.get(&server.url(&format!("/acme/connect/endsession?{}", q.finish())))
+        .await
+}
+
+async fn alice_has_no_session(server: &TestServer, b: &Browser) -> bool {
+    let ch = challenge(VERIFIER);
+    let mut p = web_params("after", &ch);
+    p.push(("prompt", "none"));
+    let r = b.get(&authorize_url(server, "acme", "acme-web", &p)).await;
+    params(&location(&r))["error"] == "login_required"
+}
+
+// OIDC RP-Initiated Logout 1.0 §3: with a valid post_logout_redirect_uri the browser goes back
+// to the client on its own; Front-Channel Logout 1.0 §4: after the clients' iframes have loaded.
+
+#[tokio::test]
+async fn logout_with_a_registered_return_uri_and_no_front_channel_client_goes_straight_back_with_the_state()
+ {
+    let server = TestServer::start().await;
+    let b = Browser::new(&server);
+    let r = alice_signs_in_and_out(&server, &b, Some("http://127.0.0.1:9000/")).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "http://127.0.0.1:9000/?state=bye");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let cleared = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().contains("Max-Age=0"));
+    assert!(cleared, "the session cookie is cleared");
+    assert!(alice_has_no_session(&server, &b).await);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logout_with_a_front_channel_client_returns_by_a_nonced_script_once_its_iframe_has_loaded()
+{
+    let acme = ACME.replace(
+        "backchannel_logout_uri = \"https://127.0.0.1:9000/backchannel-logout\"",
+        "frontchannel_logout_uri = \"http://127.0.0.1:9000/frontchannel-logout\"",
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        ..Default::default()
+    })
+    .await;
+    let b = Browser::new(&server);
+    let r = alice_signs_in_and_out(&server, &b, Some("http://127.0.0.1:9000/")).await;
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let html = unescape(&r.text().await.unwrap());
+    let directive = |name: &str| {
+        csp.split(';')
+            .map(str::trim)
+            .find_map(|d| d.strip_prefix(name)?.strip_prefix(' '))
+            .map(str::to_string)
+    };
+    // The script runs only by the page's nonce: no 'unsafe-inline', no host, nothing else.
+    let nonce = directive("style-src").unwrap();
+    assert_eq!(directive("script-src"), Some(nonce.clone()), "{csp}");
+    assert_eq!(directive("default-src").as_deref(), Some("'none'"), "{csp}");
+    assert_eq!(
+        directive("frame-src").as_deref(),
+        Some("http://127.0.0.1:9000"),
+        "{csp}"
+    );
+    let nonce = nonce.trim_start_matches("'nonce-").trim_end_matches('\'');
+    // The client's iframe, …
+    assert_eq!(html.matches("<iframe").count(), 1, "{html}");
+    assert!(
+        html.contains(
+            "<iframe class=\"frontchannel\" src=\"http://127.0.0.1:9000/frontchannel-logout?iss="
+        ),
+        "{html}"
+    );
+    // … the link back with the state (the way back without JavaScript), …
+    assert!(
+        html.contains(
+            "<a class=\"button primary\" id=\"return\" href=\"http://127.0.0.1:9000/?state=bye\">"
+        ),
+        "{html}"
+    );
+    // … and the one script, with the nonce, that follows that link once every iframe has loaded
+    // or 5 seconds have passed.
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    let script = html
+        .split(&format!("<script nonce=\"{nonce}\">"))
+        .nth(1)
+        .expect("a script with the nonce")
+        .split("</script>")
+        .next()
+        .unwrap();
+    for part in [
+        "document.getElementById(\"return\").href",
+        "document.querySelectorAll(\"iframe.frontchannel\")",
+        "addEventListener(\"load\"",
+        "window.location.replace(back)",
+        "window.setTimeout(go, 5000)",
+    ] {
+        assert!(script.contains(part), "{part} in {script}");
+    }
+    assert!(alice_has_no_session(&server, &b).await);
+    // Without a post-logout URI nothing returns on its own: the iframe, no script.
+    let r = alice_signs_in_and_out(&server, &b, None).await;
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!csp.contains("script-src"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert_eq!(html.matches("<iframe").count(), 1, "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    assert!(!html.contains("id=\"return\""), "{html}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn sign_in_code_exchange_and_refresh_work_on_postgresql() {
     if postgres_url().is_none() {
