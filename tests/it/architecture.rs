@@ -67,7 +67,7 @@ fn the_layering_check_sees_an_import_of_the_endpoints() {
     assert!(!names_endpoints("use crate::{error, registry};"));
 }
 
-// What ships (issue 11): the SAML test IdP, which forges signatures on request, is built for tests
+// What ships: the SAML test IdP, which forges signatures on request, is built for tests
 // only (the `test-idp` feature). `scripts/test` builds the binary as shipped and fails when it
 // finds the test IdP's marker in it; this test shows that the search can find the marker: the
 // binary the tests start, built with the feature, carries it.
