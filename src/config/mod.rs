@@ -1,10 +1,11 @@
 //! Configuration in two layers (STYLE.md §11): strict file schemas (`deny_unknown_fields`) that
 //! resolve into the runtime types the rest of the code uses.
 
+pub mod runtime;
 pub mod server;
 pub mod tenant;
 
-pub use server::ServerConfig;
+pub use runtime::ServerConfig;
 pub use tenant::{ClientSpec, TenantSpec};
 
 use std::fmt;

@@ -64,7 +64,7 @@ pub async fn start(
         client_id: p.interaction.request.client_id.clone(),
         data,
         created_at: now,
-        expires_at: now + p.state.config.file.federation.state_lifetime_seconds,
+        expires_at: now + p.state.config.federation.state_lifetime_seconds,
         ..Default::default()
     };
     if let Err(e) = p.state.store.insert_grant(p.tenant.slug(), &record).await {
@@ -301,7 +301,7 @@ pub async fn upstream_logout_url(
         kind: LOGOUT_KIND.into(),
         data: then.unwrap_or_default().to_string(),
         created_at: now,
-        expires_at: now + state.config.file.federation.state_lifetime_seconds,
+        expires_at: now + state.config.federation.state_lifetime_seconds,
         ..Default::default()
     };
     if let Err(e) = state.store.insert_grant(tenant.slug(), &record).await {
