@@ -251,7 +251,7 @@ fn main() -> ExitCode {
         }
     };
     let _log_guard = init_logging(&config);
-    portcullis::users::configure(&config.file.passwords);
+    portcullis::users::configure(&config.passwords.argon2);
     // Requests are served on their own threads (see `server::Listeners`); this runtime runs the
     // command, background upkeep and signal handling.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -307,8 +307,8 @@ fn main() -> ExitCode {
 fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&config.file.log.level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(64 * 1024)
@@ -318,7 +318,7 @@ fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::Worker
         .with_target(true)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
-    if config.file.log.format == "json" {
+    if config.log.format == portcullis::config::runtime::LogFormat::Json {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
@@ -354,7 +354,7 @@ fn print_banner(running: &portcullis::server::Running) {
         println!("  tenant {:<10} issuer {}", t.slug(), t.spec.issuer);
     }
     if let Some(acme) = state.registry.get("acme") {
-        let ca = cfg.certs_dir().join("ca.pem");
+        let ca = cfg.paths.certs_dir.join("ca.pem");
         println!();
         println!("Get a token (demo client, demo secret):");
         println!(
@@ -369,11 +369,11 @@ fn print_banner(running: &portcullis::server::Running) {
 fn check_config(config: &ServerConfig) -> Result<(), String> {
     let files = config.file_roots();
     let defaults = TenantDefaults {
-        public_base_url: &config.file.server.public_base_url,
-        mtls_base_url: &config.file.server.mtls_base_url,
+        public_base_url: &config.server.public_base_url,
+        mtls_base_url: &config.server.mtls_base_url,
         files: &files,
     };
-    let dir = config.tenants_dir();
+    let dir = config.paths.tenants_dir.clone();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -420,9 +420,9 @@ fn check_config(config: &ServerConfig) -> Result<(), String> {
 }
 
 fn dev_certs(config: &ServerConfig, force: bool) -> Result<(), String> {
-    let dir = config.certs_dir();
-    let jwt = portcullis::devcerts::ensure_demo_jwt_key(&dir, false)?;
-    if portcullis::devcerts::ensure(&dir, force)? {
+    let dir = &config.paths.certs_dir;
+    let jwt = portcullis::devcerts::ensure_demo_jwt_key(dir, false)?;
+    if portcullis::devcerts::ensure(dir, force)? {
         println!("wrote development certificates to {}", dir.display());
     } else if jwt {
         println!(
@@ -439,29 +439,15 @@ fn dev_certs(config: &ServerConfig, force: bool) -> Result<(), String> {
 }
 
 async fn open_store(config: &ServerConfig) -> Result<(Store, MasterKey), String> {
-    let store = Store::connect(&config.database_url, &config.file.database.schema, 2)
+    let store = Store::connect(&config.database.url, &config.database.schema, 2)
         .await
         .map_err(|e| e.to_string())?;
-    let k = &config.file.keys;
-    let file = if k.master_key_file.is_empty() {
-        String::new()
-    } else {
-        config.path(&k.master_key_file).display().to_string()
-    };
-    let master =
-        MasterKey::load_or_create(&k.master_key, &file, &config.data_dir().join("master.key"))
-            .map_err(|e| e.to_string())?;
+    let master = MasterKey::from_config(config).map_err(|e| e.to_string())?;
     Ok((store, master))
 }
 
 fn policy(config: &ServerConfig) -> ring::KeyPolicy {
-    let k = &config.file.keys;
-    ring::KeyPolicy {
-        rotation_interval: k.rotation_interval_seconds,
-        propagation: k.propagation_seconds,
-        retention: k.retention_seconds,
-        rsa_bits: k.rsa_bits,
-    }
+    ring::KeyPolicy::from(&config.keys)
 }
 
 async fn keys(config: &ServerConfig, command: KeysCommand) -> Result<(), String> {
@@ -589,10 +575,12 @@ async fn users(config: &ServerConfig, command: UsersCommand) -> Result<(), Strin
         }
         UsersCommand::HashRate { seconds } => {
             let rate = portcullis::users::hash_rate(seconds).map_err(|e| e.to_string())?;
-            let p = &config.file.passwords;
+            let p = &config.passwords.argon2;
             println!(
                 "{rate:.1} argon2id hashes/s on one core (m={} KiB, t={}, p={})",
-                p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism
+                p.m_cost(),
+                p.t_cost(),
+                p.p_cost()
             );
             Ok(())
         }
@@ -767,7 +755,7 @@ async fn file_provider_domains(
         return Err(format!("no tenant {tenant}"));
     };
     Ok(portcullis::federation::provider::file_domains(
-        &config.providers_dir(),
+        &config.paths.providers_dir,
         &row.spec.providers,
     ))
 }

@@ -34,9 +34,9 @@ impl Listeners {
     /// Binds the configured addresses for `server.worker_threads` serving threads.
     pub fn bind(config: &ServerConfig) -> std::io::Result<Self> {
         Self::bind_addrs(
-            config.listen,
-            config.mtls_listen,
-            config.http_listen,
+            config.server.listen,
+            config.server.mtls_listen,
+            config.server.http_listen,
             serving_threads(config),
         )
     }
@@ -71,11 +71,11 @@ impl Listeners {
 
 /// How many serving threads: `server.worker_threads`, or one per CPU core.
 pub fn serving_threads(config: &ServerConfig) -> usize {
-    match config.file.server.worker_threads {
-        0 => std::thread::available_parallelism()
+    match config.server.worker_threads {
+        None => std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(1),
-        n => n,
+        Some(n) => n,
     }
 }
 
@@ -156,20 +156,16 @@ impl Running {
 
 /// Makes sure the default certificate exists (generating development certificates if allowed).
 pub fn prepare_certificates(config: &ServerConfig) -> Result<Arc<SniResolver>, String> {
-    let (cert, key) = (config.server_cert_path(), config.server_key_path());
-    if config.file.tls.dev_certs
-        && config.file.tls.cert.is_empty()
-        && crate::devcerts::ensure(&config.certs_dir(), false)?
-    {
-        tracing::warn!(dir = %config.certs_dir().display(), "generated development certificates (set tls.dev_certs = false in production)");
+    let (tls, certs_dir) = (&config.tls, &config.paths.certs_dir);
+    if tls.dev_certs && tls.default_cert && crate::devcerts::ensure(certs_dir, false)? {
+        tracing::warn!(dir = %certs_dir.display(), "generated development certificates (set tls.dev_certs = false in production)");
     }
-    if config.file.tls.dev_certs
-        && crate::devcerts::ensure_demo_jwt_key(&config.certs_dir(), false)?
-    {
-        tracing::warn!(dir = %config.certs_dir().display(), "generated the demo client key acme-jwt-key.pem");
+    if tls.dev_certs && crate::devcerts::ensure_demo_jwt_key(certs_dir, false)? {
+        tracing::warn!(dir = %certs_dir.display(), "generated the demo client key acme-jwt-key.pem");
     }
     Ok(Arc::new(SniResolver::new(tls::load_certified_key(
-        &cert, &key,
+        &config.tls.cert,
+        &config.tls.key,
     )?)))
 }
 
@@ -181,7 +177,7 @@ pub async fn start(
 ) -> Result<Running, String> {
     tls::install_default_provider();
     let resolver = prepare_certificates(&config)?;
-    let grace = Duration::from_secs(config.file.server.shutdown_grace_seconds);
+    let grace = config.server.shutdown_grace;
     let state = AppState::build(config, clock, Some(resolver.clone()))
         .await
         .map_err(|e| e.to_string())?;

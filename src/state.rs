@@ -74,59 +74,43 @@ impl AppState {
         clock: SharedClock,
         tls: Option<Arc<SniResolver>>,
     ) -> Result<Self, InternalError> {
-        crate::users::configure(&config.file.passwords);
+        crate::users::configure(&config.passwords.argon2);
         let passwords = crate::users::Hashers::start(
-            config.file.passwords.hashing_threads,
-            config.file.passwords.max_queued_verifications,
+            config.passwords.hashing_threads,
+            config.passwords.max_queued_verifications,
         );
         let store = Store::connect(
-            &config.database_url,
-            &config.file.database.schema,
-            config.file.database.max_connections,
+            &config.database.url,
+            &config.database.schema,
+            config.database.max_connections,
         )
         .await?;
         // Subscribe first, sync second: a change another node makes from here on is either in
         // the first sync or announced to this node (and then applied by the background task).
         let changes = store.change_listener().await;
         let hears_changes = matches!(store, Store::Sqlite(_)) || changes.is_some();
-        let k = &config.file.keys;
-        let master = MasterKey::load_or_create(
-            &k.master_key,
-            &if k.master_key_file.is_empty() {
-                String::new()
-            } else {
-                config.path(&k.master_key_file).display().to_string()
-            },
-            &config.data_dir().join("master.key"),
-        )?;
-        let key_policy = KeyPolicy {
-            rotation_interval: k.rotation_interval_seconds,
-            propagation: k.propagation_seconds,
-            retention: k.retention_seconds,
-            rsa_bits: k.rsa_bits,
-        };
+        let master = MasterKey::from_config(&config)?;
+        let key_policy = KeyPolicy::from(&config.keys);
         let grants = crate::stores::cache::GrantCache::new(
-            config.file.cache.client_capacity,
+            config.cache.client_capacity,
             std::time::Duration::from_secs(30),
         );
         let outbound = crate::outbound::Outbound::from_config(&config)?;
         let documents = crate::outbound::documents::DocCache::new(
             outbound.clone(),
-            config.file.outbound.cache_max_bytes,
+            config.outbound.cache_max_bytes,
         );
         let master = Arc::new(master);
         let federation = crate::federation::Federation::new(
             store.clone(),
             master.clone(),
             outbound.policy().clone(),
-            config.file.reload.sync_interval_seconds.max(1),
+            config.reload.sync_interval.as_secs(),
         );
-        let seen = crate::stores::replay::ReplaySet::new(
-            usize::try_from(config.file.cache.replay_capacity).unwrap_or(usize::MAX),
-        );
+        let seen = crate::stores::replay::ReplaySet::new(config.cache.replay_capacity);
         let connections = Arc::new(crate::frontdoor::connections::Connections::new(
-            &config.file.connections,
-            config.trusted_proxies.clone(),
+            &config.connections,
+            config.server.trusted_proxies.clone(),
         ));
         let state = AppState(Arc::new(StateInner {
             connections,
@@ -188,7 +172,7 @@ impl AppState {
             Admission::Replay => return Ok(false),
             Admission::First => {}
             Admission::Full => {
-                tracing::warn!(target: "security", event = "replay_memory_full", tenant, capacity = self.config.file.cache.replay_capacity);
+                tracing::warn!(target: "security", event = "replay_memory_full", tenant, capacity = self.config.cache.replay_capacity);
                 if !postgres {
                     return Err(InternalError::AtCapacity(
                         "too many single-use values are in use; try again shortly",

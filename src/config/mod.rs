@@ -2,11 +2,12 @@
 //! resolve into the runtime types the rest of the code uses.
 
 pub mod client;
+pub mod runtime;
 pub mod server;
 pub mod tenant;
 
 pub use client::Client;
-pub use server::ServerConfig;
+pub use runtime::ServerConfig;
 pub use tenant::{ClientSpec, TenantSpec};
 
 use std::fmt;

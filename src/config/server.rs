@@ -4,10 +4,8 @@
 //! variable named `PORTCULLIS_<SECTION>_<KEY>` in upper case, e.g. `[database] url` →
 //! `PORTCULLIS_DATABASE_URL`. Lists are comma-separated in the environment.
 
-use super::{ConfigError, from_toml_error};
-use ipnet::IpNet;
+use super::{ConfigError, ServerConfig, from_toml_error};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,82 +342,7 @@ section_defaults!(
     ConnectionsSection => connections,
 );
 
-/// The resolved server configuration the rest of the code reads.
-#[derive(Clone)]
-pub struct ServerConfig {
-    pub file: ServerFile,
-    /// Directory relative paths are resolved against (the current directory).
-    pub base_dir: PathBuf,
-    pub listen: SocketAddr,
-    pub mtls_listen: Option<SocketAddr>,
-    pub http_listen: Option<SocketAddr>,
-    pub trusted_proxies: Vec<IpNet>,
-    pub ops_networks: Vec<IpNet>,
-    /// `[outbound] allow_networks`, parsed.
-    pub outbound_allow: Vec<IpNet>,
-    pub database_url: String,
-}
-
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("file", &self.file)
-            .field("listen", &self.listen)
-            .field("mtls_listen", &self.mtls_listen)
-            .field("http_listen", &self.http_listen)
-            .field("database_url", &redact_url(&self.database_url))
-            .finish_non_exhaustive()
-    }
-}
-
 impl ServerConfig {
-    pub fn path(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
-        }
-    }
-    pub fn tenants_dir(&self) -> PathBuf {
-        self.path(&self.file.paths.tenants_dir)
-    }
-    pub fn providers_dir(&self) -> PathBuf {
-        self.path(&self.file.paths.providers_dir)
-    }
-    pub fn certs_dir(&self) -> PathBuf {
-        self.path(&self.file.paths.certs_dir)
-    }
-    pub fn data_dir(&self) -> PathBuf {
-        self.path(&self.file.paths.data_dir)
-    }
-    /// Where tenant and provider files may read files from.
-    pub fn file_roots(&self) -> super::FileRoots {
-        let mut allowed = vec![self.tenants_dir(), self.providers_dir(), self.certs_dir()];
-        allowed.extend(self.file.paths.extra_file_dirs.iter().map(|d| self.path(d)));
-        super::FileRoots::new(self.base_dir.clone(), allowed, vec![self.data_dir()])
-    }
-    pub fn server_cert_path(&self) -> PathBuf {
-        if self.file.tls.cert.is_empty() {
-            self.certs_dir().join("server.pem")
-        } else {
-            self.path(&self.file.tls.cert)
-        }
-    }
-    pub fn server_key_path(&self) -> PathBuf {
-        if self.file.tls.key.is_empty() {
-            self.certs_dir().join("server-key.pem")
-        } else {
-            self.path(&self.file.tls.key)
-        }
-    }
-    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|n| n.contains(&ip))
-    }
-    pub fn is_ops_network(&self, ip: IpAddr) -> bool {
-        self.ops_networks.iter().any(|n| n.contains(&ip))
-    }
-
     /// Loads the file at `path` (a missing file means all defaults only when `required` is false),
     /// applies environment overrides and resolves.
     pub fn load(path: &Path, required: bool) -> Result<Self, Vec<ConfigError>> {
@@ -444,7 +367,7 @@ impl ServerConfig {
         let file: ServerFile = table
             .try_into()
             .map_err(|e: toml::de::Error| vec![conversion_error(path, text, env, &e)])?;
-        resolve(path, file, base_dir)
+        super::runtime::resolve(path, file, base_dir)
     }
 }
 
@@ -555,191 +478,6 @@ fn apply_env(
     Ok(())
 }
 
-fn resolve(
-    path: &Path,
-    file: ServerFile,
-    base_dir: PathBuf,
-) -> Result<ServerConfig, Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let addr = |key: &str, v: &str, errors: &mut Vec<ConfigError>| -> Option<SocketAddr> {
-        if v.is_empty() {
-            return None;
-        }
-        match v.parse() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                errors.push(err(
-                    path,
-                    key,
-                    format!("`{v}` is not an address like 0.0.0.0:8443"),
-                ));
-                None
-            }
-        }
-    };
-    let listen = addr("server.listen", &file.server.listen, &mut errors);
-    if listen.is_none() && file.server.listen.is_empty() {
-        errors.push(err(path, "server.listen", "the main listener is required"));
-    }
-    let pw = &file.passwords;
-    if pw.argon2_memory_kib < 7168
-        || u64::from(pw.argon2_memory_kib) * u64::from(pw.argon2_iterations) < 7168 * 5
-        || !(1..=16).contains(&pw.argon2_parallelism)
-        || argon2::Params::new(
-            pw.argon2_memory_kib,
-            pw.argon2_iterations,
-            pw.argon2_parallelism,
-            None,
-        )
-        .is_err()
-    {
-        errors.push(err(
-            path,
-            "passwords",
-            "argon2 parameters below OWASP's minimum (memory >= 7168 KiB, memory x iterations >= 35840, parallelism 1-16)",
-        ));
-    }
-    let mtls_listen = addr("server.mtls_listen", &file.server.mtls_listen, &mut errors);
-    let http_listen = addr("server.http_listen", &file.server.http_listen, &mut errors);
-    let nets = |key: &str, list: &[String], errors: &mut Vec<ConfigError>| -> Vec<IpNet> {
-        list.iter()
-            .filter_map(|s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        errors.push(err(
-                            path,
-                            key,
-                            format!("`{s}` is not a network like 10.0.0.0/8"),
-                        ))
-                    })
-                    .ok()
-            })
-            .collect()
-    };
-    let trusted_proxies = nets(
-        "server.trusted_proxies",
-        &file.server.trusted_proxies,
-        &mut errors,
-    );
-    let ops_networks = nets(
-        "server.ops_networks",
-        &file.server.ops_networks,
-        &mut errors,
-    );
-    let outbound_allow = nets(
-        "outbound.allow_networks",
-        &file.outbound.allow_networks,
-        &mut errors,
-    );
-    if file.outbound.max_response_bytes < 1024 {
-        errors.push(err(
-            path,
-            "outbound.max_response_bytes",
-            "must be at least 1024",
-        ));
-    }
-    if file.outbound.cache_max_bytes < file.outbound.max_response_bytes as u64 {
-        errors.push(err(
-            path,
-            "outbound.cache_max_bytes",
-            "must hold at least one answer of max_response_bytes",
-        ));
-    }
-    for (key, url) in [
-        ("server.public_base_url", &file.server.public_base_url),
-        ("server.mtls_base_url", &file.server.mtls_base_url),
-    ] {
-        if !url.starts_with("https://") && !url.starts_with("http://") || url.ends_with('/') {
-            errors.push(err(
-                path,
-                key,
-                "must be an absolute http(s) URL without a trailing slash",
-            ));
-        }
-    }
-    match file.log.format.as_str() {
-        "text" | "json" => {}
-        other => errors.push(err(
-            path,
-            "log.format",
-            format!("`{other}` is neither `text` nor `json`"),
-        )),
-    }
-    let k = &file.keys;
-    if k.rotation_interval_seconds <= 0 || k.propagation_seconds < 0 || k.retention_seconds < 0 {
-        errors.push(err(path, "keys", "key lifetimes must be positive"));
-    } else if k.propagation_seconds >= k.rotation_interval_seconds {
-        errors.push(err(
-            path,
-            "keys.propagation_seconds",
-            "must be shorter than keys.rotation_interval_seconds",
-        ));
-    }
-    if !matches!(k.rsa_bits, 2048 | 3072 | 4096) {
-        errors.push(err(path, "keys.rsa_bits", "must be 2048, 3072 or 4096"));
-    }
-    let c = &file.connections;
-    if c.max_connections == 0 || c.max_connections_per_address == 0 {
-        errors.push(err(
-            path,
-            "connections",
-            "max_connections and max_connections_per_address must be at least 1",
-        ));
-    }
-    if c.first_byte_timeout_seconds == 0 || c.idle_timeout_seconds == 0 {
-        errors.push(err(
-            path,
-            "connections",
-            "first_byte_timeout_seconds and idle_timeout_seconds must be at least 1",
-        ));
-    }
-    if c.http2_keep_alive_interval_seconds > 0 && c.http2_keep_alive_timeout_seconds == 0 {
-        errors.push(err(
-            path,
-            "connections.http2_keep_alive_timeout_seconds",
-            "must be at least 1 while http2_keep_alive_interval_seconds is set",
-        ));
-    }
-    if file.server.max_body_bytes < 1024 {
-        errors.push(err(path, "server.max_body_bytes", "must be at least 1024"));
-    }
-    let database_url = if file.database.url.is_empty() {
-        let db = if Path::new(&file.paths.data_dir).is_absolute() {
-            PathBuf::from(&file.paths.data_dir)
-        } else {
-            base_dir.join(&file.paths.data_dir)
-        };
-        format!("sqlite://{}?mode=rwc", db.join("portcullis.db").display())
-    } else {
-        file.database.url.clone()
-    };
-    if !(database_url.starts_with("sqlite:")
-        || database_url.starts_with("postgres://")
-        || database_url.starts_with("postgresql://"))
-    {
-        errors.push(err(
-            path,
-            "database.url",
-            "must start with sqlite:, postgres:// or postgresql://",
-        ));
-    }
-    match (errors.is_empty(), listen) {
-        (true, Some(listen)) => Ok(ServerConfig {
-            file,
-            base_dir,
-            listen,
-            mtls_listen,
-            http_listen,
-            trusted_proxies,
-            ops_networks,
-            outbound_allow,
-            database_url,
-        }),
-        _ => Err(errors),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,10 +498,10 @@ mod tests {
     #[test]
     fn an_empty_file_gives_the_documented_defaults() {
         let c = load("", &[]).unwrap();
-        assert_eq!(c.listen.to_string(), "0.0.0.0:8443");
-        assert_eq!(c.mtls_listen.unwrap().to_string(), "0.0.0.0:8444");
-        assert!(c.http_listen.is_none());
-        assert_eq!(c.database_url, "sqlite:///srv/data/portcullis.db?mode=rwc");
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(c.server.mtls_listen.unwrap().to_string(), "0.0.0.0:8444");
+        assert!(c.server.http_listen.is_none());
+        assert_eq!(c.database.url, "sqlite:///srv/data/portcullis.db?mode=rwc");
     }
 
     #[test]
@@ -784,10 +522,34 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(c.database_url, "postgres://postgres@127.0.0.1/test");
-        assert_eq!(c.file.server.shutdown_grace_seconds, 3);
-        assert_eq!(c.trusted_proxies.len(), 2);
-        assert!(!c.file.tls.dev_certs);
+        assert_eq!(c.database.url, "postgres://postgres@127.0.0.1/test");
+        assert_eq!(c.server.shutdown_grace, std::time::Duration::from_secs(3));
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert!(!c.tls.dev_certs);
+    }
+
+    #[test]
+    fn the_file_resolves_into_typed_paths_durations_and_limits() {
+        let c = load(
+            "[server]\nrequest_timeout_seconds = 7\nclient_cert_header = \"\"\nworker_threads = 0\n\
+             [paths]\ncerts_dir = \"/etc/portcullis/certs\"\n[reload]\nwatch_interval_seconds = 0\n\
+             [log]\nformat = \"json\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.server.request_timeout, std::time::Duration::from_secs(7));
+        assert_eq!(c.server.client_cert_header, None);
+        assert_eq!(c.server.worker_threads, None);
+        assert_eq!(c.paths.tenants_dir, PathBuf::from("/srv/tenants"));
+        assert_eq!(
+            c.tls.cert,
+            PathBuf::from("/etc/portcullis/certs/server.pem"),
+            "an unset tls.cert is the development certificate in certs_dir"
+        );
+        assert!(c.tls.default_cert);
+        assert_eq!(c.reload.watch_interval, None, "0 turns file watching off");
+        assert_eq!(c.log.format, super::super::runtime::LogFormat::Json);
+        assert_eq!(c.passwords.argon2.m_cost(), 12_288);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub async fn start(
         client_id: p.interaction.request.client_id.clone(),
         data,
         created_at: now,
-        expires_at: now + p.state.config.file.federation.state_lifetime_seconds,
+        expires_at: now + p.state.config.federation.state_lifetime_seconds,
         ..GrantRecord::of(GrantKind::UpstreamState)
     };
     if let Err(e) = p.state.store.insert_grant(p.tenant.slug(), &record).await {
@@ -295,7 +295,7 @@ pub async fn upstream_logout_url(
         handle_hash: tokens::handle_hash(&handle),
         data: then.unwrap_or_default().to_string(),
         created_at: now,
-        expires_at: now + state.config.file.federation.state_lifetime_seconds,
+        expires_at: now + state.config.federation.state_lifetime_seconds,
         ..GrantRecord::of(GrantKind::UpstreamLogout)
     };
     if let Err(e) = state.store.insert_grant(tenant.slug(), &record).await {

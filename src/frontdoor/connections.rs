@@ -11,7 +11,7 @@
 //! wait between keep-alive requests has changed between hyper releases. One watchdog per
 //! connection ([`Activity::watch`]) covers all of these the same way for both protocols.
 
-use crate::config::server::ConnectionsSection;
+use crate::config::runtime::ConnectionLimits;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -131,18 +131,16 @@ struct Slot {
 }
 
 impl Connections {
-    pub fn new(section: &ConnectionsSection, trusted_proxies: Vec<IpNet>) -> Self {
-        let secs = |s: u64| Duration::from_secs(s.max(1));
+    pub fn new(limits: &ConnectionLimits, trusted_proxies: Vec<IpNet>) -> Self {
         Self {
             timeouts: Timeouts {
-                first_byte: secs(section.first_byte_timeout_seconds),
-                idle: secs(section.idle_timeout_seconds),
-                http2_keep_alive_interval: (section.http2_keep_alive_interval_seconds > 0)
-                    .then(|| secs(section.http2_keep_alive_interval_seconds)),
-                http2_keep_alive_timeout: secs(section.http2_keep_alive_timeout_seconds),
+                first_byte: limits.first_byte_timeout,
+                idle: limits.idle_timeout,
+                http2_keep_alive_interval: limits.http2_keep_alive_interval,
+                http2_keep_alive_timeout: limits.http2_keep_alive_timeout,
             },
-            max_total: section.max_connections.max(1),
-            max_per_address: section.max_connections_per_address.max(1),
+            max_total: limits.max_connections.max(1),
+            max_per_address: limits.max_connections_per_address.max(1),
             exempt: trusted_proxies,
             table: Mutex::new(Table::default()),
             refused: Default::default(),
@@ -550,11 +548,11 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
 
-    fn section(total: usize, per_address: usize) -> ConnectionsSection {
-        ConnectionsSection {
+    fn section(total: usize, per_address: usize) -> ConnectionLimits {
+        ConnectionLimits {
             max_connections: total,
             max_connections_per_address: per_address,
-            ..ConnectionsSection::default()
+            ..ConnectionLimits::default()
         }
     }
 

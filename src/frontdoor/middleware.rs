@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use rustls::pki_types::CertificateDer;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::Instrument;
 
 /// The outermost layer: runs before routing, so it may rewrite the path of host-routed tenants.
@@ -33,14 +32,16 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let cert_header = &state.config.file.server.client_cert_header;
         (
             forwarded("x-forwarded-for"),
             forwarded("x-forwarded-proto"),
             forwarded("x-forwarded-host"),
-            (!cert_header.is_empty())
-                .then(|| forwarded(cert_header))
-                .flatten(),
+            state
+                .config
+                .server
+                .client_cert_header
+                .as_deref()
+                .and_then(forwarded),
         )
     };
     let client_certs = match conn.as_ref().and_then(|c| c.peer_certificates.clone()) {
@@ -89,7 +90,7 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
 
-    let max = state.config.file.server.max_body_bytes;
+    let max = state.config.server.max_body_bytes;
     let too_large = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -110,7 +111,7 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
     let mut response = if too_large {
         body_too_large()
     } else {
-        let timeout = Duration::from_secs(state.config.file.server.request_timeout_seconds);
+        let timeout = state.config.server.request_timeout;
         match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await {
             Ok(r) => r,
             Err(_) => {

@@ -129,9 +129,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(tenant_routes)
         .fallback(|| async { OAuthError::not_found("no such endpoint").into_response() })
-        .layer(DefaultBodyLimit::max(
-            state.config.file.server.max_body_bytes,
-        ))
+        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .with_state(state.clone());
     // The front layer wraps the router as a whole so that it runs before routing.
     Router::new()

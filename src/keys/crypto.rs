@@ -61,6 +61,22 @@ impl MasterKey {
         Self::from_bytes(&bytes)
     }
 
+    /// The key `[keys]` names (inline or in a file), else the development key in the data
+    /// directory (created if missing).
+    pub fn from_config(config: &crate::config::ServerConfig) -> Result<Self, InternalError> {
+        let k = &config.keys;
+        let file = k
+            .master_key_file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        Self::load_or_create(
+            &k.master_key,
+            &file,
+            &config.paths.data_dir.join("master.key"),
+        )
+    }
+
     /// Reads a configured key, or creates a development key file with a warning.
     pub fn load_or_create(
         inline: &str,

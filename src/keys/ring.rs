@@ -27,6 +27,17 @@ pub struct KeyPolicy {
     pub rsa_bits: u32,
 }
 
+impl From<&crate::config::runtime::Keys> for KeyPolicy {
+    fn from(k: &crate::config::runtime::Keys) -> Self {
+        Self {
+            rotation_interval: k.rotation_interval_seconds,
+            propagation: k.propagation_seconds,
+            retention: k.retention_seconds,
+            rsa_bits: k.rsa_bits,
+        }
+    }
+}
+
 /// A key as stored: public JWK in clear, PKCS#8 private key sealed under the master key.
 #[derive(Clone)]
 pub struct KeyRecord {

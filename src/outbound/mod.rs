@@ -232,17 +232,11 @@ impl Outbound {
     /// the system's CAs, the configured federation CAs and, while development certificates are
     /// on, the development CA.
     pub fn from_config(config: &ServerConfig) -> Result<Self, InternalError> {
-        let o = &config.file.outbound;
+        let o = &config.outbound;
         let mut roots = Vec::new();
-        let mut files: Vec<std::path::PathBuf> = config
-            .file
-            .federation
-            .ca_files
-            .iter()
-            .map(|f| config.path(f))
-            .collect();
-        if config.file.tls.dev_certs {
-            let dev_ca = config.certs_dir().join("ca.pem");
+        let mut files = config.federation.ca_files.clone();
+        if config.tls.dev_certs {
+            let dev_ca = config.paths.certs_dir.join("ca.pem");
             if dev_ca.exists() {
                 files.push(dev_ca);
             }
@@ -258,12 +252,12 @@ impl Outbound {
         }
         Self::new(
             Policy {
-                allow: config.outbound_allow.clone(),
+                allow: o.allow_networks.clone(),
                 max_response_bytes: o.max_response_bytes,
             },
             roots,
-            Duration::from_secs(o.connect_timeout_seconds.max(1)),
-            Duration::from_secs(o.timeout_seconds.max(1)),
+            o.connect_timeout,
+            o.timeout,
         )
     }
 

@@ -64,11 +64,11 @@ pub struct ReloadReport {
 pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalError> {
     let mut files = state.reload.lock().await;
     let mut report = ReloadReport::default();
-    let dir = state.config.tenants_dir();
+    let dir = state.config.paths.tenants_dir.clone();
     let files_allowed = state.config.file_roots();
     let defaults = TenantDefaults {
-        public_base_url: &state.config.file.server.public_base_url,
-        mtls_base_url: &state.config.file.server.mtls_base_url,
+        public_base_url: &state.config.server.public_base_url,
+        mtls_base_url: &state.config.server.mtls_base_url,
         files: &files_allowed,
     };
     let paths = match toml_files(&dir) {
@@ -144,15 +144,15 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     files.seen = now_seen;
     files.scanned = true;
     // Provider files are loaded again only when one of them changed (or after SIGHUP).
-    let providers_dir = state.config.providers_dir();
+    let providers_dir = state.config.paths.providers_dir.clone();
     let digest = providers_digest(&providers_dir);
     if files.providers.as_ref() != Some(&digest) {
         let loaded = crate::federation::load_files(
             &providers_dir,
             &state.federation.files.load(),
             &files_allowed,
-            &state.config.file.server.public_base_url,
-            state.config.file.tls.dev_certs,
+            &state.config.server.public_base_url,
+            state.config.tls.dev_certs,
             state.outbound.policy(),
         );
         for e in &loaded.errors {
@@ -287,7 +287,7 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
                 .push(r.name.clone());
         }
     }
-    let cache = &state.config.file.cache;
+    let cache = &state.config.cache;
     let pages = crate::ui::Pages::new(&spec.branding).unwrap_or_else(|e| {
         // The files were checked when loaded; if the templates changed since, serve defaults.
         tracing::error!(tenant = %spec.slug, error = %e, "tenant templates unusable; using the defaults");
@@ -309,7 +309,7 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
         mtls_anchors,
         pages: Arc::new(pages),
         discovery: Bytes::from(
-            discovery::document(&spec, state.config.mtls_listen.is_some()).to_string(),
+            discovery::document(&spec, state.config.server.mtls_listen.is_some()).to_string(),
         ),
         token_endpoint: format!("{}{}", spec.issuer, discovery::TOKEN_PATH),
         default_audience: format!("{}/resources", spec.issuer),
@@ -317,7 +317,7 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
         clients: CachingClientStore::new(
             state.store.clone(),
             cache.client_capacity,
-            Duration::from_secs(cache.client_ttl_seconds),
+            cache.client_ttl,
         ),
         metrics,
         audiences_by_scope,
@@ -328,12 +328,11 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
 
 /// Background upkeep: file watching, SIGHUP, multi-node sync. Ends when `shutdown` fires.
 pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let watch = state.config.file.reload.watch_interval_seconds;
-    let sync = state.config.file.reload.sync_interval_seconds.max(1);
-    let mut watch_tick = tokio::time::interval(Duration::from_secs(watch.max(1)));
+    let watch = state.config.reload.watch_interval;
+    let mut watch_tick = tokio::time::interval(watch.unwrap_or(Duration::from_secs(1)));
     // The first full sync ran at start, after subscribing to change notices: the next is one
     // interval away.
-    let sync_period = Duration::from_secs(sync);
+    let sync_period = state.config.reload.sync_interval;
     let mut sync_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + sync_period, sync_period);
     watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -366,7 +365,7 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
         let hangup = std::future::pending::<Option<()>>();
         let subscription = tokio::select! {
             _ = shutdown.changed() => return,
-            _ = watch_tick.tick(), if watch > 0 => {
+            _ = watch_tick.tick(), if watch.is_some() => {
                 log_reload(reload_files(&state).await);
                 Subscription::Unchanged
             }

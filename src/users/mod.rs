@@ -18,15 +18,8 @@ pub use hashers::{Busy, HashStats, Hashers};
 static PARAMS: std::sync::OnceLock<argon2::Params> = std::sync::OnceLock::new();
 
 /// Sets the parameters of new hashes; the first call wins (once per process, at start).
-pub fn configure(section: &crate::config::server::PasswordsSection) {
-    if let Ok(p) = argon2::Params::new(
-        section.argon2_memory_kib,
-        section.argon2_iterations,
-        section.argon2_parallelism,
-        None,
-    ) {
-        let _ = PARAMS.set(p);
-    }
+pub fn configure(params: &argon2::Params) {
+    let _ = PARAMS.set(params.clone());
 }
 
 fn params() -> argon2::Params {

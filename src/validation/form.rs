@@ -102,7 +102,7 @@ impl FromRequest<AppState> for FormBody {
             )
             .into_response());
         }
-        let limit = state.config.file.server.max_body_bytes;
+        let limit = state.config.server.max_body_bytes;
         let body = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| body_too_large())?;

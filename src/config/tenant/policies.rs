@@ -1,0 +1,74 @@
+//! `[session]`, `[login]` and `[par]`: the limits a tenant sets on sign-in.
+
+use super::{KeyPath, LoginPolicy, ParPolicy, SessionPolicy, TenantFile};
+
+pub(super) fn check_session_and_login(file: &TenantFile, bad: &mut impl FnMut(KeyPath, String)) {
+    let root = KeyPath::root();
+    let session = &file.session;
+    if !(60..=30 * 86_400).contains(&session.idle_timeout)
+        || !(60..=365 * 86_400).contains(&session.absolute_lifetime)
+    {
+        bad(
+            root.key("session"),
+            "idle_timeout is 60 s to 30 days, absolute_lifetime 60 s to a year".into(),
+        );
+    }
+    if session.cookie_name.is_empty()
+        || !session
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        bad(
+            root.key("session").key("cookie_name"),
+            "a cookie name is letters, digits, '-', '_' and '.'".into(),
+        );
+    }
+    let login = &file.login;
+    if login.max_failures_per_user < 1
+        || login.max_failures_per_address < 1
+        || login.failure_window < 1
+        || login.lockout < 1
+        || login.max_code_failures_per_interaction < 1
+    {
+        bad(
+            root.key("login"),
+            "every login limit must be positive".into(),
+        );
+    }
+}
+
+pub(super) fn check_par(file: &TenantFile, bad: &mut impl FnMut(KeyPath, String)) {
+    let root = KeyPath::root();
+    if !(1..=600).contains(&file.par.lifetime) {
+        bad(
+            root.key("par").key("lifetime"),
+            "must be between 1 and 600 seconds (RFC 9126 §2.2)".into(),
+        );
+    }
+}
+
+pub(super) fn session(file: &TenantFile) -> SessionPolicy {
+    SessionPolicy {
+        idle_timeout: file.session.idle_timeout,
+        absolute_lifetime: file.session.absolute_lifetime,
+        cookie_name: file.session.cookie_name.clone(),
+    }
+}
+
+pub(super) fn login(file: &TenantFile) -> LoginPolicy {
+    LoginPolicy {
+        max_failures_per_user: file.login.max_failures_per_user,
+        max_failures_per_address: file.login.max_failures_per_address,
+        failure_window: file.login.failure_window,
+        lockout: file.login.lockout,
+        max_code_failures_per_interaction: file.login.max_code_failures_per_interaction,
+    }
+}
+
+pub(super) fn par(file: &TenantFile) -> ParPolicy {
+    ParPolicy {
+        required: file.par.required,
+        lifetime: file.par.lifetime,
+    }
+}

@@ -1,0 +1,311 @@
+//! The runtime types a tenant file resolves into, stored as JSON in the database and served.
+
+use crate::keys::Alg;
+use crate::validation::dn::DistinguishedName;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TenantSpec {
+    pub slug: String,
+    pub display_name: String,
+    pub issuer: String,
+    pub mtls_base_url: String,
+    pub hosts: Vec<String>,
+    pub tls: Option<TenantTls>,
+    pub tokens: TokenPolicy,
+    pub api_scopes: Vec<ApiScope>,
+    pub api_resources: Vec<ApiResource>,
+    pub identity_resources: Vec<IdentityResource>,
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    #[serde(default)]
+    pub session: SessionPolicy,
+    #[serde(default)]
+    pub login: LoginPolicy,
+    pub branding: crate::ui::Branding,
+    #[serde(default)]
+    pub par: ParPolicy,
+    /// Trust anchor PEM files for tls_client_auth, resolved against the base directory.
+    #[serde(default)]
+    pub mtls_trust_anchors: Vec<std::path::PathBuf>,
+    /// RFC 9449 §8: DPoP proofs must carry a server nonce.
+    #[serde(default)]
+    pub dpop_require_nonce: bool,
+    /// File providers (`providers/<id>.toml`) this tenant offers.
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// File providers whose verified emails link to existing local accounts.
+    #[serde(default)]
+    pub link_by_verified_email: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SessionPolicy {
+    pub idle_timeout: i64,
+    pub absolute_lifetime: i64,
+    pub cookie_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct LoginPolicy {
+    pub max_failures_per_user: i64,
+    pub max_failures_per_address: i64,
+    pub failure_window: i64,
+    pub lockout: i64,
+    /// Wrong one-time codes after which a sign-in is abandoned (the user starts again).
+    pub max_code_failures_per_interaction: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ParPolicy {
+    pub required: bool,
+    pub lifetime: i64,
+}
+
+/// A local user declared in the tenant file (demo users; real deployments add users to the
+/// database).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserSpec {
+    pub subject: String,
+    pub username: String,
+    /// argon2id in PHC string format.
+    pub password_hash: String,
+    /// RFC 6238 shared secret, base32.
+    pub totp_secret: Option<String>,
+    pub enabled: bool,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for UserSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSpec")
+            .field("subject", &self.subject)
+            .field("username", &self.username)
+            .field("totp", &self.totp_secret.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TenantTls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenPolicy {
+    pub access_token_lifetime: i64,
+    pub access_token_algorithm: Alg,
+    pub id_token_algorithm: Alg,
+    pub signing_algorithms: Vec<Alg>,
+    pub access_token_format: TokenFormat,
+    #[serde(default)]
+    pub authorization_code_lifetime: i64,
+    #[serde(default)]
+    pub id_token_lifetime: i64,
+    #[serde(default)]
+    pub refresh_token_absolute_lifetime: i64,
+    #[serde(default)]
+    pub refresh_token_sliding_lifetime: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFormat {
+    Jwt,
+    Reference,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiScope {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiResource {
+    /// The audience (`aud`) value, e.g. `https://api.acme.test`.
+    pub name: String,
+    pub display_name: Option<String>,
+    pub scopes: Vec<String>,
+    pub require_resource_indicator: bool,
+    /// Hashed secrets of the API (RFC 7662 §2.1: the introspection caller authenticates).
+    #[serde(default)]
+    pub secrets: Vec<StoredSecret>,
+    /// The API's public keys for private_key_jwt at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdentityResource {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub claims: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    ClientCredentials,
+    AuthorizationCode,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: &'static [GrantType] = &[
+        GrantType::AuthorizationCode,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+    pub(super) fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|g| g.as_str() == s)
+    }
+}
+
+/// RFC 7591 §2 `token_endpoint_auth_method` values this server implements.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// OIDC Core §9: a JWT with an HMAC under the client secret (a sealed secret).
+    ClientSecretJwt,
+    /// RFC 7523 §2.2 / OIDC Core §9: a JWT signed with one of the client's registered keys.
+    PrivateKeyJwt,
+    /// RFC 8705 §2.1: a certificate from a trusted CA with the registered subject.
+    TlsClientAuth,
+    /// RFC 8705 §2.2: a registered self-signed certificate.
+    SelfSignedTlsClientAuth,
+    /// A public client (RFC 6749 §2.1): identified by `client_id`, not authenticated.
+    None,
+}
+
+impl AuthMethod {
+    pub const ALL: &'static [AuthMethod] = &[
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::ClientSecretJwt,
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::TlsClientAuth,
+        AuthMethod::SelfSignedTlsClientAuth,
+        AuthMethod::None,
+    ];
+    /// What a client holding a secret may use when its file says nothing.
+    pub const SECRET: &'static [AuthMethod] =
+        &[AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            Self::None => "none",
+        }
+    }
+    pub(super) fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientSpec {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub enabled: bool,
+    pub secrets: Vec<StoredSecret>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub auth_methods: Vec<AuthMethod>,
+    pub access_token_format: Option<TokenFormat>,
+    pub access_token_lifetime: Option<i64>,
+    #[serde(default)]
+    pub interactive: InteractiveSpec,
+}
+
+/// What a client that signs users in (authorization code flow) is registered with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct InteractiveSpec {
+    pub public: bool,
+    /// RFC 8252: native clients may use any port on a loopback redirect URI.
+    pub native: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub require_pkce: bool,
+    pub allow_plain_pkce: bool,
+    pub require_consent: bool,
+    pub allow_remember_consent: bool,
+    pub consent_lifetime: Option<i64>,
+    pub require_par: bool,
+    pub id_token_alg: Option<Alg>,
+    pub always_include_user_claims_in_id_token: bool,
+    pub refresh_token_reuse: bool,
+    pub frontchannel_logout_uri: Option<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub client_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
+    pub require_signed_request_object: bool,
+    #[serde(default)]
+    pub tls_subject: Option<TlsSubject>,
+    /// The client's own trust anchors for tls_client_auth (PEM files), if any.
+    #[serde(default)]
+    pub tls_trust_anchors: Vec<std::path::PathBuf>,
+    #[serde(default)]
+    pub certificate_bound_tokens: bool,
+    #[serde(default)]
+    pub require_dpop: bool,
+    /// Upstream providers allowed for this client; empty: all the tenant offers.
+    #[serde(default)]
+    pub identity_providers: Vec<String>,
+    /// The local sign-in form is not offered (users must come through a provider).
+    #[serde(default)]
+    pub disable_local_login: bool,
+}
+
+/// RFC 8705 §2.1.2: how a tls_client_auth client's certificate is recognised (exactly one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsSubject {
+    /// Parsed from the RFC 4514 string when the tenant loads; compared as RDN sequences.
+    SubjectDn(DistinguishedName),
+    /// A DNS name, lower case, compared label by label without regard to case.
+    SanDns(String),
+    /// Compared exactly.
+    SanUri(String),
+    /// Compared as bytes.
+    SanIp(std::net::IpAddr),
+    /// Local part exactly, domain without regard to case.
+    SanEmail(String),
+}
+
+/// Prefix of a sealed client secret in a tenant file.
+pub const SEALED_PREFIX: &str = "sealed:";
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredSecret {
+    /// `sha256:…`, or empty for a sealed secret.
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+    pub description: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
