@@ -239,6 +239,73 @@ pub async fn complete(
         }
         _ => {}
     }
+    let tokens = redeem_code(state, tenant, p, &e, code, verifier).await?;
+    let id_token = tokens
+        .get("id_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| rejected("the token response has no id_token"))?;
+    let claims = validate_id_token(state, o, &e, id_token, nonce).await?;
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| rejected("id_token without a usable sub"))?
+        .to_string();
+    let mut upstream = claims.clone();
+    if o.fetch_userinfo
+        && let (Some(endpoint), Some(access_token)) = (
+            &e.userinfo_endpoint,
+            tokens.get("access_token").and_then(Value::as_str),
+        )
+    {
+        let info = userinfo(state, endpoint, access_token).await?;
+        // OIDC Core §5.3.4: the userinfo sub must be the id token's.
+        if info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
+            return Err(rejected("userinfo is about another subject"));
+        }
+        for (k, v) in info {
+            upstream.entry(k).or_insert(v);
+        }
+    }
+    let strings = |k: &str| -> Vec<String> {
+        claims
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let string = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(ExternalIdentity {
+        provider: p.spec.id.clone(),
+        upstream: e.issuer.clone(),
+        subject,
+        claims: super::map_claims(&p.spec, &upstream),
+        amr: strings("amr"),
+        acr: string("acr"),
+        session: UpstreamSession {
+            sid: string("sid"),
+            id_token: Some(id_token.to_string()),
+            ..Default::default()
+        },
+    })
+}
+
+/// The token request (RFC 6749 §4.1.3, RFC 7636 §4.5), authenticated as the provider is
+/// configured to: a signed assertion, `client_secret_post`, or Basic. The JSON answer, or why not.
+async fn redeem_code(
+    state: &AppState,
+    tenant: &Tenant,
+    p: &Provider,
+    e: &Endpoints,
+    code: &str,
+    verifier: &str,
+) -> Result<Map<String, Value>, FederationError> {
+    let o = spec(p)?;
     let redirect_uri = p.callback_url(tenant);
     let mut form = vec![
         ("grant_type", "authorization_code"),
@@ -309,64 +376,7 @@ pub async fn complete(
             "token endpoint answered {status} {err}"
         )));
     }
-    let id_token = tokens
-        .get("id_token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| rejected("the token response has no id_token"))?;
-    let claims = validate_id_token(state, o, &e, id_token, nonce).await?;
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| rejected("id_token without a usable sub"))?
-        .to_string();
-    let mut upstream = claims.clone();
-    if o.fetch_userinfo
-        && let (Some(endpoint), Some(access_token)) = (
-            &e.userinfo_endpoint,
-            tokens.get("access_token").and_then(Value::as_str),
-        )
-    {
-        let info = userinfo(state, endpoint, access_token).await?;
-        // OIDC Core §5.3.4: the userinfo sub must be the id token's.
-        if info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
-            return Err(rejected("userinfo is about another subject"));
-        }
-        for (k, v) in info {
-            upstream.entry(k).or_insert(v);
-        }
-    }
-    let strings = |k: &str| -> Vec<String> {
-        claims
-            .get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(ExternalIdentity {
-        provider: p.spec.id.clone(),
-        upstream: e.issuer.clone(),
-        subject,
-        claims: super::map_claims(&p.spec, &upstream),
-        amr: strings("amr"),
-        acr: claims
-            .get("acr")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        session: UpstreamSession {
-            sid: claims
-                .get("sid")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            id_token: Some(id_token.to_string()),
-            ..Default::default()
-        },
-    })
+    Ok(tokens)
 }
 
 /// OIDC Core §3.1.3.7: the signature, then the claims.
