@@ -20,6 +20,7 @@
 )]
 
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod devcerts;
 pub mod endpoints;
