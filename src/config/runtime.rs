@@ -6,7 +6,7 @@
 
 use super::server::{
     CacheSection, ConnectionsSection, DatabaseSection, FederationSection, KeysSection,
-    OutboundSection, PathsSection, ReloadSection, ServerFile, ServerSection, TlsSection,
+    OutboundSection, PathsSection, ReloadSection, ServerFile, ServerSection, TlsSection, err,
     redact_url,
 };
 use super::{ConfigError, FileRoots};
@@ -259,15 +259,6 @@ fn absolute(base_dir: &Path, p: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base_dir.join(p)
-    }
-}
-
-fn err(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        file: file.to_path_buf(),
-        line: None,
-        key: key.to_string(),
-        message: message.into(),
     }
 }
 

@@ -405,7 +405,7 @@ fn conversion_error(
     err(path, "environment", e.message().trim())
 }
 
-fn err(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {
+pub(super) fn err(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         file: file.to_path_buf(),
         line: None,

@@ -30,7 +30,7 @@ pub async fn forget_provider_files(state: &AppState) {
 /// A digest of every `providers/*.toml` (names and contents).
 fn providers_digest(dir: &std::path::Path) -> Vec<u8> {
     let mut ctx = digest::Context::new(&digest::SHA256);
-    let Ok(paths) = toml_files(dir) else {
+    let Ok(paths) = tenant::toml_files(dir) else {
         // Reported by `load_files`, which keeps the running providers.
         ctx.update(b"\0unreadable directory");
         return ctx.finish().as_ref().to_vec();
@@ -71,7 +71,7 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         mtls_base_url: &state.config.server.mtls_base_url,
         files: &files_allowed,
     };
-    let paths = match toml_files(&dir) {
+    let paths = match tenant::toml_files(&dir) {
         Ok(paths) => Some(paths),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot read the tenants directory: every tenant stays as it is");
@@ -102,9 +102,9 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         if unchanged {
             continue;
         }
-        match tenant::resolve(path, &text, &defaults)
-            .and_then(|r| claim_hosts(state, path, &text, r, &mut claimed))
-        {
+        match tenant::resolve_in_directory(path, &text, &defaults, &mut claimed, &|host| {
+            state.registry.slug_for_host(host)
+        }) {
             Ok((spec, clients)) => {
                 let changed = state
                     .store
@@ -165,56 +165,6 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     drop(files);
     refresh(state).await?;
     Ok(report)
-}
-
-/// A host name serves one tenant: a file claiming another tenant's host is rejected.
-fn claim_hosts(
-    state: &AppState,
-    path: &std::path::Path,
-    text: &str,
-    (spec, clients): (crate::config::TenantSpec, Vec<crate::config::ClientSpec>),
-    claimed: &mut HashMap<String, String>,
-) -> Result<(crate::config::TenantSpec, Vec<crate::config::ClientSpec>), Vec<ConfigError>> {
-    for (i, host) in spec.hosts.iter().enumerate() {
-        let owner = claimed
-            .get(host)
-            .cloned()
-            .or_else(|| state.registry.slug_for_host(host))
-            .filter(|owner| *owner != spec.slug);
-        if let Some(owner) = owner {
-            let key = crate::config::KeyPath::root().key("hosts").index(i);
-            return Err(vec![ConfigError {
-                file: path.to_path_buf(),
-                line: crate::config::locate(text, &key),
-                key: key.to_string(),
-                message: format!("host `{host}` already serves tenant `{owner}`"),
-            }]);
-        }
-    }
-    for host in &spec.hosts {
-        claimed.insert(host.clone(), spec.slug.clone());
-    }
-    Ok((spec, clients))
-}
-
-/// The `*.toml` entries of a directory, sorted. A directory that does not exist has none; one
-/// that cannot be read is an error, never an empty list (which would read as every file deleted).
-fn toml_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut v = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        // Whatever its type: an entry that is not a readable file is reported when read.
-        if path.extension().is_some_and(|x| x == "toml") {
-            v.push(path);
-        }
-    }
-    v.sort();
-    Ok(v)
 }
 
 /// Rebuilds every tenant whose database version changed, and brings every tenant's keys up to

@@ -692,6 +692,19 @@ impl ClientStore for Store {
     }
 }
 
+impl Store {
+    /// The ids of a tenant's clients, sorted (for the start banner and operators).
+    pub async fn client_ids(&self, tenant: &str) -> Result<Vec<String>, InternalError> {
+        let rows: Vec<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT client_id FROM clients WHERE tenant = $1 ORDER BY client_id")
+                .bind(tenant)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}
+
 impl KeyStore for Store {
     async fn list_keys(&self, tenant: &str) -> Result<Vec<KeyRecord>, InternalError> {
         type Row = (String, String, i64, i64, i64, String, Vec<u8>);

@@ -182,6 +182,36 @@ mod cli {
     }
 
     #[test]
+    fn check_config_reports_a_host_two_files_claim_with_the_loaders_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_host = |text: &str, name: &str| {
+            text.replacen(
+                "\n\n",
+                &format!("\nhosts = [\"login.shared.test\"]\n# {name}\n\n"),
+                1,
+            )
+        };
+        write_tenant(dir.path(), "acme", &with_host(ACME, "acme"));
+        write_tenant(dir.path(), "globex", &with_host(GLOBEX, "globex"));
+        let out = portcullis(dir.path()).arg("check-config").output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The message `registry::sync::reload_files` gives a running node, located in the file.
+        assert!(
+            stderr.contains("tenants/globex.toml:")
+                && stderr
+                    .contains("`hosts[0]`: host `login.shared.test` already serves tenant `acme`"),
+            "{stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("ok  ") && stdout.contains("(tenant acme,"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("(tenant globex,"), "{stdout}");
+    }
+
+    #[test]
     fn hash_secret_prints_the_stored_form() {
         let dir = tempfile::tempdir().unwrap();
         let out = portcullis(dir.path())

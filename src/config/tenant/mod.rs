@@ -8,6 +8,7 @@
 
 mod branding;
 mod clients;
+mod directory;
 mod interactive;
 mod issuer;
 mod policies;
@@ -17,6 +18,7 @@ mod tls;
 mod tokens;
 mod users;
 
+pub use directory::{resolve_in_directory, toml_files};
 pub use interactive::{check_redirect_uri, is_loopback};
 pub use spec::*;
 

@@ -1,0 +1,63 @@
+//! The bodies of the `portcullis` commands; `main.rs` parses the arguments and calls these.
+//! Below the endpoints layer: nothing here imports `crate::endpoints`.
+
+pub mod clients;
+pub mod keys;
+pub mod providers;
+pub mod serve;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+use crate::config::ServerConfig;
+use crate::config::runtime::LogFormat;
+use crate::keys::MasterKey;
+use crate::stores::Store;
+
+/// Logs go to standard error (command output stays on standard out), written by a background
+/// thread so that serving threads never wait on the terminal or a log pipe. Nothing is dropped:
+/// when the queue is full, the writer waits. Keep the guard alive until exit (it flushes).
+pub fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(64 * 1024)
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
+    if config.log.format == LogFormat::Json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+    guard
+}
+
+/// The database and master key this configuration names (for commands run beside a node).
+pub(crate) async fn open_store(config: &ServerConfig) -> Result<(Store, MasterKey), String> {
+    let store = Store::connect(&config.database.url, &config.database.schema, 2)
+        .await
+        .map_err(|e| e.to_string())?;
+    let master = MasterKey::from_config(config).map_err(|e| e.to_string())?;
+    Ok((store, master))
+}
+
+/// The argument, or a line read from standard input.
+pub(crate) fn read_line_or(arg: Option<String>) -> Result<String, String> {
+    match arg {
+        Some(s) => Ok(s),
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        }
+    }
+}
