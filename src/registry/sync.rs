@@ -14,7 +14,6 @@ use crate::stores::{GrantStore, TenantStore};
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
