@@ -17,6 +17,8 @@ pub struct MasterKey {
     grant_key: LessSafeKey,
     /// Derived key that makes DPoP server nonces (RFC 9449 §8) without storing them.
     nonce_key: aws_lc_rs::hmac::Key,
+    /// Keys the stored hashes of RFC 8628 user codes.
+    user_code_key: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -47,10 +49,18 @@ impl MasterKey {
         prk.expand(&[b"portcullis dpop nonces v1"], &AES_256_GCM_SIV)
             .and_then(|okm| okm.fill(&mut nonce_bytes))
             .map_err(|_| InternalError::Crypto("key derivation"))?;
+        let mut user_code_bytes = [0u8; 32];
+        prk.expand(&[b"portcullis user codes v1"], &AES_256_GCM_SIV)
+            .and_then(|okm| okm.fill(&mut user_code_bytes))
+            .map_err(|_| InternalError::Crypto("key derivation"))?;
         Ok(Self {
             key: LessSafeKey::new(key),
             grant_key: LessSafeKey::new(grant_key),
             nonce_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &nonce_bytes),
+            user_code_key: aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &user_code_bytes,
+            ),
         })
     }
 
@@ -132,6 +142,21 @@ impl MasterKey {
         STANDARD_NO_PAD_URL.encode(bytes.get(..16).unwrap_or(bytes))
     }
 
+    /// How a user code is stored (RFC 8628 §6.1): a MAC under a key derived from the master
+    /// key, bound to the tenant. Without the master key, a database leak does not give the 2^35
+    /// codes away to a search, and a code of one tenant finds nothing at another.
+    pub fn user_code_hash(
+        &self,
+        tenant: &str,
+        code: &crate::tokens::user_code::UserCode,
+    ) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.user_code_key);
+        ctx.update(tenant.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(code.as_str().as_bytes());
+        STANDARD_NO_PAD_URL.encode(ctx.sign().as_ref())
+    }
+
     /// Seals a self-contained grant (nonce ‖ ciphertext ‖ tag) under the derived grant key.
     pub fn seal_grant(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, InternalError> {
         let nonce_bytes: [u8; NONCE_LEN] = crate::secrets::random_bytes();
@@ -207,5 +232,25 @@ mod tests {
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
         assert!(other.open(&sealed, b"acme|kid1").is_err());
         assert!(k.open(&sealed[..5], b"acme|kid1").is_err());
+    }
+
+    #[test]
+    fn a_user_code_hash_depends_on_the_code_the_tenant_and_the_master_key() {
+        use crate::tokens::user_code::UserCode;
+        let k = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let code = UserCode::parse("BCDF-GHJK").unwrap();
+        let h = k.user_code_hash("acme", &code);
+        assert_eq!(
+            h,
+            k.user_code_hash("acme", &UserCode::parse("bcdfghjk").unwrap())
+        );
+        assert_ne!(h, k.user_code_hash("globex", &code), "tenant-bound");
+        assert_ne!(
+            h,
+            k.user_code_hash("acme", &UserCode::parse("BCDF-GHJL").unwrap())
+        );
+        let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        assert_ne!(h, other.user_code_hash("acme", &code), "keyed");
+        assert!(!h.contains("BCDFGHJK"));
     }
 }

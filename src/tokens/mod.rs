@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod jws;
+pub mod user_code;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
