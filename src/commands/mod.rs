@@ -1,5 +1,5 @@
 //! The bodies of the `portcullis` commands; `main.rs` parses the arguments and calls these.
-//! Below the endpoints layer: nothing here imports `crate::endpoints`.
+//! A layer below the HTTP endpoints: nothing here uses them (tests/it/architecture.rs).
 
 pub mod clients;
 pub mod keys;

@@ -20,6 +20,28 @@ fn provisioned_username(provider: &str, upstream_subject: &str) -> String {
     s
 }
 
+/// Links `ext` to the local user `subject`; false when the identity was linked already (by
+/// another request that got there first).
+async fn link(
+    state: &AppState,
+    slug: &str,
+    ext: &ExternalIdentity,
+    subject: &str,
+    now: i64,
+) -> Result<bool, crate::error::InternalError> {
+    state
+        .store
+        .insert_link(
+            slug,
+            &ext.provider,
+            &ext.upstream,
+            &ext.subject,
+            subject,
+            now,
+        )
+        .await
+}
+
 /// The local user an external identity signs in as: the linked one; or, when the tenant's
 /// operator trusts this (file) provider to link by verified email, the one local user with that
 /// email (linked now); or a new user (linked now). Returns the user's subject.
@@ -72,18 +94,7 @@ pub async fn link_or_provision(
         if let [user] = candidates.as_slice()
             && user.enabled
         {
-            if state
-                .store
-                .insert_link(
-                    slug,
-                    &ext.provider,
-                    &ext.upstream,
-                    &ext.subject,
-                    &user.subject,
-                    now,
-                )
-                .await?
-            {
+            if link(state, slug, ext, &user.subject, now).await? {
                 tracing::info!(target: "security", event = "account_linked", tenant = slug, provider = %ext.provider, subject = %user.subject, "external identity linked by verified email");
             }
             return Ok(user.subject.clone());
@@ -119,18 +130,7 @@ pub async fn link_or_provision(
         .store
         .upsert_user(slug, &user, "federation", now)
         .await?;
-    if state
-        .store
-        .insert_link(
-            slug,
-            &ext.provider,
-            &ext.upstream,
-            &ext.subject,
-            &user.subject,
-            now,
-        )
-        .await?
-    {
+    if link(state, slug, ext, &user.subject, now).await? {
         tracing::info!(target: "security", event = "user_provisioned", tenant = slug, provider = %ext.provider, subject = %user.subject, "user created on first sign-in");
         return Ok(user.subject);
     }
