@@ -9,6 +9,10 @@
 --                         the measured run need one each (the server refuses a jti it has seen).
 --   BENCH_MODE=token_lua  the token request through the same request()/response() hooks as dpop,
 --                         without a proof: the load generator's share of the cost of the dpop mode
+--   BENCH_MODE=device_poll a device polling the token endpoint (RFC 8628 §3.4, public client
+--                         acme-tv) for one of the pending authorizations whose device codes are the
+--                         lines of $BENCH_DEVICE_CODES, in turn; the answer must be
+--                         authorization_pending
 -- done() prints one machine-readable line:
 --   BENCH_RESULT requests=N duration_us=N rps=F p50_ms=F p99_ms=F connect=N read=N write=N status=N timeout=N
 -- `status` is wrk's own count of responses with an HTTP status >= 400 (its "Non-2xx or 3xx
@@ -29,11 +33,14 @@
 local mode = os.getenv("BENCH_MODE") or "discovery"
 
 -- request() and response() hooks:
-local hooked = mode == "dpop" or mode == "token_lua"
+local hooked = mode == "dpop" or mode == "token_lua" or mode == "device_poll"
 -- every answer checked by response():
 local checked = hooked or mode == "introspect"
 
-if mode == "token" or hooked then
+if mode == "device_poll" then
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+elseif mode == "token" or hooked then
   wrk.method = "POST"
   wrk.body = "grant_type=client_credentials&scope=api.read"
   wrk.headers["Authorization"] = "Basic YWNtZS1tMm06YWNtZS1tMm0tc2VjcmV0" -- acme-m2m:acme-m2m-secret
@@ -47,7 +54,7 @@ elseif mode == "introspect" then
   wrk.headers["Authorization"] = "Basic aHR0cHMlM0ElMkYlMkZhcGkuYWNtZS50ZXN0OmFjbWUtYXBpLXNlY3JldA=="
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 else
-  error("BENCH_MODE must be token, discovery, introspect, dpop or token_lua, got " .. mode)
+  error("BENCH_MODE must be token, discovery, introspect, dpop, token_lua or device_poll, got " .. mode)
 end
 wrk.headers["Accept"] = "application/json"
 
@@ -60,10 +67,13 @@ if checked then
     dpop = '"token_type":"DPoP"',
     token_lua = '"token_type":"Bearer"',
     introspect = '"active":true',
+    device_poll = '"error":"authorization_pending"',
   })[mode]
+  -- RFC 8628 §3.5: "authorization_pending" is a 400 like every token endpoint error.
+  local want_status = mode == "device_poll" and 400 or 200
 
   function response(status, _, resp_body)
-    if status == 200 and resp_body and resp_body:find(want, 1, true) then
+    if status == want_status and resp_body and resp_body:find(want, 1, true) then
       ok = ok + 1
     else
       failures = failures + 1
@@ -99,7 +109,20 @@ if hooked then
     ["Accept"] = "application/json",
   }
 
+  local codes, next_code = nil, 0
   function init(args)
+    if mode == "device_poll" then
+      local path = os.getenv("BENCH_DEVICE_CODES")
+      if not path or path == "" then error("BENCH_DEVICE_CODES is not set") end
+      codes = {}
+      for line in io.lines(path) do
+        if line ~= "" then table.insert(codes, line) end
+      end
+      if #codes == 0 then error("no device codes in " .. path) end
+      -- Threads start at different codes.
+      next_code = (slot or 0) * 97
+      return
+    end
     if mode ~= "dpop" then return end
     local var = os.getenv("BENCH_PHASE") == "warmup" and "BENCH_DPOP_PROOFS_WARMUP" or "BENCH_DPOP_PROOFS"
     local path = os.getenv(var)
@@ -116,6 +139,12 @@ if hooked then
   end
 
   function request()
+    if codes then
+      next_code = next_code % #codes + 1
+      return wrk.format("POST", wrk.path, headers,
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=acme-tv&device_code="
+          .. codes[next_code])
+    end
     if proofs then
       local proof = next_proof()
       if not proof then

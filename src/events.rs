@@ -43,6 +43,27 @@ pub fn code_issued(tenant: &str, client_id: &str, request_id: &str, subject: &st
     tracing::info!(target: "security", event = "authorization_code_issued", tenant, client_id, request_id, subject);
 }
 
+/// RFC 8628 §3.2: a device asked for authorization.
+pub fn device_authorization_started(tenant: &str, client_id: &str, request_id: &str) {
+    tracing::info!(target: "security", event = "device_authorization_started", tenant, client_id, request_id);
+}
+
+/// RFC 8628 §3.3: the user approved or denied a device.
+pub fn device_decided(
+    tenant: &str,
+    client_id: &str,
+    request_id: &str,
+    subject: &str,
+    approved: bool,
+) {
+    tracing::info!(target: "security", event = "device_decided", tenant, client_id, request_id, subject, approved);
+}
+
+/// RFC 8628 §5.1: a wrong, expired or used user code was entered.
+pub fn user_code_rejected(tenant: &str, request_id: &str, reason: &str, client_ip: &str) {
+    tracing::warn!(target: "security", event = "user_code_rejected", tenant, request_id, reason, client_ip);
+}
+
 pub fn login_succeeded(tenant: &str, subject: &str, request_id: &str, amr: &str, client_ip: &str) {
     tracing::info!(target: "security", event = "login_succeeded", tenant, subject, request_id, amr, client_ip);
 }

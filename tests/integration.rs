@@ -18,6 +18,8 @@ mod architecture;
 mod attacker;
 #[path = "it/client_auth.rs"]
 mod client_auth;
+#[path = "it/device.rs"]
+mod device;
 #[path = "it/discovery_and_jwks.rs"]
 mod discovery_and_jwks;
 #[path = "it/dpop.rs"]

@@ -36,7 +36,10 @@ pub async fn consent_form(PendingInteraction(p): PendingInteraction) -> Response
             identity_scopes,
             api_scopes,
             resources,
-            allow_remember: p.client.spec.interactive.allow_remember_consent,
+            // RFC 8628 §5.4: a device's request is confirmed each time.
+            allow_remember: p.client.spec.interactive.allow_remember_consent
+                && p.interaction.device.is_none(),
+            device: p.interaction.device.is_some(),
         }),
         StatusCode::OK,
     )
@@ -92,7 +95,10 @@ pub async fn consent_submit(s: SubmittedInteraction) -> Response {
         _ => return p.fail(OAuthError::invalid_request("choose allow or deny")),
     }
     let interactive = &p.client.spec.interactive;
-    if form.get("remember") == Some("on") && interactive.allow_remember_consent {
+    if form.get("remember") == Some("on")
+        && interactive.allow_remember_consent
+        && p.interaction.device.is_none()
+    {
         let now = p.state.now();
         let expires = interactive.consent_lifetime.map(|l| now + l);
         let stored = p

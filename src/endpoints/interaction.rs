@@ -279,9 +279,31 @@ impl Pending {
 
     /// Ends the sign-in and tells the client through its redirect URI (RFC 6749 §4.1.2.1), so
     /// that the application can recover.
+    /// A device's sign-in has no redirect URI: the device learns it was denied (RFC 8628 §3.5
+    /// `access_denied`) and the user is told on a page.
     pub async fn fail_back(self, e: OAuthError) -> Response {
         let flow = self.sign_in.flow();
         flow.end_interaction(&self.id).await;
+        if let Some(device) = &self.interaction.device {
+            crate::events::request_rejected(
+                self.tenant.slug(),
+                "device",
+                &self.ctx.request_id,
+                e.code.as_str(),
+                &e.description,
+            );
+            let subject = self.interaction.pending_subject.clone().unwrap_or_default();
+            return self
+                .sign_in
+                .flow()
+                .device_decided(
+                    &self.client,
+                    device,
+                    crate::response::device::DeviceStatus::Denied,
+                    &subject,
+                )
+                .await;
+        }
         let target = self.interaction.request.error_target();
         self.sign_in.flow().error_redirect(&target, e)
     }

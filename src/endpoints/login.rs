@@ -222,7 +222,7 @@ fn retry_after(p: &Pending, refused: Refused) -> Option<String> {
     }
 }
 
-fn retry_text(seconds: i64) -> String {
+pub(super) fn retry_text(seconds: i64) -> String {
     let minutes = (seconds + 59) / 60;
     if minutes <= 1 {
         "in a minute".into()

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod consent;
+pub mod device;
 pub mod discovery;
 pub mod end_session;
 pub mod federation;

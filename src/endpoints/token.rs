@@ -7,7 +7,9 @@ use crate::request::RequestContext;
 use crate::response;
 use crate::state::AppState;
 use crate::validation::form::FormBody;
-use crate::validation::token::{authorization_code, client_credentials, refresh_token};
+use crate::validation::token::{
+    authorization_code, client_credentials, device_code, refresh_token,
+};
 use crate::validation::{client_auth, dpop};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -59,11 +61,16 @@ pub async fn token(
                     refresh_token::validate(&state, &tenant, client, request, &ctx).await?;
                 response::token::refresh_token(&state, &tenant, validated, &ctx, jkt).await
             }
+            TokenRequest::DeviceCode(request) => {
+                let validated = device_code::validate(&state, &tenant, client, request).await?;
+                response::token::device_code(&state, &tenant, validated, &ctx, jkt).await
+            }
         }
     }
     .await;
     result.unwrap_or_else(|e: OAuthError| {
-        if e.code != ErrorCode::InvalidClient {
+        // RFC 8628 §3.5: a device asking whether the user has decided is not an attack.
+        if e.code != ErrorCode::InvalidClient && e.code != ErrorCode::AuthorizationPending {
             crate::events::request_rejected(
                 tenant.slug(),
                 "token",

@@ -2,7 +2,7 @@
 
 use super::{middleware, tenant};
 use crate::endpoints::{
-    admin, authorize, consent, discovery, end_session, federation, health, interaction,
+    admin, authorize, consent, device, discovery, end_session, federation, health, interaction,
     introspection, jwks, login, par, revocation, token, userinfo,
 };
 use crate::error::OAuthError;
@@ -41,6 +41,15 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/{tenant}/connect/par",
             post(par::par).fallback(only_post("the pushed authorization request endpoint")),
+        )
+        .route(
+            "/{tenant}/connect/deviceauthorization",
+            post(device::device_authorization)
+                .fallback(only_post("the device authorization endpoint")),
+        )
+        .route(
+            "/{tenant}/device",
+            get(device::verification_form).post(device::verification_submit),
         )
         .route(
             "/{tenant}/connect/introspect",

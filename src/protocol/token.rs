@@ -11,6 +11,18 @@ pub enum TokenRequest {
     AuthorizationCode(AuthorizationCodeRequest),
     /// RFC 6749 §6
     RefreshToken(RefreshTokenRequest),
+    /// RFC 8628 §3.4
+    DeviceCode(DeviceCodeRequest),
+}
+
+pub struct DeviceCodeRequest {
+    pub device_code: String,
+}
+
+impl std::fmt::Debug for DeviceCodeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCodeRequest").finish_non_exhaustive()
+    }
 }
 
 pub struct AuthorizationCodeRequest {
@@ -74,6 +86,14 @@ impl TokenRequest {
                     .to_string(),
                 scope: form.get("scope").map(str::to_string),
             })),
+            Some(crate::tokens::user_code::DEVICE_CODE_GRANT) => {
+                Ok(TokenRequest::DeviceCode(DeviceCodeRequest {
+                    device_code: form
+                        .get("device_code")
+                        .ok_or_else(|| OAuthError::invalid_request("device_code is required"))?
+                        .to_string(),
+                }))
+            }
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "this grant type is not supported",

@@ -13,6 +13,9 @@ pub const PAR_PATH: &str = "/connect/par";
 pub const END_SESSION_PATH: &str = "/connect/endsession";
 pub const INTROSPECTION_PATH: &str = "/connect/introspect";
 pub const REVOCATION_PATH: &str = "/connect/revocation";
+pub const DEVICE_AUTHORIZATION_PATH: &str = "/connect/deviceauthorization";
+/// RFC 8628 §3.3: where the user enters the code.
+pub const DEVICE_VERIFICATION_PATH: &str = "/device";
 
 /// Only what this server implements today is advertised: a client that trusts discovery must
 /// never be sent to an endpoint that does not exist.
@@ -38,7 +41,12 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         .iter()
         .map(|a| a.as_str())
         .collect();
-    let mut grants = vec!["authorization_code", "client_credentials", "refresh_token"];
+    let mut grants = vec![
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+        crate::tokens::user_code::DEVICE_CODE_GRANT,
+    ];
     grants.sort_unstable();
     let mut doc = json!({
         "issuer": issuer,
@@ -55,6 +63,8 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         // RFC 9126 §5
         "pushed_authorization_request_endpoint": format!("{issuer}{PAR_PATH}"),
         "require_pushed_authorization_requests": spec.par.required,
+        // RFC 8628 §4
+        "device_authorization_endpoint": format!("{issuer}{DEVICE_AUTHORIZATION_PATH}"),
         "grant_types_supported": grants,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         // RFC 7523: assertions are signed with asymmetric keys only.
@@ -96,6 +106,7 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
                 "userinfo_endpoint": format!("{}{USERINFO_PATH}", spec.mtls_base_url),
                 "introspection_endpoint": format!("{}{INTROSPECTION_PATH}", spec.mtls_base_url),
                 "revocation_endpoint": format!("{}{REVOCATION_PATH}", spec.mtls_base_url),
+                "device_authorization_endpoint": format!("{}{DEVICE_AUTHORIZATION_PATH}", spec.mtls_base_url),
             }),
         );
     }

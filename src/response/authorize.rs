@@ -12,7 +12,7 @@ use crate::stores::{
     ConsentStore, GrantKind, GrantRecord, GrantStore, SessionRecord, SessionStore,
 };
 use crate::tokens;
-use crate::ui::{ErrorPage, FormPostPage, Page};
+use crate::ui::{DeviceDonePage, ErrorPage, FormPostPage, Page};
 use crate::validation::authorize::{ErrorTarget, Prompt, ResponseMode, ValidatedAuthorize};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,10 @@ pub struct Interaction {
     pub fresh_login: bool,
     /// The user consented during this interaction.
     pub consented: bool,
+    /// RFC 8628: this sign-in decides the device authorization with this hash (its device
+    /// code's); it ends on a page, not with a redirect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// The CSRF token and the binding hash stay out of logs.
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Interaction {
             .field("pending_subject", &self.pending_subject)
             .field("fresh_login", &self.fresh_login)
             .field("consented", &self.consented)
+            .field("device", &self.device.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -113,15 +118,13 @@ impl Flow<'_> {
         interaction: Option<(String, Interaction)>,
     ) -> Response {
         let now = self.state.now();
-        let fresh_login = interaction.as_ref().is_some_and(|(_, i)| i.fresh_login);
-        let consented = interaction.as_ref().is_some_and(|(_, i)| i.consented);
+        let device = interaction.as_ref().and_then(|(_, i)| i.device.clone());
         let next = match self
             .decide(
                 client,
                 &request,
                 session.as_ref(),
-                fresh_login,
-                consented,
+                interaction.as_ref().map(|(_, i)| i),
                 now,
             )
             .await
@@ -174,8 +177,8 @@ impl Flow<'_> {
                         }
                         id
                     }
-                    None => match self.begin_interaction(request).await {
-                        Ok(id) => id,
+                    None => match self.begin_interaction(request, None).await {
+                        Ok((id, _)) => id,
                         Err(e) => return self.internal(e),
                     },
                 };
@@ -198,6 +201,17 @@ impl Flow<'_> {
                 if let Some((id, _)) = &interaction {
                     self.end_interaction(id).await;
                 }
+                if let Some(device) = device {
+                    let approval = super::device::Approval::of_session(&session);
+                    return self
+                        .device_decided(
+                            client,
+                            &device,
+                            super::device::DeviceStatus::Approved(approval),
+                            &session.subject,
+                        )
+                        .await;
+                }
                 match self.issue_code(client, &request, &session, now).await {
                     Ok(code) => {
                         let mut params = vec![("code", code)];
@@ -219,10 +233,12 @@ impl Flow<'_> {
         client: &Client,
         request: &ValidatedAuthorize,
         session: Option<&SessionRecord>,
-        fresh_login: bool,
-        consented: bool,
+        interaction: Option<&Interaction>,
         now: i64,
     ) -> Result<Next, InternalError> {
+        let fresh_login = interaction.is_some_and(|i| i.fresh_login);
+        let consented = interaction.is_some_and(|i| i.consented);
+        let device = interaction.is_some_and(|i| i.device.is_some());
         let Some(session) = session else {
             return Ok(Next::Login);
         };
@@ -256,7 +272,8 @@ impl Flow<'_> {
                 return Ok(Next::Login);
             }
         }
-        if client.spec.interactive.require_consent && !consented {
+        // RFC 8628 §5.4: a device's user always sees what the code gives away, and to whom.
+        if (client.spec.interactive.require_consent || device) && !consented {
             if request.prompt.contains(&Prompt::Consent) {
                 return Ok(Next::Consent);
             }
@@ -283,10 +300,77 @@ impl Flow<'_> {
         Ok(Next::Code)
     }
 
+    /// RFC 8628 §3.3: the user entered the code of a pending device authorization; the
+    /// sign-in that decides it begins (sign-in if needed, then consent, then a page).
+    pub async fn begin_device(
+        mut self,
+        client: &Client,
+        request: ValidatedAuthorize,
+        session: Option<SessionRecord>,
+        device_hash: String,
+    ) -> Response {
+        let (id, interaction) = match self
+            .begin_interaction(request.clone(), Some(device_hash))
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => return self.internal(e),
+        };
+        self.proceed(client, request, session, Some((id, interaction)))
+            .await
+    }
+
+    /// The device sign-in ended: the decision is written and the user told to go back to the
+    /// device (or that it is too late).
+    pub async fn device_decided(
+        self,
+        client: &Client,
+        device_hash: &str,
+        status: super::device::DeviceStatus,
+        subject: &str,
+    ) -> Response {
+        let approved = matches!(status, super::device::DeviceStatus::Approved(_));
+        let written =
+            match super::device::decide(self.state, self.tenant, device_hash, status).await {
+                Ok(w) => w,
+                Err(e) => return self.internal(e),
+            };
+        if written {
+            crate::events::device_decided(
+                self.tenant.slug(),
+                &client.spec.client_id,
+                &self.ctx.request_id,
+                subject,
+                approved,
+            );
+        }
+        let mut response = self.tenant.pages.render(
+            &Page::DeviceDone(DeviceDonePage {
+                client_name: client
+                    .spec
+                    .client_name
+                    .clone()
+                    .unwrap_or_else(|| client.spec.client_id.clone()),
+                approved: approved && written,
+                expired: !written,
+            }),
+            if written {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+        );
+        for c in self.cookies {
+            response.headers_mut().append(header::SET_COOKIE, c);
+        }
+        response
+    }
+
     async fn begin_interaction(
         &mut self,
         request: ValidatedAuthorize,
-    ) -> Result<String, InternalError> {
+        device: Option<String>,
+    ) -> Result<(String, Interaction), InternalError> {
         let id = tokens::new_handle();
         // Reuse the browser's binding cookie, or give it one.
         let bind = match sessions::read_cookie(self.headers, sessions::BIND_COOKIE)
@@ -315,6 +399,7 @@ impl Flow<'_> {
             pending_subject: None,
             fresh_login: false,
             consented: false,
+            device,
         };
         let record = GrantRecord {
             handle_hash: tokens::handle_hash(&id),
@@ -328,7 +413,7 @@ impl Flow<'_> {
             .store
             .insert_grant(self.tenant.slug(), &record)
             .await?;
-        Ok(id)
+        Ok((id, interaction))
     }
 
     async fn save_interaction(&self, id: &str, i: &Interaction) -> Result<(), InternalError> {

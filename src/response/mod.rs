@@ -1,4 +1,5 @@
 //! `Validated*` → protocol responses.
 
 pub mod authorize;
+pub mod device;
 pub mod token;

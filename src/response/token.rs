@@ -537,3 +537,57 @@ pub async fn refresh_token(
         &issued,
     )
 }
+
+/// RFC 8628 §3.5: tokens for an approved device authorization, written in the same
+/// transaction that consumes it (a second redemption finds it consumed and gets nothing).
+pub async fn device_code(
+    state: &AppState,
+    tenant: &Tenant,
+    v: crate::validation::token::device_code::ValidatedDeviceCode,
+    ctx: &RequestContext,
+    dpop_jkt: Option<&str>,
+) -> Result<Response, OAuthError> {
+    let now = state.now();
+    let approval = v.approval();
+    let family = tokens::new_jti();
+    let issued = issue_user_tokens(
+        state,
+        tenant,
+        v.client(),
+        &UserGrant {
+            subject: &approval.subject,
+            scopes: v.scopes(),
+            audiences: v.audiences(),
+            auth_time: approval.auth_time,
+            amr: &approval.amr,
+            acr: &approval.acr,
+            idp: &approval.idp,
+            sid: &approval.sid,
+            nonce: None,
+            family: &family,
+            absolute_expires_at: now + tenant.spec.tokens.refresh_token_absolute_lifetime,
+            cert_binding: v.cert_binding(),
+            dpop_jkt,
+        },
+    )
+    .await?;
+    match state
+        .store
+        .consume_grant(tenant.slug(), &v.record().handle_hash, now, &issued.records)
+        .await?
+    {
+        Consumed::Fresh(_) => {}
+        _ => {
+            return Err(OAuthError::invalid_grant(
+                "the device code is invalid or was already used",
+            ));
+        }
+    }
+    user_token_response(
+        tenant,
+        &v.client().spec.client_id,
+        ctx,
+        crate::tokens::user_code::DEVICE_CODE_GRANT,
+        &issued,
+    )
+}

@@ -111,10 +111,16 @@ pub enum GrantKind {
     UpstreamLogout,
     /// An upstream's answer waiting for the browser to come back for it.
     UpstreamResult,
+    /// RFC 8628: a device authorization, pending until the user approves or denies it, then
+    /// redeemed once (by the hash of its device code).
+    DeviceCode,
+    /// RFC 8628 §6.1: a user code, single use, naming its device authorization (by the keyed
+    /// hash of the code).
+    UserCode,
 }
 
 impl GrantKind {
-    pub const ALL: [GrantKind; 13] = [
+    pub const ALL: [GrantKind; 15] = [
         Self::Interaction,
         Self::Par,
         Self::Logout,
@@ -128,6 +134,8 @@ impl GrantKind {
         Self::UpstreamState,
         Self::UpstreamLogout,
         Self::UpstreamResult,
+        Self::DeviceCode,
+        Self::UserCode,
     ];
 
     /// The stored name (the values of `grants.kind`; never change one without a migration).
@@ -146,6 +154,8 @@ impl GrantKind {
             Self::UpstreamState => "upstream_state",
             Self::UpstreamLogout => "upstream_logout",
             Self::UpstreamResult => "upstream_result",
+            Self::DeviceCode => "device_code",
+            Self::UserCode => "user_code",
         }
     }
 
@@ -320,6 +330,15 @@ pub trait GrantStore {
         tenant: &str,
         handle_hash: &str,
     ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    /// Replaces a live grant's data if it still is `expected` (compare and set); false when
+    /// another writer changed it first, or it was consumed or revoked.
+    fn swap_grant_data(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        expected: &str,
+        data: &str,
+    ) -> impl Future<Output = Result<bool, InternalError>> + Send;
 }
 
 fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
@@ -1030,6 +1049,30 @@ impl GrantStore for Store {
                 .execute(p)
                 .await?;
             Ok(())
+        })
+    }
+
+    async fn swap_grant_data(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        expected: &str,
+        data: &str,
+    ) -> Result<bool, InternalError> {
+        on_write!(self, |p| {
+            Ok(sqlx::query(
+                "UPDATE grants SET data = $4
+                 WHERE tenant = $1 AND handle_hash = $2 AND data = $3
+                   AND consumed_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(tenant)
+            .bind(handle_hash)
+            .bind(expected)
+            .bind(data)
+            .execute(p)
+            .await?
+            .rows_affected()
+                == 1)
         })
     }
 }

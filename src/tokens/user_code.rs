@@ -4,6 +4,9 @@
 //! values: enough only together with a short lifetime and the throttling of wrong codes (§5.1).
 //! A code is stored only as a keyed, tenant-bound hash (`MasterKey::user_code_hash`).
 
+/// RFC 8628 §3.4: the `grant_type` a device polls the token endpoint with.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// RFC 8628 §6.1: the consonants of the Latin alphabet, less the vowel-like Y.
 pub const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// Characters in a code (the dash is not one of them).

@@ -24,7 +24,7 @@ const DEFAULT_BACKGROUND_COLOR: &str = "#f4f6fb";
 const DEFAULT_TEXT_COLOR: &str = "#1b2230";
 
 /// The embedded default templates, by the file name a tenant override must use.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("totp.html", include_str!("templates/totp.html")),
@@ -33,6 +33,11 @@ const TEMPLATES: [(&str, &str); 8] = [
     ("logged_out.html", include_str!("templates/logged_out.html")),
     ("error.html", include_str!("templates/error.html")),
     ("form_post.html", include_str!("templates/form_post.html")),
+    ("device.html", include_str!("templates/device.html")),
+    (
+        "device_done.html",
+        include_str!("templates/device_done.html"),
+    ),
 ];
 
 /// Served when a template fails at render time (only possible with a broken tenant override that
@@ -110,6 +115,10 @@ pub enum Page {
     Error(ErrorPage),
     /// OAuth 2.0 Form Post Response Mode: an auto-submitting form to the client.
     FormPost(FormPostPage),
+    /// RFC 8628 §3.3: where the user enters a device's code.
+    DeviceCode(DeviceCodePage),
+    /// RFC 8628 §3.3: the device sign-in ended; back to the device.
+    DeviceDone(DeviceDonePage),
 }
 
 impl Page {
@@ -123,6 +132,8 @@ impl Page {
             Page::LoggedOut(_) => "logged_out.html",
             Page::Error(_) => "error.html",
             Page::FormPost(_) => "form_post.html",
+            Page::DeviceCode(_) => "device.html",
+            Page::DeviceDone(_) => "device_done.html",
         }
     }
 }
@@ -196,6 +207,8 @@ pub struct ConsentPage {
     /// API resource display names.
     pub resources: Vec<String>,
     pub allow_remember: bool,
+    /// RFC 8628 §5.4: a device is asking; the page says so.
+    pub device: bool,
 }
 
 impl fmt::Debug for ConsentPage {
@@ -209,8 +222,37 @@ impl fmt::Debug for ConsentPage {
             .field("api_scopes", &self.api_scopes)
             .field("resources", &self.resources)
             .field("allow_remember", &self.allow_remember)
+            .field("device", &self.device)
             .finish_non_exhaustive()
     }
+}
+
+/// RFC 8628 §3.3: the code entry form (prefilled from `verification_uri_complete`, §3.3.1).
+#[derive(Serialize)]
+pub struct DeviceCodePage {
+    pub action: String,
+    pub csrf: String,
+    /// What the user typed (or the link carried), shown back in the field.
+    pub user_code: String,
+    pub error: Option<String>,
+}
+
+/// The code is a credential while it lives: never in a log.
+impl fmt::Debug for DeviceCodePage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceCodePage")
+            .field("action", &self.action)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceDonePage {
+    pub client_name: String,
+    pub approved: bool,
+    /// The device authorization ended before the decision (expired or already decided).
+    pub expired: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -547,7 +589,7 @@ fn is_logo_url(url: &str) -> bool {
 }
 
 /// One page of each kind, with every optional part present, for the load-time trial render.
-fn sample_pages() -> [Page; 7] {
+fn sample_pages() -> [Page; 9] {
     let scope = || ScopeLine {
         name: "profile".into(),
         display_name: "Your profile".into(),
@@ -585,6 +627,7 @@ fn sample_pages() -> [Page; 7] {
             api_scopes: vec![scope()],
             resources: vec!["API".into()],
             allow_remember: true,
+            device: true,
         }),
         Page::LogoutConfirm(LogoutConfirmPage {
             action: "/logout".into(),
@@ -606,6 +649,17 @@ fn sample_pages() -> [Page; 7] {
         Page::FormPost(FormPostPage {
             action: "https://client.example/cb".into(),
             fields: vec![("code".into(), "x".into())],
+        }),
+        Page::DeviceCode(DeviceCodePage {
+            action: "/device".into(),
+            csrf: "c".into(),
+            user_code: "BCDF-GHJK".into(),
+            error: Some("error".into()),
+        }),
+        Page::DeviceDone(DeviceDonePage {
+            client_name: "Client".into(),
+            approved: true,
+            expired: false,
         }),
     ]
 }
@@ -996,6 +1050,7 @@ mod tests {
             }],
             resources: vec!["Orders API".into()],
             allow_remember,
+            device: false,
         })
     }
 

@@ -14,6 +14,7 @@
 //!   right (a right password does not reset it);
 //! - `ip:<address>`: every password and code from one address (`max_failures_per_address`); a
 //!   success gives its own slot back and leaves the others' failures;
+//! - `usercode:<browser>`: device user codes entered in one browser (RFC 8628 §5.1);
 //! - `interaction:<hash>`: codes tried in one sign-in; at `max_code_failures_per_interaction`
 //!   the sign-in is ended and the user starts again from the application.
 
@@ -257,6 +258,30 @@ impl Throttle {
                 (format!("ip:{address}"), Kind::Address, self.address_limit()),
             ],
             Some(sign_in.to_string()),
+        )
+        .await
+    }
+
+    /// Takes the slots of a user code entry (RFC 8628 §5.1) by the browser whose binding
+    /// cookie hashes to `browser`, from `address`: at most `per_browser` wrong codes from one
+    /// browser, and the address's limit shared with passwords and one-time codes.
+    pub async fn begin_user_code_attempt(
+        &self,
+        browser: &str,
+        address: &str,
+        per_browser: i64,
+    ) -> Result<Result<Attempt<'_>, Refused>, InternalError> {
+        let per_browser = BucketLimit {
+            max: per_browser,
+            window: self.policy.failure_window,
+            lockout: self.policy.lockout,
+        };
+        self.begin(
+            vec![
+                (format!("usercode:{browser}"), Kind::Account, per_browser),
+                (format!("ip:{address}"), Kind::Address, self.address_limit()),
+            ],
+            None,
         )
         .await
     }

@@ -92,6 +92,32 @@ pub struct ValidatedAuthorize {
 struct Sealed;
 
 impl ValidatedAuthorize {
+    /// A device's request (RFC 8628 §3.1, already validated by `validation::device`) as the
+    /// sign-in pipeline sees it: nothing to redirect to, and the consent page always shown —
+    /// the user must see which client and which scopes a code gives away (§5.4).
+    pub fn for_device(client_id: &str, scopes: &[String], audiences: &[String]) -> Self {
+        Self {
+            client_id: client_id.to_string(),
+            redirect_uri: String::new(),
+            response_mode: ResponseMode::Query,
+            scopes: scopes.to_vec(),
+            audiences: audiences.to_vec(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            code_challenge_method: None,
+            prompt: vec![Prompt::Consent],
+            max_age: None,
+            login_hint: None,
+            acr_values: Vec::new(),
+            id_token_hint_sub: None,
+            ui_locales: None,
+            dpop_jkt: None,
+            idp_hint: None,
+            _sealed: Sealed,
+        }
+    }
+
     pub fn is_openid(&self) -> bool {
         self.scopes.iter().any(|s| s == "openid")
     }

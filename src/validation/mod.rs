@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod client_cert;
 pub mod client_keys;
+pub mod device;
 pub mod dn;
 pub mod dpop;
 pub mod form;

@@ -13,43 +13,20 @@
 //   CONSENT_REDIRECT_URI=http://127.0.0.1:9000/callback CONSENT_USERNAME=alice \
 //   CONSENT_PASSWORD=alice-password node tests/e2e/browser.mjs
 //
-// TLS verification stays on. Chromium does not trust the dev CA; instead of switching
-// verification off, the test server's own key is pinned with --ignore-certificate-errors-spki-list
-// (the base64 SHA-256 of the certificate's SubjectPublicKeyInfo), so any other certificate still
-// fails. Node trusts the dev CA through NODE_EXTRA_CA_CERTS.
+// TLS verification stays on: Chromium pins the server's key (lib/chromium.mjs); Node trusts the
+// dev CA through NODE_EXTRA_CA_CERTS.
 
-import { createHash, createHmac, X509Certificate } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { chromium } from 'playwright-core';
 import {
   check, describeError, env, need, notOk, ok, requireTlsVerification, run,
 } from './lib/report.mjs';
+import { STEP_TIMEOUT_MS, launchChromium, watchForProblems } from './lib/chromium.mjs';
 
-// A quiet headless run on a machine without outside network: without the background-networking
-// flags Chromium keeps trying to reach Google's hosts, and fails at every start.
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
-const STEP_TIMEOUT_MS = 10_000;
-
-/** base64(SHA-256(SubjectPublicKeyInfo)) of the first certificate in a PEM, as Chromium pins it. */
-function spkiPin(pem) {
-  const first = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)?.[0];
-  if (!first) throw new Error('SERVER_CERT_PEM holds no certificate');
-  const spki = new X509Certificate(first).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(spki).digest('base64');
-}
 
 // RFC 4648 §6
 function base32Decode(text) {
@@ -78,27 +55,6 @@ function totp(key, unixSeconds, digits = 6, step = 30) {
   const offset = mac[mac.length - 1] & 0x0f;
   const binary = mac.readUInt32BE(offset) & 0x7fffffff;
   return String(binary % 10 ** digits).padStart(digits, '0');
-}
-
-/** Collects what a person would not see but a broken page shows: console errors (a CSP
- * violation is one), uncaught exceptions, failed requests and error responses. */
-function watchForProblems(page, problems) {
-  page.on('console', (message) => {
-    // An error response is reported below with its URL, which this message lacks.
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
-      problems.push(`console error at ${page.url()}: ${message.text()}`);
-    }
-  });
-  page.on('pageerror', (err) => problems.push(`page error at ${page.url()}: ${err.message}`));
-  page.on('requestfailed', (request) => {
-    problems.push(`request failed: ${request.url()}: ${request.failure()?.errorText}`);
-  });
-  page.on('response', (response) => {
-    // Browsers ask every origin for /favicon.ico unasked; the pages declare no icon.
-    if (response.status() >= 400 && new URL(response.url()).pathname !== '/favicon.ico') {
-      problems.push(`HTTP ${response.status()} for ${response.request().method()} ${response.url()}`);
-    }
-  });
 }
 
 /** Nothing listens at the client's redirect URI: the browser gets a stand-in page there.
@@ -175,7 +131,6 @@ async function sessionCookieIsTenantScoped(label, context, issuer) {
 async function main() {
   requireTlsVerification();
   const issuer = env('ISSUER');
-  const pin = spkiPin(env('SERVER_CERT_PEM'));
   const executablePath = env('CHROMIUM');
   const shots = env('SCREENSHOTS_DIR');
   const totpClient = { id: env('TOTP_CLIENT_ID'), redirectUri: env('TOTP_REDIRECT_URI') };
@@ -196,11 +151,7 @@ async function main() {
   const web = await client.discovery(new URL(issuer), consentClient.id, consentClient.secret,
     client.ClientSecretBasic(consentClient.secret), { execute: [client.enableNonRepudiationChecks] });
 
-  const browser = await chromium.launch({
-    executablePath,
-    args: [...CHROMIUM_FLAGS, `--ignore-certificate-errors-spki-list=${pin}`],
-    timeout: STEP_TIMEOUT_MS,
-  });
+  const browser = await launchChromium(executablePath, env('SERVER_CERT_PEM'));
   const problems = [];
   try {
     // 1. Carol: password, then her TOTP code, then straight back to the public client.

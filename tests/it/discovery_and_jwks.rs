@@ -11,7 +11,12 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
     assert_eq!(d["jwks_uri"], format!("{issuer}/.well-known/jwks"));
     assert_eq!(
         d["grant_types_supported"],
-        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
     assert_eq!(
         d["token_endpoint_auth_methods_supported"],
@@ -60,8 +65,13 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
         d["revocation_endpoint"],
         format!("{issuer}/connect/revocation")
     );
-    // Only endpoints that exist are advertised (no device flow yet).
-    assert!(d.get("device_authorization_endpoint").is_none());
+    // RFC 8628 §4
+    assert_eq!(
+        d["device_authorization_endpoint"],
+        format!("{issuer}/connect/deviceauthorization")
+    );
+    // Only endpoints that exist are advertised (no CIBA yet).
+    assert!(d.get("backchannel_authentication_endpoint").is_none());
     s.stop().await;
 }
 

@@ -180,6 +180,38 @@ async fn chromium_signs_in_through_the_totp_and_consent_pages_and_screenshots_th
 }
 
 #[tokio::test]
+async fn openid_client_polls_while_chromium_enters_the_device_code_as_alice_and_as_bob_through_globex()
+ {
+    let chromium = (
+        PathBuf::from(CHROMIUM),
+        "scripts/test installs it, or `apt-get install chromium`",
+    );
+    if !ready(&[node_modules(), chromium]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    let server_pem = std::fs::read_to_string(s.path("certs/server.pem")).unwrap();
+    run_script(
+        &s,
+        "device.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("SERVER_CERT_PEM", &server_pem),
+            ("CHROMIUM", CHROMIUM),
+            ("DEVICE_CLIENT_ID", "acme-tv"),
+            ("SCOPE", "openid profile api.read offline_access"),
+            ("LOCAL_USERNAME", "alice"),
+            ("LOCAL_PASSWORD", "alice-password"),
+            ("UPSTREAM_BUTTON", "Globex Corporation"),
+            ("UPSTREAM_USERNAME", "bob"),
+            ("UPSTREAM_PASSWORD", "bob-password"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn openid_client_gets_dpop_and_certificate_bound_tokens_signs_client_assertions_and_introspects()
  {
     if !ready(&[node_modules()]) {

@@ -120,7 +120,7 @@ fn grant_types(
             None => bad(
                 ck.key("grant_types").index(j),
                 format!(
-                    "grant type `{g}` is not supported (supported: authorization_code, client_credentials, refresh_token)"
+                    "grant type `{g}` is not supported (supported: authorization_code, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:device_code)"
                 ),
             ),
         }

@@ -62,6 +62,8 @@ struct TenantFile {
     #[serde(default)]
     par: ParFile,
     #[serde(default)]
+    device: DeviceFile,
+    #[serde(default)]
     mtls: MtlsFile,
     #[serde(default)]
     dpop: DpopFile,
@@ -150,6 +152,25 @@ impl Default for ParFile {
         Self {
             required: false,
             lifetime: 60,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DeviceFile {
+    code_lifetime: i64,
+    interval: i64,
+    max_failures_per_session: i64,
+}
+
+impl Default for DeviceFile {
+    fn default() -> Self {
+        let d = DevicePolicy::default();
+        Self {
+            code_lifetime: d.code_lifetime,
+            interval: d.interval,
+            max_failures_per_session: d.max_failures_per_session,
         }
     }
 }
@@ -373,6 +394,7 @@ pub fn resolve(
     policies::check_session_and_login(&file, &mut bad);
     tokens::check_lifetimes(&file.tokens, &mut bad);
     policies::check_par(&file, &mut bad);
+    policies::check_device(&file, &mut bad);
     let (display_name, branding) = branding::resolve(&file, defaults.files, &mut bad);
     let mtls_trust_anchors = tls::mtls_trust_anchors(&file, defaults.files, &mut bad);
     let tls = tls::tenant_tls(&file, defaults.files, &mut bad);
@@ -395,6 +417,7 @@ pub fn resolve(
         session: policies::session(&file),
         login: policies::login(&file),
         par: policies::par(&file),
+        device: policies::device(&file),
         slug: file.slug,
         issuer: names.issuer,
         mtls_base_url: names.mtls_base_url,

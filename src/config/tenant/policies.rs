@@ -1,6 +1,6 @@
-//! `[session]`, `[login]` and `[par]`: the limits a tenant sets on sign-in.
+//! `[session]`, `[login]`, `[par]` and `[device]`: the limits a tenant sets on sign-in.
 
-use super::{KeyPath, LoginPolicy, ParPolicy, SessionPolicy, TenantFile};
+use super::{DevicePolicy, KeyPath, LoginPolicy, ParPolicy, SessionPolicy, TenantFile};
 
 pub(super) fn check_session_and_login(file: &TenantFile, bad: &mut impl FnMut(KeyPath, String)) {
     let root = KeyPath::root();
@@ -70,5 +70,36 @@ pub(super) fn par(file: &TenantFile) -> ParPolicy {
     ParPolicy {
         required: file.par.required,
         lifetime: file.par.lifetime,
+    }
+}
+
+pub(super) fn check_device(file: &TenantFile, bad: &mut impl FnMut(KeyPath, String)) {
+    let device = KeyPath::root().key("device");
+    // RFC 8628 §6.1: a user code's lifetime bounds how long it can be guessed at.
+    if !(60..=1800).contains(&file.device.code_lifetime) {
+        bad(
+            device.key("code_lifetime"),
+            "must be between 60 and 1800 seconds".into(),
+        );
+    }
+    if !(0..=60).contains(&file.device.interval) {
+        bad(
+            device.key("interval"),
+            "must be between 0 and 60 seconds".into(),
+        );
+    }
+    if !(1..=100).contains(&file.device.max_failures_per_session) {
+        bad(
+            device.key("max_failures_per_session"),
+            "must be between 1 and 100".into(),
+        );
+    }
+}
+
+pub(super) fn device(file: &TenantFile) -> DevicePolicy {
+    DevicePolicy {
+        code_lifetime: file.device.code_lifetime,
+        interval: file.device.interval,
+        max_failures_per_session: file.device.max_failures_per_session,
     }
 }

@@ -25,6 +25,9 @@ pub struct TenantSpec {
     pub branding: crate::ui::Branding,
     #[serde(default)]
     pub par: ParPolicy,
+    /// The device authorization grant (RFC 8628).
+    #[serde(default)]
+    pub device: DevicePolicy,
     /// Trust anchor PEM files for tls_client_auth, resolved against the base directory.
     #[serde(default)]
     pub mtls_trust_anchors: Vec<std::path::PathBuf>,
@@ -60,6 +63,28 @@ pub struct LoginPolicy {
 pub struct ParPolicy {
     pub required: bool,
     pub lifetime: i64,
+}
+
+/// `[device]`: the device authorization grant (RFC 8628).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DevicePolicy {
+    /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`).
+    pub code_lifetime: i64,
+    /// The polling interval a device is told (RFC 8628 §3.2 `interval`); 0 lets it poll at
+    /// will (no `slow_down`).
+    pub interval: i64,
+    /// Wrong user codes one browser may enter before it must wait (RFC 8628 §5.1).
+    pub max_failures_per_session: i64,
+}
+
+impl Default for DevicePolicy {
+    fn default() -> Self {
+        Self {
+            code_lifetime: 600,
+            interval: 5,
+            max_failures_per_session: 5,
+        }
+    }
 }
 
 /// A local user declared in the tenant file (demo users; real deployments add users to the
@@ -151,6 +176,8 @@ pub enum GrantType {
     ClientCredentials,
     AuthorizationCode,
     RefreshToken,
+    /// RFC 8628 §3.4
+    DeviceCode,
 }
 
 impl GrantType {
@@ -158,12 +185,14 @@ impl GrantType {
         GrantType::AuthorizationCode,
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
+        GrantType::DeviceCode,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => crate::tokens::user_code::DEVICE_CODE_GRANT,
         }
     }
     pub(super) fn parse(s: &str) -> Option<Self> {
