@@ -34,6 +34,14 @@ pub enum ErrorCode {
     SlowDown,
     /// RFC 8628 §3.5: the device code expired.
     ExpiredToken,
+    /// CIBA Core §13: the hint names no user this tenant knows.
+    UnknownUserId,
+    /// CIBA Core §13: the binding message is too long or not text.
+    InvalidBindingMessage,
+    /// CIBA Core §13: the client must send the user's `user_code`.
+    MissingUserCode,
+    /// CIBA Core §13: the `user_code` is wrong.
+    InvalidUserCode,
     ServerError,
     TemporarilyUnavailable,
     /// Not an OAuth code: unknown tenant or path.
@@ -66,6 +74,10 @@ impl ErrorCode {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::UnknownUserId => "unknown_user_id",
+            Self::InvalidBindingMessage => "invalid_binding_message",
+            Self::MissingUserCode => "missing_user_code",
+            Self::InvalidUserCode => "invalid_user_code",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::NotFound => "not_found",

@@ -48,6 +48,11 @@ pub fn device_authorization_started(tenant: &str, client_id: &str, request_id: &
     tracing::info!(target: "security", event = "device_authorization_started", tenant, client_id, request_id);
 }
 
+/// CIBA Core §7.1: a client asked for a user's approval.
+pub fn backchannel_requested(tenant: &str, client_id: &str, request_id: &str, subject: &str) {
+    tracing::info!(target: "security", event = "backchannel_requested", tenant, client_id, request_id, subject);
+}
+
 /// RFC 8628 §3.3: the user approved or denied a device.
 pub fn device_decided(
     tenant: &str,

@@ -37,6 +37,13 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The client's address as throttling buckets and log lines name it (`-` when unknown).
+    pub fn client_address(&self) -> String {
+        self.client_ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "-".into())
+    }
+
     /// RFC 8705 §3.1: the base64url SHA-256 of the client certificate, `x5t#S256`.
     pub fn cert_thumbprint(&self) -> Option<String> {
         let der = self.client_certs.as_ref()?.first()?;

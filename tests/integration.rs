@@ -16,6 +16,8 @@ mod support;
 mod architecture;
 #[path = "it/attacker.rs"]
 mod attacker;
+#[path = "it/backchannel.rs"]
+mod backchannel;
 #[path = "it/client_auth.rs"]
 mod client_auth;
 #[path = "it/device.rs"]

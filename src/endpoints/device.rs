@@ -3,54 +3,31 @@
 //! and the sign-in pipeline (src/endpoints/interaction.rs) takes over: sign-in, consent that
 //! says a device is asking, then a page that sends the user back to the device.
 
+use super::call::OAuthCall;
 use super::interaction::SignIn;
 use crate::error::{ErrorCode, OAuthError};
-use crate::request::{CurrentTenant, RequestContext};
 use crate::response::device::{DeviceGrant, find_pending};
 use crate::sessions;
-use crate::state::AppState;
 use crate::stores::{ClientStore, Consumed, GrantStore};
-use crate::tokens;
 use crate::tokens::user_code::UserCode;
 use crate::ui::{DeviceCodePage, Page};
 use crate::users::throttle::{Refused, Throttle};
 use crate::validation::form::FormBody;
 use crate::validation::{client_auth, device};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 
 /// RFC 8628 §3.1: client authentication as at the token endpoint (public clients identify
 /// themselves), then `scope` and `resource`; §3.2 answers the codes.
-pub async fn device_authorization(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
-    form: Result<FormBody, Response>,
-) -> Response {
-    let form = match form {
-        Ok(FormBody(f)) => f,
-        Err(r) => return r,
-    };
+pub async fn device_authorization(call: OAuthCall) -> Response {
+    let (state, tenant, ctx, headers, form) = call.parts();
     let result = async {
-        let auth = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
-        let validated = device::validate(&tenant, &auth, &form)?;
-        crate::response::device::authorize(&state, &tenant, validated, &ctx).await
+        let auth = client_auth::authenticate(state, tenant, headers, form, ctx).await?;
+        let validated = device::validate(tenant, &auth, form)?;
+        crate::response::device::authorize(state, tenant, validated, ctx).await
     }
     .await;
-    result.unwrap_or_else(|e| {
-        if e.code != ErrorCode::InvalidClient {
-            crate::events::request_rejected(
-                tenant.slug(),
-                "device_authorization",
-                &ctx.request_id,
-                e.code.as_str(),
-                &e.description,
-            );
-        }
-        e.into_response()
-    })
+    call.answer("device_authorization", result)
 }
 
 #[derive(serde::Deserialize)]
@@ -80,26 +57,11 @@ fn entry_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let (bind, cookie) = match sessions::read_cookie(&sign_in.headers, sessions::BIND_COOKIE)
-        .filter(|v| v.len() == 43)
-    {
-        Some(v) => (v.to_string(), None),
-        None => {
-            let v = tokens::new_handle();
-            let c = sessions::set_cookie(
-                sessions::BIND_COOKIE,
-                &v,
-                &sessions::cookie_path(&sign_in.tenant),
-                None,
-                sign_in.ctx.secure,
-            );
-            (v, c)
-        }
-    };
+    let (csrf, cookie) = sign_in.browser_csrf(ENTRY);
     let mut response = sign_in.tenant.pages.render(
         &Page::DeviceCode(DeviceCodePage {
             action: crate::response::device::verification_uri(&sign_in.tenant),
-            csrf: entry_csrf(&bind),
+            csrf,
             user_code,
             error,
         }),
@@ -111,11 +73,8 @@ fn entry_page(
     response
 }
 
-/// The entry form's CSRF token: derived from the browser's binding cookie, which another site
-/// can neither read nor set.
-fn entry_csrf(bind: &str) -> String {
-    tokens::handle_hash(&format!("device entry\0{bind}"))
-}
+/// The purpose the entry form's CSRF token is bound to.
+const ENTRY: &str = "device entry";
 
 /// RFC 8628 §3.3: the user submitted a code. Wrong codes are throttled per browser and per
 /// address (§5.1); a right one is used up here and starts the sign-in that decides it.
@@ -123,19 +82,7 @@ pub async fn verification_submit(sign_in: SignIn, form: Result<FormBody, Respons
     let Ok(FormBody(form)) = form else {
         return sign_in.fail(OAuthError::invalid_request("the form could not be read"));
     };
-    let bind = sessions::read_cookie(&sign_in.headers, sessions::BIND_COOKIE)
-        .filter(|v| v.len() == 43)
-        .map(str::to_string);
-    let csrf_ok = bind.as_deref().is_some_and(|b| {
-        form.get("csrf").is_some_and(|c| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(
-                c.as_bytes(),
-                entry_csrf(b).as_bytes(),
-            )
-            .is_ok()
-        })
-    });
-    let Some(bind) = bind.filter(|_| csrf_ok) else {
+    let Some(browser) = sign_in.check_browser_csrf(ENTRY, &form) else {
         return sign_in.fail(OAuthError::invalid_request(
             "the form expired or did not come from this site; please try again",
         ));
@@ -147,7 +94,7 @@ pub async fn verification_submit(sign_in: SignIn, form: Result<FormBody, Respons
     let address = sign_in.client_ip();
     let attempt = match throttle
         .begin_user_code_attempt(
-            &tokens::handle_hash(&bind),
+            &browser,
             &address,
             tenant.spec.device.max_failures_per_session,
         )
@@ -247,7 +194,7 @@ async fn redeem_user_code(
     let Some((device, grant)) = find_pending(state, tenant, &record.data).await? else {
         return Ok(None);
     };
-    if device.client_id != record.client_id {
+    if device.client_id != record.client_id || device.kind != crate::stores::GrantKind::DeviceCode {
         return Ok(None);
     }
     Ok(Some((device.handle_hash, device.client_id, grant)))

@@ -96,11 +96,43 @@ impl SignIn {
         format!("{}/account/{page}", self.tenant.spec.issuer)
     }
 
+    /// A CSRF token for a form that starts a sign-in (no interaction exists yet), derived from
+    /// the browser's binding cookie, which another site can neither read nor set; and the cookie
+    /// to set when the browser has none yet.
+    pub fn browser_csrf(&self, purpose: &str) -> (String, Option<HeaderValue>) {
+        let (bind, cookie) = match sessions::read_cookie(&self.headers, sessions::BIND_COOKIE)
+            .filter(|v| v.len() == 43)
+        {
+            Some(v) => (v.to_string(), None),
+            None => {
+                let v = tokens::new_handle();
+                let c = sessions::set_cookie(
+                    sessions::BIND_COOKIE,
+                    &v,
+                    &sessions::cookie_path(&self.tenant),
+                    None,
+                    self.ctx.secure,
+                );
+                (v, c)
+            }
+        };
+        (browser_token(purpose, &bind), cookie)
+    }
+
+    /// The hash of the browser's binding cookie, if `form` echoes the token
+    /// [`SignIn::browser_csrf`] gave it for `purpose`.
+    pub fn check_browser_csrf(&self, purpose: &str, form: &Form) -> Option<String> {
+        let bind = sessions::read_cookie(&self.headers, sessions::BIND_COOKIE)
+            .filter(|v| v.len() == 43)?;
+        let expected = browser_token(purpose, bind);
+        let sent = form.get("csrf")?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(sent.as_bytes(), expected.as_bytes())
+            .ok()
+            .map(|()| tokens::handle_hash(bind))
+    }
+
     pub fn client_ip(&self) -> String {
-        self.ctx
-            .client_ip
-            .map(|ip| ip.to_string())
-            .unwrap_or_else(|| "-".into())
+        self.ctx.client_address()
     }
 
     /// The pending interaction `id` names, if it is live, this browser holds it and its client
@@ -284,6 +316,11 @@ impl Pending {
     pub async fn fail_back(self, e: OAuthError) -> Response {
         let flow = self.sign_in.flow();
         flow.end_interaction(&self.id).await;
+        // A backchannel approval that fails to sign in decides nothing: anyone could otherwise
+        // deny another user's request by failing a login.
+        if self.interaction.backchannel.is_some() {
+            return self.sign_in.fail(e);
+        }
         if let Some(device) = &self.interaction.device {
             crate::events::request_rejected(
                 self.tenant.slug(),
@@ -383,6 +420,10 @@ impl FromRequest<AppState> for SubmittedInteraction {
         }
         Ok(Self { pending, form })
     }
+}
+
+fn browser_token(purpose: &str, bind: &str) -> String {
+    tokens::handle_hash(&format!("{purpose}\0{bind}"))
 }
 
 /// Answers a GET on a POST-only page path with a plain 405.

@@ -1,20 +1,16 @@
 //! `POST /{tenant}/connect/introspect` (RFC 7662): an API resource (or the client a token was
 //! issued to) asks whether a token is active. Anything it may not know about is `active: false`.
 
+use super::call::OAuthCall;
 use crate::error::json_no_store;
-use crate::error::{ErrorCode, InternalError, OAuthError};
+use crate::error::{InternalError, OAuthError};
 use crate::registry::Tenant;
-use crate::request::CurrentTenant;
-use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
 use crate::validation::client_auth::{self, Introspector};
-use crate::validation::form::FormBody;
 use crate::validation::token::refresh_token::RefreshData;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 /// RFC 7662 §2.2: the members an active token's response may carry.
@@ -36,34 +32,25 @@ const MEMBERS: &[&str] = &[
     "idp",
 ];
 
-pub async fn introspect(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
-    form: Result<FormBody, Response>,
-) -> Response {
-    let form = match form {
-        Ok(FormBody(f)) => f,
-        Err(r) => return r,
-    };
+pub async fn introspect(call: OAuthCall) -> Response {
+    let (state, tenant, ctx, headers, form) = call.parts();
     let result = async {
         let caller =
-            client_auth::authenticate_introspector(&state, &tenant, &headers, &form, &ctx).await?;
+            client_auth::authenticate_introspector(state, tenant, headers, form, ctx).await?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         // RFC 7662 §2.1: the hint only orders the search.
         let refresh_first = form.get("token_type_hint") == Some("refresh_token");
         let answer = if refresh_first {
-            match refresh(&state, &tenant, &caller, token).await? {
+            match refresh(state, tenant, &caller, token).await? {
                 Some(a) => Some(a),
-                None => access(&state, &tenant, &caller, token).await?,
+                None => access(state, tenant, &caller, token).await?,
             }
         } else {
-            match access(&state, &tenant, &caller, token).await? {
+            match access(state, tenant, &caller, token).await? {
                 Some(a) => Some(a),
-                None => refresh(&state, &tenant, &caller, token).await?,
+                None => refresh(state, tenant, &caller, token).await?,
             }
         };
         let body = answer.unwrap_or_else(|| json!({ "active": false }));
@@ -73,18 +60,7 @@ pub async fn introspect(
         ))
     }
     .await;
-    result.unwrap_or_else(|e| {
-        if e.code != ErrorCode::InvalidClient {
-            crate::events::request_rejected(
-                tenant.slug(),
-                "introspection",
-                &ctx.request_id,
-                e.code.as_str(),
-                &e.description,
-            );
-        }
-        e.into_response()
-    })
+    call.answer("introspection", result)
 }
 
 /// An active access token the caller may learn about: an API resource only about tokens whose

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod authorize;
+pub mod backchannel;
+pub mod call;
 pub mod consent;
 pub mod device;
 pub mod discovery;

@@ -1,19 +1,16 @@
 //! `POST /{tenant}/connect/par` (RFC 9126): an authenticated client pushes its authorization
 //! request and gets a short-lived, single-use `request_uri` for it.
 
+use super::call::OAuthCall;
 use crate::error::json_no_store;
 use crate::error::{ErrorCode, InternalError, OAuthError};
-use crate::request::CurrentTenant;
-use crate::request::RequestContext;
-use crate::state::AppState;
 use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use crate::tokens;
 use crate::validation::authorize::{self, AuthorizeError, PAR_URN_PREFIX};
 use crate::validation::client_auth;
-use crate::validation::form::{Form, FormBody};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use crate::validation::form::Form;
+use axum::http::StatusCode;
+use axum::response::Response;
 
 /// Client authentication parameters are not part of the stored request.
 const AUTH_PARAMS: &[&str] = &[
@@ -24,19 +21,10 @@ const AUTH_PARAMS: &[&str] = &[
     "_signed",
 ];
 
-pub async fn par(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
-    form: Result<FormBody, Response>,
-) -> Response {
-    let form = match form {
-        Ok(FormBody(f)) => f,
-        Err(r) => return r,
-    };
+pub async fn par(call: OAuthCall) -> Response {
+    let (state, tenant, ctx, headers, form) = call.parts();
     let result = async {
-        let auth = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
+        let auth = client_auth::authenticate(state, tenant, headers, form, ctx).await?;
         let client_id = auth.client().spec.client_id.clone();
         // RFC 9126 §2.1: request_uri is not allowed in a pushed request.
         if form.get("request_uri").is_some() {
@@ -49,7 +37,7 @@ pub async fn par(
         }
         // RFC 9449 §10.1: a proof at PAR binds the future code to its key (dpop_jkt).
         let proof =
-            crate::validation::dpop::verify_request(&state, &tenant, &ctx, &headers, "POST", None)
+            crate::validation::dpop::verify_request(state, tenant, ctx, headers, "POST", None)
                 .await?;
         let mut request = Form::from_pairs(
             form.pairs()
@@ -63,7 +51,7 @@ pub async fn par(
             // RFC 9101 §6.3: a pushed request object is used alone, as at the authorization
             // endpoint (RFC 9126 §3).
             request =
-                authorize::verify_request_object(&state, &tenant, auth.client(), object, &request)
+                authorize::verify_request_object(state, tenant, auth.client(), object, &request)
                     .await
                     .map_err(to_oauth)?;
             signed = true;
@@ -87,7 +75,7 @@ pub async fn par(
         let request = Form::from_pairs(pairs);
         // RFC 9126 §2.1: the pushed request is validated like an authorization request, and
         // errors come back in this response, never by redirect.
-        authorize::validate(&tenant, &request, true, signed)
+        authorize::validate(tenant, &request, true, signed)
             .await
             .map_err(to_oauth)?;
         let handle = tokens::new_handle();
@@ -118,18 +106,7 @@ pub async fn par(
         Ok::<_, OAuthError>(r)
     }
     .await;
-    result.unwrap_or_else(|e| {
-        if e.code != ErrorCode::InvalidClient {
-            crate::events::request_rejected(
-                tenant.slug(),
-                "par",
-                &ctx.request_id,
-                e.code.as_str(),
-                &e.description,
-            );
-        }
-        e.into_response()
-    })
+    call.answer("par", result)
 }
 
 fn to_oauth(e: AuthorizeError) -> OAuthError {

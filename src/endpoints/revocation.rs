@@ -1,32 +1,18 @@
 //! `POST /{tenant}/connect/revocation` (RFC 7009): a client revokes one of its refresh tokens
 //! (and with it the whole family) or access tokens. Unknown tokens are answered 200.
 
+use super::call::OAuthCall;
 use crate::error::json_no_store;
 use crate::error::{ErrorCode, OAuthError};
-use crate::request::CurrentTenant;
-use crate::request::RequestContext;
-use crate::state::AppState;
 use crate::stores::{GrantKind, GrantStore};
 use crate::tokens;
 use crate::validation::client_auth;
-use crate::validation::form::FormBody;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-pub async fn revoke(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
-    form: Result<FormBody, Response>,
-) -> Response {
-    let form = match form {
-        Ok(FormBody(f)) => f,
-        Err(r) => return r,
-    };
+pub async fn revoke(call: OAuthCall) -> Response {
+    let (state, tenant, ctx, headers, form) = call.parts();
     let result = async {
-        let auth = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
+        let auth = client_auth::authenticate(state, tenant, headers, form, ctx).await?;
         let client_id = auth.client().spec.client_id.clone();
         let token = form
             .get("token")
@@ -66,7 +52,7 @@ pub async fn revoke(
                 &ctx.request_id,
                 r.kind.as_str(),
             );
-        } else if let Some(t) = tokens::access::verify(&state, &tenant, token).await? {
+        } else if let Some(t) = tokens::access::verify(state, tenant, token).await? {
             // A JWT access token: revocable where it was recorded (tokens issued for a user).
             if t.str_claim("client_id") != Some(client_id.as_str()) {
                 return Err(not_yours());
@@ -85,16 +71,5 @@ pub async fn revoke(
         Ok::<_, OAuthError>(json_no_store(axum::http::StatusCode::OK, b"{}".to_vec()))
     }
     .await;
-    result.unwrap_or_else(|e| {
-        if e.code != ErrorCode::InvalidClient {
-            crate::events::request_rejected(
-                tenant.slug(),
-                "revocation",
-                &ctx.request_id,
-                e.code.as_str(),
-                &e.description,
-            );
-        }
-        e.into_response()
-    })
+    call.answer("revocation", result)
 }

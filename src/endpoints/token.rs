@@ -1,44 +1,21 @@
 //! `POST /{tenant}/connect/token` (RFC 6749 §3.2): extract → authenticate → validate → issue.
 
+use super::call::OAuthCall;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::token::TokenRequest;
-use crate::request::CurrentTenant;
-use crate::request::RequestContext;
 use crate::response;
-use crate::state::AppState;
-use crate::validation::form::FormBody;
 use crate::validation::token::{
-    authorization_code, client_credentials, device_code, refresh_token,
+    authorization_code, client_credentials, device_code, device_code::Polled, refresh_token,
 };
 use crate::validation::{client_auth, dpop};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-pub async fn token(
-    State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
-    headers: HeaderMap,
-    form: Result<FormBody, Response>,
-) -> Response {
-    let form = match form {
-        Ok(FormBody(form)) => form,
-        Err(rejection) => {
-            crate::events::request_rejected(
-                tenant.slug(),
-                "token",
-                &ctx.request_id,
-                "invalid_request",
-                "unreadable body",
-            );
-            return rejection;
-        }
-    };
+pub async fn token(call: OAuthCall) -> Response {
+    let (state, tenant, ctx, headers, form) = call.parts();
     let result = async {
-        let client = client_auth::authenticate(&state, &tenant, &headers, &form, &ctx).await?;
+        let client = client_auth::authenticate(state, tenant, headers, form, ctx).await?;
         // RFC 9449 §5: a DPoP proof binds the tokens to the proof's key.
-        let proof = dpop::verify_request(&state, &tenant, &ctx, &headers, "POST", None).await?;
+        let proof = dpop::verify_request(state, tenant, ctx, headers, "POST", None).await?;
         if proof.is_none() && client.client().spec.interactive.require_dpop {
             return Err(OAuthError::new(
                 ErrorCode::InvalidDpopProof,
@@ -46,39 +23,34 @@ pub async fn token(
             ));
         }
         let jkt = proof.as_ref().map(|p| p.jkt.as_str());
-        match TokenRequest::parse(&form)? {
+        match TokenRequest::parse(form)? {
             TokenRequest::ClientCredentials(request) => {
-                let validated = client_credentials::validate(&tenant, client, request)?;
-                response::token::client_credentials(&state, &tenant, validated, &ctx, jkt).await
+                let validated = client_credentials::validate(tenant, client, request)?;
+                response::token::client_credentials(state, tenant, validated, ctx, jkt).await
             }
             TokenRequest::AuthorizationCode(request) => {
                 let validated =
-                    authorization_code::validate(&state, &tenant, client, request).await?;
-                response::token::authorization_code(&state, &tenant, validated, &ctx, jkt).await
+                    authorization_code::validate(state, tenant, client, request).await?;
+                response::token::authorization_code(state, tenant, validated, ctx, jkt).await
             }
             TokenRequest::RefreshToken(request) => {
                 let validated =
-                    refresh_token::validate(&state, &tenant, client, request, &ctx).await?;
-                response::token::refresh_token(&state, &tenant, validated, &ctx, jkt).await
+                    refresh_token::validate(state, tenant, client, request, ctx).await?;
+                response::token::refresh_token(state, tenant, validated, ctx, jkt).await
             }
             TokenRequest::DeviceCode(request) => {
-                let validated = device_code::validate(&state, &tenant, client, request).await?;
-                response::token::device_code(&state, &tenant, validated, &ctx, jkt).await
+                let validated =
+                    device_code::validate(state, tenant, client, request, Polled::Device).await?;
+                response::token::device_code(state, tenant, validated, ctx, jkt).await
+            }
+            TokenRequest::Ciba(request) => {
+                let validated =
+                    device_code::validate(state, tenant, client, request, Polled::Backchannel)
+                        .await?;
+                response::token::device_code(state, tenant, validated, ctx, jkt).await
             }
         }
     }
     .await;
-    result.unwrap_or_else(|e: OAuthError| {
-        // RFC 8628 §3.5: a device asking whether the user has decided is not an attack.
-        if e.code != ErrorCode::InvalidClient && e.code != ErrorCode::AuthorizationPending {
-            crate::events::request_rejected(
-                tenant.slug(),
-                "token",
-                &ctx.request_id,
-                e.code.as_str(),
-                &e.description,
-            );
-        }
-        e.into_response()
-    })
+    call.answer("token", result)
 }

@@ -2,8 +2,8 @@
 
 use super::{middleware, tenant};
 use crate::endpoints::{
-    admin, authorize, consent, device, discovery, end_session, federation, health, interaction,
-    introspection, jwks, login, par, revocation, token, userinfo,
+    admin, authorize, backchannel, consent, device, discovery, end_session, federation, health,
+    interaction, introspection, jwks, login, par, revocation, token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -46,6 +46,15 @@ pub fn app(state: AppState) -> Router {
             "/{tenant}/connect/deviceauthorization",
             post(device::device_authorization)
                 .fallback(only_post("the device authorization endpoint")),
+        )
+        .route(
+            "/{tenant}/connect/ciba",
+            post(backchannel::backchannel_authentication)
+                .fallback(only_post("the backchannel authentication endpoint")),
+        )
+        .route(
+            "/{tenant}/approvals",
+            get(backchannel::approvals).post(backchannel::approvals_submit),
         )
         .route(
             "/{tenant}/device",

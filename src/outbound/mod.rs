@@ -5,7 +5,9 @@
 //! network any other way (DESIGN: "Trust boundaries by type").
 //!
 //! The rules, for every request:
-//! - `https` only, no redirects followed, no proxy from the environment;
+//! - `https` only (the one exception: a notification endpoint a tenant file registered may be
+//!   plain http to a loopback address literal), no redirects followed, no proxy from the
+//!   environment;
 //! - the address connected to must be public: loopback, private (RFC 1918), link-local, CGNAT
 //!   (RFC 6598), unique-local (RFC 4193), multicast and the other special-purpose ranges of the
 //!   IANA registries are refused unless the operator allow-lists them (`[outbound]
@@ -214,6 +216,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
 #[derive(Clone)]
 pub struct Outbound {
     http: reqwest::Client,
+    /// The same client without `https_only`, used only by [`Outbound::post_notification`] for
+    /// plain http to a loopback address literal (no name to resolve; the policy still decides).
+    loopback_http: reqwest::Client,
     policy: Arc<Policy>,
     /// Requests refused by the guard since start (metrics, tests).
     refused: Arc<AtomicU64>,
@@ -268,21 +273,26 @@ impl Outbound {
         timeout: Duration,
     ) -> Result<Self, InternalError> {
         let policy = Arc::new(policy);
-        let http = reqwest::Client::builder()
-            .https_only(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_merge(extra_roots)
-            .build()
-            .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))?;
+        let build = |https_only: bool, roots: Vec<reqwest::Certificate>| {
+            reqwest::Client::builder()
+                .https_only(https_only)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(Arc::new(GuardedResolver {
+                    policy: policy.clone(),
+                }))
+                .connect_timeout(connect_timeout)
+                .timeout(timeout)
+                .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+                .tls_certs_merge(roots)
+                .build()
+                .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))
+        };
+        let loopback_http = build(false, Vec::new())?;
+        let http = build(true, extra_roots)?;
         Ok(Self {
             http,
+            loopback_http,
             policy,
             refused: Arc::new(AtomicU64::new(0)),
         })
@@ -303,6 +313,41 @@ impl Outbound {
 
     pub fn post(&self, url: &str) -> OutboundRequest<'_> {
         self.request(reqwest::Method::POST, url)
+    }
+
+    /// A POST to a notification endpoint a tenant file registered: https, or plain http to a
+    /// loopback address literal that the policy allows (a client on the same machine, as in the
+    /// demo). Everything else is checked as for any request.
+    pub fn post_notification(&self, url: &str) -> OutboundRequest<'_> {
+        let loopback_http = url::Url::parse(url).ok().filter(|u| {
+            u.scheme() == "http"
+                && u.username().is_empty()
+                && u.password().is_none()
+                && match u.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    _ => false,
+                }
+        });
+        let Some(u) = loopback_http else {
+            return self.post(url);
+        };
+        let ip = match u.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            _ => return self.post(url),
+        };
+        let builder = self
+            .policy
+            .permits(ip)
+            .map(|()| self.loopback_http.post(u.clone()))
+            .map_err(OutboundError::Refused);
+        OutboundRequest {
+            guard: self,
+            url: redact(url),
+            builder,
+            limit: self.policy.max_response_bytes,
+        }
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> OutboundRequest<'_> {
@@ -366,6 +411,14 @@ impl OutboundRequest<'_> {
 
     pub fn form(self, form: &[(&str, &str)]) -> Self {
         self.map(|b| b.form(form))
+    }
+
+    /// A body of the given media type.
+    pub fn body(self, content_type: &'static str, body: Vec<u8>) -> Self {
+        self.map(|b| {
+            b.header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
+        })
     }
 
     /// Reads at most `bytes` of the answer (less than the configured maximum only).

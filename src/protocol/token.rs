@@ -13,6 +13,8 @@ pub enum TokenRequest {
     RefreshToken(RefreshTokenRequest),
     /// RFC 8628 §3.4
     DeviceCode(DeviceCodeRequest),
+    /// CIBA Core §10.1: `auth_req_id` in the same shape as a device code.
+    Ciba(DeviceCodeRequest),
 }
 
 pub struct DeviceCodeRequest {
@@ -94,6 +96,12 @@ impl TokenRequest {
                         .to_string(),
                 }))
             }
+            Some(crate::config::tenant::CIBA_GRANT) => Ok(TokenRequest::Ciba(DeviceCodeRequest {
+                device_code: form
+                    .get("auth_req_id")
+                    .ok_or_else(|| OAuthError::invalid_request("auth_req_id is required"))?
+                    .to_string(),
+            })),
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "this grant type is not supported",

@@ -14,6 +14,7 @@ pub const END_SESSION_PATH: &str = "/connect/endsession";
 pub const INTROSPECTION_PATH: &str = "/connect/introspect";
 pub const REVOCATION_PATH: &str = "/connect/revocation";
 pub const DEVICE_AUTHORIZATION_PATH: &str = "/connect/deviceauthorization";
+pub const BACKCHANNEL_PATH: &str = "/connect/ciba";
 /// RFC 8628 §3.3: where the user enters the code.
 pub const DEVICE_VERIFICATION_PATH: &str = "/device";
 
@@ -46,6 +47,7 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "client_credentials",
         "refresh_token",
         crate::tokens::user_code::DEVICE_CODE_GRANT,
+        crate::config::tenant::CIBA_GRANT,
     ];
     grants.sort_unstable();
     let mut doc = json!({
@@ -65,6 +67,12 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "require_pushed_authorization_requests": spec.par.required,
         // RFC 8628 §4
         "device_authorization_endpoint": format!("{issuer}{DEVICE_AUTHORIZATION_PATH}"),
+        // CIBA Core §4
+        "backchannel_authentication_endpoint": format!("{issuer}{BACKCHANNEL_PATH}"),
+        "backchannel_token_delivery_modes_supported": ["poll", "ping"],
+        "backchannel_authentication_request_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+        // A user_code is the user's current one-time code (RFC 6238), throttled like one.
+        "backchannel_user_code_parameter_supported": true,
         "grant_types_supported": grants,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         // RFC 7523: assertions are signed with asymmetric keys only.
@@ -107,6 +115,7 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
                 "introspection_endpoint": format!("{}{INTROSPECTION_PATH}", spec.mtls_base_url),
                 "revocation_endpoint": format!("{}{REVOCATION_PATH}", spec.mtls_base_url),
                 "device_authorization_endpoint": format!("{}{DEVICE_AUTHORIZATION_PATH}", spec.mtls_base_url),
+                "backchannel_authentication_endpoint": format!("{}{BACKCHANNEL_PATH}", spec.mtls_base_url),
             }),
         );
     }

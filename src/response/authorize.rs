@@ -42,6 +42,21 @@ pub struct Interaction {
     /// code's); it ends on a page, not with a redirect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// CIBA: this sign-in decides the backchannel request with this hash, for its user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel: Option<BackchannelStep>,
+}
+
+/// The approvals page's decision, made once the user is signed in as the one asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackchannelStep {
+    /// The hash of the request's `auth_req_id`.
+    pub grant: String,
+    /// The user the request is for; only they may decide it.
+    pub subject: String,
+    pub approve: bool,
+    /// The tenant wants a second factor for approvals.
+    pub require_mfa: bool,
 }
 
 /// The CSRF token and the binding hash stay out of logs.
@@ -53,6 +68,7 @@ impl std::fmt::Debug for Interaction {
             .field("fresh_login", &self.fresh_login)
             .field("consented", &self.consented)
             .field("device", &self.device.is_some())
+            .field("backchannel", &self.backchannel.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +135,9 @@ impl Flow<'_> {
     ) -> Response {
         let now = self.state.now();
         let device = interaction.as_ref().and_then(|(_, i)| i.device.clone());
+        let backchannel = interaction
+            .as_ref()
+            .and_then(|(_, i)| i.backchannel.clone());
         let next = match self
             .decide(
                 client,
@@ -200,6 +219,9 @@ impl Flow<'_> {
                 };
                 if let Some((id, _)) = &interaction {
                     self.end_interaction(id).await;
+                }
+                if let Some(step) = backchannel {
+                    return self.backchannel_decided(client, &step, &session).await;
                 }
                 if let Some(device) = device {
                     let approval = super::device::Approval::of_session(&session);
@@ -303,21 +325,92 @@ impl Flow<'_> {
     /// RFC 8628 §3.3: the user entered the code of a pending device authorization; the
     /// sign-in that decides it begins (sign-in if needed, then consent, then a page).
     pub async fn begin_device(
-        mut self,
+        self,
         client: &Client,
         request: ValidatedAuthorize,
         session: Option<SessionRecord>,
         device_hash: String,
     ) -> Response {
-        let (id, interaction) = match self
-            .begin_interaction(request.clone(), Some(device_hash))
-            .await
-        {
+        let away = Away::Device(device_hash);
+        self.begin_away(client, request, session, away).await
+    }
+
+    /// CIBA: the user chose on the approvals page; once signed in as the user asked (with a
+    /// second factor if the tenant wants one), the choice is written. The choice on that page
+    /// was the consent: it showed the client, the scopes and the binding message.
+    pub async fn begin_backchannel(
+        self,
+        client: &Client,
+        request: ValidatedAuthorize,
+        session: Option<SessionRecord>,
+        step: BackchannelStep,
+    ) -> Response {
+        let away = Away::Backchannel(step);
+        self.begin_away(client, request, session, away).await
+    }
+
+    async fn begin_away(
+        mut self,
+        client: &Client,
+        request: ValidatedAuthorize,
+        session: Option<SessionRecord>,
+        away: Away,
+    ) -> Response {
+        let (id, interaction) = match self.begin_interaction(request.clone(), Some(away)).await {
             Ok(x) => x,
             Err(e) => return self.internal(e),
         };
         self.proceed(client, request, session, Some((id, interaction)))
             .await
+    }
+
+    /// The user is signed in: the backchannel request is decided if they are the one asked
+    /// and signed in strongly enough.
+    async fn backchannel_decided(
+        self,
+        client: &Client,
+        step: &BackchannelStep,
+        session: &SessionRecord,
+    ) -> Response {
+        let refused = if session.subject != step.subject {
+            Some("this request is for another user: sign in as that user to decide it")
+        } else if step.approve && step.require_mfa && session.acr != crate::sessions::ACR_MFA {
+            Some("approving needs a second factor, and this account has none")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            crate::events::request_rejected(
+                self.tenant.slug(),
+                "approvals",
+                &self.ctx.request_id,
+                ErrorCode::AccessDenied.as_str(),
+                why,
+            );
+            let mut response = error_page(
+                self.tenant,
+                self.ctx,
+                &OAuthError::new(ErrorCode::AccessDenied, why),
+            );
+            // A sign-in that just happened keeps its session.
+            for c in self.cookies {
+                response.headers_mut().append(header::SET_COOKIE, c);
+            }
+            return response;
+        }
+        let status = if step.approve {
+            super::device::DeviceStatus::Approved(super::device::Approval::of_session(session))
+        } else {
+            super::device::DeviceStatus::Denied
+        };
+        let subject = session.subject.clone();
+        let notify = super::backchannel::Notify::of(self.state, self.tenant, client);
+        let grant = step.grant.clone();
+        let response = self.device_decided(client, &grant, status, &subject).await;
+        if response.status() == StatusCode::OK {
+            notify.decided(&grant).await;
+        }
+        response
     }
 
     /// The device sign-in ended: the decision is written and the user told to go back to the
@@ -330,6 +423,7 @@ impl Flow<'_> {
         subject: &str,
     ) -> Response {
         let approved = matches!(status, super::device::DeviceStatus::Approved(_));
+        let backchannel = status_is_backchannel(self.state, self.tenant, device_hash).await;
         let written =
             match super::device::decide(self.state, self.tenant, device_hash, status).await {
                 Ok(w) => w,
@@ -353,6 +447,7 @@ impl Flow<'_> {
                     .unwrap_or_else(|| client.spec.client_id.clone()),
                 approved: approved && written,
                 expired: !written,
+                backchannel,
             }),
             if written {
                 StatusCode::OK
@@ -369,8 +464,15 @@ impl Flow<'_> {
     async fn begin_interaction(
         &mut self,
         request: ValidatedAuthorize,
-        device: Option<String>,
+        away: Option<Away>,
     ) -> Result<(String, Interaction), InternalError> {
+        let (device, backchannel) = match away {
+            None => (None, None),
+            Some(Away::Device(d)) => (Some(d), None),
+            Some(Away::Backchannel(b)) => (None, Some(b)),
+        };
+        // The choice on the approvals page is the consent.
+        let consented = backchannel.is_some();
         let id = tokens::new_handle();
         // Reuse the browser's binding cookie, or give it one.
         let bind = match sessions::read_cookie(self.headers, sessions::BIND_COOKIE)
@@ -398,8 +500,9 @@ impl Flow<'_> {
             bind_hash: tokens::handle_hash(&bind),
             pending_subject: None,
             fresh_login: false,
-            consented: false,
+            consented,
             device,
+            backchannel,
         };
         let record = GrantRecord {
             handle_hash: tokens::handle_hash(&id),
@@ -563,6 +666,20 @@ impl Flow<'_> {
         tracing::error!(error = %e, "authorize failed");
         error_page(self.tenant, self.ctx, &OAuthError::server_error())
     }
+}
+
+/// What a sign-in started away from the authorize endpoint decides.
+enum Away {
+    Device(String),
+    Backchannel(BackchannelStep),
+}
+
+/// Whether the pending grant is a backchannel request (for the wording of the last page).
+async fn status_is_backchannel(state: &AppState, tenant: &Tenant, hash: &str) -> bool {
+    matches!(
+        state.store.find_grant(tenant.slug(), hash).await,
+        Ok(Some(r)) if r.kind == GrantKind::BackchannelAuth
+    )
 }
 
 /// Binds a sealed code to its purpose and tenant: a code of acme means nothing at globex.

@@ -1,4 +1,8 @@
-//! The device authorization grant (RFC 8628): a device authorization is a
+//! Sign-ins for someone else's screen: the device authorization grant (RFC 8628) and CIBA
+//! (OpenID Connect CIBA Core 1.0) keep the same pending record ([`DeviceGrant`]), decided in a
+//! browser and redeemed once at the token endpoint.
+//!
+//! The device authorization grant: a device authorization is a
 //! `GrantKind::DeviceCode` grant (stored by the hash of its device code, bound to its client)
 //! with a `GrantKind::UserCode` grant naming it (stored by the keyed hash of the user code).
 //! The device polls the token endpoint while the user, in a browser, enters the user code, signs
@@ -28,6 +32,25 @@ pub struct DeviceGrant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_poll: Option<i64>,
     pub status: DeviceStatus,
+    /// What a backchannel authentication request (CIBA) adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel: Option<Backchannel>,
+}
+
+/// CIBA Core §7.1: what the client asked the user, and how to tell the client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Backchannel {
+    /// Shown to the user on the approvals page, to tie the request to what they see.
+    pub binding_message: Option<String>,
+    /// The `auth_req_id`, sealed to the tenant (a ping names it to the client).
+    pub sealed_id: String,
+    /// The client's `client_notification_token`, sealed (a ping presents it).
+    pub sealed_notification_token: Option<String>,
+    /// The username the hint named, for the pages.
+    pub username: String,
+    /// CIBA Core §7.1 `acr_values`: what the user's authentication must have been.
+    #[serde(default)]
+    pub acr_values: Vec<String>,
 }
 
 /// Where the user's decision stands.
@@ -103,6 +126,7 @@ pub async fn authorize(
             interval: policy.interval,
             last_poll: None,
             status: DeviceStatus::Pending,
+            backchannel: None,
         })
         .map_err(InternalError::from)?,
         created_at: now,
@@ -154,7 +178,8 @@ pub async fn authorize(
     Ok(json_no_store(StatusCode::OK, body))
 }
 
-/// A live, pending device authorization and its client, found by the hash of its device code.
+/// A live, pending device authorization (or backchannel request) and its client, found by the
+/// hash of its device code (or `auth_req_id`).
 pub async fn find_pending(
     state: &AppState,
     tenant: &Tenant,
@@ -163,8 +188,10 @@ pub async fn find_pending(
     let Some(record) = state.store.find_grant(tenant.slug(), device_hash).await? else {
         return Ok(None);
     };
-    if record.kind != GrantKind::DeviceCode
-        || record.consumed_at.is_some()
+    if !matches!(
+        record.kind,
+        GrantKind::DeviceCode | GrantKind::BackchannelAuth
+    ) || record.consumed_at.is_some()
         || record.revoked_at.is_some()
         || record.expires_at <= state.now()
     {
@@ -174,8 +201,8 @@ pub async fn find_pending(
     Ok(matches!(grant.status, DeviceStatus::Pending).then_some((record, grant)))
 }
 
-/// Writes the user's decision into a device authorization that is still pending; false when
-/// it is not (expired, redeemed, or decided in the meantime).
+/// Writes the user's decision into a device authorization (or backchannel request) that is
+/// still pending; false when it is not (expired, redeemed, or decided in the meantime).
 pub async fn decide(
     state: &AppState,
     tenant: &Tenant,

@@ -1,5 +1,6 @@
 //! `Validated*` → protocol responses.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod device;
 pub mod token;

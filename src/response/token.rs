@@ -538,8 +538,9 @@ pub async fn refresh_token(
     )
 }
 
-/// RFC 8628 §3.5: tokens for an approved device authorization, written in the same
-/// transaction that consumes it (a second redemption finds it consumed and gets nothing).
+/// RFC 8628 §3.5 (and CIBA Core §11): tokens for an approved device authorization (or
+/// backchannel request), written in the same transaction that consumes it (a second redemption
+/// finds it consumed and gets nothing).
 pub async fn device_code(
     state: &AppState,
     tenant: &Tenant,
@@ -579,15 +580,14 @@ pub async fn device_code(
         Consumed::Fresh(_) => {}
         _ => {
             return Err(OAuthError::invalid_grant(
-                "the device code is invalid or was already used",
+                "the grant is invalid or was already used",
             ));
         }
     }
-    user_token_response(
-        tenant,
-        &v.client().spec.client_id,
-        ctx,
-        crate::tokens::user_code::DEVICE_CODE_GRANT,
-        &issued,
-    )
+    let grant = if v.record().kind == GrantKind::BackchannelAuth {
+        crate::config::tenant::CIBA_GRANT
+    } else {
+        crate::tokens::user_code::DEVICE_CODE_GRANT
+    };
+    user_token_response(tenant, &v.client().spec.client_id, ctx, grant, &issued)
 }

@@ -117,10 +117,13 @@ pub enum GrantKind {
     /// RFC 8628 §6.1: a user code, single use, naming its device authorization (by the keyed
     /// hash of the code).
     UserCode,
+    /// CIBA Core §7: a backchannel authentication request, pending until the user decides,
+    /// then redeemed once (by the hash of its `auth_req_id`; its subject is the user asked).
+    BackchannelAuth,
 }
 
 impl GrantKind {
-    pub const ALL: [GrantKind; 15] = [
+    pub const ALL: [GrantKind; 16] = [
         Self::Interaction,
         Self::Par,
         Self::Logout,
@@ -136,6 +139,7 @@ impl GrantKind {
         Self::UpstreamResult,
         Self::DeviceCode,
         Self::UserCode,
+        Self::BackchannelAuth,
     ];
 
     /// The stored name (the values of `grants.kind`; never change one without a migration).
@@ -156,6 +160,7 @@ impl GrantKind {
             Self::UpstreamResult => "upstream_result",
             Self::DeviceCode => "device_code",
             Self::UserCode => "user_code",
+            Self::BackchannelAuth => "backchannel_auth",
         }
     }
 
@@ -330,6 +335,15 @@ pub trait GrantStore {
         tenant: &str,
         handle_hash: &str,
     ) -> impl Future<Output = Result<(), InternalError>> + Send;
+    /// The live, unconsumed grants of `kind` about `subject`, newest first (at most `limit`).
+    fn live_grants_of(
+        &self,
+        tenant: &str,
+        subject: &str,
+        kind: GrantKind,
+        now: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<GrantRecord>, InternalError>> + Send;
     /// Replaces a live grant's data if it still is `expected` (compare and set); false when
     /// another writer changed it first, or it was consumed or revoked.
     fn swap_grant_data(
@@ -378,6 +392,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "links_by_upstream",
         include_str!("../../migrations/sqlite/0004_links_by_upstream.sql"),
     ),
+    (
+        5,
+        "backchannel",
+        include_str!("../../migrations/sqlite/0005_backchannel.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -399,6 +418,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "links_by_upstream",
         include_str!("../../migrations/postgres/0004_links_by_upstream.sql"),
+    ),
+    (
+        5,
+        "backchannel",
+        include_str!("../../migrations/postgres/0005_backchannel.sql"),
     ),
 ];
 
@@ -1050,6 +1074,32 @@ impl GrantStore for Store {
                 .await?;
             Ok(())
         })
+    }
+
+    async fn live_grants_of(
+        &self,
+        tenant: &str,
+        subject: &str,
+        kind: GrantKind,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<GrantRecord>, InternalError> {
+        let rows: Vec<GrantRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {GRANT_COLUMNS} FROM grants
+                 WHERE tenant = $1 AND subject = $2 AND kind = $3 AND expires_at > $4
+                   AND consumed_at IS NULL AND revoked_at IS NULL
+                 ORDER BY created_at DESC LIMIT $5"
+            )))
+            .bind(tenant)
+            .bind(subject)
+            .bind(kind.as_str())
+            .bind(now)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(grant_from_row).collect()
     }
 
     async fn swap_grant_data(

@@ -24,7 +24,7 @@ const DEFAULT_BACKGROUND_COLOR: &str = "#f4f6fb";
 const DEFAULT_TEXT_COLOR: &str = "#1b2230";
 
 /// The embedded default templates, by the file name a tenant override must use.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("totp.html", include_str!("templates/totp.html")),
@@ -38,6 +38,7 @@ const TEMPLATES: [(&str, &str); 10] = [
         "device_done.html",
         include_str!("templates/device_done.html"),
     ),
+    ("approvals.html", include_str!("templates/approvals.html")),
 ];
 
 /// Served when a template fails at render time (only possible with a broken tenant override that
@@ -119,6 +120,8 @@ pub enum Page {
     DeviceCode(DeviceCodePage),
     /// RFC 8628 §3.3: the device sign-in ended; back to the device.
     DeviceDone(DeviceDonePage),
+    /// CIBA: the requests waiting for the signed-in user (or the one a link names).
+    Approvals(ApprovalsPage),
 }
 
 impl Page {
@@ -134,6 +137,7 @@ impl Page {
             Page::FormPost(_) => "form_post.html",
             Page::DeviceCode(_) => "device.html",
             Page::DeviceDone(_) => "device_done.html",
+            Page::Approvals(_) => "approvals.html",
         }
     }
 }
@@ -247,12 +251,43 @@ impl fmt::Debug for DeviceCodePage {
     }
 }
 
+/// CIBA: requests a user may approve or deny.
+#[derive(Serialize)]
+pub struct ApprovalsPage {
+    pub action: String,
+    pub csrf: String,
+    /// False: nobody is signed in and no link named a request.
+    pub signed_in: bool,
+    pub requests: Vec<ApprovalItem>,
+}
+
+impl fmt::Debug for ApprovalsPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApprovalsPage")
+            .field("requests", &self.requests.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApprovalItem {
+    /// The request's id on this page (the hash of its `auth_req_id`).
+    pub id: String,
+    pub client_name: String,
+    pub username: String,
+    pub binding_message: Option<String>,
+    pub scopes: Vec<ScopeLine>,
+    pub minutes_left: i64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct DeviceDonePage {
     pub client_name: String,
     pub approved: bool,
     /// The device authorization ended before the decision (expired or already decided).
     pub expired: bool,
+    /// A backchannel (CIBA) request, not a device: the user goes back to the application.
+    pub backchannel: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -589,7 +624,7 @@ fn is_logo_url(url: &str) -> bool {
 }
 
 /// One page of each kind, with every optional part present, for the load-time trial render.
-fn sample_pages() -> [Page; 9] {
+fn sample_pages() -> [Page; 10] {
     let scope = || ScopeLine {
         name: "profile".into(),
         display_name: "Your profile".into(),
@@ -660,6 +695,20 @@ fn sample_pages() -> [Page; 9] {
             client_name: "Client".into(),
             approved: true,
             expired: false,
+            backchannel: false,
+        }),
+        Page::Approvals(ApprovalsPage {
+            action: "/approvals".into(),
+            csrf: "c".into(),
+            signed_in: true,
+            requests: vec![ApprovalItem {
+                id: "r".into(),
+                client_name: "Client".into(),
+                username: "alice".into(),
+                binding_message: Some("X7-42".into()),
+                scopes: vec![scope()],
+                minutes_left: 4,
+            }],
         }),
     ]
 }

@@ -182,7 +182,24 @@ impl Throttle {
             Ok(a) => a,
             Err(refused) => return Ok(CodeCheck::Refused(refused)),
         };
-        let fresh = match super::verify_totp(secret, code, self.now) {
+        let fresh = self.use_totp(subject, secret, code).await;
+        if fresh {
+            attempt.succeeded().await?;
+            return Ok(CodeCheck::Accepted);
+        }
+        let failure = attempt.failed().await?;
+        Ok(if failure.sign_in_ended {
+            CodeCheck::Refused(Refused::SignInEnded)
+        } else {
+            CodeCheck::Wrong {
+                locked_until: failure.locked_until,
+            }
+        })
+    }
+
+    /// RFC 6238 §5.2: a right code whose time step was not used before; the step is recorded.
+    async fn use_totp(&self, subject: &str, secret: &str, code: &str) -> bool {
+        match super::verify_totp(secret, code, self.now) {
             Some(step) => self
                 .store
                 .insert_grant(
@@ -199,18 +216,43 @@ impl Throttle {
                 .await
                 .is_ok(),
             None => false,
+        }
+    }
+
+    /// Checks a one-time `code` of `subject` sent by an application on the user's behalf (CIBA
+    /// `user_code`), from `address`: the account's and the address's one-time code limits, no
+    /// sign-in to end.
+    pub async fn check_code_outside_sign_in(
+        &self,
+        subject: &str,
+        address: &str,
+        secret: &str,
+        code: &str,
+    ) -> Result<CodeCheck, InternalError> {
+        let attempt = match self
+            .begin(
+                vec![
+                    (
+                        format!("otp:{subject}"),
+                        Kind::Account,
+                        self.account_limit(),
+                    ),
+                    (format!("ip:{address}"), Kind::Address, self.address_limit()),
+                ],
+                None,
+            )
+            .await?
+        {
+            Ok(a) => a,
+            Err(refused) => return Ok(CodeCheck::Refused(refused)),
         };
-        if fresh {
+        if self.use_totp(subject, secret, code).await {
             attempt.succeeded().await?;
             return Ok(CodeCheck::Accepted);
         }
         let failure = attempt.failed().await?;
-        Ok(if failure.sign_in_ended {
-            CodeCheck::Refused(Refused::SignInEnded)
-        } else {
-            CodeCheck::Wrong {
-                locked_until: failure.locked_until,
-            }
+        Ok(CodeCheck::Wrong {
+            locked_until: failure.locked_until,
         })
     }
 

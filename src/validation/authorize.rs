@@ -118,6 +118,25 @@ impl ValidatedAuthorize {
         }
     }
 
+    /// A backchannel request (CIBA Core §7.1, already validated by `validation::backchannel`)
+    /// as the sign-in pipeline sees it: for the user `subject` only (another user's session
+    /// asks for a login, prefilled with `username`), with the ACRs it asks for.
+    pub fn for_backchannel(
+        client_id: &str,
+        scopes: &[String],
+        audiences: &[String],
+        (subject, username): (&str, &str),
+        acr_values: Vec<String>,
+    ) -> Self {
+        Self {
+            prompt: Vec::new(),
+            login_hint: Some(username.to_string()),
+            id_token_hint_sub: Some(subject.to_string()),
+            acr_values,
+            ..Self::for_device(client_id, scopes, audiences)
+        }
+    }
+
     pub fn is_openid(&self) -> bool {
         self.scopes.iter().any(|s| s == "openid")
     }

@@ -560,6 +560,7 @@ pub async fn authenticate_introspector(
                 jwks: resource.jwks.clone(),
                 ..Default::default()
             },
+            ciba: None,
         })?;
         if let Err(reason) = check_assertion(
             state,

@@ -60,25 +60,7 @@ pub fn validate(
             }
             all
         }
-        Some(requested) => {
-            let mut v = Vec::new();
-            for s in scope::parse(requested)? {
-                if !client.scopes.contains(s) {
-                    return Err(OAuthError::new(
-                        ErrorCode::InvalidScope,
-                        "a requested scope is not allowed for this client",
-                    ));
-                }
-                if s == "offline_access" && !client.allows_grant(GrantType::RefreshToken) {
-                    return Err(OAuthError::new(
-                        ErrorCode::InvalidScope,
-                        "offline_access needs the refresh_token grant",
-                    ));
-                }
-                v.push(s.to_string());
-            }
-            v
-        }
+        Some(requested) => scope::allowed_for(&client, &scope::parse(requested)?)?,
     };
     let resources: Vec<String> = form.get_all("resource").map(str::to_string).collect();
     // RFC 8707 §2: the resources narrow the audiences and their scopes.

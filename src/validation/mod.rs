@@ -1,6 +1,7 @@
 //! Raw input → `Validated*` types (constructible only here) or an [`OAuthError`](crate::error::OAuthError).
 
 pub mod authorize;
+pub mod backchannel;
 pub mod client_auth;
 pub mod client_cert;
 pub mod client_keys;

@@ -20,6 +20,33 @@ pub fn parse(scope: &str) -> Result<Vec<&str>, OAuthError> {
     Ok(out)
 }
 
+/// Each requested scope must be one the client may have, and `offline_access` needs the
+/// refresh_token grant (RFC 6749 §3.3, §5.2 `invalid_scope`).
+pub fn allowed_for(
+    client: &crate::config::Client,
+    requested: &[&str],
+) -> Result<Vec<String>, OAuthError> {
+    let mut scopes = Vec::with_capacity(requested.len());
+    for s in requested {
+        if !client.scopes.contains(*s) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "a requested scope is not allowed for this client",
+            ));
+        }
+        if *s == "offline_access"
+            && !client.allows_grant(crate::config::tenant::GrantType::RefreshToken)
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "offline_access needs the refresh_token grant",
+            ));
+        }
+        scopes.push(s.to_string());
+    }
+    Ok(scopes)
+}
+
 /// RFC 8707: the audiences of a request, and the scopes narrowed to them. Without `resource`,
 /// every API resource that owns a requested scope is an audience, except those that insist on
 /// being named; with `resource`, exactly the named resources are, and only their scopes remain

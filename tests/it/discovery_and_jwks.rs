@@ -15,7 +15,8 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
             "authorization_code",
             "client_credentials",
             "refresh_token",
-            "urn:ietf:params:oauth:grant-type:device_code"
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:openid:params:grant-type:ciba"
         ])
     );
     assert_eq!(
@@ -70,8 +71,17 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
         d["device_authorization_endpoint"],
         format!("{issuer}/connect/deviceauthorization")
     );
-    // Only endpoints that exist are advertised (no CIBA yet).
-    assert!(d.get("backchannel_authentication_endpoint").is_none());
+    // CIBA Core §4
+    assert_eq!(
+        d["backchannel_authentication_endpoint"],
+        format!("{issuer}/connect/ciba")
+    );
+    // Only what exists is advertised: no push mode.
+    assert_eq!(d["backchannel_user_code_parameter_supported"], true);
+    assert_eq!(
+        d["backchannel_token_delivery_modes_supported"],
+        serde_json::json!(["poll", "ping"])
+    );
     s.stop().await;
 }
 

@@ -212,6 +212,52 @@ async fn openid_client_polls_while_chromium_enters_the_device_code_as_alice_and_
 }
 
 #[tokio::test]
+async fn openid_client_runs_ciba_in_poll_and_ping_mode_while_chromium_approves_from_the_webhook_link()
+ {
+    let chromium = (
+        PathBuf::from(CHROMIUM),
+        "scripts/test installs it, or `apt-get install chromium`",
+    );
+    if !ready(&[node_modules(), chromium]) {
+        return;
+    }
+    // The tenant announces requests at a webhook the script listens on.
+    let webhook_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let acme =
+        format!("{ACME}\n[ciba]\nwebhook_url = \"http://127.0.0.1:{webhook_port}/webhook\"\n");
+    let s = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        ..Default::default()
+    })
+    .await;
+    let server_pem = std::fs::read_to_string(s.path("certs/server.pem")).unwrap();
+    run_script(
+        &s,
+        "ciba.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("SERVER_CERT_PEM", &server_pem),
+            ("CHROMIUM", CHROMIUM),
+            ("WEBHOOK_PORT", &webhook_port.to_string()),
+            ("POLL_CLIENT_ID", "acme-pos"),
+            ("POLL_CLIENT_SECRET", "acme-pos-secret"),
+            ("PING_CLIENT_ID", "acme-callcenter"),
+            ("PING_CLIENT_SECRET", "acme-callcenter-secret"),
+            ("PING_ENDPOINT", "http://127.0.0.1:9000/ciba-notify"),
+            ("SCOPE", "openid profile api.read"),
+            ("USERNAME", "alice"),
+            ("PASSWORD", "alice-password"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn openid_client_gets_dpop_and_certificate_bound_tokens_signs_client_assertions_and_introspects()
  {
     if !ready(&[node_modules()]) {

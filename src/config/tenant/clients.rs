@@ -3,8 +3,8 @@
 use super::scopes::Scopes;
 use super::tokens::format_of;
 use super::{
-    AuthMethod, ClientFile, ClientSpec, GrantType, InteractiveSpec, KeyPath, SEALED_PREFIX,
-    StoredSecret, TenantFile, TokenFormat, interactive,
+    AuthMethod, CIBA_GRANT, CibaClient, CibaMode, ClientFile, ClientSpec, GrantType,
+    InteractiveSpec, KeyPath, SEALED_PREFIX, StoredSecret, TenantFile, TokenFormat, interactive,
 };
 use crate::config::FileRoots;
 use crate::keys::Alg;
@@ -77,6 +77,7 @@ fn resolve(
         bad,
     );
     check_method_needs(c, ck, &auth_methods, &secrets, &interactive, tenant, bad);
+    let ciba = ciba(c, ck, &grant_types, bad);
     let access_token_format = c.access_token_format.as_deref().map(|v| {
         format_of(v).unwrap_or_else(|| {
             bad(
@@ -105,7 +106,63 @@ fn resolve(
         access_token_format,
         access_token_lifetime: c.access_token_lifetime,
         interactive,
+        ciba,
     }
+}
+
+/// CIBA Core §4: the delivery mode and, for ping, the notification endpoint (https, or http on
+/// a loopback host); only confidential clients (§7.1: the request is authenticated).
+fn ciba(
+    c: &ClientFile,
+    ck: &KeyPath,
+    grant_types: &[GrantType],
+    bad: &mut impl FnMut(KeyPath, String),
+) -> Option<CibaClient> {
+    let uses = grant_types.contains(&GrantType::Ciba);
+    if !uses {
+        if c.backchannel_token_delivery_mode.is_some() || c.backchannel_user_code_parameter {
+            bad(
+                ck.key("backchannel_token_delivery_mode"),
+                format!("only for clients with the grant type `{CIBA_GRANT}`"),
+            );
+        }
+        return None;
+    }
+    if c.public {
+        bad(
+            ck.key("grant_types"),
+            "a public client cannot use CIBA (CIBA Core §7.1: the request is authenticated)".into(),
+        );
+    }
+    let mode = match c.backchannel_token_delivery_mode.as_deref() {
+        Some("poll") => CibaMode::Poll,
+        Some("ping") => CibaMode::Ping,
+        Some(_) | None => {
+            bad(
+                ck.key("backchannel_token_delivery_mode"),
+                "a CIBA client needs `poll` or `ping` (push is not supported)".into(),
+            );
+            CibaMode::Poll
+        }
+    };
+    let endpoint = c.backchannel_client_notification_endpoint.clone();
+    match (&endpoint, mode) {
+        (None, CibaMode::Ping) => bad(
+            ck.key("backchannel_client_notification_endpoint"),
+            "a ping client needs a notification endpoint".into(),
+        ),
+        (Some(u), _) => {
+            if let Err(m) = super::check_redirect_uri(u, false) {
+                bad(ck.key("backchannel_client_notification_endpoint"), m);
+            }
+        }
+        (None, CibaMode::Poll) => {}
+    }
+    Some(CibaClient {
+        mode,
+        notification_endpoint: endpoint,
+        user_code: c.backchannel_user_code_parameter,
+    })
 }
 
 fn grant_types(
@@ -120,7 +177,7 @@ fn grant_types(
             None => bad(
                 ck.key("grant_types").index(j),
                 format!(
-                    "grant type `{g}` is not supported (supported: authorization_code, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:device_code)"
+                    "grant type `{g}` is not supported (supported: authorization_code, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:device_code, urn:openid:params:grant-type:ciba)"
                 ),
             ),
         }

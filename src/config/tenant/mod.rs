@@ -64,6 +64,8 @@ struct TenantFile {
     #[serde(default)]
     device: DeviceFile,
     #[serde(default)]
+    ciba: CibaFile,
+    #[serde(default)]
     mtls: MtlsFile,
     #[serde(default)]
     dpop: DpopFile,
@@ -171,6 +173,29 @@ impl Default for DeviceFile {
             code_lifetime: d.code_lifetime,
             interval: d.interval,
             max_failures_per_session: d.max_failures_per_session,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CibaFile {
+    request_lifetime: i64,
+    interval: i64,
+    binding_message_max: usize,
+    require_mfa: bool,
+    webhook_url: Option<String>,
+}
+
+impl Default for CibaFile {
+    fn default() -> Self {
+        let d = CibaPolicy::default();
+        Self {
+            request_lifetime: d.request_lifetime,
+            interval: d.interval,
+            binding_message_max: d.binding_message_max,
+            require_mfa: d.require_mfa,
+            webhook_url: None,
         }
     }
 }
@@ -334,6 +359,13 @@ struct ClientFile {
     /// Whether the local username/password form is offered to this client's users.
     #[serde(default = "yes")]
     enable_local_login: bool,
+    /// CIBA Core §4: `poll` or `ping`.
+    backchannel_token_delivery_mode: Option<String>,
+    /// CIBA Core §4: where a ping client is told that a request was decided.
+    backchannel_client_notification_endpoint: Option<String>,
+    /// CIBA Core §4: the client sends the user's `user_code` (here: their current one-time code).
+    #[serde(default)]
+    backchannel_user_code_parameter: bool,
 }
 
 fn yes() -> bool {
@@ -395,6 +427,7 @@ pub fn resolve(
     tokens::check_lifetimes(&file.tokens, &mut bad);
     policies::check_par(&file, &mut bad);
     policies::check_device(&file, &mut bad);
+    policies::check_ciba(&file, &mut bad);
     let (display_name, branding) = branding::resolve(&file, defaults.files, &mut bad);
     let mtls_trust_anchors = tls::mtls_trust_anchors(&file, defaults.files, &mut bad);
     let tls = tls::tenant_tls(&file, defaults.files, &mut bad);
@@ -418,6 +451,7 @@ pub fn resolve(
         login: policies::login(&file),
         par: policies::par(&file),
         device: policies::device(&file),
+        ciba: policies::ciba(&file),
         slug: file.slug,
         issuer: names.issuer,
         mtls_base_url: names.mtls_base_url,

@@ -1,6 +1,6 @@
-//! `[session]`, `[login]`, `[par]` and `[device]`: the limits a tenant sets on sign-in.
+//! `[session]`, `[login]`, `[par]`, `[device]` and `[ciba]`: the limits a tenant sets on sign-in.
 
-use super::{DevicePolicy, KeyPath, LoginPolicy, ParPolicy, SessionPolicy, TenantFile};
+use super::{CibaPolicy, DevicePolicy, KeyPath, LoginPolicy, ParPolicy, SessionPolicy, TenantFile};
 
 pub(super) fn check_session_and_login(file: &TenantFile, bad: &mut impl FnMut(KeyPath, String)) {
     let root = KeyPath::root();
@@ -101,5 +101,42 @@ pub(super) fn device(file: &TenantFile) -> DevicePolicy {
         code_lifetime: file.device.code_lifetime,
         interval: file.device.interval,
         max_failures_per_session: file.device.max_failures_per_session,
+    }
+}
+
+pub(super) fn check_ciba(file: &TenantFile, bad: &mut impl FnMut(KeyPath, String)) {
+    let ciba = KeyPath::root().key("ciba");
+    if !(30..=3600).contains(&file.ciba.request_lifetime) {
+        bad(
+            ciba.key("request_lifetime"),
+            "must be between 30 and 3600 seconds".into(),
+        );
+    }
+    if !(0..=60).contains(&file.ciba.interval) {
+        bad(
+            ciba.key("interval"),
+            "must be between 0 and 60 seconds".into(),
+        );
+    }
+    if !(1..=500).contains(&file.ciba.binding_message_max) {
+        bad(
+            ciba.key("binding_message_max"),
+            "must be between 1 and 500 characters".into(),
+        );
+    }
+    if let Some(u) = &file.ciba.webhook_url
+        && let Err(m) = super::check_redirect_uri(u, false)
+    {
+        bad(ciba.key("webhook_url"), m);
+    }
+}
+
+pub(super) fn ciba(file: &TenantFile) -> CibaPolicy {
+    CibaPolicy {
+        request_lifetime: file.ciba.request_lifetime,
+        interval: file.ciba.interval,
+        binding_message_max: file.ciba.binding_message_max,
+        require_mfa: file.ciba.require_mfa,
+        webhook_url: file.ciba.webhook_url.clone(),
     }
 }

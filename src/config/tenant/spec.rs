@@ -28,6 +28,9 @@ pub struct TenantSpec {
     /// The device authorization grant (RFC 8628).
     #[serde(default)]
     pub device: DevicePolicy,
+    /// Client-Initiated Backchannel Authentication (OpenID Connect CIBA Core 1.0).
+    #[serde(default)]
+    pub ciba: CibaPolicy,
     /// Trust anchor PEM files for tls_client_auth, resolved against the base directory.
     #[serde(default)]
     pub mtls_trust_anchors: Vec<std::path::PathBuf>,
@@ -85,6 +88,52 @@ impl Default for DevicePolicy {
             max_failures_per_session: 5,
         }
     }
+}
+
+/// `[ciba]`: backchannel authentication requests and how users learn of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CibaPolicy {
+    /// The longest a request lives (CIBA Core §7.3 `expires_in`); `requested_expiry` may
+    /// shorten it.
+    pub request_lifetime: i64,
+    /// The polling interval clients are told (CIBA Core §7.3 `interval`).
+    pub interval: i64,
+    /// The longest `binding_message` shown to a user (CIBA Core §7.1), in characters.
+    pub binding_message_max: usize,
+    /// Approving a request needs a second factor (a sign-in with `mfa` if the session has none).
+    pub require_mfa: bool,
+    /// Where each new request is announced (a signed JWT, POSTed), besides the approvals page.
+    pub webhook_url: Option<String>,
+}
+
+impl Default for CibaPolicy {
+    fn default() -> Self {
+        Self {
+            request_lifetime: 300,
+            interval: 5,
+            binding_message_max: 64,
+            require_mfa: false,
+            webhook_url: None,
+        }
+    }
+}
+
+/// CIBA Core §5: how a client learns that a request was decided.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CibaMode {
+    Poll,
+    Ping,
+}
+
+/// A client's CIBA registration (CIBA Core §4).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CibaClient {
+    pub mode: CibaMode,
+    pub notification_endpoint: Option<String>,
+    /// CIBA Core §7.1: every request carries the user's `user_code`.
+    #[serde(default)]
+    pub user_code: bool,
 }
 
 /// A local user declared in the tenant file (demo users; real deployments add users to the
@@ -178,7 +227,12 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 8628 §3.4
     DeviceCode,
+    /// CIBA Core §10.1
+    Ciba,
 }
+
+/// CIBA Core §10.1: the `grant_type` a client redeems an `auth_req_id` with.
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
 impl GrantType {
     pub const ALL: &'static [GrantType] = &[
@@ -186,6 +240,7 @@ impl GrantType {
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
         GrantType::DeviceCode,
+        GrantType::Ciba,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -193,6 +248,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::DeviceCode => crate::tokens::user_code::DEVICE_CODE_GRANT,
+            Self::Ciba => CIBA_GRANT,
         }
     }
     pub(super) fn parse(s: &str) -> Option<Self> {
@@ -260,6 +316,8 @@ pub struct ClientSpec {
     pub access_token_lifetime: Option<i64>,
     #[serde(default)]
     pub interactive: InteractiveSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciba: Option<CibaClient>,
 }
 
 /// What a client that signs users in (authorization code flow) is registered with.

@@ -127,3 +127,57 @@ fn scope_tokens_follow_rfc_6749() {
     assert!(!valid_scope_token("a\"b"));
     assert!(!valid_scope_token(""));
 }
+
+#[test]
+fn ciba_clients_are_confidential_with_a_mode_and_a_ping_client_has_an_endpoint() {
+    let base = "slug = \"acme\"\n\n[[identity_resources]]\nname = \"openid\"\nclaims = [\"sub\"]\n\n[[clients]]\nclient_id = \"c\"\nsecrets = [{ hash = \"sha256:Zsxv5CP7oTQ4690W5g1DqnGwn5toTEeS1o_uDrQnPD4\" }]\ngrant_types = [\"urn:openid:params:grant-type:ciba\"]\nscopes = [\"openid\"]\n";
+    for (setting, key, says) in [
+        (
+            "backchannel_token_delivery_mode = \"ping\"",
+            "backchannel_client_notification_endpoint",
+            "needs a notification endpoint",
+        ),
+        (
+            "backchannel_token_delivery_mode = \"push\"",
+            "backchannel_token_delivery_mode",
+            "push is not supported",
+        ),
+        (
+            "backchannel_token_delivery_mode = \"ping\"\nbackchannel_client_notification_endpoint = \"http://calls.acme.test/notify\"",
+            "backchannel_client_notification_endpoint",
+            "loopback",
+        ),
+    ] {
+        let errors = resolve_str("tenants/acme.toml", &format!("{base}{setting}\n")).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            shown.iter().any(|e| e.contains("tenants/acme.toml:")
+                && e.contains(&format!("`clients[0].{key}`"))
+                && e.contains(says)),
+            "{setting}: {shown:#?}"
+        );
+    }
+    let public = base.replace(
+        "secrets = [{ hash = \"sha256:Zsxv5CP7oTQ4690W5g1DqnGwn5toTEeS1o_uDrQnPD4\" }]",
+        "public = true",
+    );
+    let errors = resolve_str(
+        "tenants/acme.toml",
+        &format!("{public}backchannel_token_delivery_mode = \"poll\"\n"),
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("a public client cannot use CIBA")),
+        "{errors:#?}"
+    );
+    let ok = format!(
+        "{base}backchannel_token_delivery_mode = \"ping\"\nbackchannel_client_notification_endpoint = \"http://127.0.0.1:9000/ciba-notify\"\n"
+    );
+    let (_, clients) = resolve_str("tenants/acme.toml", &ok).unwrap();
+    assert_eq!(
+        clients.first().and_then(|c| c.ciba.clone()).map(|c| c.mode),
+        Some(CibaMode::Ping)
+    );
+}

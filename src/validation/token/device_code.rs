@@ -1,5 +1,6 @@
 //! `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4, §3.5): a device
-//! polls until the user has decided.
+//! polls until the user has decided; and `grant_type=urn:openid:params:grant-type:ciba` (CIBA
+//! Core §10.1, §11), whose `auth_req_id` is polled (or redeemed after a ping) the same way.
 
 use crate::config::Client;
 use crate::config::tenant::GrantType;
@@ -52,20 +53,36 @@ impl ValidatedDeviceCode {
     }
 }
 
+/// Which of the two grants is polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polled {
+    Device,
+    Backchannel,
+}
+
 pub async fn validate(
     state: &AppState,
     tenant: &Tenant,
     auth: AuthenticatedClient,
     req: DeviceCodeRequest,
+    polled: Polled,
 ) -> Result<ValidatedDeviceCode, OAuthError> {
     let client = auth.client().clone();
-    if !client.allows_grant(GrantType::DeviceCode) {
+    let (grant_type, kind, what) = match polled {
+        Polled::Device => (
+            GrantType::DeviceCode,
+            GrantKind::DeviceCode,
+            "the device code",
+        ),
+        Polled::Backchannel => (GrantType::Ciba, GrantKind::BackchannelAuth, "auth_req_id"),
+    };
+    if !client.allows_grant(grant_type) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
-            "this client may not use the device authorization grant",
+            format!("this client may not use {}", grant_type.as_str()),
         ));
     }
-    let unknown = || OAuthError::invalid_grant("the device code is invalid or was already used");
+    let unknown = || OAuthError::invalid_grant(format!("{what} is invalid or was already used"));
     if req.device_code.len() != 43 {
         return Err(unknown());
     }
@@ -73,7 +90,7 @@ pub async fn validate(
         .store
         .find_grant(tenant.slug(), &tokens::handle_hash(&req.device_code))
         .await?
-        .filter(|r| r.kind == GrantKind::DeviceCode)
+        .filter(|r| r.kind == kind)
         .ok_or_else(unknown)?;
     // RFC 8628 §3.4 / RFC 6749 §5.2: a device code issued to another client is invalid_grant.
     if record.client_id != client.spec.client_id
@@ -86,7 +103,7 @@ pub async fn validate(
     if record.expires_at <= now {
         return Err(OAuthError::new(
             ErrorCode::ExpiredToken,
-            "the device code expired: start again",
+            format!("{what} expired: start again"),
         ));
     }
     let mut grant: DeviceGrant = serde_json::from_str(&record.data).map_err(InternalError::from)?;
