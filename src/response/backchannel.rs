@@ -97,7 +97,7 @@ pub async fn authorize(
     state.store.insert_grant(tenant.slug(), &record).await?;
     crate::events::backchannel_requested(tenant.slug(), &client_id, &ctx.request_id, &v.subject);
     if let Some(url) = tenant.spec.ciba.webhook_url.clone() {
-        let jwt = webhook_jwt(tenant, &v, &record.handle_hash, &url, now)?;
+        let jwt = webhook_jwt(tenant, &v, (&auth_req_id, &record.handle_hash), &url, now)?;
         let state = state.clone();
         let slug = tenant.slug().to_string();
         tokio::spawn(async move {
@@ -120,12 +120,13 @@ pub async fn authorize(
 }
 
 /// The user notification (the tenant's webhook): a JWT signed with the tenant's key, naming
-/// the tenant, the request (its approvals link), the user, the client, the binding message and
-/// the scopes — never the `auth_req_id`, which only the client holds.
+/// the tenant, the request (`auth_req_id`, and its approvals link), the user, the client, the
+/// binding message and the scopes. The `auth_req_id` alone redeems nothing: the token endpoint
+/// also wants the client's authentication (CIBA Core §10.1).
 fn webhook_jwt(
     tenant: &Tenant,
     v: &ValidatedBackchannel,
-    request: &str,
+    (auth_req_id, request): (&str, &str),
     audience: &str,
     now: i64,
 ) -> Result<String, InternalError> {
@@ -143,6 +144,7 @@ fn webhook_jwt(
         "client_name": client.client_name.clone().unwrap_or_else(|| client.client_id.clone()),
         "binding_message": v.binding_message,
         "scope": v.scopes.join(" "),
+        "auth_req_id": auth_req_id,
         "request": request,
         "approval_uri": approval_uri(tenant, request),
     });

@@ -210,8 +210,8 @@ async fn the_webhook_links_to_the_request_and_the_ping_client_is_told_when_it_is
     )
     .await;
     let id = asked["auth_req_id"].as_str().unwrap();
-    // The webhook: a JWT signed with acme's key, naming the user, client and binding message,
-    // and the link to the request — never the auth_req_id.
+    // The webhook: a JWT signed with acme's key, naming the request, the user, the client and
+    // the binding message, and the link to the request.
     let (path, _, jwt) = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
         .await
         .unwrap()
@@ -226,7 +226,9 @@ async fn the_webhook_links_to_the_request_and_the_ping_client_is_told_when_it_is
     assert_eq!(note["username"], "alice");
     assert_eq!(note["client_id"], "acme-ping");
     assert_eq!(note["binding_message"], "Call 7731");
-    assert!(!jwt.contains(id) && !note.to_string().contains(id));
+    assert_eq!(note["auth_req_id"], id);
+    assert_eq!(note["tenant"], "acme");
+    assert_eq!(note["scope"], "openid api.read");
     let link = note["approval_uri"].as_str().unwrap();
 
     // A browser without a session opens the link: the request is shown; approving asks alice
@@ -709,5 +711,77 @@ async fn a_client_registered_for_user_codes_must_send_the_users_current_one_time
     // A client not registered for user codes may not send one.
     let r = ask(&server, "acme", POS, &carol("123456")).await;
     assert_oauth_error(r, 400, "invalid_request").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_request_is_used_alone_and_must_be_signed_by_the_clients_key() {
+    use base64::Engine;
+    use portcullis::keys::{Alg, Signer, signer::generate_pkcs8};
+    let key = Signer::from_pkcs8(Alg::ES256, &generate_pkcs8(Alg::ES256, 2048).unwrap()).unwrap();
+    let stranger =
+        Signer::from_pkcs8(Alg::ES256, &generate_pkcs8(Alg::ES256, 2048).unwrap()).unwrap();
+    let jwk = key.public_jwk();
+    let fields: Vec<String> = jwk
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    let acme = format!(
+        "{ACME}\n[[clients]]\nclient_id = \"acme-signed\"\n\
+         secrets = [{{ hash = \"sha256:Zsxv5CP7oTQ4690W5g1DqnGwn5toTEeS1o_uDrQnPD4\" }}]\n\
+         grant_types = [\"{GRANT}\"]\nscopes = [\"openid\"]\nbackchannel_token_delivery_mode = \"poll\"\n\
+         require_signed_request_object = true\njwks = {{ keys = [{{ {} }}] }}\n",
+        fields.join(", ")
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        ..Default::default()
+    })
+    .await;
+    let client = ("acme-signed", "acme-m2m-secret");
+    let now = SystemClock.now();
+    let claims = serde_json::json!({
+        "iss": "acme-signed", "aud": server.url("/acme"), "client_id": "acme-signed",
+        "iat": now, "nbf": now, "exp": now + 300, "jti": portcullis::tokens::new_jti(),
+        "scope": "openid", "login_hint": "alice", "binding_message": "signed",
+    });
+    // CIBA Core §7.1.1: the signed parameters count, the outer ones do not.
+    let object = key.sign_jwt("JWT", &claims).unwrap();
+    let r = ask(
+        &server,
+        "acme",
+        client,
+        &[("request", &object), ("login_hint", "nobody")],
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // This client must sign.
+    let r = ask(
+        &server,
+        "acme",
+        client,
+        &[("scope", "openid"), ("login_hint", "alice")],
+    )
+    .await;
+    assert_oauth_error(r, 400, "invalid_request").await;
+    // Not with another key, and never alg none.
+    let r = ask(
+        &server,
+        "acme",
+        client,
+        &[("request", &stranger.sign_jwt("JWT", &claims).unwrap())],
+    )
+    .await;
+    assert_oauth_error(r, 400, "invalid_request_object").await;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let none = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none"}"#),
+        b64.encode(claims.to_string())
+    );
+    let r = ask(&server, "acme", client, &[("request", &none)]).await;
+    assert_oauth_error(r, 400, "invalid_request_object").await;
     server.stop().await;
 }

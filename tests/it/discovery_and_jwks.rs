@@ -76,6 +76,14 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
         d["backchannel_authentication_endpoint"],
         format!("{issuer}/connect/ciba")
     );
+    assert_eq!(
+        d["mtls_endpoint_aliases"]["backchannel_authentication_endpoint"],
+        format!("{}/acme/connect/ciba", s.mtls_base)
+    );
+    assert_eq!(
+        d["mtls_endpoint_aliases"]["device_authorization_endpoint"],
+        format!("{}/acme/connect/deviceauthorization", s.mtls_base)
+    );
     // Only what exists is advertised: no push mode.
     assert_eq!(d["backchannel_user_code_parameter_supported"], true);
     assert_eq!(
