@@ -1,6 +1,7 @@
 //! `Validated*` → protocol responses.
 
 pub mod authorize;
+pub mod away;
 pub mod backchannel;
 pub mod device;
 pub mod token;

@@ -699,3 +699,137 @@ async fn the_device_flow_works_on_postgresql() {
     assert!(swept >= 3, "{swept}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_device_and_a_ciba_request_started_on_one_node_are_decided_on_another_and_redeemed_on_the_first()
+ {
+    if postgres_url().is_none() {
+        eprintln!("skipped: PORTCULLIS_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    use crate::federation::{free_port, serve_process};
+    use base64::Engine;
+    // Two `portcullis serve` processes of one deployment: one database, one master key, the
+    // same files, one public URL (node B's, as a load balancer would present one).
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let public = format!("https://localhost:{port_b}");
+    write_tenant(dir.path(), "acme", ACME);
+    write_tenant(dir.path(), "globex", GLOBEX);
+    std::fs::create_dir_all(dir.path().join("providers")).unwrap();
+    std::fs::write(dir.path().join("providers/globex.toml"), GLOBEX_PROVIDER).unwrap();
+    let schema = unique_schema();
+    let master = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let a = serve_process(dir.path(), &public, port_a, &schema, &master).await;
+    let b = serve_process(dir.path(), &public, port_b, &schema, &master).await;
+    let ca = dir.path().join("certs/ca.pem");
+    let to_a = client_for(&ca, &[("localhost", a.addr)], None);
+    let a_url = |p: &str| format!("https://localhost:{port_a}{p}");
+    let b_url = |p: &str| format!("{public}{p}");
+    let poll_a = |code: String| {
+        let to_a = &to_a;
+        let url = a_url("/acme/connect/token");
+        async move {
+            let r = to_a
+                .post(url)
+                .form(&[
+                    ("grant_type", GRANT),
+                    ("client_id", "acme-tv"),
+                    ("device_code", &code),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+
+    // The device asks node A; alice enters the code at node B; the device polls node A.
+    let d: Value = to_a
+        .post(a_url("/acme/connect/deviceauthorization"))
+        .form(&[("client_id", "acme-tv"), ("scope", "openid api.read")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_code = d["device_code"].as_str().unwrap().to_string();
+    let (status, body) = poll_a(device_code.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
+    let browser = Browser::at(&ca, b.addr);
+    let page = browser
+        .get(&b_url("/acme/device"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let r = browser
+        .post(
+            &b_url("/acme/device"),
+            &[
+                ("csrf", &field(&page, "csrf")),
+                ("user_code", d["user_code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = submit_login(&browser, &location(&r), "alice", "alice-password").await;
+    assert_eq!(r.status(), 303);
+    let (status, _) = decide(&browser, &location(&r), "allow").await;
+    assert_eq!(status, 200);
+    let (status, body) = poll_a(device_code.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id_token"].is_string());
+    let (status, body) = poll_a(device_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // A CIBA request asked of node A, approved on node B's approvals page, redeemed at node A.
+    let asked: Value = to_a
+        .post(a_url("/acme/connect/ciba"))
+        .basic_auth("acme-pos", Some("acme-pos-secret"))
+        .form(&[("scope", "openid"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = asked["auth_req_id"].as_str().unwrap();
+    let html = browser
+        .get(&b_url("/acme/approvals"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let r = browser
+        .post(
+            &b_url("/acme/approvals"),
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("request", &field(&html, "request")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = to_a
+        .post(a_url("/acme/connect/token"))
+        .basic_auth("acme-pos", Some("acme-pos-secret"))
+        .form(&[
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop((a, b));
+}

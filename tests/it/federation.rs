@@ -808,12 +808,12 @@ async fn the_admin_api_wants_an_admin_token_of_its_tenant_and_checks_what_it_sto
 }
 
 /// A `portcullis serve` process of a deployment on PostgreSQL (the README's multi-node setup).
-struct Node {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
+pub(crate) struct Node {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) addr: std::net::SocketAddr,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -823,7 +823,7 @@ fn free_port() -> u16 {
 
 /// Starts `portcullis serve` in `dir` (tenants/, providers/; certs/ shared by the nodes),
 /// listening on its own port, with the deployment's public URL `public`.
-async fn serve_process(
+pub(crate) async fn serve_process(
     dir: &std::path::Path,
     public: &str,
     port: u16,
