@@ -101,7 +101,7 @@ pub async fn authorize(
         let state = state.clone();
         let slug = tenant.slug().to_string();
         tokio::spawn(async move {
-            deliver(&state, &slug, "webhook", || {
+            deliver(&slug, "webhook", || {
                 state
                     .outbound
                     .post_notification(&url)
@@ -165,7 +165,6 @@ pub fn approval_uri(tenant: &Tenant, request: &str) -> String {
 /// Sends a notification, retrying with backoff; failures are logged (the client can still
 /// poll; the user can still find the request on the approvals page).
 async fn deliver<'a>(
-    state: &'a AppState,
     tenant: &str,
     what: &'static str,
     request: impl Fn() -> crate::outbound::OutboundRequest<'a>,
@@ -187,7 +186,6 @@ async fn deliver<'a>(
             None => tracing::error!(tenant, what, "notification given up"),
         }
     }
-    let _ = state;
 }
 
 /// What a ping needs, taken before the decision is written.
@@ -243,7 +241,7 @@ impl Notify {
             .into_bytes();
         tokio::spawn(async move {
             let state = self.state;
-            deliver(&state, &self.tenant, "ping", || {
+            deliver(&self.tenant, "ping", || {
                 state
                     .outbound
                     .post_notification(&endpoint)
