@@ -131,6 +131,7 @@ pub fn ensure(dir: &Path, force: bool) -> Result<bool, String> {
     write("demo-client.pem", &client.cert_pem, false)?;
     write("demo-client-key.pem", &client.key_pem, true)?;
     ensure_demo_jwt_key(dir, true)?;
+    ensure_demo_workload_key(dir, true)?;
     Ok(true)
 }
 
@@ -138,7 +139,33 @@ pub fn ensure(dir: &Path, force: bool) -> Result<bool, String> {
 /// PKCS#8) and its public JWK Set `acme-jwt.jwks.json`, which the tenant file reads. Returns
 /// true if it wrote new files.
 pub fn ensure_demo_jwt_key(dir: &Path, force: bool) -> Result<bool, String> {
-    let (key_path, jwks_path) = (dir.join("acme-jwt-key.pem"), dir.join("acme-jwt.jwks.json"));
+    ensure_es256_key(dir, "acme-jwt-key.pem", "acme-jwt.jwks.json", force)
+}
+
+/// The demo workload: the signing key of a stand-in CI platform that issues OIDC tokens to its
+/// jobs, `demo-workload-key.pem` (ES256, PKCS#8), and its public JWK Set
+/// `demo-workload.jwks.json`. `portcullis workload-token` signs with the key. Returns true if it
+/// wrote new files.
+pub fn ensure_demo_workload_key(dir: &Path, force: bool) -> Result<bool, String> {
+    ensure_es256_key(
+        dir,
+        "demo-workload-key.pem",
+        "demo-workload.jwks.json",
+        force,
+    )
+}
+
+/// A new ES256 key written as a PKCS#8 PEM `key_name` (readable only by its owner) and its
+/// public JWK Set `{"keys":[jwk]}` as `jwks_name`; the JWK's `kid` is the RFC 7638 thumbprint,
+/// the same `kid` the key's signatures carry. Nothing is written if both files exist, unless
+/// `force`.
+fn ensure_es256_key(
+    dir: &Path,
+    key_name: &str,
+    jwks_name: &str,
+    force: bool,
+) -> Result<bool, String> {
+    let (key_path, jwks_path) = (dir.join(key_name), dir.join(jwks_name));
     if !force && key_path.is_file() && jwks_path.is_file() {
         return Ok(false);
     }
@@ -148,6 +175,7 @@ pub fn ensure_demo_jwt_key(dir: &Path, force: bool) -> Result<bool, String> {
     let signer = crate::keys::Signer::from_pkcs8(crate::keys::Alg::ES256, &der)
         .map_err(|e| e.to_string())?;
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+    // RFC 7468 §10: PKCS#8 private key, base64 in lines of 64 characters.
     let mut text = String::from("-----BEGIN PRIVATE KEY-----\n");
     for line in b64.as_bytes().chunks(64) {
         text.push_str(std::str::from_utf8(line).unwrap_or_default());

@@ -163,6 +163,9 @@ pub fn prepare_certificates(config: &ServerConfig) -> Result<Arc<SniResolver>, S
     if tls.dev_certs && crate::devcerts::ensure_demo_jwt_key(certs_dir, false)? {
         tracing::warn!(dir = %certs_dir.display(), "generated the demo client key acme-jwt-key.pem");
     }
+    if tls.dev_certs && crate::devcerts::ensure_demo_workload_key(certs_dir, false)? {
+        tracing::warn!(dir = %certs_dir.display(), "generated the demo workload key demo-workload-key.pem");
+    }
     Ok(Arc::new(SniResolver::new(tls::load_certified_key(
         &config.tls.cert,
         &config.tls.key,

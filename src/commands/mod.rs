@@ -8,6 +8,7 @@ pub mod serve;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod workload;
 
 use crate::config::ServerConfig;
 use crate::config::runtime::LogFormat;

@@ -137,17 +137,27 @@ fn write_banner(out: &mut String, b: &Banner) -> std::fmt::Result {
     writeln!(out)
 }
 
-/// Writes the development CA, server and demo client certificates into the certs directory.
+/// Writes the development CA, server and demo client certificates, the demo client key and the
+/// demo workload key into the certs directory.
 pub fn dev_certs(config: &ServerConfig, force: bool) -> Result<(), String> {
     let dir = &config.paths.certs_dir;
     let jwt = crate::devcerts::ensure_demo_jwt_key(dir, false)?;
+    let workload = crate::devcerts::ensure_demo_workload_key(dir, false)?;
     if crate::devcerts::ensure(dir, force)? {
-        println!("wrote development certificates to {}", dir.display());
-    } else if jwt {
         println!(
-            "wrote the demo client key acme-jwt-key.pem to {}",
+            "wrote development certificates, the demo client key acme-jwt-key.pem and the demo \
+             workload key demo-workload-key.pem to {}",
             dir.display()
         );
+    } else if jwt || workload {
+        let written: Vec<&str> = [
+            (jwt, "the demo client key acme-jwt-key.pem"),
+            (workload, "the demo workload key demo-workload-key.pem"),
+        ]
+        .into_iter()
+        .filter_map(|(wrote, what)| wrote.then_some(what))
+        .collect();
+        println!("wrote {} to {}", written.join(" and "), dir.display());
     } else {
         println!(
             "development certificates already exist in {} (use --force to replace them)",
