@@ -82,6 +82,18 @@ pub fn grant_replayed(tenant: &str, client_id: &str, request_id: &str, kind: &st
     tracing::warn!(target: "security", event = "grant_replayed", tenant, client_id, request_id, kind, revoked);
 }
 
+/// A token exchange, JWT bearer or extension grant refused, with the precise reason (the
+/// client is told less where more would help an attacker).
+pub fn grant_refused(
+    tenant: &str,
+    client_id: &str,
+    request_id: &str,
+    grant_type: &str,
+    reason: &str,
+) {
+    tracing::warn!(target: "security", event = "grant_refused", tenant, client_id, request_id, grant_type, reason);
+}
+
 pub fn logout(tenant: &str, subject: &str, sid: &str, request_id: &str) {
     tracing::info!(target: "security", event = "logout", tenant, subject, sid, request_id);
 }

@@ -5,7 +5,8 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::token::TokenRequest;
 use crate::response;
 use crate::validation::token::{
-    authorization_code, client_credentials, device_code, device_code::Polled, refresh_token,
+    GrantRequest, authorization_code, client_credentials, device_code, device_code::Polled,
+    extension, refresh_token,
 };
 use crate::validation::{client_auth, dpop};
 use axum::response::Response;
@@ -42,6 +43,17 @@ pub async fn token(call: OAuthCall) -> Response {
                 let validated =
                     device_code::validate(state, tenant, client, request, Polled::Device).await?;
                 response::token::device_code(state, tenant, validated, ctx, jkt).await
+            }
+            TokenRequest::Extension(grant_type) => {
+                let request = GrantRequest {
+                    state,
+                    tenant,
+                    client,
+                    form,
+                    ctx,
+                };
+                let validated = extension(request, &grant_type).await?;
+                response::token::extension(state, tenant, validated, ctx, jkt).await
             }
             TokenRequest::Ciba(request) => {
                 let validated =

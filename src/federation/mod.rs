@@ -68,6 +68,9 @@ pub struct Federation {
     dynamic: moka::future::Cache<String, Option<Arc<Provider>>>,
     /// The runtime providers a tenant lists on its sign-in page.
     listed: moka::future::Cache<String, Arc<Vec<(String, String)>>>,
+    /// A tenant's runtime OIDC providers by upstream issuer (token exchange finds a subject
+    /// token's provider by its `iss`).
+    issuers: moka::future::Cache<String, Arc<HashMap<String, String>>>,
 }
 
 /// At most this many runtime providers are shown as buttons; the rest are found by
@@ -84,6 +87,10 @@ impl Federation {
             files: ArcSwap::from_pointee(HashMap::new()),
             dynamic: moka::future::Cache::builder()
                 .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            issuers: moka::future::Cache::builder()
+                .max_capacity(10_000)
                 .time_to_live(ttl)
                 .build(),
             listed: moka::future::Cache::builder()
@@ -185,16 +192,67 @@ impl Federation {
         Ok(out)
     }
 
+    /// The enabled OIDC provider of `tenant` whose upstream issuer is `iss`: one of the
+    /// tenant's file providers, or a runtime one (found through a per-tenant index of issuers,
+    /// built on first use and forgotten with the providers).
+    pub async fn oidc_by_issuer(
+        &self,
+        tenant: &Tenant,
+        iss: &str,
+    ) -> Result<Option<Arc<Provider>>, InternalError> {
+        {
+            let files = self.files.load();
+            let file = tenant
+                .spec
+                .providers
+                .iter()
+                .filter_map(|id| files.get(id))
+                .find(|p| p.spec.enabled && p.spec.oidc().is_some_and(|o| o.issuer == iss));
+            if let Some(p) = file {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let slug = tenant.slug().to_string();
+        let store = self.store.clone();
+        let index = self
+            .issuers
+            .try_get_with(slug.clone(), async move {
+                let mut by_issuer = HashMap::new();
+                let mut after = String::new();
+                loop {
+                    let rows = store.list_provider_rows(&slug, false, &after, 500).await?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.id.clone();
+                    for r in rows {
+                        if let Ok(d) = serde_json::from_str::<Definition<Sealed>>(&r.spec)
+                            && let Some(o) = d.oidc()
+                        {
+                            by_issuer.entry(o.issuer.clone()).or_insert(r.id);
+                        }
+                    }
+                }
+                Ok::<_, InternalError>(Arc::new(by_issuer))
+            })
+            .await
+            .map_err(|e| InternalError::Other(e.to_string()))?;
+        match index.get(iss) {
+            Some(id) => self.find(tenant, id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Forgets every runtime provider this node knows (change notices may have been missed).
     pub fn forget_all(&self) {
         self.dynamic.invalidate_all();
         self.listed.invalidate_all();
+        self.issuers.invalidate_all();
     }
 
     /// Forgets what this node knows of a runtime provider (it changed here or on another node).
     pub async fn forget(&self, tenant: &str, id: &str) {
         self.dynamic.invalidate(&format!("{tenant}\0{id}")).await;
         self.listed.invalidate(tenant).await;
+        self.issuers.invalidate(tenant).await;
     }
 }
 

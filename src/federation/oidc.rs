@@ -204,6 +204,58 @@ async fn verify_upstream_jwt(
         .map_err(|err| rejected(format!("upstream token: {err}")))
 }
 
+/// The oldest upstream token accepted in a token exchange, by its `iat`.
+const MAX_EXCHANGED_AGE: i64 = 86_400;
+
+/// A token of the upstream presented to a token exchange (RFC 8693 §2.1 subject token): a JWT
+/// signed with the upstream's keys, from its issuer, addressed to this tenant (its `aud` holds
+/// the client id the tenant is registered with upstream, or the tenant's issuer), unexpired.
+/// The identity it names, as a sign-in through the upstream would have it.
+pub async fn exchanged_identity(
+    state: &AppState,
+    tenant: &Tenant,
+    p: &Provider,
+    token: &str,
+) -> Result<ExternalIdentity, FederationError> {
+    let o = spec(p)?;
+    let e = endpoints(state, p).await?;
+    let claims = verify_upstream_jwt(state, &e, token, &allowed_algs(o)).await?;
+    if claims.get("iss").and_then(Value::as_str) != Some(e.issuer.as_str()) {
+        return Err(rejected("the token is from another issuer"));
+    }
+    let ours =
+        audience_has(&claims, &o.client_id).0 || audience_has(&claims, &tenant.spec.issuer).0;
+    if !ours {
+        return Err(rejected("the token is meant for another audience"));
+    }
+    let now = state.now();
+    let num = |k: &str| claims.get(k).and_then(Value::as_i64);
+    if num("exp").is_none_or(|exp| exp.saturating_add(SKEW) <= now) {
+        return Err(rejected("the token has expired"));
+    }
+    if num("iat").is_none_or(|iat| iat > now + SKEW || now - iat > MAX_EXCHANGED_AGE) {
+        return Err(rejected(
+            "the token has no iat, or one too old or in the future",
+        ));
+    }
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| rejected("the token has no usable sub"))?
+        .to_string();
+    let string = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(ExternalIdentity {
+        provider: p.spec.id.clone(),
+        upstream: e.issuer.clone(),
+        subject,
+        claims: super::map_claims(&p.spec, &claims),
+        amr: Vec::new(),
+        acr: string("acr"),
+        session: UpstreamSession::default(),
+    })
+}
+
 /// `aud` holds `client_id` (a string or an array; RFC 7519 §4.1.3).
 fn audience_has(claims: &Map<String, Value>, client_id: &str) -> (bool, usize) {
     match claims.get("aud") {

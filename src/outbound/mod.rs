@@ -421,6 +421,11 @@ impl OutboundRequest<'_> {
         })
     }
 
+    /// Gives up after `timeout` instead of the configured request timeout.
+    pub fn timeout(self, timeout: std::time::Duration) -> Self {
+        self.map(|b| b.timeout(timeout))
+    }
+
     /// Reads at most `bytes` of the answer (less than the configured maximum only).
     pub fn limit(mut self, bytes: usize) -> Self {
         self.limit = self.limit.min(bytes);

@@ -15,6 +15,9 @@ pub enum TokenRequest {
     DeviceCode(DeviceCodeRequest),
     /// CIBA Core §10.1: `auth_req_id` in the same shape as a device code.
     Ciba(DeviceCodeRequest),
+    /// RFC 6749 §4.5: any other `grant_type` (an absolute URI, or `password`); its grant reads
+    /// its own parameters (`validation::token::EXTENSION_GRANTS`).
+    Extension(String),
 }
 
 pub struct DeviceCodeRequest {
@@ -102,6 +105,7 @@ impl TokenRequest {
                     .ok_or_else(|| OAuthError::invalid_request("auth_req_id is required"))?
                     .to_string(),
             })),
+            Some(other) if other.len() <= 256 => Ok(TokenRequest::Extension(other.to_string())),
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "this grant type is not supported",
@@ -122,4 +126,7 @@ pub struct TokenResponse<'a> {
     pub refresh_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<&'a str>,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'a str>,
 }

@@ -48,7 +48,13 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "refresh_token",
         crate::tokens::user_code::DEVICE_CODE_GRANT,
         crate::config::tenant::CIBA_GRANT,
+        crate::config::tenant::TOKEN_EXCHANGE_GRANT,
+        crate::config::tenant::JWT_BEARER_GRANT,
     ];
+    // RFC 9700 §2.4: advertised only where the tenant's operator turned it on.
+    if spec.password_grant {
+        grants.push("password");
+    }
     grants.sort_unstable();
     let mut doc = json!({
         "issuer": issuer,

@@ -9,6 +9,7 @@ use crate::state::AppState;
 use crate::stores::{Consumed, GrantKind, GrantRecord, GrantStore};
 use crate::tokens::{self, AccessTokenClaims, Audience};
 use crate::validation::token::client_credentials::ValidatedClientCredentials;
+use crate::validation::token::{Issue, ValidatedGrant};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -85,6 +86,7 @@ pub async fn client_credentials(
         scope: &scope,
         refresh_token: None,
         id_token: None,
+        issued_token_type: None,
     })
     .map_err(InternalError::from)?;
     Ok(json_no_store(StatusCode::OK, body))
@@ -376,6 +378,7 @@ fn user_token_response(
         scope: &issued.scope,
         refresh_token: issued.refresh_token.as_deref(),
         id_token: issued.id_token.as_deref(),
+        issued_token_type: None,
     })
     .map_err(InternalError::from)?;
     Ok(json_no_store(StatusCode::OK, body))
@@ -590,4 +593,170 @@ pub async fn device_code(
         crate::tokens::user_code::DEVICE_CODE_GRANT
     };
     user_token_response(tenant, &v.client().spec.client_id, ctx, grant, &issued)
+}
+
+/// Tokens for an extension grant (token exchange, JWT bearer, password): a signed-in user's
+/// tokens, or one access token about the subject another token stood for (RFC 8693 §2.2.1).
+pub async fn extension(
+    state: &AppState,
+    tenant: &Tenant,
+    v: ValidatedGrant,
+    ctx: &RequestContext,
+    dpop_jkt: Option<&str>,
+) -> Result<Response, OAuthError> {
+    let derived = match v.issue() {
+        Issue::SignIn(s) => {
+            let now = state.now();
+            let (family, sid) = (tokens::new_jti(), tokens::new_jti());
+            let issued = issue_user_tokens(
+                state,
+                tenant,
+                v.client(),
+                &UserGrant {
+                    subject: &s.subject,
+                    scopes: v.scopes(),
+                    audiences: v.audiences(),
+                    auth_time: now,
+                    amr: &s.amr,
+                    acr: &s.acr,
+                    idp: &s.idp,
+                    sid: &sid,
+                    nonce: None,
+                    family: &family,
+                    absolute_expires_at: now + tenant.spec.tokens.refresh_token_absolute_lifetime,
+                    cert_binding: v.cert_binding(),
+                    dpop_jkt,
+                },
+            )
+            .await?;
+            for r in &issued.records {
+                state.store.insert_grant(tenant.slug(), r).await?;
+            }
+            return user_token_response(
+                tenant,
+                &v.client().spec.client_id,
+                ctx,
+                v.grant_type(),
+                &issued,
+            );
+        }
+        Issue::AccessToken(d) => d,
+    };
+    let client = v.client();
+    let now = state.now();
+    let lifetime = client
+        .spec
+        .access_token_lifetime
+        .unwrap_or(tenant.spec.tokens.access_token_lifetime);
+    // An exchanged token does not outlive the access token it came from.
+    let exp = derived
+        .not_after
+        .map_or(now + lifetime, |n| n.min(now + lifetime));
+    let scope = v.scopes().join(" ");
+    let jti = tokens::new_jti();
+    let mut claims = serde_json::Map::new();
+    claims.insert("iss".into(), tenant.spec.issuer.clone().into());
+    claims.insert("sub".into(), derived.subject.clone().into());
+    claims.insert(
+        "aud".into(),
+        match v.audiences() {
+            [one] => one.clone().into(),
+            many => serde_json::json!(many),
+        },
+    );
+    claims.insert("client_id".into(), client.spec.client_id.clone().into());
+    claims.insert("scope".into(), scope.clone().into());
+    claims.insert("jti".into(), jti.clone().into());
+    claims.insert("iat".into(), now.into());
+    claims.insert("nbf".into(), now.into());
+    claims.insert("exp".into(), exp.into());
+    for (k, val) in &derived.claims {
+        claims.entry(k.clone()).or_insert_with(|| val.clone());
+    }
+    if let Some(cnf) = tokens::cnf(v.cert_binding(), dpop_jkt) {
+        claims.insert("cnf".into(), cnf);
+    }
+    let sid = derived
+        .claims
+        .get("sid")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    let record = |kind, handle_hash, data| GrantRecord {
+        handle_hash,
+        client_id: client.spec.client_id.clone(),
+        subject: Some(derived.subject.clone()),
+        data,
+        created_at: now,
+        expires_at: exp,
+        family: derived.family.clone(),
+        session_id: sid.clone(),
+        ..GrantRecord::of(kind)
+    };
+    let format =
+        if derived.issued_token_type == Some(crate::validation::token::token_exchange::JWT_TYPE) {
+            TokenFormat::Jwt
+        } else {
+            client
+                .spec
+                .access_token_format
+                .unwrap_or(tenant.default_token_format())
+        };
+    let claims = serde_json::Value::Object(claims);
+    let access_token = match format {
+        TokenFormat::Jwt => {
+            // A token with `sid` is checked against its record where it is presented
+            // (`tokens::access`), so that revoking its family or session ends it.
+            if sid.is_some() {
+                state
+                    .store
+                    .insert_grant(
+                        tenant.slug(),
+                        &record(
+                            GrantKind::AccessToken,
+                            tokens::handle_hash(&jti),
+                            String::new(),
+                        ),
+                    )
+                    .await?;
+            }
+            let keys = tenant.keys.load();
+            signer(tenant, &keys, tenant.spec.tokens.access_token_algorithm)?
+                .sign_jwt("at+jwt", &claims)?
+        }
+        TokenFormat::Reference => {
+            let handle = tokens::new_handle();
+            let data = serde_json::to_string(&claims).map_err(InternalError::from)?;
+            state
+                .store
+                .insert_grant(
+                    tenant.slug(),
+                    &record(
+                        GrantKind::ReferenceToken,
+                        tokens::handle_hash(&handle),
+                        data,
+                    ),
+                )
+                .await?;
+            handle
+        }
+    };
+    tenant.metrics.token_issued(v.grant_type());
+    crate::events::token_issued(
+        tenant.slug(),
+        &client.spec.client_id,
+        &ctx.request_id,
+        v.grant_type(),
+        &jti,
+    );
+    let body = serde_json::to_vec(&TokenResponse {
+        access_token: &access_token,
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
+        expires_in: exp - now,
+        scope: &scope,
+        refresh_token: None,
+        id_token: None,
+        issued_token_type: derived.issued_token_type,
+    })
+    .map_err(InternalError::from)?;
+    Ok(json_no_store(StatusCode::OK, body))
 }

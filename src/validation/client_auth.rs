@@ -310,6 +310,11 @@ pub async fn authenticate(
                     }
                     AuthMethod::SelfSignedTlsClientAuth
                 }
+                // A workload client's credential is its platform's token, which the grant
+                // carrying it checks against the trust policy; nothing else admits it.
+                None if client.spec.workload.is_some() && carries_workload_token(form, ctx) => {
+                    AuthMethod::None
+                }
                 _ if client.allows_auth_method(AuthMethod::None) => AuthMethod::None,
                 Some(_) => return Err(refuse("authentication method not allowed for this client")),
                 None => return Err(refuse("client authentication is required")),
@@ -430,6 +435,17 @@ fn sealed_secrets(state: &AppState, tenant: &Tenant, client: &Client, now: i64) 
         .filter(|(_, expires)| expires.is_none_or(|e| e > now))
         .filter_map(|(sealed, _)| state.master.open(sealed, &aad).ok())
         .collect()
+}
+
+/// A token request of a grant that verifies a workload client's token against its trust
+/// policy (token exchange, JWT bearer) — the only requests a workload client may make.
+fn carries_workload_token(form: &Form, ctx: &RequestContext) -> bool {
+    use crate::config::tenant::{JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
+    ctx.path.ends_with(crate::registry::discovery::TOKEN_PATH)
+        && matches!(
+            form.get("grant_type"),
+            Some(TOKEN_EXCHANGE_GRANT | JWT_BEARER_GRANT)
+        )
 }
 
 /// The path of the called endpoint below the tenant (`/connect/token`, …), for the audience.
@@ -561,6 +577,9 @@ pub async fn authenticate_introspector(
                 ..Default::default()
             },
             ciba: None,
+            token_exchange: None,
+            workload: None,
+            extension_grants: Vec::new(),
         })?;
         if let Err(reason) = check_assertion(
             state,

@@ -7,8 +7,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-/// Parameters that may legitimately repeat (RFC 8707 §2: `resource`).
-const REPEATABLE: &[&str] = &["resource"];
+/// Parameters that may legitimately repeat (RFC 8707 §2 `resource`, RFC 8693 §2.1 `audience`).
+const REPEATABLE: &[&str] = &["resource", "audience"];
 
 /// A form body whose parameters each appear once (unless repeatable) and are non-empty.
 #[derive(Default)]

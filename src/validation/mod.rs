@@ -12,3 +12,4 @@ pub mod form;
 pub mod params;
 pub mod scope;
 pub mod token;
+pub mod trusted;

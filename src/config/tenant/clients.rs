@@ -29,6 +29,7 @@ pub(super) fn resolve_all(
             );
         }
         let tenant = Tenant {
+            file,
             scopes,
             signing_algorithms,
             files,
@@ -41,6 +42,7 @@ pub(super) fn resolve_all(
 
 /// What a client is checked against besides its own entry.
 struct Tenant<'a> {
+    file: &'a TenantFile,
     scopes: &'a Scopes<'a>,
     signing_algorithms: &'a [Alg],
     files: &'a FileRoots,
@@ -63,7 +65,7 @@ fn resolve(
             "a client_id is 1-200 visible ASCII characters".into(),
         );
     }
-    let grant_types = grant_types(c, ck, bad);
+    let (grant_types, extension_grants) = grant_types(c, ck, tenant.file, bad);
     check_scopes(c, ck, &grant_types, tenant.scopes, bad);
     let secrets = secrets(c, ck, bad);
     let auth_methods = auth_methods(c, ck, bad);
@@ -78,6 +80,14 @@ fn resolve(
     );
     check_method_needs(c, ck, &auth_methods, &secrets, &interactive, tenant, bad);
     let ciba = ciba(c, ck, &grant_types, bad);
+    let token_exchange = super::exchange::client_exchange(c, ck, &grant_types, bad);
+    let workload = super::exchange::client_workload(c, ck, &grant_types, tenant.file, bad);
+    if grant_types.contains(&GrantType::Password) && !tenant.file.password_grant.enabled {
+        bad(
+            ck.key("grant_types"),
+            "the password grant is off in this tenant (RFC 9700 §2.4: it must not be used); set [password_grant] enabled = true to allow it anyway".into(),
+        );
+    }
     let access_token_format = c.access_token_format.as_deref().map(|v| {
         format_of(v).unwrap_or_else(|| {
             bad(
@@ -107,6 +117,9 @@ fn resolve(
         access_token_lifetime: c.access_token_lifetime,
         interactive,
         ciba,
+        token_exchange,
+        workload,
+        extension_grants,
     }
 }
 
@@ -165,19 +178,31 @@ fn ciba(
     })
 }
 
+/// The client's grant types: those this server implements, and the tenant's webhook
+/// extension grants (by their URI).
 fn grant_types(
     c: &ClientFile,
     ck: &KeyPath,
+    file: &TenantFile,
     bad: &mut impl FnMut(KeyPath, String),
-) -> Vec<GrantType> {
+) -> (Vec<GrantType>, Vec<String>) {
     let mut grant_types = Vec::new();
+    let mut extension = Vec::new();
     for (j, g) in c.grant_types.iter().enumerate() {
         match GrantType::parse(g) {
             Some(gt) => grant_types.push(gt),
+            None if file.extension_grants.iter().any(|e| &e.grant_type == g) => {
+                extension.push(g.clone());
+            }
             None => bad(
                 ck.key("grant_types").index(j),
                 format!(
-                    "grant type `{g}` is not supported (supported: authorization_code, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:device_code, urn:openid:params:grant-type:ciba)"
+                    "grant type `{g}` is not supported (supported: {}, and the tenant's [[extension_grants]])",
+                    GrantType::ALL
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
         }
@@ -195,7 +220,7 @@ fn grant_types(
             "a client needs at least one grant type".into(),
         );
     }
-    grant_types
+    (grant_types, extension)
 }
 
 fn check_scopes(
@@ -269,6 +294,8 @@ fn auth_methods(
 ) -> Vec<AuthMethod> {
     match &c.token_endpoint_auth_methods {
         None if c.public => vec![AuthMethod::None],
+        // The workload's JWT is its credential (checked by the grant that carries it).
+        None if c.workload_identity.is_some() => Vec::new(),
         None => AuthMethod::SECRET.to_vec(),
         Some(list) => list
             .iter()
@@ -296,7 +323,14 @@ fn check_authentication(
     auth_methods: &[AuthMethod],
     bad: &mut impl FnMut(KeyPath, String),
 ) {
-    if c.public {
+    if c.workload_identity.is_some() {
+        if !secrets.is_empty() || !auth_methods.is_empty() || c.public {
+            bad(
+                ck.key("workload_identity"),
+                "a workload client authenticates with its platform's token only: no secrets, token_endpoint_auth_methods or public".into(),
+            );
+        }
+    } else if c.public {
         if !secrets.is_empty() || auth_methods != [AuthMethod::None] {
             bad(
                 ck.key("public"),

@@ -4,11 +4,13 @@
 //! the runtime [`TenantSpec`] and [`ClientSpec`]s (`spec.rs`) that are stored in the database and
 //! served. Each section's rules sit in their own module: `issuer` (slug, issuer, hosts), `tokens`,
 //! `scopes`, `clients` (with `interactive`, the browser-facing client settings), `users`,
-//! `policies` (session, login, PAR), `branding` and `tls`.
+//! `policies` (session, login, PAR), `exchange` (trusted issuers, token exchange, workload
+//! identity), `branding` and `tls`.
 
 mod branding;
 mod clients;
 mod directory;
+mod exchange;
 mod interactive;
 mod issuer;
 mod policies;
@@ -76,6 +78,76 @@ struct TenantFile {
     /// of this tenant with the same verified email: an operator's decision, per tenant.
     #[serde(default)]
     link_by_verified_email: Vec<String>,
+    #[serde(default)]
+    trusted_issuers: Vec<TrustedIssuerFile>,
+    #[serde(default)]
+    password_grant: PasswordGrantFile,
+    #[serde(default)]
+    extension_grants: Vec<WebhookGrantFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookGrantFile {
+    grant_type: String,
+    webhook_url: String,
+    #[serde(default = "default_webhook_timeout")]
+    timeout: u64,
+}
+
+fn default_webhook_timeout() -> u64 {
+    5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustedIssuerFile {
+    issuer: String,
+    jwks: Option<serde_json::Value>,
+    jwks_file: Option<String>,
+    jwks_uri: Option<String>,
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default = "default_max_token_age")]
+    max_token_age: i64,
+    #[serde(default = "default_subject_template")]
+    subject_template: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+fn default_max_token_age() -> i64 {
+    3600
+}
+
+fn default_subject_template() -> String {
+    "{sub}".into()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct PasswordGrantFile {
+    /// RFC 6749 §4.3: clients may list `password` in their grant types.
+    enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenExchangeFile {
+    modes: Vec<String>,
+    #[serde(default)]
+    subject_token_audiences: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadFile {
+    issuer: String,
+    subject: String,
+    #[serde(default)]
+    claims: std::collections::BTreeMap<String, String>,
+    subject_template: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -366,6 +438,11 @@ struct ClientFile {
     /// CIBA Core §4: the client sends the user's `user_code` (here: their current one-time code).
     #[serde(default)]
     backchannel_user_code_parameter: bool,
+    /// RFC 8693: `modes` (impersonation, delegation) and the audiences of the tenant's tokens
+    /// it may exchange.
+    token_exchange: Option<TokenExchangeFile>,
+    /// Workload identity federation: no secret; a trusted issuer's JWT with matching claims.
+    workload_identity: Option<WorkloadFile>,
 }
 
 fn yes() -> bool {
@@ -415,6 +492,8 @@ pub fn resolve(
     let names = issuer::resolve(path, &file, defaults, &mut bad);
     let algorithms = tokens::resolve_algorithms(&file.tokens, &mut bad);
     let scopes = scopes::check(&file, &mut bad);
+    let trusted_issuers = exchange::trusted_issuers(&file, defaults.files, &mut bad);
+    let extension_grants = exchange::webhook_grants(&file, &mut bad);
     let clients = clients::resolve_all(
         &file,
         &scopes,
@@ -466,6 +545,9 @@ pub fn resolve(
         dpop_require_nonce: file.dpop.require_nonce,
         providers: file.providers,
         link_by_verified_email: file.link_by_verified_email,
+        trusted_issuers,
+        password_grant: file.password_grant.enabled,
+        extension_grants,
     };
     Ok((spec, clients))
 }

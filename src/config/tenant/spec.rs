@@ -43,6 +43,90 @@ pub struct TenantSpec {
     /// File providers whose verified emails link to existing local accounts.
     #[serde(default)]
     pub link_by_verified_email: Vec<String>,
+    /// Issuers whose JWTs are accepted as subject tokens (RFC 8693) and assertions (RFC 7523).
+    #[serde(default)]
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Clients may be given the resource owner password grant (RFC 6749 §4.3; RFC 9700 §2.4
+    /// says it must not be used: off unless the tenant's operator says otherwise).
+    #[serde(default)]
+    pub password_grant: bool,
+    /// Grant types of the tenant's own, decided by its webhook (RFC 6749 §4.5).
+    #[serde(default)]
+    pub extension_grants: Vec<WebhookGrant>,
+}
+
+/// `[[extension_grants]]`: a `grant_type` URI whose requests a webhook of the tenant decides.
+/// The webhook gets the request's parameters (never the client's credentials) in a JSON body,
+/// authenticated by a JWT the tenant signs, and answers a subject or a refusal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WebhookGrant {
+    pub grant_type: String,
+    pub webhook_url: String,
+    /// Seconds the webhook has to answer; then the client is told `temporarily_unavailable`.
+    pub timeout: u64,
+}
+
+/// `[[trusted_issuers]]`: another security domain whose JWTs this tenant accepts in exchange
+/// for its own tokens (RFC 8693 §2.1 subject and actor tokens, RFC 7523 §2.1 assertions).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrustedIssuer {
+    /// The `iss` of its tokens, compared exactly.
+    pub issuer: String,
+    pub keys: IssuerKeys,
+    /// Signature algorithms accepted from it (asymmetric only).
+    pub algorithms: Vec<Alg>,
+    /// Accepted `aud` values (one must be present); the tenant's issuer by default.
+    pub audiences: Vec<String>,
+    /// The oldest token accepted, by its `iat` (seconds); a token without `iat` is refused.
+    pub max_token_age: i64,
+    /// The issued token's `sub`, from the external token's claims (`{sub}`, `{iss}`, any
+    /// string claim by name).
+    pub subject_template: String,
+    /// The scopes its tokens may be exchanged for; empty: whatever the client may have.
+    pub scopes: Vec<String>,
+}
+
+/// Where a trusted issuer's public keys come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuerKeys {
+    /// A JWK Set, inline or read from an operator's file when the tenant loads.
+    Jwks(serde_json::Value),
+    /// Fetched through the outbound guard and the document cache; an unknown `kid` refetches
+    /// at most once a minute.
+    JwksUri(String),
+}
+
+/// RFC 8693 §1.1: what a client may do with another party's token.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExchangeMode {
+    /// The issued token is the subject's own (no `act`).
+    Impersonation,
+    /// The issued token names its actor in `act` (RFC 8693 §4.1).
+    Delegation,
+}
+
+/// A client's token exchange registration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenExchangeClient {
+    pub modes: Vec<ExchangeMode>,
+    /// This tenant's tokens the client may exchange: those whose `aud` holds one of these (or
+    /// the client's own id, as an id token's does).
+    pub subject_token_audiences: Vec<String>,
+}
+
+/// Workload identity federation: a client with no secret that authenticates by presenting a
+/// JWT of `issuer` (a trusted issuer) whose claims match.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadPolicy {
+    pub issuer: String,
+    /// A pattern for `sub`: exact, or with `*` standing for any run of characters.
+    pub subject: String,
+    /// Further claims that must match (string claims, same patterns).
+    pub claims: std::collections::BTreeMap<String, String>,
+    /// The issued token's `sub`; the trusted issuer's template when absent.
+    pub subject_template: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -229,7 +313,18 @@ pub enum GrantType {
     DeviceCode,
     /// CIBA Core §10.1
     Ciba,
+    /// RFC 8693 §2.1
+    TokenExchange,
+    /// RFC 7523 §2.1
+    JwtBearer,
+    /// RFC 6749 §4.3 (legacy; only where the tenant allows it)
+    Password,
 }
+
+/// RFC 8693 §2.1: the token exchange grant.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 7523 §2.1: a JWT as an authorization grant.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// CIBA Core §10.1: the `grant_type` a client redeems an `auth_req_id` with.
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
@@ -241,6 +336,9 @@ impl GrantType {
         GrantType::RefreshToken,
         GrantType::DeviceCode,
         GrantType::Ciba,
+        GrantType::TokenExchange,
+        GrantType::JwtBearer,
+        GrantType::Password,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -249,6 +347,9 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::DeviceCode => crate::tokens::user_code::DEVICE_CODE_GRANT,
             Self::Ciba => CIBA_GRANT,
+            Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
+            Self::JwtBearer => JWT_BEARER_GRANT,
+            Self::Password => "password",
         }
     }
     pub(super) fn parse(s: &str) -> Option<Self> {
@@ -318,6 +419,15 @@ pub struct ClientSpec {
     pub interactive: InteractiveSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciba: Option<CibaClient>,
+    /// RFC 8693: how this client may exchange tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<TokenExchangeClient>,
+    /// Authenticates by a trusted issuer's JWT instead of a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadPolicy>,
+    /// The tenant's webhook extension grants this client may use (their `grant_type` URIs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_grants: Vec<String>,
 }
 
 /// What a client that signs users in (authorization code flow) is registered with.
