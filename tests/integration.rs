@@ -56,5 +56,7 @@ mod security_validation;
 mod store;
 #[path = "it/token.rs"]
 mod token;
+#[path = "it/token_exchange.rs"]
+mod token_exchange;
 #[path = "it/token_services.rs"]
 mod token_services;

@@ -30,6 +30,8 @@ const MEMBERS: &[&str] = &[
     "acr",
     "amr",
     "idp",
+    // RFC 8693 §4.1: who acts for the subject.
+    "act",
 ];
 
 pub async fn introspect(call: OAuthCall) -> Response {

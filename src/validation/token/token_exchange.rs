@@ -213,6 +213,15 @@ fn validate(r: GrantRequest<'_>) -> GrantFuture<'_> {
                 "this client may not use token exchange",
             ));
         };
+        // RFC 8693 §1.1: with an actor, delegation; without, impersonation if the client may,
+        // else the client itself is the actor.
+        let may = |m| registration.modes.contains(&m);
+        if actor.is_some() && !may(ExchangeMode::Delegation) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not act for others (delegation): exchange without an actor token",
+            ));
+        }
         let subject = read(&r, client, subject_token, subject_type, Role::Subject)
             .await
             .map_err(|e| answer("subject token", e))?;
@@ -224,17 +233,8 @@ fn validate(r: GrantRequest<'_>) -> GrantFuture<'_> {
             ),
             None => None,
         };
-        // RFC 8693 §1.1: with an actor, delegation; without, impersonation if the client may,
-        // else the client itself is the actor.
-        let may = |m| registration.modes.contains(&m);
         let acting = match &actor {
-            Some(a) if may(ExchangeMode::Delegation) => Some((a.sub.clone(), a.iss.clone())),
-            Some(_) => {
-                return Err(OAuthError::new(
-                    ErrorCode::UnauthorizedClient,
-                    "this client may not act for others (delegation): exchange without an actor token",
-                ));
-            }
+            Some(a) => Some((a.sub.clone(), a.iss.clone())),
             None if may(ExchangeMode::Impersonation) => None,
             None => Some((client.spec.client_id.clone(), tenant.spec.issuer.clone())),
         };

@@ -184,6 +184,7 @@ fn request_jwt(
         "iat": now,
         "exp": now + 60,
         "jti": crate::tokens::new_jti(),
+        "sub": client_id,
         "client_id": client_id,
         "grant_type": grant.grant_type,
         "body_sha256": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
