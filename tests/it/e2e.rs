@@ -389,3 +389,75 @@ async fn openid_client_signs_in_at_acme_through_saml_idp_as_the_upstream() {
     .await;
     s.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Token exchange (RFC 8693), the JWT bearer grant (RFC 7523) and workload identity
+
+/// What every part of tests/e2e/token_exchange.mjs is given.
+fn token_exchange_envs(s: &TestServer, parts: &str) -> Vec<(&'static str, String)> {
+    let file = |p: &str| s.path(p).to_str().unwrap().to_string();
+    vec![
+        ("PARTS", parts.into()),
+        ("ISSUER", s.url("/acme")),
+        ("WEB_CLIENT_ID", "acme-web".into()),
+        ("WEB_CLIENT_SECRET", "acme-web-secret".into()),
+        ("REDIRECT_URI", "http://127.0.0.1:9000/callback".into()),
+        ("WEB_SCOPE", "openid profile api.read".into()),
+        ("LOGIN_USERNAME", "alice".into()),
+        ("LOGIN_PASSWORD", "alice-password".into()),
+        ("GATEWAY_CLIENT_ID", "acme-gateway".into()),
+        ("GATEWAY_CLIENT_SECRET", "acme-gateway-secret".into()),
+        ("SUBJECT_AUDIENCE", "https://api.acme.test".into()),
+        ("TARGET_RESOURCE", "https://orders.acme.test".into()),
+        ("TARGET_SCOPE", "api.read".into()),
+        ("WIDER_SCOPE", "api.write".into()),
+        ("WORKLOAD_CLIENT_ID", "acme-ci".into()),
+        ("WORKLOAD_ISSUER", "https://ci.acme.test".into()),
+        ("WORKLOAD_KEY_FILE", file("certs/demo-workload-key.pem")),
+        ("WORKLOAD_JWKS_FILE", file("certs/demo-workload.jwks.json")),
+        (
+            "WORKLOAD_SUBJECT",
+            "repo:acme/app:ref:refs/heads/main".into(),
+        ),
+        (
+            "WORKLOAD_OTHER_SUBJECT",
+            "repo:acme/other:ref:refs/heads/main".into(),
+        ),
+        ("WORKLOAD_SUBJECT_PREFIX", "ci:".into()),
+        ("WORKLOAD_AUDIENCE", "https://api.acme.test".into()),
+    ]
+}
+
+#[tokio::test]
+async fn openid_client_exchanges_tokens_for_delegation_and_workloads() {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    let envs = token_exchange_envs(&s, "delegation workload");
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_script(&s, "token_exchange.mjs", &envs).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_oidc_provider_id_token_is_exchanged_for_an_acme_token() {
+    let node22 = upstream_node();
+    if !ready(&[node_modules(), node22.clone()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    let mut envs = token_exchange_envs(&s, "upstream");
+    envs.extend([
+        ("ADMIN_CLIENT_ID", "acme-admin".into()),
+        ("ADMIN_CLIENT_SECRET", "acme-admin-secret".into()),
+        ("PROVIDER_ID", "node-op".into()),
+        ("UPSTREAM_NODE", node22.0.to_str().unwrap().to_string()),
+        ("UPSTREAM_ACCOUNT", "dana".into()),
+        ("UPSTREAM_NAME", "Dana Scully".into()),
+        ("UPSTREAM_EMAIL", "dana@op.example".into()),
+    ]);
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_script(&s, "token_exchange.mjs", &envs).await;
+    s.stop().await;
+}
