@@ -314,7 +314,7 @@ mod forms {
     proptest! {
         #![proptest_config(config(512))]
 
-        /// RFC 6749 §3.1: what parses has no empty, repeated (except `resource`) or non-UTF-8
+        /// RFC 6749 §3.1: what parses has no empty, repeated (except `resource` and `audience`) or non-UTF-8
         /// parameter; what does not is `invalid_request`.
         #[test]
         fn robust_form_bodies_parse_clean_or_are_invalid_request(body in form_body()) {
@@ -328,7 +328,8 @@ mod forms {
                             "a replacement character passed"
                         );
                         prop_assert!(
-                            k == "resource" || pairs[..i].iter().all(|(seen, _)| seen != k),
+                            k == "resource" || k == "audience"
+                                || pairs[..i].iter().all(|(seen, _)| seen != k),
                             "`{}` repeated", k
                         );
                     }
@@ -359,6 +360,11 @@ mod forms {
         fn robust_token_requests_are_a_known_grant_or_a_protocol_error(body in form_body()) {
             let Ok(form) = Form::parse(&body) else { return Ok(()) };
             match TokenRequest::parse(&form) {
+                // Any other grant type is named for the extension grants to decide.
+                Ok(TokenRequest::Extension(g)) => {
+                    prop_assert_eq!(form.get("grant_type"), Some(g.as_str()));
+                    prop_assert!(g.len() <= 256);
+                }
                 Ok(_) => prop_assert!(matches!(
                     form.get("grant_type"),
                     Some("client_credentials" | "authorization_code" | "refresh_token")

@@ -16,6 +16,8 @@ async fn discovery_describes_exactly_what_the_tenant_serves() {
             "client_credentials",
             "refresh_token",
             "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
             "urn:openid:params:grant-type:ciba"
         ])
     );

@@ -84,7 +84,7 @@ fn a_malformed_tls_client_auth_subject_dn_is_a_located_error() {
 
 #[test]
 fn every_problem_is_reported_with_its_line_and_key() {
-    let text = "slug = \"acme\"\n\n[[api_scopes]]\nname = \"api.read\"\n\n[[clients]]\nclient_id = \"c\"\ngrant_types = [\"password\"]\nscopes = [\"api.read\", \"nope\"]\nsecrets = [{ hash = \"plain\" }]\n";
+    let text = "slug = \"acme\"\n\n[[api_scopes]]\nname = \"api.read\"\n\n[[clients]]\nclient_id = \"c\"\ngrant_types = [\"implicit\"]\nscopes = [\"api.read\", \"nope\"]\nsecrets = [{ hash = \"plain\" }]\n";
     let errors = resolve_str("tenants/acme.toml", text).unwrap_err();
     let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert!(

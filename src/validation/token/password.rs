@@ -21,7 +21,14 @@ fn validate(r: GrantRequest<'_>) -> GrantFuture<'_> {
     Box::pin(async move {
         let (state, tenant, ctx) = (r.state, r.tenant, r.ctx);
         let client = r.client.client();
-        if !tenant.spec.password_grant || !client.allows_grant(GrantType::Password) {
+        // Not offered (nor advertised) where the tenant did not turn it on.
+        if !tenant.spec.password_grant {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "this grant type is not supported",
+            ));
+        }
+        if !client.allows_grant(GrantType::Password) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "this client may not use the password grant",
