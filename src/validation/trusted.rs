@@ -273,6 +273,39 @@ mod tests {
         assert!(!glob("a.b", "axb"));
     }
 
+    mod robust {
+        use super::*;
+        use crate::robustness_tests::config;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(config(512))]
+
+            /// Any pattern against any value: an answer, never a panic; a pattern without `*`
+            /// matches only itself, and `*` alone everything.
+            #[test]
+            fn robust_globs_answer_for_any_pattern_and_value(p in "(?s).{0,24}", v in "(?s).{0,24}") {
+                let m = glob(&p, &v);
+                if !p.contains('*') {
+                    prop_assert_eq!(m, p == v);
+                }
+                prop_assert!(glob("*", &v));
+                let (prefix, suffix) = (format!("{v}*"), format!("*{v}"));
+                prop_assert!(glob(&prefix, &v) && glob(&suffix, &v));
+            }
+
+            /// Any template over any claims: a subject or a refusal, never a panic.
+            #[test]
+            fn robust_templates_render_or_refuse(t in "(?s).{0,40}", sub in "(?s).{0,300}") {
+                let mut claims = Map::new();
+                claims.insert("sub".into(), sub.into());
+                if let Ok(s) = render(&t, &claims) {
+                    prop_assert!(!s.is_empty() && s.len() <= 255);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_subject_is_rendered_from_string_and_number_claims_only() {
         let claims: Map<String, Value> = serde_json::from_value(serde_json::json!({

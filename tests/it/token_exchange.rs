@@ -351,6 +351,15 @@ async fn scopes_and_audiences_only_narrow_and_bad_tokens_get_precise_errors() {
     assert_oauth_error(r, 400, "invalid_request").await;
     let r = exchange(&server, "acme-gateway", &[("subject_token", subject)]).await;
     assert_oauth_error(r, 400, "invalid_request").await;
+    // Oversize: a subject token of more than 16 KiB is not read.
+    let huge = "e".repeat(17 * 1024);
+    let r = exchange(
+        &server,
+        "acme-gateway",
+        &[("subject_token", &huge), ("subject_token_type", JWT)],
+    )
+    .await;
+    assert_oauth_error(r, 400, "invalid_request").await;
     let r = exchange(
         &server,
         "acme-gateway",
@@ -631,6 +640,7 @@ async fn an_expired_subject_token_is_refused() {
 
 #[tokio::test]
 async fn a_workload_trades_its_platform_token_for_an_acme_token_without_a_secret() {
+    crate::security_rules::security_events::capture();
     let server = TestServer::start().await;
     let jwt = workload_jwt(&server, json!({}));
     let t: Value = post(
@@ -686,8 +696,16 @@ async fn a_workload_trades_its_platform_token_for_an_acme_token_without_a_secret
             ],
         )
         .await;
+        // Each refusal is a security event that names its reason.
+        let events = crate::security_rules::security_events::of(&r);
         let d = assert_oauth_error(r, 400, "invalid_grant").await;
         assert!(d.contains(reason), "{claims}: {d}");
+        assert!(
+            events.iter().any(|e| e["event"] == "grant_refused"
+                && e["client_id"] == "acme-ci"
+                && e["reason"].as_str().is_some_and(|x| x.contains(reason))),
+            "{claims}: {events:?}"
+        );
     }
     // Signed by another key with the issuer's kid.
     let other = jsonwebtoken::EncodingKey::from_ec_der(
