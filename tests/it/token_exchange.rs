@@ -18,6 +18,35 @@ const ORDERS: &str = "https://orders.acme.test";
 const CI: &str = "https://ci.acme.test";
 const MAIN: &str = "repo:acme/app:ref:refs/heads/main";
 
+/// Each rule holds on both engines: `NAME::on_sqlite` and `NAME::on_postgresql` run the test
+/// `NAME(pg)`.
+macro_rules! on_both_engines {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$name(false).await
+            }
+            #[tokio::test]
+            async fn on_postgresql() {
+                if crate::support::postgres_url().is_none() {
+                    eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+                    return;
+                }
+                super::$name(true).await
+            }
+        }
+    };
+}
+
+/// A server on SQLite, or on a fresh PostgreSQL schema.
+fn on(pg: bool) -> Options {
+    Options {
+        postgres: pg,
+        ..Default::default()
+    }
+}
+
 /// acme with more exchange clients: one for impersonation, one that may exchange the Orders
 /// API's tokens (so delegation chains), one with no audiences of its own, a password client,
 /// a client of a webhook grant, and an issuer that publishes its keys at `jwks_uri`.
@@ -154,7 +183,7 @@ fn verified(server_jwks: &Value, server: &TestServer, token: &str, aud: &str) ->
     verify_jwt(token, server_jwks, &server.url("/acme"), aud)
 }
 
-async fn start_plus() -> (TestServer, Upstreams) {
+async fn start_plus(pg: bool) -> (TestServer, Upstreams) {
     let up = Upstreams::new();
     let base = up
         .serve(axum::Router::new().route(
@@ -168,15 +197,15 @@ async fn start_plus() -> (TestServer, Upstreams) {
             ("globex", GLOBEX.to_string()),
         ],
         trusted_cas: vec![up.ca_file()],
-        ..Default::default()
+        ..on(pg)
     })
     .await;
     (server, up)
 }
 
-#[tokio::test]
-async fn a_gateway_exchanges_alices_token_for_the_orders_api_naming_itself_as_the_actor() {
-    let server = TestServer::start().await;
+on_both_engines!(a_gateway_exchanges_alices_token_for_the_orders_api_naming_itself_as_the_actor);
+async fn a_gateway_exchanges_alices_token_for_the_orders_api_naming_itself_as_the_actor(pg: bool) {
+    let server = TestServer::start_with(on(pg)).await;
     let alice = alice_tokens(&server).await;
     let subject = alice["access_token"].as_str().unwrap();
     let actor = gateway_token(&server).await;
@@ -223,9 +252,9 @@ async fn a_gateway_exchanges_alices_token_for_the_orders_api_naming_itself_as_th
     server.stop().await;
 }
 
-#[tokio::test]
-async fn delegation_chains_nest_act_and_impersonation_adds_none() {
-    let (server, _up) = start_plus().await;
+on_both_engines!(delegation_chains_nest_act_and_impersonation_adds_none);
+async fn delegation_chains_nest_act_and_impersonation_adds_none(pg: bool) {
+    let (server, _up) = start_plus(pg).await;
     let alice = alice_tokens(&server).await;
     let subject = alice["access_token"].as_str().unwrap();
     let jwks = server.jwks("acme").await;
@@ -313,9 +342,9 @@ async fn delegation_chains_nest_act_and_impersonation_adds_none() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn scopes_and_audiences_only_narrow_and_bad_tokens_get_precise_errors() {
-    let (server, _up) = start_plus().await;
+on_both_engines!(scopes_and_audiences_only_narrow_and_bad_tokens_get_precise_errors);
+async fn scopes_and_audiences_only_narrow_and_bad_tokens_get_precise_errors(pg: bool) {
+    let (server, _up) = start_plus(pg).await;
     let alice = alice_tokens(&server).await;
     let subject = alice["access_token"].as_str().unwrap();
     let base = [("subject_token", subject), ("subject_token_type", ACCESS)];
@@ -454,9 +483,12 @@ async fn scopes_and_audiences_only_narrow_and_bad_tokens_get_precise_errors() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn refresh_and_id_tokens_exchange_for_their_own_client_and_revocation_ends_what_came_from_them()
- {
+on_both_engines!(
+    refresh_and_id_tokens_exchange_for_their_own_client_and_revocation_ends_what_came_from_them
+);
+async fn refresh_and_id_tokens_exchange_for_their_own_client_and_revocation_ends_what_came_from_them(
+    pg: bool,
+) {
     let server = TestServer::start_with(Options {
         tenants: vec![(
             "acme",
@@ -468,7 +500,7 @@ async fn refresh_and_id_tokens_exchange_for_their_own_client_and_revocation_ends
                  token_exchange = {{ modes = [\"impersonation\"] }}\n"
             ),
         )],
-        ..Default::default()
+        ..on(pg)
     })
     .await;
     let alice = alice_tokens(&server).await;
@@ -613,12 +645,12 @@ fn claims_of(jwt: &str) -> Value {
     crate::federation::claims_of(jwt)
 }
 
-#[tokio::test]
-async fn an_expired_subject_token_is_refused() {
+on_both_engines!(an_expired_subject_token_is_refused);
+async fn an_expired_subject_token_is_refused(pg: bool) {
     let clock = FixedClock::new(SystemClock.now());
     let server = TestServer::start_with(Options {
         clock: Some(clock.clone()),
-        ..Default::default()
+        ..on(pg)
     })
     .await;
     let t = server
@@ -638,10 +670,10 @@ async fn an_expired_subject_token_is_refused() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_workload_trades_its_platform_token_for_an_acme_token_without_a_secret() {
+on_both_engines!(a_workload_trades_its_platform_token_for_an_acme_token_without_a_secret);
+async fn a_workload_trades_its_platform_token_for_an_acme_token_without_a_secret(pg: bool) {
     crate::security_rules::security_events::capture();
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(on(pg)).await;
     let jwt = workload_jwt(&server, json!({}));
     let t: Value = post(
         &server,
@@ -766,9 +798,9 @@ async fn a_workload_trades_its_platform_token_for_an_acme_token_without_a_secret
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_jwt_bearer_assertion_is_used_once_and_must_be_addressed_to_acme() {
-    let server = TestServer::start().await;
+on_both_engines!(a_jwt_bearer_assertion_is_used_once_and_must_be_addressed_to_acme);
+async fn a_jwt_bearer_assertion_is_used_once_and_must_be_addressed_to_acme(pg: bool) {
+    let server = TestServer::start_with(on(pg)).await;
     let token_endpoint = server.url("/acme/connect/token");
     let assertion = workload_jwt(&server, json!({ "aud": token_endpoint }));
     let form = [
@@ -895,9 +927,10 @@ async fn a_jwt_bearer_assertion_replayed_at_another_node_is_refused_on_postgresq
     b.stop().await;
 }
 
-#[tokio::test]
-async fn a_partner_issuer_publishing_keys_at_a_url_is_verified_through_the_cache_and_may_act_binds_the_actor()
- {
+on_both_engines!(a_partner_issuer_publishing_keys_at_a_url_is_verified_through_the_cache_and_may_act_binds_the_actor);
+async fn a_partner_issuer_publishing_keys_at_a_url_is_verified_through_the_cache_and_may_act_binds_the_actor(
+    pg: bool,
+) {
     let up = Upstreams::new();
     let key = Arc::new(std::sync::Mutex::new(dpop_key_pair()));
     let served = key.clone();
@@ -916,7 +949,7 @@ async fn a_partner_issuer_publishing_keys_at_a_url_is_verified_through_the_cache
             ("globex", GLOBEX.to_string()),
         ],
         trusted_cas: vec![up.ca_file()],
-        ..Default::default()
+        ..on(pg)
     })
     .await;
     let partner = |claims: Value| {
@@ -996,8 +1029,8 @@ fn dpop_key_pair() -> (jsonwebtoken::EncodingKey, Value) {
     )
 }
 
-#[tokio::test]
-async fn exchanged_tokens_are_bound_to_the_dpop_key_or_certificate_presented() {
+on_both_engines!(exchanged_tokens_are_bound_to_the_dpop_key_or_certificate_presented);
+async fn exchanged_tokens_are_bound_to_the_dpop_key_or_certificate_presented(pg: bool) {
     let server = TestServer::start_with(Options {
         tenants: vec![(
             "acme",
@@ -1006,7 +1039,7 @@ async fn exchanged_tokens_are_bound_to_the_dpop_key_or_certificate_presented() {
                 "tls_client_certificate_bound_access_tokens = true\ntoken_exchange = { modes = [\"delegation\"]",
             ),
         )],
-        ..Default::default()
+        ..on(pg)
     })
     .await;
     let cc = server
@@ -1068,11 +1101,14 @@ async fn exchanged_tokens_are_bound_to_the_dpop_key_or_certificate_presented() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn bob_brokered_through_globex_exchanges_his_token_and_so_does_a_globex_id_token_issued_to_acme()
- {
+on_both_engines!(
+    bob_brokered_through_globex_exchanges_his_token_and_so_does_a_globex_id_token_issued_to_acme
+);
+async fn bob_brokered_through_globex_exchanges_his_token_and_so_does_a_globex_id_token_issued_to_acme(
+    pg: bool,
+) {
     use crate::federation::{back_at_acme, bob_at_globex, to_upstream, tokens_for};
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(on(pg)).await;
     let b = Browser::new(&server);
     let up = to_upstream(&server, &b, &[("acr_values", "idp:globex")]).await;
     let callback = bob_at_globex(&b, &up).await;
@@ -1169,8 +1205,12 @@ fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-#[tokio::test]
-async fn the_password_grant_is_off_by_default_and_where_allowed_never_gets_past_a_second_factor() {
+on_both_engines!(
+    the_password_grant_is_off_by_default_and_where_allowed_never_gets_past_a_second_factor
+);
+async fn the_password_grant_is_off_by_default_and_where_allowed_never_gets_past_a_second_factor(
+    pg: bool,
+) {
     // Off by default: a client cannot even be given it.
     let problems = portcullis::config::tenant::resolve(
         std::path::Path::new("acme.toml"),
@@ -1195,7 +1235,7 @@ async fn the_password_grant_is_off_by_default_and_where_allowed_never_gets_past_
             .any(|p| p.key.contains("grant_types") && p.message.contains("RFC 9700")),
         "{problems:?}"
     );
-    let (server, _up) = start_plus().await;
+    let (server, _up) = start_plus(pg).await;
     let discovery = server
         .get_json("/acme/.well-known/openid-configuration")
         .await
@@ -1266,8 +1306,8 @@ async fn the_password_grant_is_off_by_default_and_where_allowed_never_gets_past_
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_webhook_decides_the_tenants_own_grant_and_its_failures_issue_nothing() {
+on_both_engines!(a_webhook_decides_the_tenants_own_grant_and_its_failures_issue_nothing);
+async fn a_webhook_decides_the_tenants_own_grant_and_its_failures_issue_nothing(pg: bool) {
     use axum::http::HeaderMap;
     let up = Upstreams::new();
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
@@ -1320,7 +1360,7 @@ async fn a_webhook_decides_the_tenants_own_grant_and_its_failures_issue_nothing(
             ("globex", GLOBEX.to_string()),
         ],
         trusted_cas: vec![up.ca_file()],
-        ..Default::default()
+        ..on(pg)
     })
     .await;
     let badge = |grant: &'static str, value: &'static str| {
