@@ -42,26 +42,7 @@ enum Command {
     },
     /// Print a demo workload token: a JWT signed with the demo workload key (certs directory,
     /// from dev-certs), as a CI platform's OIDC token for a job. Only the token is printed.
-    WorkloadToken {
-        /// The workload's subject (`sub`).
-        #[arg(long)]
-        subject: String,
-        /// The token's issuer (`iss`).
-        #[arg(long, default_value = workload::DEFAULT_ISSUER)]
-        issuer: String,
-        /// The token's audience (`aud`); default: `<server.public_base_url>/acme`.
-        #[arg(long)]
-        audience: Option<String>,
-        /// An extra string claim as name=value (repeatable).
-        #[arg(long = "claim", value_name = "NAME=VALUE")]
-        claims: Vec<String>,
-        /// Seconds until `exp` (1 to 3600).
-        #[arg(long, default_value_t = workload::DEFAULT_LIFETIME)]
-        lifetime: u64,
-        /// The ES256 PKCS#8 PEM key; default: demo-workload-key.pem in the certs directory.
-        #[arg(long)]
-        key: Option<PathBuf>,
-    },
+    WorkloadToken(workload::WorkloadTokenArgs),
     /// Signing keys of a tenant.
     Keys {
         #[command(subcommand)]
@@ -302,24 +283,7 @@ async fn run(config: ServerConfig, command: Command) -> Result<(), String> {
         Command::Serve => serve::serve(config).await,
         Command::CheckConfig => tenants::check_config(c),
         Command::DevCerts { force } => serve::dev_certs(c, force),
-        Command::WorkloadToken {
-            subject,
-            issuer,
-            audience,
-            claims,
-            lifetime,
-            key,
-        } => {
-            let args = workload::WorkloadTokenArgs {
-                subject,
-                issuer,
-                audience,
-                claims,
-                lifetime,
-                key,
-            };
-            workload::workload_token(c, &args)
-        }
+        Command::WorkloadToken(args) => workload::workload_token(c, &args),
         Command::Keys {
             command: KeysCommand::List { tenant },
         } => keys::list(c, &tenant).await,

@@ -23,16 +23,25 @@ pub const KEY_FILE: &str = "demo-workload-key.pem";
 const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti"];
 
 /// What `portcullis workload-token` was asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct WorkloadTokenArgs {
+    /// The workload's subject (`sub`).
+    #[arg(long)]
     pub subject: String,
+    /// The token's issuer (`iss`).
+    #[arg(long, default_value = DEFAULT_ISSUER)]
     pub issuer: String,
-    /// `None`: the `acme` tenant of this configuration, `<server.public_base_url>/acme`.
+    /// The token's audience (`aud`); default: `<server.public_base_url>/acme`.
+    #[arg(long)]
     pub audience: Option<String>,
-    /// Extra claims as `name=value`; each value becomes a JSON string.
+    /// An extra string claim as name=value (repeatable).
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
     pub claims: Vec<String>,
+    /// Seconds until `exp` (1 to 3600).
+    #[arg(long, default_value_t = DEFAULT_LIFETIME)]
     pub lifetime: u64,
-    /// `None`: `demo-workload-key.pem` in the certs directory.
+    /// The ES256 PKCS#8 PEM key; default: demo-workload-key.pem in the certs directory.
+    #[arg(long)]
     pub key: Option<PathBuf>,
 }
 

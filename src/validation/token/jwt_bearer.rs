@@ -94,13 +94,7 @@ fn validate(r: GrantRequest<'_>) -> GrantFuture<'_> {
             JWT_BEARER_GRANT,
             scopes,
             audiences,
-            Issue::AccessToken(Derived {
-                subject,
-                claims,
-                not_after: None,
-                family: None,
-                issued_token_type: None,
-            }),
+            Issue::AccessToken(Derived::about(subject, claims)),
         ))
     })
 }

@@ -115,6 +115,19 @@ pub struct Derived {
     pub issued_token_type: Option<&'static str>,
 }
 
+impl Derived {
+    /// A token about `subject` with `claims`, capped by nothing but its lifetime.
+    pub fn about(subject: String, claims: Map<String, Value>) -> Self {
+        Self {
+            subject,
+            claims,
+            not_after: None,
+            family: None,
+            issued_token_type: None,
+        }
+    }
+}
+
 impl ValidatedGrant {
     pub(crate) fn new(
         client: &AuthenticatedClient,

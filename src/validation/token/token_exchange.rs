@@ -71,6 +71,25 @@ struct Party {
     external_claims: Map<String, Value>,
 }
 
+impl Party {
+    /// `sub` of `iss`, with nothing held or carried over.
+    fn named(sub: String, iss: String) -> Self {
+        Self {
+            sub,
+            iss,
+            scopes: None,
+            carried: Map::new(),
+            act: None,
+            may_act: None,
+            expires_at: None,
+            family: None,
+            client_id: None,
+            external: None,
+            external_claims: Map::new(),
+        }
+    }
+}
+
 /// Why a token was not accepted: a refusal (`invalid_grant`), or keys that could not be had.
 enum Bad {
     Token(&'static str),
@@ -198,11 +217,8 @@ fn validate(r: GrantRequest<'_>) -> GrantFuture<'_> {
                 scopes,
                 audiences,
                 Issue::AccessToken(Derived {
-                    subject,
-                    claims,
-                    not_after: None,
-                    family: None,
                     issued_token_type: Some(issued_token_type),
+                    ..Derived::about(subject, claims)
                 }),
             ));
         }
@@ -340,17 +356,11 @@ async fn read(
         let t = trusted::verify(r.state, tenant, token, Expect::IssuerAudiences).await?;
         let sub = t.str_claim("sub").unwrap_or_default().to_string();
         return Ok(Party {
-            sub,
-            iss: t.issuer.issuer.clone(),
-            scopes: None,
-            carried: Map::new(),
             act: t.claims.get("act").cloned(),
             may_act: t.claims.get("may_act").cloned(),
-            expires_at: None,
-            family: None,
-            client_id: None,
             external: Some((t.issuer.subject_template.clone(), t.issuer.scopes.clone())),
             external_claims: t.claims,
+            ..Party::named(sub, t.issuer.issuer.clone())
         });
     }
     let party = match ty {
@@ -437,17 +447,8 @@ async fn upstream_token(
     let mut carried = Map::new();
     carried.insert("idp".into(), provider.spec.id.clone().into());
     Ok(Party {
-        sub,
-        iss: identity.upstream,
-        scopes: None,
         carried,
-        act: None,
-        may_act: None,
-        expires_at: None,
-        family: None,
-        client_id: None,
-        external: None,
-        external_claims: Map::new(),
+        ..Party::named(sub, identity.upstream)
     })
 }
 
@@ -472,8 +473,6 @@ async fn access_token(r: &GrantRequest<'_>, token: &str) -> Result<Party, Bad> {
         carried.insert("aud".into(), aud.clone());
     }
     Ok(Party {
-        sub: at.str_claim("sub").unwrap_or_default().to_string(),
-        iss: r.tenant.spec.issuer.clone(),
         scopes: Some(scopes),
         act: at.claims.get("act").cloned(),
         may_act: at.claims.get("may_act").cloned(),
@@ -481,8 +480,10 @@ async fn access_token(r: &GrantRequest<'_>, token: &str) -> Result<Party, Bad> {
         family,
         client_id: at.str_claim("client_id").map(str::to_string),
         carried,
-        external: None,
-        external_claims: Map::new(),
+        ..Party::named(
+            at.str_claim("sub").unwrap_or_default().to_string(),
+            r.tenant.spec.issuer.clone(),
+        )
     })
 }
 
@@ -523,17 +524,14 @@ async fn refresh_token(
     carried.insert("idp".into(), data.idp.into());
     carried.insert("sid".into(), data.sid.into());
     Ok(Party {
-        sub: record.subject.clone().unwrap_or_default(),
-        iss: r.tenant.spec.issuer.clone(),
         scopes: Some(data.scopes),
         carried,
-        act: None,
-        may_act: None,
-        expires_at: None,
         family: record.family.clone(),
         client_id: Some(record.client_id.clone()),
-        external: None,
-        external_claims: Map::new(),
+        ..Party::named(
+            record.subject.clone().unwrap_or_default(),
+            r.tenant.spec.issuer.clone(),
+        )
     })
 }
 
@@ -557,18 +555,10 @@ fn id_token(tenant: &Tenant, token: &str, now: i64) -> Result<Party, Bad> {
         .collect();
     carried.insert("aud".into(), hint.client_id.clone().into());
     Ok(Party {
-        sub: hint.subject,
-        iss: tenant.spec.issuer.clone(),
-        // An id token says who the user is, not what they allowed: the client's scopes (and
-        // the request) bound the result.
-        scopes: None,
+        // No scopes: an id token says who the user is, not what they allowed (the client's
+        // scopes and the request bound the result).
         carried,
-        act: None,
-        may_act: None,
-        expires_at: None,
-        family: None,
         client_id: Some(hint.client_id),
-        external: None,
-        external_claims: Map::new(),
+        ..Party::named(hint.subject, tenant.spec.issuer.clone())
     })
 }

@@ -157,13 +157,7 @@ pub async fn validate(
         grant.grant_type.clone(),
         scopes,
         audiences,
-        Issue::AccessToken(Derived {
-            subject,
-            claims,
-            not_after: None,
-            family: None,
-            issued_token_type: None,
-        }),
+        Issue::AccessToken(Derived::about(subject, claims)),
     ))
 }
 
