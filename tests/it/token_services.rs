@@ -280,15 +280,22 @@ async fn a_revocation_on_one_node_clears_the_cached_token_on_the_other_through_p
         "client_id = \"acme-m2m\"",
         "client_id = \"acme-m2m\"\naccess_token_format = \"reference\"",
     );
-    let node = || Options {
-        tenants: vec![("acme", acme.clone()), ("globex", GLOBEX.into())],
+    let node = |acme: String| Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
         postgres: true,
         postgres_schema: Some(schema.clone()),
         keys: keys.clone(),
         ..Default::default()
     };
-    let a = TestServer::start_with(node()).await;
-    let b = TestServer::start_with(node()).await;
+    let a = TestServer::start_with(node(acme.clone())).await;
+    // One deployment, one issuer: node b names node a's URL as acme's issuer (each node would
+    // otherwise store its own URL as the tenant's issuer, and the tokens of one would not be
+    // the other's).
+    let b = TestServer::start_with(node(acme.replace(
+        "slug = \"acme\"",
+        &format!("slug = \"acme\"\nissuer = \"{}\"", a.url("/acme")),
+    )))
+    .await;
     let t = a
         .token_json(
             "acme",
