@@ -13,6 +13,10 @@
 --                         acme-tv) for one of the pending authorizations whose device codes are the
 --                         lines of $BENCH_DEVICE_CODES, in turn; the answer must be
 --                         authorization_pending
+--   BENCH_MODE=token_exchange RFC 8693 token exchange by the workload client acme-ci (no secret):
+--                         its CI platform's JWT, $BENCH_SUBJECT_TOKEN, as the subject token of
+--                         every request (an exchange does not use it up); the answer must be a
+--                         200 with an issued_token_type
 -- done() prints one machine-readable line:
 --   BENCH_RESULT requests=N duration_us=N rps=F p50_ms=F p99_ms=F connect=N read=N write=N status=N timeout=N
 -- `status` is wrk's own count of responses with an HTTP status >= 400 (its "Non-2xx or 3xx
@@ -23,10 +27,13 @@
 -- The dpop and token_lua modes cannot leave it to wrk (each request differs, and each answer must
 -- be a token of the right type), so they define request() and response(); introspect cannot
 -- either (an introspection answer is a 200 even for a dead or unknown token: only its body says
--- `"active":true`), so it defines response(). These modes append
+-- `"active":true`), so it defines response(); token_exchange defines response() too, so that
+-- any answer but a 200 carrying a token counts (wrk's own count misses 2xx and 3xx answers).
+-- These modes append
 --   ok=N failures=N exhausted=N
 -- ok: 200 answers whose body has "token_type":"DPoP" (dpop), "token_type":"Bearer" (token_lua)
--- or "active":true (introspect); failures: every other answer, a 200 {"active":false} included;
+-- or "active":true (introspect), 200 answers with "issued_token_type":"…access_token"
+-- (token_exchange); failures: every other answer, a 200 {"active":false} included;
 -- exhausted: requests sent after the proof file ran out (a proof file too short for the rate;
 -- such requests carry no usable proof and fail).
 
@@ -35,7 +42,7 @@ local mode = os.getenv("BENCH_MODE") or "discovery"
 -- request() and response() hooks:
 local hooked = mode == "dpop" or mode == "token_lua" or mode == "device_poll"
 -- every answer checked by response():
-local checked = hooked or mode == "introspect"
+local checked = hooked or mode == "introspect" or mode == "token_exchange"
 
 if mode == "device_poll" then
   wrk.method = "POST"
@@ -47,6 +54,14 @@ elseif mode == "token" or hooked then
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 elseif mode == "discovery" then
   wrk.method = "GET"
+elseif mode == "token_exchange" then
+  local jwt = os.getenv("BENCH_SUBJECT_TOKEN") or ""
+  if jwt == "" then error("BENCH_SUBJECT_TOKEN is not set") end
+  wrk.method = "POST"
+  wrk.body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&client_id=acme-ci"
+    .. "&subject_token=" .. jwt
+    .. "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt"
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 elseif mode == "introspect" then
   -- The API https://api.acme.test (demo secret acme-api-secret) asks about a reference token.
   wrk.method = "POST"
@@ -54,7 +69,8 @@ elseif mode == "introspect" then
   wrk.headers["Authorization"] = "Basic aHR0cHMlM0ElMkYlMkZhcGkuYWNtZS50ZXN0OmFjbWUtYXBpLXNlY3JldA=="
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 else
-  error("BENCH_MODE must be token, discovery, introspect, dpop, token_lua or device_poll, got " .. mode)
+  error("BENCH_MODE must be token, discovery, introspect, dpop, token_lua, device_poll or token_exchange, got "
+    .. mode)
 end
 wrk.headers["Accept"] = "application/json"
 
@@ -68,6 +84,7 @@ if checked then
     token_lua = '"token_type":"Bearer"',
     introspect = '"active":true',
     device_poll = '"error":"authorization_pending"',
+    token_exchange = '"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"',
   })[mode]
   -- RFC 8628 §3.5: "authorization_pending" is a 400 like every token endpoint error.
   local want_status = mode == "device_poll" and 400 or 200
