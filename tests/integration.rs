@@ -40,6 +40,8 @@ mod keys;
 mod onboarding;
 #[path = "it/robustness.rs"]
 mod robustness;
+#[path = "it/saml_idp.rs"]
+mod saml_idp;
 #[path = "it/security_connections.rs"]
 mod security_connections;
 #[path = "it/security_federation.rs"]

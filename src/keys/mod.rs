@@ -1,5 +1,6 @@
 //! Per-tenant signing keys: generation, JWK export, encryption at rest, automatic rotation.
 
+pub mod certificate;
 pub mod crypto;
 pub mod ring;
 pub mod signer;

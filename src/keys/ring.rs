@@ -93,6 +93,35 @@ pub struct KeySet {
     /// The same JWK Set, parsed once: what our own tokens are verified against.
     pub public_keys: serde_json::Value,
     pub kids: Vec<(String, Alg, KeyState)>,
+    /// The RS256 keys that sign now or will (their SAML certificates are made on first use:
+    /// most tenants never need them).
+    saml_keys: Vec<SamlKey>,
+    saml_certificates: std::sync::OnceLock<Vec<SamlCertificate>>,
+}
+
+/// An RS256 key a SAML certificate can be made for.
+struct SamlKey {
+    kid: String,
+    state: KeyState,
+    activates_at: UnixTime,
+    pkcs8: Vec<u8>,
+}
+
+impl std::fmt::Debug for SamlKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlKey")
+            .field("kid", &self.kid)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant's SAML signing certificate (DER) for one of its RS256 keys.
+#[derive(Debug, Clone)]
+pub struct SamlCertificate {
+    pub kid: String,
+    pub state: KeyState,
+    pub der: Vec<u8>,
 }
 
 impl KeySet {
@@ -102,10 +131,39 @@ impl KeySet {
             jwks: Bytes::from_static(b"{\"keys\":[]}"),
             public_keys: serde_json::json!({ "keys": [] }),
             kids: Vec::new(),
+            saml_keys: Vec::new(),
+            saml_certificates: std::sync::OnceLock::new(),
         }
     }
     pub fn signer(&self, alg: Alg) -> Option<&Arc<Signer>> {
         self.signers.get(&alg)
+    }
+
+    /// The SAML signing certificates of the RS256 keys that sign now (first) or will: SPs
+    /// learn the next one from the metadata before it signs.
+    pub fn saml_certificates(&self) -> &[SamlCertificate] {
+        self.saml_certificates.get_or_init(|| {
+            self.saml_keys
+                .iter()
+                .filter_map(|k| {
+                    match super::certificate::saml_signing_certificate(
+                        &k.pkcs8,
+                        &k.kid,
+                        k.activates_at,
+                    ) {
+                        Ok(der) => Some(SamlCertificate {
+                            kid: k.kid.clone(),
+                            state: k.state,
+                            der,
+                        }),
+                        Err(e) => {
+                            tracing::error!(kid = %k.kid, error = %e, "no SAML certificate for this key");
+                            None
+                        }
+                    }
+                })
+                .collect()
+        })
     }
 }
 
@@ -297,11 +355,24 @@ fn build_set(
         .iter()
         .map(|(r, s)| (r.kid.clone(), r.alg, *s))
         .collect();
+    let mut saml_keys = Vec::new();
+    for (r, state) in &published {
+        if r.alg == Alg::RS256 && matches!(state, KeyState::Active | KeyState::Announced) {
+            saml_keys.push(SamlKey {
+                kid: r.kid.clone(),
+                state: *state,
+                activates_at: r.activates_at,
+                pkcs8: master.open(&r.private_sealed, &KeyRecord::aad(&r.tenant, &r.kid))?,
+            });
+        }
+    }
     Ok(KeySet {
         signers,
         jwks,
         public_keys,
         kids,
+        saml_keys,
+        saml_certificates: std::sync::OnceLock::new(),
     })
 }
 

@@ -4,4 +4,5 @@ pub mod authorize;
 pub mod away;
 pub mod backchannel;
 pub mod device;
+pub mod saml;
 pub mod token;

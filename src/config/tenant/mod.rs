@@ -5,7 +5,7 @@
 //! served. Each section's rules sit in their own module: `issuer` (slug, issuer, hosts), `tokens`,
 //! `scopes`, `clients` (with `interactive`, the browser-facing client settings), `users`,
 //! `policies` (session, login, PAR), `exchange` (trusted issuers, token exchange, workload
-//! identity), `branding` and `tls`.
+//! identity), `saml` (the SAML applications it serves as IdP), `branding` and `tls`.
 
 mod branding;
 mod clients;
@@ -14,6 +14,7 @@ mod exchange;
 mod interactive;
 mod issuer;
 mod policies;
+mod saml;
 mod scopes;
 mod spec;
 mod tls;
@@ -84,6 +85,60 @@ struct TenantFile {
     password_grant: PasswordGrantFile,
     #[serde(default)]
     extension_grants: Vec<WebhookGrantFile>,
+    #[serde(default)]
+    saml_service_providers: Vec<SamlSpFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamlSpFile {
+    entity_id: String,
+    display_name: Option<String>,
+    logo_url: Option<String>,
+    #[serde(default)]
+    acs: Vec<SamlAcsFile>,
+    slo_url: Option<String>,
+    slo_binding: Option<String>,
+    signing_certificate: Option<String>,
+    signing_certificate_file: Option<String>,
+    encryption_certificate: Option<String>,
+    encryption_certificate_file: Option<String>,
+    metadata_url: Option<String>,
+    name_id_format: Option<String>,
+    #[serde(default)]
+    attributes: Vec<SamlAttributeFile>,
+    #[serde(default)]
+    sign_response: bool,
+    #[serde(default)]
+    encrypt_assertions: bool,
+    #[serde(default)]
+    require_signed_requests: bool,
+    #[serde(default)]
+    allow_sha1: bool,
+    #[serde(default)]
+    allow_idp_initiated: bool,
+    default_relay_state: Option<String>,
+    #[serde(default)]
+    require_consent: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamlAcsFile {
+    url: String,
+    binding: Option<String>,
+    index: Option<u16>,
+    #[serde(default)]
+    default: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamlAttributeFile {
+    claim: String,
+    name: String,
+    name_format: Option<String>,
+    friendly_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -494,6 +549,7 @@ pub fn resolve(
     let scopes = scopes::check(&file, &mut bad);
     let trusted_issuers = exchange::trusted_issuers(&file, defaults.files, &mut bad);
     let extension_grants = exchange::webhook_grants(&file, &mut bad);
+    let saml_service_providers = saml::service_providers(&file, defaults.files, &mut bad);
     let clients = clients::resolve_all(
         &file,
         &scopes,
@@ -548,6 +604,7 @@ pub fn resolve(
         trusted_issuers,
         password_grant: file.password_grant.enabled,
         extension_grants,
+        saml_service_providers,
     };
     Ok((spec, clients))
 }

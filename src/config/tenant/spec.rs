@@ -53,6 +53,104 @@ pub struct TenantSpec {
     /// Grant types of the tenant's own, decided by its webhook (RFC 6749 §4.5).
     #[serde(default)]
     pub extension_grants: Vec<WebhookGrant>,
+    /// SAML 2.0 service providers the tenant is the identity provider of.
+    #[serde(default)]
+    pub saml_service_providers: Vec<SamlSp>,
+}
+
+/// `[[saml_service_providers]]`: a SAML 2.0 SP registration (SAML metadata §2.4.4 in spirit).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SamlSp {
+    pub entity_id: String,
+    pub display_name: Option<String>,
+    pub logo_url: Option<String>,
+    /// Assertion consumer services; a Response only ever goes to one of these.
+    pub acs: Vec<SamlAcs>,
+    /// Single logout service and its binding.
+    pub slo: Option<(String, SamlBinding)>,
+    /// PEM: the certificate whose key signs the SP's requests.
+    pub signing_certificate: Option<String>,
+    /// PEM: the certificate assertions are encrypted to.
+    pub encryption_certificate: Option<String>,
+    /// The SP's metadata (certificates and endpoints), fetched through the document cache.
+    pub metadata_url: Option<String>,
+    pub name_id_format: SamlNameIdFormat,
+    pub attributes: Vec<SamlAttribute>,
+    /// Sign the Response as well as the Assertion.
+    pub sign_response: bool,
+    pub encrypt_assertions: bool,
+    pub require_signed_requests: bool,
+    /// Accept (not send) SHA-1 signatures from this SP.
+    pub allow_sha1: bool,
+    pub allow_idp_initiated: bool,
+    pub default_relay_state: Option<String>,
+    pub require_consent: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SamlAcs {
+    pub url: String,
+    pub binding: SamlBinding,
+    pub index: u16,
+    pub default: bool,
+}
+
+/// SAML bindings §3.4 (HTTP-Redirect) and §3.5 (HTTP-POST).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SamlBinding {
+    Post,
+    Redirect,
+}
+
+impl SamlBinding {
+    pub fn urn(self) -> &'static str {
+        match self {
+            Self::Post => "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST",
+            Self::Redirect => "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect",
+        }
+    }
+}
+
+/// SAML core §8.3: how the subject is named to an SP.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SamlNameIdFormat {
+    /// §8.3.7: opaque, stable, pairwise per SP.
+    Persistent,
+    /// §8.3.2: the user's email address.
+    Email,
+    /// §8.3.8: new for every sign-in.
+    Transient,
+    /// §8.3.1: the user's subject identifier.
+    Unspecified,
+}
+
+impl SamlNameIdFormat {
+    pub const ALL: [SamlNameIdFormat; 4] = [
+        Self::Persistent,
+        Self::Email,
+        Self::Transient,
+        Self::Unspecified,
+    ];
+    pub fn urn(self) -> &'static str {
+        match self {
+            Self::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            Self::Email => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            Self::Transient => "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+            Self::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        }
+    }
+}
+
+/// One attribute of the AttributeStatement: a user claim under the SP's name for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SamlAttribute {
+    pub claim: String,
+    pub name: String,
+    /// The NameFormat URI (SAML core §8.2).
+    pub name_format: String,
+    pub friendly_name: Option<String>,
 }
 
 /// `[[extension_grants]]`: a `grant_type` URI whose requests a webhook of the tenant decides.

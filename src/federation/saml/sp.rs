@@ -983,7 +983,8 @@ fn saml_instant(unix: i64) -> Result<String, SamlError> {
         .ok_or(SamlError::Config("time out of range"))
 }
 
-fn xml_escape(s: &str) -> String {
+/// Escapes text for an XML attribute value or element content.
+pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

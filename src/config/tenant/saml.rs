@@ -1,0 +1,269 @@
+//! `[[saml_service_providers]]`: the SAML 2.0 applications a tenant signs users in to, as their
+//! identity provider. Each registration is checked whole when the file loads: entity id, ACS
+//! endpoints (never an unregistered URL at run time), certificates (inline PEM or an operator's
+//! file, or the SP's metadata by URL), NameID format and attribute mapping.
+
+use super::{KeyPath, SamlAcs, SamlAttribute, SamlBinding, SamlNameIdFormat, SamlSp, TenantFile};
+use crate::config::FileRoots;
+
+pub(super) fn service_providers(
+    file: &TenantFile,
+    files: &FileRoots,
+    bad: &mut impl FnMut(KeyPath, String),
+) -> Vec<SamlSp> {
+    let mut out: Vec<SamlSp> = Vec::new();
+    for (i, s) in file.saml_service_providers.iter().enumerate() {
+        let k = KeyPath::root().key("saml_service_providers").index(i);
+        // SAML core §8.3.6: an entity identifier is a URI of at most 1024 characters.
+        if url::Url::parse(&s.entity_id).is_err() || s.entity_id.len() > 1024 {
+            bad(
+                k.key("entity_id"),
+                "an entity id is an absolute URI of at most 1024 characters".into(),
+            );
+        }
+        if out.iter().any(|o| o.entity_id == s.entity_id) {
+            bad(
+                k.key("entity_id"),
+                format!("`{}` is registered twice", s.entity_id),
+            );
+        }
+        let acs = acs(s, &k, bad);
+        let slo = s.slo_url.as_ref().map(|u| {
+            if let Err(m) = super::check_redirect_uri(u, false) {
+                bad(k.key("slo_url"), m);
+            }
+            (
+                u.clone(),
+                binding(s.slo_binding.as_deref(), &k.key("slo_binding"), bad),
+            )
+        });
+        let signing_certificate = certificate(
+            s.signing_certificate.as_deref(),
+            s.signing_certificate_file.as_deref(),
+            files,
+            &k,
+            "signing_certificate",
+            bad,
+        );
+        let encryption_certificate = certificate(
+            s.encryption_certificate.as_deref(),
+            s.encryption_certificate_file.as_deref(),
+            files,
+            &k,
+            "encryption_certificate",
+            bad,
+        );
+        if let Some(u) = &s.metadata_url {
+            if !u.starts_with("https://") || url::Url::parse(u).is_err() {
+                bad(
+                    k.key("metadata_url"),
+                    "SP metadata is fetched over https".into(),
+                );
+            }
+            if signing_certificate.is_some() || encryption_certificate.is_some() {
+                bad(
+                    k.key("metadata_url"),
+                    "give the certificates inline or in files, or the SP's metadata URL, not both"
+                        .into(),
+                );
+            }
+        }
+        if s.encrypt_assertions && encryption_certificate.is_none() && s.metadata_url.is_none() {
+            bad(
+                k.key("encrypt_assertions"),
+                "encrypting assertions needs the SP's encryption_certificate (or metadata_url)"
+                    .into(),
+            );
+        }
+        if s.require_signed_requests && signing_certificate.is_none() && s.metadata_url.is_none() {
+            bad(
+                k.key("require_signed_requests"),
+                "checking request signatures needs the SP's signing_certificate (or metadata_url)"
+                    .into(),
+            );
+        }
+        let name_id_format = match s.name_id_format.as_deref() {
+            None | Some("persistent") => SamlNameIdFormat::Persistent,
+            Some("email") => SamlNameIdFormat::Email,
+            Some("transient") => SamlNameIdFormat::Transient,
+            Some("unspecified") => SamlNameIdFormat::Unspecified,
+            Some(_) => {
+                bad(
+                    k.key("name_id_format"),
+                    "`persistent` (default), `email`, `transient` or `unspecified`".into(),
+                );
+                SamlNameIdFormat::Persistent
+            }
+        };
+        let attributes = attributes(s, &k, bad);
+        if s.allow_idp_initiated && acs.iter().all(|a| !a.default) && acs.len() > 1 {
+            bad(
+                k.key("acs"),
+                "IdP-initiated sign-in posts to the default ACS: mark one `default = true`".into(),
+            );
+        }
+        if s.default_relay_state.is_some() && !s.allow_idp_initiated {
+            bad(
+                k.key("default_relay_state"),
+                "only for SPs with allow_idp_initiated".into(),
+            );
+        }
+        out.push(SamlSp {
+            entity_id: s.entity_id.clone(),
+            display_name: s.display_name.clone(),
+            logo_url: s.logo_url.clone(),
+            acs,
+            slo,
+            signing_certificate,
+            encryption_certificate,
+            metadata_url: s.metadata_url.clone(),
+            name_id_format,
+            attributes,
+            sign_response: s.sign_response,
+            encrypt_assertions: s.encrypt_assertions,
+            require_signed_requests: s.require_signed_requests,
+            allow_sha1: s.allow_sha1,
+            allow_idp_initiated: s.allow_idp_initiated,
+            default_relay_state: s.default_relay_state.clone(),
+            require_consent: s.require_consent,
+        });
+    }
+    out
+}
+
+fn acs(s: &super::SamlSpFile, k: &KeyPath, bad: &mut impl FnMut(KeyPath, String)) -> Vec<SamlAcs> {
+    let mut out: Vec<SamlAcs> = Vec::new();
+    if s.acs.is_empty() {
+        bad(
+            k.key("acs"),
+            "list at least one assertion consumer service: acs = [{ url = \"https://…\" }]".into(),
+        );
+    }
+    for (j, a) in s.acs.iter().enumerate() {
+        let ak = k.key("acs").index(j);
+        if let Err(m) = super::check_redirect_uri(&a.url, false) {
+            bad(ak.key("url"), m);
+        }
+        let index = a.index.unwrap_or(u16::try_from(j).unwrap_or(u16::MAX));
+        if out.iter().any(|o| o.index == index) {
+            bad(ak.key("index"), format!("index {index} is used twice"));
+        }
+        out.push(SamlAcs {
+            url: a.url.clone(),
+            binding: binding(a.binding.as_deref(), &ak.key("binding"), bad),
+            index,
+            default: a.default,
+        });
+    }
+    if out.iter().filter(|a| a.default).count() > 1 {
+        bad(k.key("acs"), "at most one ACS is the default".into());
+    }
+    out
+}
+
+fn binding(value: Option<&str>, k: &KeyPath, bad: &mut impl FnMut(KeyPath, String)) -> SamlBinding {
+    match value {
+        None | Some("post") => SamlBinding::Post,
+        Some("redirect") => SamlBinding::Redirect,
+        Some(_) => {
+            bad(k.clone(), "`post` (default) or `redirect`".into());
+            SamlBinding::Post
+        }
+    }
+}
+
+/// A certificate given inline (PEM) or in an operator's file, as PEM text; checked to be one
+/// X.509 certificate.
+fn certificate(
+    inline: Option<&str>,
+    file: Option<&str>,
+    files: &FileRoots,
+    k: &KeyPath,
+    name: &str,
+    bad: &mut impl FnMut(KeyPath, String),
+) -> Option<String> {
+    let file_key = format!("{name}_file");
+    let pem = match (inline, file) {
+        (Some(p), None) => p.to_string(),
+        (None, Some(f)) => match files
+            .resolve(f)
+            .and_then(|p| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())))
+        {
+            Ok(text) => text,
+            Err(m) => {
+                bad(k.key(&file_key), m);
+                return None;
+            }
+        },
+        (None, None) => return None,
+        (Some(_), Some(_)) => {
+            bad(k.key(name), format!("give one of {name} and {file_key}"));
+            return None;
+        }
+    };
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    match CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>() {
+        Ok(certs)
+            if certs.len() == 1
+                && certs
+                    .first()
+                    .is_some_and(|c| x509_parser::parse_x509_certificate(c).is_ok()) =>
+        {
+            Some(pem)
+        }
+        _ => {
+            bad(
+                k.key(name),
+                "one X.509 certificate in PEM (-----BEGIN CERTIFICATE-----)".into(),
+            );
+            None
+        }
+    }
+}
+
+fn attributes(
+    s: &super::SamlSpFile,
+    k: &KeyPath,
+    bad: &mut impl FnMut(KeyPath, String),
+) -> Vec<SamlAttribute> {
+    let mut out: Vec<SamlAttribute> = Vec::new();
+    for (j, a) in s.attributes.iter().enumerate() {
+        let ak = k.key("attributes").index(j);
+        let name_format = match a.name_format.as_deref() {
+            None | Some("unspecified") => {
+                "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified".to_string()
+            }
+            Some("uri") => "urn:oasis:names:tc:SAML:2.0:attrname-format:uri".to_string(),
+            Some("basic") => "urn:oasis:names:tc:SAML:2.0:attrname-format:basic".to_string(),
+            Some(_) => {
+                bad(
+                    ak.key("name_format"),
+                    "`unspecified` (default), `uri` or `basic`".into(),
+                );
+                String::new()
+            }
+        };
+        if a.name.is_empty() || a.claim.is_empty() {
+            bad(ak.clone(), "an attribute maps a `claim` to a `name`".into());
+        }
+        // SAML core §2.7.3.1: a name with the URI format is a URI (`urn:oid:…`).
+        if a.name_format.as_deref() == Some("uri") && url::Url::parse(&a.name).is_err() {
+            bad(
+                ak.key("name"),
+                "with name_format = \"uri\" the name is a URI, e.g. urn:oid:0.9.2342.19200300.100.1.3"
+                    .into(),
+            );
+        }
+        if out.iter().any(|o| o.name == a.name) {
+            bad(ak.key("name"), format!("`{}` is mapped twice", a.name));
+        }
+        out.push(SamlAttribute {
+            claim: a.claim.clone(),
+            name: a.name.clone(),
+            name_format,
+            friendly_name: a.friendly_name.clone(),
+        });
+    }
+    out
+}
