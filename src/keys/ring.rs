@@ -139,6 +139,16 @@ impl KeySet {
         self.signers.get(&alg)
     }
 
+    /// The RS256 key that signs SAML messages now (PKCS#8 DER) and its certificate.
+    pub fn saml_signing_key(&self) -> Option<(&[u8], &[u8])> {
+        let cert = self
+            .saml_certificates()
+            .iter()
+            .find(|c| c.state == KeyState::Active)?;
+        let key = self.saml_keys.iter().find(|k| k.kid == cert.kid)?;
+        Some((&key.pkcs8, &cert.der))
+    }
+
     /// The SAML signing certificates of the RS256 keys that sign now (first) or will: SPs
     /// learn the next one from the metadata before it signs.
     pub fn saml_certificates(&self) -> &[SamlCertificate] {

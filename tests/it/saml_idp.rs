@@ -223,3 +223,86 @@ fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
     };
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+/// Verifies the enveloped signature of the element `element` (`Assertion` or `Response`) in
+/// `xml` with the `xmlsec1` command line, an independent verifier, against `cert_der` only.
+fn xmlsec1_verifies(xml: &str, element: &str, cert_der: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::engine::general_purpose::STANDARD.encode(cert_der)
+    );
+    std::fs::write(dir.path().join("cert.pem"), pem).unwrap();
+    std::fs::write(dir.path().join("doc.xml"), xml).unwrap();
+    let ns = if element == "Assertion" {
+        "urn:oasis:names:tc:SAML:2.0:assertion"
+    } else {
+        "urn:oasis:names:tc:SAML:2.0:protocol"
+    };
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--verify", "--enabled-reference-uris", "same-doc"])
+        .arg("--id-attr:ID")
+        .arg(format!("{ns}:{element}"))
+        .arg("--node-name")
+        .arg(format!("{ns}:{element}"))
+        .arg("--pubkey-cert-pem")
+        .arg(dir.path().join("cert.pem"))
+        .arg(dir.path().join("doc.xml"))
+        .output()
+        .expect("xmlsec1 (apt install xmlsec1)");
+    out.status.success()
+}
+
+#[tokio::test]
+async fn a_response_carries_an_assertion_that_an_independent_verifier_accepts_and_tampering_breaks()
+{
+    let s = TestServer::start().await;
+    let tenant = s.state().registry.get("acme").unwrap();
+    let keys = tenant.keys.load();
+    let (_, cert) = keys.saml_signing_key().unwrap();
+    let cert = cert.to_vec();
+    use portcullis::response::saml::{AC_PASSWORD, Audience, Subject, signed_response};
+    let who = Subject {
+        name_id: "opaque-7",
+        name_id_format: portcullis::config::tenant::SamlNameIdFormat::Persistent,
+        session_index: "sid-1",
+        authn_instant: 1_800_000_000,
+        authn_context: AC_PASSWORD,
+        authenticating_authority: None,
+        attributes: vec![(
+            "urn:oid:0.9.2342.19200300.100.1.3",
+            "urn:oasis:names:tc:SAML:2.0:attrname-format:uri",
+            Some("mail"),
+            vec!["alice@acme.test".into()],
+        )],
+    };
+    for sign_response in [false, true] {
+        let to = Audience {
+            sp_entity_id: "https://sp.acme.test",
+            acs_url: "http://127.0.0.1:9000/saml/acs",
+            in_response_to: Some("_req-1"),
+            sign_response,
+        };
+        let b64 = signed_response(&tenant, &keys, &to, &who, 1_800_000_000).unwrap();
+        let xml = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(xml.contains("InResponseTo=\"_req-1\""), "{xml}");
+        assert!(xml.contains(">alice@acme.test<"), "{xml}");
+        assert!(xmlsec1_verifies(&xml, "Assertion", &cert), "{xml}");
+        assert_eq!(xmlsec1_verifies(&xml, "Response", &cert), sign_response);
+        // Another name in the signed assertion: the signature no longer holds.
+        let forged = xml.replace(">opaque-7<", ">admin<");
+        assert!(!xmlsec1_verifies(&forged, "Assertion", &cert));
+        // samael, the SAML library the SP side uses, reads it as a Response.
+        let parsed: samael::schema::Response = xml.parse().unwrap();
+        assert_eq!(
+            parsed.issuer.unwrap().value.as_deref(),
+            Some(s.url("/acme").as_str())
+        );
+    }
+    s.stop().await;
+}

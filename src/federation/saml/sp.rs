@@ -1019,6 +1019,34 @@ fn signature_template(ref_id: &str, kind: KeyKind, cert_der: &[u8]) -> String {
     )
 }
 
+/// Signs the element whose `ID` is `ref_id` in `xml`, which holds the `{signature}`
+/// placeholder where the enveloped `<ds:Signature>` goes (after the element's `Issuer`, SAML core
+/// §5.4.1): RSA-SHA256 over exclusive C14N, with the certificate in `KeyInfo`. `pkcs8` is the
+/// RSA private key (PKCS#8 DER), `cert_der` its certificate.
+pub fn sign_enveloped_rsa(
+    xml: &str,
+    ref_id: &str,
+    pkcs8: &[u8],
+    cert_der: &[u8],
+) -> Result<String, SamlError> {
+    let pkey = PKey::private_key_from_pkcs8(pkcs8)?;
+    if pkey.id() != Id::RSA {
+        return Err(SamlError::Config("the IdP signing key must be RSA"));
+    }
+    let key = SigningKey {
+        pkey,
+        kind: KeyKind::Rsa,
+        cert_der: cert_der.to_vec(),
+    };
+    let xml = xml.replacen("{signature}", &key.signature_template(ref_id), 1);
+    key.sign_xml(&xml)
+}
+
+/// The SAML timestamp of a unix time (SAML core §1.3.3: UTC, no fractions here).
+pub fn instant(unix: i64) -> Result<String, SamlError> {
+    saml_instant(unix)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Test IdP: for tests only (`cfg(test)`, or the `test-idp` feature the integration tests turn on);
 // absent from the release binary.
