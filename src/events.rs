@@ -94,6 +94,11 @@ pub fn grant_refused(
     tracing::warn!(target: "security", event = "grant_refused", tenant, client_id, request_id, grant_type, reason);
 }
 
+/// A SAML Response with an assertion went to a service provider.
+pub fn saml_response_issued(tenant: &str, sp: &str, request_id: &str, subject: &str) {
+    tracing::info!(target: "security", event = "saml_response_issued", tenant, sp, request_id, subject);
+}
+
 pub fn logout(tenant: &str, subject: &str, sid: &str, request_id: &str) {
     tracing::info!(target: "security", event = "logout", tenant, subject, sid, request_id);
 }

@@ -10,6 +10,7 @@
 )]
 
 #[path = "it/support.rs"]
+#[macro_use]
 mod support;
 
 #[path = "it/architecture.rs"]

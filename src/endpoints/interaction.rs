@@ -178,12 +178,24 @@ impl SignIn {
                 "this sign-in was started in another browser",
             )));
         }
-        let client = match self
-            .tenant
-            .clients
-            .find_client(self.tenant.slug(), &interaction.request.client_id)
-            .await
-        {
+        // A SAML sign-in's "client" is the service provider it answers.
+        let client = match &interaction.saml {
+            Some(step) => self
+                .tenant
+                .spec
+                .saml_service_providers
+                .iter()
+                .find(|sp| sp.entity_id == step.entity_id)
+                .map(crate::validation::saml::as_client)
+                .transpose(),
+            None => {
+                self.tenant
+                    .clients
+                    .find_client(self.tenant.slug(), &interaction.request.client_id)
+                    .await
+            }
+        };
+        let client = match client {
             Ok(Some(c)) if c.spec.enabled => c,
             Ok(_) => {
                 return Err(self.fail(OAuthError::new(ErrorCode::InvalidClient, "unknown client")));
@@ -320,6 +332,18 @@ impl Pending {
         // deny another user's request by failing a login.
         if self.interaction.backchannel.is_some() {
             return self.sign_in.fail(e);
+        }
+        // A SAML sign-in tells the SP with an error Response (SAML core §3.2.2.2).
+        if let Some(step) = &self.interaction.saml {
+            let status = if e.code == ErrorCode::AccessDenied {
+                crate::response::saml::STATUS_REQUEST_DENIED
+            } else {
+                crate::response::saml::STATUS_RESPONDER
+            };
+            return self
+                .sign_in
+                .flow()
+                .saml_refused(step, status, &e.description);
         }
         if let Some(device) = &self.interaction.device {
             crate::events::request_rejected(

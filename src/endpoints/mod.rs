@@ -16,5 +16,6 @@ pub mod jwks;
 pub mod login;
 pub mod par;
 pub mod revocation;
+pub mod saml;
 pub mod token;
 pub mod userinfo;

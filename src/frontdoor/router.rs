@@ -3,7 +3,7 @@
 use super::{middleware, tenant};
 use crate::endpoints::{
     admin, authorize, backchannel, consent, device, discovery, end_session, federation, health,
-    interaction, introspection, jwks, login, par, revocation, token, userinfo,
+    interaction, introspection, jwks, login, par, revocation, saml, token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -30,6 +30,11 @@ pub fn app(state: AppState) -> Router {
             get(discovery::openid_configuration),
         )
         .route("/{tenant}/.well-known/jwks", get(jwks::jwks))
+        .route("/{tenant}/saml/metadata", get(saml::metadata))
+        .route(
+            "/{tenant}/saml/sso",
+            get(saml::sso_get).post(saml::sso_post),
+        )
         .route(
             "/{tenant}/connect/token",
             post(token::token).fallback(only_post("the token endpoint")),

@@ -45,6 +45,20 @@ pub struct Interaction {
     /// CIBA: this sign-in decides the backchannel request with this hash, for its user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel: Option<BackchannelStep>,
+    /// SAML: this sign-in answers a service provider's AuthnRequest with a Response posted to
+    /// its ACS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlStep>,
+}
+
+/// Where a SAML sign-in's Response goes and what it answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SamlStep {
+    pub entity_id: String,
+    pub acs_url: String,
+    /// The AuthnRequest's ID (`InResponseTo`); none for a sign-in the IdP started.
+    pub request_id: Option<String>,
+    pub relay_state: Option<String>,
 }
 
 /// The approvals page's decision, made once the user is signed in as the one asked.
@@ -69,6 +83,7 @@ impl std::fmt::Debug for Interaction {
             .field("consented", &self.consented)
             .field("device", &self.device.is_some())
             .field("backchannel", &self.backchannel.is_some())
+            .field("saml", &self.saml.as_ref().map(|s| &s.entity_id))
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +153,7 @@ impl Flow<'_> {
         let backchannel = interaction
             .as_ref()
             .and_then(|(_, i)| i.backchannel.clone());
+        let saml = interaction.as_ref().and_then(|(_, i)| i.saml.clone());
         let next = match self
             .decide(
                 client,
@@ -153,6 +169,22 @@ impl Flow<'_> {
         };
         let target = request.error_target();
         match next {
+            // SAML core §3.4.1 IsPassive: the SP is told that the user would have to interact.
+            Next::Login | Next::Consent
+                if request.prompt.contains(&Prompt::None) && saml.is_some() =>
+            {
+                if let Some((id, _)) = &interaction {
+                    self.end_interaction(id).await;
+                }
+                match saml {
+                    Some(step) => self.saml_refused(
+                        &step,
+                        super::saml::STATUS_NO_PASSIVE,
+                        "the user must sign in or consent",
+                    ),
+                    None => self.internal(InternalError::Other("no SAML step".into())),
+                }
+            }
             Next::Login | Next::Consent if request.prompt.contains(&Prompt::None) => {
                 // OIDC Core §3.1.2.6
                 let code = if matches!(next, Next::Login) {
@@ -222,6 +254,9 @@ impl Flow<'_> {
                 }
                 if let Some(step) = backchannel {
                     return self.backchannel_decided(client, &step, &session).await;
+                }
+                if let Some(step) = saml {
+                    return self.saml_decided(&step, &session).await;
                 }
                 if let Some(device) = device {
                     let approval = super::device::Approval::of_session(&session);
@@ -327,10 +362,11 @@ impl Flow<'_> {
         request: ValidatedAuthorize,
         away: Option<Away>,
     ) -> Result<(String, Interaction), InternalError> {
-        let (device, backchannel) = match away {
-            None => (None, None),
-            Some(Away::Device(d)) => (Some(d), None),
-            Some(Away::Backchannel(b)) => (None, Some(b)),
+        let (device, backchannel, saml) = match away {
+            None => (None, None, None),
+            Some(Away::Device(d)) => (Some(d), None, None),
+            Some(Away::Backchannel(b)) => (None, Some(b), None),
+            Some(Away::Saml(s)) => (None, None, Some(s)),
         };
         // The choice on the approvals page is the consent.
         let consented = backchannel.is_some();
@@ -364,6 +400,7 @@ impl Flow<'_> {
             consented,
             device,
             backchannel,
+            saml,
         };
         let record = GrantRecord {
             handle_hash: tokens::handle_hash(&id),
@@ -533,6 +570,7 @@ impl Flow<'_> {
 pub(super) enum Away {
     Device(String),
     Backchannel(BackchannelStep),
+    Saml(SamlStep),
 }
 
 /// Binds a sealed code to its purpose and tenant: a code of acme means nothing at globex.

@@ -1,5 +1,5 @@
 //! The tenant as a SAML 2.0 identity provider: its metadata (SAML metadata §2.4.3
-//! `IDPSSODescriptor`), with the signing certificates of the RSA key that signs now and of the
+//! `IDPSSODescriptor`: single sign-on by HTTP-Redirect and HTTP-POST), with the signing certificates of the RSA key that signs now and of the
 //! one announced to sign next, so that service providers pick up a rotation ahead of time.
 
 use crate::config::tenant::{SamlBinding, SamlNameIdFormat};
@@ -11,7 +11,6 @@ use base64::Engine;
 /// Where the tenant's SAML endpoints live, below its issuer.
 pub const METADATA_PATH: &str = "/saml/metadata";
 pub const SSO_PATH: &str = "/saml/sso";
-pub const SLO_PATH: &str = "/saml/slo";
 
 /// The tenant's IdP metadata document. Its entity id is the tenant's issuer; the endpoints are
 /// offered with the HTTP-Redirect and HTTP-POST bindings.
@@ -35,12 +34,6 @@ pub fn idp_metadata(tenant: &Tenant, keys: &KeySet, want_signed_requests: bool) 
              </ds:KeyInfo></md:KeyDescriptor>",
             xml_escape(&cert.kid),
             base64::engine::general_purpose::STANDARD.encode(&cert.der)
-        ));
-    }
-    for binding in [SamlBinding::Redirect, SamlBinding::Post] {
-        xml.push_str(&format!(
-            "<md:SingleLogoutService Binding=\"{}\" Location=\"{issuer}{SLO_PATH}\"/>",
-            binding.urn()
         ));
     }
     for format in SamlNameIdFormat::ALL {
@@ -244,5 +237,204 @@ fn strip_declaration(xml: &str) -> &str {
     match xml.trim_start().strip_prefix("<?xml") {
         Some(rest) => rest.split_once("?>").map_or(xml, |(_, r)| r.trim_start()),
         None => xml,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The end of a SAML sign-in: a Response posted to the SP's ACS
+
+use super::authorize::{Away, Flow, SamlStep};
+use crate::config::Client;
+use crate::config::tenant::SamlSp;
+use crate::stores::SessionRecord;
+use crate::ui::{FormPostPage, Page};
+use crate::validation::authorize::ValidatedAuthorize;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+
+impl Flow<'_> {
+    /// An AuthnRequest was accepted: the sign-in that answers it begins (sign-in if needed,
+    /// consent if the SP's registration asks for it, then the Response).
+    pub async fn begin_saml(
+        mut self,
+        client: &Client,
+        request: ValidatedAuthorize,
+        session: Option<SessionRecord>,
+        step: SamlStep,
+    ) -> Response {
+        let (id, interaction) = match self
+            .begin_interaction(request.clone(), Some(Away::Saml(step)))
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => return self.internal(e),
+        };
+        self.proceed(client, request, session, Some((id, interaction)))
+            .await
+    }
+
+    /// The user is signed in (and consented where asked): the signed Response goes to the ACS.
+    pub(super) async fn saml_decided(self, step: &SamlStep, session: &SessionRecord) -> Response {
+        let Some(sp) = self
+            .tenant
+            .spec
+            .saml_service_providers
+            .iter()
+            .find(|s| s.entity_id == step.entity_id)
+        else {
+            return self.saml_refused(
+                step,
+                STATUS_REQUEST_DENIED,
+                "the SP is no longer registered",
+            );
+        };
+        let user = match crate::users::directory::by_subject(
+            &self.state.store,
+            self.tenant,
+            &session.subject,
+        )
+        .await
+        {
+            Ok(Some(u)) if u.enabled => u,
+            Ok(_) => return self.saml_refused(step, STATUS_REQUEST_DENIED, "the user is disabled"),
+            Err(e) => return self.internal(e),
+        };
+        let name_id = match name_id(self.state, self.tenant, sp, &user) {
+            Some(n) => n,
+            None => {
+                return self.saml_refused(
+                    step,
+                    "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy",
+                    "the user has no value for this SP's NameID format",
+                );
+            }
+        };
+        let attributes = sp
+            .attributes
+            .iter()
+            .filter_map(|a| {
+                let values = claim_values(user.claims.get(&a.claim)?);
+                (!values.is_empty()).then_some((
+                    a.name.as_str(),
+                    a.name_format.as_str(),
+                    a.friendly_name.as_deref(),
+                    values,
+                ))
+            })
+            .collect();
+        let external = session.idp != crate::federation::LOCAL;
+        let who = Subject {
+            name_id: &name_id,
+            name_id_format: sp.name_id_format,
+            session_index: &session.sid,
+            authn_instant: session.auth_time,
+            authn_context: if external {
+                AC_EXTERNAL
+            } else if session.acr == crate::sessions::ACR_MFA {
+                AC_MFA
+            } else {
+                AC_PASSWORD
+            },
+            authenticating_authority: external.then_some(session.idp.as_str()),
+            attributes,
+        };
+        let to = Audience {
+            sp_entity_id: &sp.entity_id,
+            acs_url: &step.acs_url,
+            in_response_to: step.request_id.as_deref(),
+            sign_response: sp.sign_response,
+        };
+        let keys = self.tenant.keys.load();
+        let response = match signed_response(self.tenant, &keys, &to, &who, self.state.now()) {
+            Ok(r) => r,
+            Err(e) => return self.internal(e),
+        };
+        crate::events::saml_response_issued(
+            self.tenant.slug(),
+            &sp.entity_id,
+            &self.ctx.request_id,
+            &session.subject,
+        );
+        self.post_to_acs(step, response)
+    }
+
+    /// A SAML error Response to the ACS (SAML core §3.2.2.2): no assertion, a security event.
+    pub fn saml_refused(self, step: &SamlStep, status: &str, message: &str) -> Response {
+        crate::events::request_rejected(
+            self.tenant.slug(),
+            "saml",
+            &self.ctx.request_id,
+            status,
+            message,
+        );
+        let to = Audience {
+            sp_entity_id: &step.entity_id,
+            acs_url: &step.acs_url,
+            in_response_to: step.request_id.as_deref(),
+            sign_response: false,
+        };
+        let response = error_response(self.tenant, &to, status, message, self.state.now());
+        self.post_to_acs(step, response)
+    }
+
+    /// SAML bindings §3.5.4: an auto-submitting form (with a button where scripts do not run).
+    fn post_to_acs(self, step: &SamlStep, saml_response: String) -> Response {
+        let mut fields = vec![("SAMLResponse".to_string(), saml_response)];
+        if let Some(r) = &step.relay_state {
+            fields.push(("RelayState".to_string(), r.clone()));
+        }
+        let mut response = self.tenant.pages.render(
+            &Page::FormPost(FormPostPage {
+                action: step.acs_url.clone(),
+                fields,
+            }),
+            StatusCode::OK,
+        );
+        for c in self.cookies {
+            response.headers_mut().append(header::SET_COOKIE, c);
+        }
+        response
+    }
+}
+
+/// The user's NameID for `sp` in its format: persistent ones are opaque and pairwise (a MAC of
+/// tenant, SP and subject under a key derived from the master key: stable, and unlinkable
+/// across SPs); `None` when the user lacks the value (an email).
+fn name_id(
+    state: &crate::state::AppState,
+    tenant: &Tenant,
+    sp: &SamlSp,
+    user: &crate::config::tenant::UserSpec,
+) -> Option<String> {
+    match sp.name_id_format {
+        SamlNameIdFormat::Persistent => Some(
+            state.master.nonce_mac(
+                format!(
+                    "saml-persistent-name-id\0{}\0{}\0{}",
+                    tenant.slug(),
+                    sp.entity_id,
+                    user.subject
+                )
+                .as_bytes(),
+            ),
+        ),
+        SamlNameIdFormat::Email => user
+            .claims
+            .get("email")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string),
+        SamlNameIdFormat::Transient => Some(new_id()),
+        SamlNameIdFormat::Unspecified => Some(user.subject.clone()),
+    }
+}
+
+/// A claim as attribute values: a string, a number or boolean in JSON, or each of an array's.
+fn claim_values(v: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Number(_) | Value::Bool(_) => vec![v.to_string()],
+        Value::Array(list) => list.iter().flat_map(claim_values).collect(),
+        _ => Vec::new(),
     }
 }

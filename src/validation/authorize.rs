@@ -118,6 +118,23 @@ impl ValidatedAuthorize {
         }
     }
 
+    /// A SAML AuthnRequest (already validated by `validation::saml`) as the sign-in pipeline
+    /// sees it: the SP's entity id stands for the client; ForceAuthn is `prompt=login`,
+    /// IsPassive `prompt=none` (SAML core §3.4.1).
+    pub fn for_saml(entity_id: &str, force_authn: bool, is_passive: bool) -> Self {
+        let mut prompt = Vec::new();
+        if force_authn {
+            prompt.push(Prompt::Login);
+        }
+        if is_passive {
+            prompt.push(Prompt::None);
+        }
+        Self {
+            prompt,
+            ..Self::for_device(entity_id, &["openid".to_string()], &[])
+        }
+    }
+
     /// A backchannel request (CIBA Core §7.1, already validated by `validation::backchannel`)
     /// as the sign-in pipeline sees it: for the user `subject` only (another user's session
     /// asks for a login, prefilled with `username`), with the ACRs it asks for.

@@ -306,3 +306,268 @@ async fn a_response_carries_an_assertion_that_an_independent_verifier_accepts_an
     }
     s.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Single sign-on: Portcullis's own SAML SP module (its requests, its Response checks) as the
+// service provider, and xmlsec1 as the independent verifier of every signature.
+
+use crate::interactive::{Browser, field, location, submit_login};
+use portcullis::federation::saml::sp::{
+    IdpMetadata, SpConfig, authn_request_post, authn_request_redirect, new_request_id,
+    parse_idp_metadata, verify_response,
+};
+
+const SP: &str = "https://sp.acme.test";
+const ACS: &str = "http://127.0.0.1:9000/saml/acs";
+
+struct SamlSetup {
+    server: TestServer,
+    sp: SpConfig,
+    idp: IdpMetadata,
+    idp_cert: Vec<u8>,
+}
+
+/// acme with the demo SP registered with `sp_cert` as its signing certificate.
+fn acme_with_sp(sp_cert: &str) -> String {
+    format!(
+        "{ACME}\n[[saml_service_providers]]\nentity_id = \"{SP}\"\ndisplay_name = \"Acme Wiki\"\n\
+         acs = [{{ url = \"{ACS}\", default = true }}]\nsigning_certificate = '''\n{sp_cert}'''\n\
+         attributes = [{{ claim = \"email\", name = \"urn:oid:0.9.2342.19200300.100.1.3\", name_format = \"uri\", friendly_name = \"mail\" }}, {{ claim = \"name\", name = \"displayName\" }}]\n"
+    )
+}
+
+async fn saml_setup(pg: bool) -> SamlSetup {
+    use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
+    let (key, cert) = self_signed_key_and_cert("sp.acme.test", false).unwrap();
+    let server = TestServer::start_with(Options {
+        tenants: vec![
+            ("acme", acme_with_sp(&cert)),
+            ("globex", GLOBEX.to_string()),
+        ],
+        postgres: pg,
+        ..Default::default()
+    })
+    .await;
+    let xml = server
+        .http
+        .get(server.url("/acme/saml/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let idp = parse_idp_metadata(&xml).unwrap();
+    let idp_cert = metadata_certificates(&xml)
+        .first()
+        .map(|(b64, _)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
+        })
+        .unwrap();
+    let sp = SpConfig {
+        entity_id: SP.into(),
+        acs_url: ACS.into(),
+        slo_url: None,
+        signing_key_pem: key,
+        signing_cert_pem: cert,
+        encryption_key_pem: None,
+        encryption_cert_pem: None,
+        max_clock_skew_secs: 120,
+        allow_idp_initiated: false,
+    };
+    SamlSetup {
+        server,
+        sp,
+        idp,
+        idp_cert,
+    }
+}
+
+fn now() -> i64 {
+    use portcullis::clock::Clock;
+    portcullis::clock::SystemClock.now()
+}
+
+/// The auto-submitting form's SAMLResponse (decoded) and RelayState, after checking that it
+/// posts to the registered ACS.
+fn posted(html: &str) -> (String, String, Option<String>) {
+    let unescaped = crate::interactive::unescape(html);
+    assert!(unescaped.contains(&format!("action=\"{ACS}\"")), "{html}");
+    let b64 = field(html, "SAMLResponse");
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .unwrap(),
+    )
+    .unwrap();
+    let relay = html
+        .contains("name=\"RelayState\"")
+        .then(|| field(html, "RelayState"));
+    (b64, xml, relay)
+}
+
+on_both_engines!(
+    alice_signs_in_to_a_saml_sp_by_redirect_and_by_post_and_the_sp_accepts_the_signed_response
+);
+async fn alice_signs_in_to_a_saml_sp_by_redirect_and_by_post_and_the_sp_accepts_the_signed_response(
+    pg: bool,
+) {
+    let s = saml_setup(pg).await;
+    let b = Browser::new(&s.server);
+    // HTTP-Redirect, signed with the SP's key: to the login page first.
+    let id = new_request_id().unwrap();
+    let url = authn_request_redirect(&s.sp, &s.idp, &id, "relay-1", now()).unwrap();
+    let r = b.get(&url).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let login = location(&r);
+    assert!(
+        login.contains("/acme/account/login?interaction="),
+        "{login}"
+    );
+    let r = submit_login(&b, &login, "alice", "alice-password").await;
+    assert_eq!(r.status(), 200);
+    let (b64, xml, relay) = posted(&r.text().await.unwrap());
+    assert_eq!(relay.as_deref(), Some("relay-1"));
+    // The SP's own checks: signature, issuer, audience, recipient, InResponseTo, times.
+    let a = verify_response(&s.sp, &s.idp, &b64, Some(&id), now()).unwrap();
+    assert_eq!(a.issuer, s.server.url("/acme"));
+    assert_eq!(
+        a.name_id_format.as_deref(),
+        Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")
+    );
+    assert!(
+        !a.name_id.contains("alice"),
+        "a persistent NameID is opaque"
+    );
+    let mail = a
+        .attributes
+        .iter()
+        .find(|(n, _)| n == "urn:oid:0.9.2342.19200300.100.1.3")
+        .unwrap();
+    assert_eq!(mail.1, vec!["alice@acme.test".to_string()]);
+    assert!(xml.contains("PasswordProtectedTransport"), "{xml}");
+    assert!(xmlsec1_verifies(&xml, "Assertion", &s.idp_cert), "{xml}");
+    // The same request again: refused, as a SAML error Response to the ACS.
+    let r = b.get(&url).await;
+    let (_, xml, _) = posted(&r.text().await.unwrap());
+    assert!(xml.contains("status:Requester"), "{xml}");
+    assert!(xml.contains("used before"), "{xml}");
+    assert!(!xml.contains("Assertion"), "{xml}");
+    // HTTP-POST, signed inside: the SSO session answers at once, with the same NameID.
+    let id2 = new_request_id().unwrap();
+    let (dest, request) = authn_request_post(&s.sp, &s.idp, &id2, now()).unwrap();
+    assert_eq!(dest, s.server.url("/acme/saml/sso"));
+    let r = b
+        .post(
+            &dest,
+            &[("SAMLRequest", request.as_str()), ("RelayState", "r2")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let resume = location(&r);
+    assert!(resume.contains("/acme/saml/sso?resume="), "{resume}");
+    let r = b.get(&resume).await;
+    assert_eq!(r.status(), 200);
+    let (b64, xml, relay) = posted(&r.text().await.unwrap());
+    assert_eq!(relay.as_deref(), Some("r2"));
+    let again = verify_response(&s.sp, &s.idp, &b64, Some(&id2), now()).unwrap();
+    assert_eq!(
+        again.name_id, a.name_id,
+        "persistent: the same for the same SP"
+    );
+    assert!(xmlsec1_verifies(&xml, "Assertion", &s.idp_cert));
+    // The resume link is single use.
+    let r = b.get(&resume).await;
+    assert_eq!(r.status(), 400);
+    s.server.stop().await;
+}
+
+on_both_engines!(bad_authn_requests_get_an_error_page_or_a_saml_error_and_nothing_is_issued);
+async fn bad_authn_requests_get_an_error_page_or_a_saml_error_and_nothing_is_issued(pg: bool) {
+    use flate2::Compression;
+    use flate2::write::DeflateEncoder;
+    use std::io::Write;
+    let s = saml_setup(pg).await;
+    let b = Browser::new(&s.server);
+    let sso = s.server.url("/acme/saml/sso");
+    let redirect = |xml: &str| {
+        let mut e = DeflateEncoder::new(Vec::new(), Compression::default());
+        e.write_all(xml.as_bytes()).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap());
+        format!(
+            "{sso}?SAMLRequest={}",
+            form_urlencoded::byte_serialize(b64.as_bytes()).collect::<String>()
+        )
+    };
+    let request = |issuer: &str, acs: &str, extra: &str| {
+        let instant = portcullis::federation::saml::sp::instant(now()).unwrap();
+        format!(
+            "{extra}<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+             xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{}\" Version=\"2.0\" \
+             IssueInstant=\"{instant}\" Destination=\"{sso}\" AssertionConsumerServiceURL=\"{acs}\">\
+             <saml:Issuer>{issuer}</saml:Issuer></samlp:AuthnRequest>",
+            new_request_id().unwrap()
+        )
+    };
+    // Unknown SP, unregistered ACS, DOCTYPE, garbage: error pages, never a post to anyone.
+    for (xml, says) in [
+        (
+            request("https://evil.example", ACS, ""),
+            "not a service provider",
+        ),
+        (
+            request(SP, "https://evil.example/acs", ""),
+            "not registered",
+        ),
+        (
+            request(
+                SP,
+                ACS,
+                "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>",
+            ),
+            "DOCTYPE",
+        ),
+        ("<nonsense/>".to_string(), "not an AuthnRequest"),
+    ] {
+        let r = b.get(&redirect(&xml)).await;
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("SAMLResponse"), "{text}");
+        assert!(text.contains(says), "{says}: {text}");
+    }
+    // Registered SP and ACS, but unsigned (the SP registered a signing certificate): a SAML
+    // error Response to the ACS, with no assertion.
+    let r = b.get(&redirect(&request(SP, ACS, ""))).await;
+    let (_, xml, _) = posted(&r.text().await.unwrap());
+    assert!(
+        xml.contains("status:Requester") && !xml.contains("Assertion"),
+        "{xml}"
+    );
+    // Signed by another key: the same.
+    use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
+    let (other_key, other_cert) = self_signed_key_and_cert("other", false).unwrap();
+    let forger = SpConfig {
+        signing_key_pem: other_key,
+        signing_cert_pem: other_cert,
+        ..s.sp.clone()
+    };
+    let url =
+        authn_request_redirect(&forger, &s.idp, &new_request_id().unwrap(), "", now()).unwrap();
+    let r = b.get(&url).await;
+    let (_, xml, _) = posted(&r.text().await.unwrap());
+    assert!(
+        xml.contains("status:Requester") && !xml.contains("Assertion"),
+        "{xml}"
+    );
+    // A deflate bomb (a small request that inflates beyond 64 KiB) is not inflated further.
+    let bomb = request(SP, ACS, &" ".repeat(200 * 1024));
+    let r = b.get(&redirect(&bomb)).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("too large"));
+    // An oversized POST.
+    let huge = "A".repeat(70 * 1024);
+    let r = b.post(&sso, &[("SAMLRequest", huge.as_str())]).await;
+    assert!(matches!(r.status().as_u16(), 400 | 413), "{}", r.status());
+    s.server.stop().await;
+}

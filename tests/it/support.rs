@@ -499,3 +499,24 @@ pub async fn raw_tls(
 pub const TOKEN_REQUEST_HEAD: &str = "POST /acme/connect/token HTTP/1.1\r\nHost: localhost\r\n\
     Authorization: Basic YWNtZS1tMm06YWNtZS1tMm0tc2VjcmV0\r\n\
     Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\n";
+
+/// Each rule holds on both engines: `NAME::on_sqlite` and `NAME::on_postgresql` run the test
+/// `NAME(pg)`.
+macro_rules! on_both_engines {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$name(false).await
+            }
+            #[tokio::test]
+            async fn on_postgresql() {
+                if crate::support::postgres_url().is_none() {
+                    eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+                    return;
+                }
+                super::$name(true).await
+            }
+        }
+    };
+}

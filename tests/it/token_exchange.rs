@@ -18,27 +18,6 @@ const ORDERS: &str = "https://orders.acme.test";
 const CI: &str = "https://ci.acme.test";
 const MAIN: &str = "repo:acme/app:ref:refs/heads/main";
 
-/// Each rule holds on both engines: `NAME::on_sqlite` and `NAME::on_postgresql` run the test
-/// `NAME(pg)`.
-macro_rules! on_both_engines {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn on_sqlite() {
-                super::$name(false).await
-            }
-            #[tokio::test]
-            async fn on_postgresql() {
-                if crate::support::postgres_url().is_none() {
-                    eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
-                    return;
-                }
-                super::$name(true).await
-            }
-        }
-    };
-}
-
 /// A server on SQLite, or on a fresh PostgreSQL schema.
 fn on(pg: bool) -> Options {
     Options {

@@ -103,7 +103,6 @@ struct SamlSpFile {
     signing_certificate_file: Option<String>,
     encryption_certificate: Option<String>,
     encryption_certificate_file: Option<String>,
-    metadata_url: Option<String>,
     name_id_format: Option<String>,
     #[serde(default)]
     attributes: Vec<SamlAttributeFile>,

@@ -1,7 +1,7 @@
 //! `[[saml_service_providers]]`: the SAML 2.0 applications a tenant signs users in to, as their
 //! identity provider. Each registration is checked whole when the file loads: entity id, ACS
 //! endpoints (never an unregistered URL at run time), certificates (inline PEM or an operator's
-//! file, or the SP's metadata by URL), NameID format and attribute mapping.
+//! file), NameID format and attribute mapping.
 
 use super::{KeyPath, SamlAcs, SamlAttribute, SamlBinding, SamlNameIdFormat, SamlSp, TenantFile};
 use crate::config::FileRoots;
@@ -53,33 +53,16 @@ pub(super) fn service_providers(
             "encryption_certificate",
             bad,
         );
-        if let Some(u) = &s.metadata_url {
-            if !u.starts_with("https://") || url::Url::parse(u).is_err() {
-                bad(
-                    k.key("metadata_url"),
-                    "SP metadata is fetched over https".into(),
-                );
-            }
-            if signing_certificate.is_some() || encryption_certificate.is_some() {
-                bad(
-                    k.key("metadata_url"),
-                    "give the certificates inline or in files, or the SP's metadata URL, not both"
-                        .into(),
-                );
-            }
-        }
-        if s.encrypt_assertions && encryption_certificate.is_none() && s.metadata_url.is_none() {
+        if s.encrypt_assertions && encryption_certificate.is_none() {
             bad(
                 k.key("encrypt_assertions"),
-                "encrypting assertions needs the SP's encryption_certificate (or metadata_url)"
-                    .into(),
+                "encrypting assertions needs the SP's encryption_certificate".into(),
             );
         }
-        if s.require_signed_requests && signing_certificate.is_none() && s.metadata_url.is_none() {
+        if s.require_signed_requests && signing_certificate.is_none() {
             bad(
                 k.key("require_signed_requests"),
-                "checking request signatures needs the SP's signing_certificate (or metadata_url)"
-                    .into(),
+                "checking request signatures needs the SP's signing_certificate".into(),
             );
         }
         let name_id_format = match s.name_id_format.as_deref() {
@@ -116,7 +99,6 @@ pub(super) fn service_providers(
             slo,
             signing_certificate,
             encryption_certificate,
-            metadata_url: s.metadata_url.clone(),
             name_id_format,
             attributes,
             sign_response: s.sign_response,

@@ -68,12 +68,11 @@ pub struct SamlSp {
     pub acs: Vec<SamlAcs>,
     /// Single logout service and its binding.
     pub slo: Option<(String, SamlBinding)>,
-    /// PEM: the certificate whose key signs the SP's requests.
+    /// PEM: the certificate whose key signs the SP's requests; with one, every request must be
+    /// signed by it.
     pub signing_certificate: Option<String>,
     /// PEM: the certificate assertions are encrypted to.
     pub encryption_certificate: Option<String>,
-    /// The SP's metadata (certificates and endpoints), fetched through the document cache.
-    pub metadata_url: Option<String>,
     pub name_id_format: SamlNameIdFormat,
     pub attributes: Vec<SamlAttribute>,
     /// Sign the Response as well as the Assertion.
