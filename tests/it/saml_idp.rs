@@ -179,25 +179,25 @@ fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
             "{key}: {text}: {said:#?}"
         );
     };
-    has("saml_service_providers[0].entity_id", "absolute URI");
-    has("saml_service_providers[0].acs[0].url", "plain http");
-    has("saml_service_providers[0].acs[1].index", "used twice");
-    has("saml_service_providers[0].acs[1].binding", "`post`");
-    has("saml_service_providers[0].name_id_format", "persistent");
+    has("saml_service_providers[1].entity_id", "absolute URI");
+    has("saml_service_providers[1].acs[0].url", "plain http");
+    has("saml_service_providers[1].acs[1].index", "used twice");
+    has("saml_service_providers[1].acs[1].binding", "`post`");
+    has("saml_service_providers[1].name_id_format", "persistent");
     has(
-        "saml_service_providers[0].encrypt_assertions",
+        "saml_service_providers[1].encrypt_assertions",
         "encryption_certificate",
     );
-    has("saml_service_providers[0].signing_certificate", "X.509");
-    has("saml_service_providers[0].attributes[0].name", "URI");
+    has("saml_service_providers[1].signing_certificate", "X.509");
+    has("saml_service_providers[1].attributes[0].name", "URI");
     has(
-        "saml_service_providers[0].default_relay_state",
+        "saml_service_providers[1].default_relay_state",
         "allow_idp_initiated",
     );
     assert!(problems.iter().all(|p| p.line.is_some()), "{said:#?}");
     // A good registration resolves.
     let good = ACME.to_string()
-        + "\n[[saml_service_providers]]\nentity_id = \"https://sp.acme.test\"\n\
+        + "\n[[saml_service_providers]]\nentity_id = \"https://hr.acme.test\"\n\
            acs = [{ url = \"http://127.0.0.1:9000/saml/acs\", default = true }]\n\
            attributes = [{ claim = \"email\", name = \"urn:oid:0.9.2342.19200300.100.1.3\", name_format = \"uri\", friendly_name = \"mail\" }]\n";
     let resolved = portcullis::config::tenant::resolve(
@@ -317,7 +317,7 @@ use portcullis::federation::saml::sp::{
     parse_idp_metadata, verify_response,
 };
 
-const SP: &str = "https://sp.acme.test";
+const SP: &str = "https://wiki.acme.test";
 const ACS: &str = "http://127.0.0.1:9000/saml/acs";
 
 struct SamlSetup {
@@ -338,7 +338,7 @@ fn acme_with_sp(sp_cert: &str) -> String {
 
 async fn saml_setup(pg: bool) -> SamlSetup {
     use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
-    let (key, cert) = self_signed_key_and_cert("sp.acme.test", false).unwrap();
+    let (key, cert) = self_signed_key_and_cert("wiki.acme.test", false).unwrap();
     let server = TestServer::start_with(Options {
         tenants: vec![
             ("acme", acme_with_sp(&cert)),
@@ -570,4 +570,92 @@ async fn bad_authn_requests_get_an_error_page_or_a_saml_error_and_nothing_is_iss
     let r = b.post(&sso, &[("SAMLRequest", huge.as_str())]).await;
     assert!(matches!(r.status().as_u16(), 400 | 413), "{}", r.status());
     s.server.stop().await;
+}
+
+on_both_engines!(
+    bob_signs_in_at_globex_over_oidc_and_reaches_the_saml_sp_with_an_external_authn_context
+);
+async fn bob_signs_in_at_globex_over_oidc_and_reaches_the_saml_sp_with_an_external_authn_context(
+    pg: bool,
+) {
+    let s = saml_setup(pg).await;
+    let b = Browser::new(&s.server);
+    let id = new_request_id().unwrap();
+    let url = authn_request_redirect(&s.sp, &s.idp, &id, "", now()).unwrap();
+    let r = b.get(&url).await;
+    let login = location(&r);
+    let interaction = login.split("interaction=").nth(1).unwrap();
+    // The login page's globex button: OIDC upstream, SAML downstream.
+    let r = b
+        .get(&s.server.url(&format!(
+            "/acme/federation/globex/start?interaction={interaction}"
+        )))
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let callback = crate::federation::bob_at_globex(&b, &location(&r)).await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.status(), 200);
+    let (b64, xml, _) = posted(&r.text().await.unwrap());
+    let a = verify_response(&s.sp, &s.idp, &b64, Some(&id), now()).unwrap();
+    let mail = a
+        .attributes
+        .iter()
+        .find(|(n, _)| n == "urn:oid:0.9.2342.19200300.100.1.3")
+        .unwrap();
+    assert_eq!(mail.1, vec!["bob@globex.test".to_string()]);
+    assert!(xml.contains("ac:classes:unspecified"), "{xml}");
+    assert!(
+        xml.contains("<saml:AuthenticatingAuthority>globex</saml:AuthenticatingAuthority>"),
+        "{xml}"
+    );
+    assert!(xmlsec1_verifies(&xml, "Assertion", &s.idp_cert));
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_sp_of_acme_signs_alice_in_with_its_documented_attributes() {
+    use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
+    let server = TestServer::start().await;
+    let xml = server
+        .http
+        .get(server.url("/acme/saml/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let idp = parse_idp_metadata(&xml).unwrap();
+    // The demo SP registered no signing certificate: its requests need no signature (this SP
+    // module signs anyway; the signature is not what lets it in).
+    let (key, cert) = self_signed_key_and_cert("sp.acme.test", false).unwrap();
+    let sp = SpConfig {
+        entity_id: "https://sp.acme.test".into(),
+        acs_url: ACS.into(),
+        slo_url: None,
+        signing_key_pem: key,
+        signing_cert_pem: cert,
+        encryption_key_pem: None,
+        encryption_cert_pem: None,
+        max_clock_skew_secs: 120,
+        allow_idp_initiated: false,
+    };
+    let b = Browser::new(&server);
+    let id = new_request_id().unwrap();
+    let r = b
+        .get(&authn_request_redirect(&sp, &idp, &id, "", now()).unwrap())
+        .await;
+    let r = submit_login(&b, &location(&r), "alice", "alice-password").await;
+    let (b64, _, _) = posted(&r.text().await.unwrap());
+    let a = verify_response(&sp, &idp, &b64, Some(&id), now()).unwrap();
+    let names: Vec<&str> = a.attributes.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"urn:oid:0.9.2342.19200300.100.1.3"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"urn:oid:2.16.840.1.113730.3.1.241"),
+        "{names:?}"
+    );
+    server.stop().await;
 }

@@ -53,6 +53,25 @@ pub(super) fn service_providers(
             "encryption_certificate",
             bad,
         );
+        // Not built yet: refused rather than silently ignored.
+        if s.encrypt_assertions {
+            bad(
+                k.key("encrypt_assertions"),
+                "encrypted assertions are not supported yet".into(),
+            );
+        }
+        if s.allow_idp_initiated {
+            bad(
+                k.key("allow_idp_initiated"),
+                "IdP-initiated sign-in is not supported yet".into(),
+            );
+        }
+        if s.slo_url.is_some() {
+            bad(
+                k.key("slo_url"),
+                "single logout is not supported yet".into(),
+            );
+        }
         if s.encrypt_assertions && encryption_certificate.is_none() {
             bad(
                 k.key("encrypt_assertions"),
