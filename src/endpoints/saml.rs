@@ -57,6 +57,7 @@ pub async fn sso_get(sign_in: SignIn, RawQuery(query): RawQuery) -> Response {
     match crate::validation::saml::validate(
         &sign_in.state,
         &sign_in.tenant,
+        &sign_in.ctx.request_id,
         Binding::Redirect(&query),
     )
     .await
@@ -77,7 +78,13 @@ pub async fn sso_post(sign_in: SignIn, form: Result<FormBody, Response>) -> Resp
         saml_request: form.get("SAMLRequest"),
         relay_state: form.get("RelayState"),
     };
-    let v = match crate::validation::saml::validate(&sign_in.state, &sign_in.tenant, binding).await
+    let v = match crate::validation::saml::validate(
+        &sign_in.state,
+        &sign_in.tenant,
+        &sign_in.ctx.request_id,
+        binding,
+    )
+    .await
     {
         Ok(v) => v,
         Err(r) => return refused(&sign_in, r),

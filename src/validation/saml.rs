@@ -110,9 +110,12 @@ fn url_decode(raw: &str) -> Option<String> {
         .next()
 }
 
+/// Validates an AuthnRequest; refusals after the SP is known are security events (with
+/// `request_id`, the id of the HTTP request).
 pub async fn validate(
     state: &AppState,
     tenant: &Tenant,
+    request_id: &str,
     binding: Binding<'_>,
 ) -> Result<ValidatedSamlRequest, Refusal> {
     let (encoded, relay_state) = match &binding {
@@ -249,7 +252,7 @@ pub async fn validate(
             Binding::Post { .. } => post_signature(&xml, &request, cert, sp.allow_sha1),
         };
         if let Err(why) = checked {
-            tracing::warn!(target: "security", event = "saml_request_refused", tenant = %tenant.slug(), sp = %sp.entity_id, reason = why);
+            tracing::warn!(target: "security", event = "saml_request_refused", tenant = %tenant.slug(), request_id, sp = %sp.entity_id, reason = why);
             return Err(to_acs(
                 STATUS_REQUESTER,
                 "the request's signature is missing or wrong",

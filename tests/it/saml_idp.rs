@@ -486,6 +486,7 @@ async fn alice_signs_in_to_a_saml_sp_by_redirect_and_by_post_and_the_sp_accepts_
 
 on_both_engines!(bad_authn_requests_get_an_error_page_or_a_saml_error_and_nothing_is_issued);
 async fn bad_authn_requests_get_an_error_page_or_a_saml_error_and_nothing_is_issued(pg: bool) {
+    crate::security_rules::security_events::capture();
     use flate2::Compression;
     use flate2::write::DeflateEncoder;
     use std::io::Write;
@@ -555,6 +556,15 @@ async fn bad_authn_requests_get_an_error_page_or_a_saml_error_and_nothing_is_iss
     let url =
         authn_request_redirect(&forger, &s.idp, &new_request_id().unwrap(), "", now()).unwrap();
     let r = b.get(&url).await;
+    // A security event names the reason (the SP is only told the request was refused).
+    let events = crate::security_rules::security_events::of(&r);
+    assert!(
+        events.iter().any(|e| e["event"] == "saml_request_refused"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|x| x.contains("does not verify"))),
+        "{events:?}"
+    );
     let (_, xml, _) = posted(&r.text().await.unwrap());
     assert!(
         xml.contains("status:Requester") && !xml.contains("Assertion"),
