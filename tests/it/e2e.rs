@@ -391,6 +391,36 @@ async fn openid_client_signs_in_at_acme_through_saml_idp_as_the_upstream() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SAML 2.0 single sign-on with a service provider nobody here wrote
+
+#[tokio::test]
+async fn node_saml_signs_alice_and_bob_in_to_the_demo_sp_by_redirect_and_post() {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    run_script(
+        &s,
+        "saml_sso.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("SP_ENTITY_ID", "https://sp.acme.test"),
+            ("ACS_URL", "http://127.0.0.1:9000/saml/acs"),
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_PASSWORD", "alice-password"),
+            ("EXPECTED_NAME", "Alice Liddell"),
+            ("EXPECTED_EMAIL", "alice@acme.test"),
+            ("UPSTREAM_ID", "globex"),
+            ("UPSTREAM_USERNAME", "bob"),
+            ("UPSTREAM_PASSWORD", "bob-password"),
+            ("UPSTREAM_EMAIL", "bob@globex.test"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Token exchange (RFC 8693), the JWT bearer grant (RFC 7523) and workload identity
 
 /// What every part of tests/e2e/token_exchange.mjs is given.
