@@ -215,6 +215,7 @@ fn refused(sign_in: &SignIn, r: Refusal) -> Response {
                 acs_url: &acs_url,
                 in_response_to: Some(&in_response_to),
                 sign_response: false,
+                encrypt_to: None,
             };
             let xml = error_response(&sign_in.tenant, &to, status, message, sign_in.state.now());
             let mut fields = vec![("SAMLResponse".to_string(), xml)];

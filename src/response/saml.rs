@@ -88,6 +88,8 @@ pub struct Audience<'a> {
     pub acs_url: &'a str,
     pub in_response_to: Option<&'a str>,
     pub sign_response: bool,
+    /// The SP's encryption certificate (PEM): the signed assertion goes out encrypted to it.
+    pub encrypt_to: Option<&'a str>,
 }
 
 /// How long an assertion may be presented (SAML profiles §4.1.4.2: short).
@@ -181,6 +183,14 @@ pub fn signed_response(
     let signed_assertion =
         sign_enveloped_rsa(&assertion, &assertion_id, pkcs8, cert).map_err(fail)?;
     let signed_assertion = strip_declaration(&signed_assertion);
+    let encrypted;
+    let signed_assertion = match to.encrypt_to {
+        Some(cert) => {
+            encrypted = encrypt_assertion(signed_assertion, cert)?;
+            encrypted.as_str()
+        }
+        None => signed_assertion,
+    };
     let response = format!(
         "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
          xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{response_id}\" Version=\"2.0\" \
@@ -231,6 +241,54 @@ pub fn error_response(
         message = xml_escape(message),
     );
     base64::engine::general_purpose::STANDARD.encode(xml)
+}
+
+/// SAML core §2.3.4 `EncryptedAssertion` (XML Encryption 1.1): the signed assertion under a
+/// fresh AES-256-GCM key (§5.2.4: IV ‖ ciphertext ‖ tag), the key under the SP's RSA key with
+/// RSA-OAEP (§5.5.2, MGF1 with SHA-1).
+fn encrypt_assertion(
+    assertion: &str,
+    sp_cert_pem: &str,
+) -> Result<String, crate::error::InternalError> {
+    use openssl::symm::{Cipher, encrypt_aead};
+    let fail = |_| crate::error::InternalError::Crypto("assertion encryption");
+    let cert = openssl::x509::X509::from_pem(sp_cert_pem.as_bytes()).map_err(fail)?;
+    let rsa = cert.public_key().and_then(|k| k.rsa()).map_err(fail)?;
+    let key: [u8; 32] = crate::secrets::random_bytes();
+    let iv: [u8; 12] = crate::secrets::random_bytes();
+    let mut tag = [0u8; 16];
+    let ciphertext = encrypt_aead(
+        Cipher::aes_256_gcm(),
+        &key,
+        Some(&iv),
+        &[],
+        assertion.as_bytes(),
+        &mut tag,
+    )
+    .map_err(fail)?;
+    let mut value = iv.to_vec();
+    value.extend_from_slice(&ciphertext);
+    value.extend_from_slice(&tag);
+    let mut wrapped = vec![0u8; usize::try_from(rsa.size()).unwrap_or(512)];
+    let n = rsa
+        .public_encrypt(&key, &mut wrapped, openssl::rsa::Padding::PKCS1_OAEP)
+        .map_err(fail)?;
+    wrapped.truncate(n);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    Ok(format!(
+        "<saml:EncryptedAssertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\">\
+         <xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\" \
+         Type=\"http://www.w3.org/2001/04/xmlenc#Element\">\
+         <xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#aes256-gcm\"/>\
+         <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><xenc:EncryptedKey>\
+         <xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\">\
+         <ds:DigestMethod Algorithm=\"http://www.w3.org/2000/09/xmldsig#sha1\"/></xenc:EncryptionMethod>\
+         <xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>\
+         <xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\
+         </saml:EncryptedAssertion>",
+        b64(&wrapped),
+        b64(&value)
+    ))
 }
 
 fn strip_declaration(xml: &str) -> &str {
@@ -343,6 +401,10 @@ impl Flow<'_> {
             acs_url: &step.acs_url,
             in_response_to: step.request_id.as_deref(),
             sign_response: sp.sign_response,
+            encrypt_to: sp
+                .encryption_certificate
+                .as_deref()
+                .filter(|_| sp.encrypt_assertions),
         };
         let keys = self.tenant.keys.load();
         let response = match signed_response(self.tenant, &keys, &to, &who, self.state.now()) {
@@ -372,6 +434,7 @@ impl Flow<'_> {
             acs_url: &step.acs_url,
             in_response_to: step.request_id.as_deref(),
             sign_response: false,
+            encrypt_to: None,
         };
         let response = error_response(self.tenant, &to, status, message, self.state.now());
         self.post_to_acs(step, response)

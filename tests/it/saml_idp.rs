@@ -282,6 +282,7 @@ async fn a_response_carries_an_assertion_that_an_independent_verifier_accepts_an
             acs_url: "http://127.0.0.1:9000/saml/acs",
             in_response_to: Some("_req-1"),
             sign_response,
+            encrypt_to: None,
         };
         let b64 = signed_response(&tenant, &keys, &to, &who, 1_800_000_000).unwrap();
         let xml = String::from_utf8(
@@ -668,4 +669,88 @@ async fn the_demo_sp_of_acme_signs_alice_in_with_its_documented_attributes() {
         "{names:?}"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn an_encrypted_assertion_opens_only_with_the_sps_key_and_is_still_signed_inside() {
+    use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
+    use portcullis::response::saml::{AC_PASSWORD, Audience, Subject, signed_response};
+    let s = TestServer::start().await;
+    let tenant = s.state().registry.get("acme").unwrap();
+    let keys = tenant.keys.load();
+    let idp_cert = keys.saml_signing_key().unwrap().1.to_vec();
+    let (sp_key, sp_cert) = self_signed_key_and_cert("sp.acme.test", false).unwrap();
+    let who = Subject {
+        name_id: "opaque-9",
+        name_id_format: portcullis::config::tenant::SamlNameIdFormat::Persistent,
+        session_index: "sid-2",
+        authn_instant: 1_800_000_000,
+        authn_context: AC_PASSWORD,
+        authenticating_authority: None,
+        attributes: vec![(
+            "mail",
+            "urn:oasis:names:tc:SAML:2.0:attrname-format:basic",
+            None,
+            vec!["alice@acme.test".into()],
+        )],
+    };
+    let to = Audience {
+        sp_entity_id: "https://sp.acme.test",
+        acs_url: ACS,
+        in_response_to: Some("_req-9"),
+        sign_response: true,
+        encrypt_to: Some(&sp_cert),
+    };
+    let b64 = signed_response(&tenant, &keys, &to, &who, 1_800_000_000).unwrap();
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        xml.contains("EncryptedAssertion") && xml.contains("aes256-gcm"),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("opaque-9") && !xml.contains("alice@acme.test"),
+        "{xml}"
+    );
+    // The Response's own signature covers the encrypted assertion.
+    assert!(xmlsec1_verifies(&xml, "Response", &idp_cert), "{xml}");
+    // xmlsec1 decrypts it with the SP's key; inside, the assertion's signature holds.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sp-key.pem"), &sp_key).unwrap();
+    std::fs::write(dir.path().join("doc.xml"), &xml).unwrap();
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--decrypt", "--privkey-pem"])
+        .arg(dir.path().join("sp-key.pem"))
+        .arg(dir.path().join("doc.xml"))
+        .output()
+        .expect("xmlsec1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opened = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        opened.contains(">opaque-9<") && opened.contains(">alice@acme.test<"),
+        "{opened}"
+    );
+    assert!(
+        xmlsec1_verifies(&opened, "Assertion", &idp_cert),
+        "{opened}"
+    );
+    // Another key does not open it.
+    let (other_key, _) = self_signed_key_and_cert("other", false).unwrap();
+    std::fs::write(dir.path().join("other-key.pem"), &other_key).unwrap();
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--decrypt", "--privkey-pem"])
+        .arg(dir.path().join("other-key.pem"))
+        .arg(dir.path().join("doc.xml"))
+        .output()
+        .expect("xmlsec1");
+    assert!(!out.status.success());
+    s.stop().await;
 }

@@ -54,12 +54,6 @@ pub(super) fn service_providers(
             bad,
         );
         // Not built yet: refused rather than silently ignored.
-        if s.encrypt_assertions {
-            bad(
-                k.key("encrypt_assertions"),
-                "encrypted assertions are not supported yet".into(),
-            );
-        }
         if s.allow_idp_initiated {
             bad(
                 k.key("allow_idp_initiated"),
@@ -70,6 +64,18 @@ pub(super) fn service_providers(
             bad(
                 k.key("slo_url"),
                 "single logout is not supported yet".into(),
+            );
+        }
+        // XML Encryption §5.5.2: the key goes to the SP with RSA-OAEP.
+        if let Some(pem) = &encryption_certificate
+            && openssl::x509::X509::from_pem(pem.as_bytes())
+                .and_then(|c| c.public_key())
+                .and_then(|k| k.rsa())
+                .map_or(true, |r| r.size() < 256)
+        {
+            bad(
+                k.key("encryption_certificate"),
+                "assertions are encrypted to an RSA key of at least 2048 bits".into(),
             );
         }
         if s.encrypt_assertions && encryption_certificate.is_none() {
