@@ -19,6 +19,8 @@ pub struct MasterKey {
     nonce_key: aws_lc_rs::hmac::Key,
     /// Keys the stored hashes of RFC 8628 user codes.
     user_code_key: aws_lc_rs::hmac::Key,
+    /// Makes pairwise subject identifiers (SAML persistent NameIDs).
+    pairwise_key: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -53,8 +55,13 @@ impl MasterKey {
         prk.expand(&[b"portcullis user codes v1"], &AES_256_GCM_SIV)
             .and_then(|okm| okm.fill(&mut user_code_bytes))
             .map_err(|_| InternalError::Crypto("key derivation"))?;
+        let mut pairwise_bytes = [0u8; 32];
+        prk.expand(&[b"portcullis pairwise ids v1"], &AES_256_GCM_SIV)
+            .and_then(|okm| okm.fill(&mut pairwise_bytes))
+            .map_err(|_| InternalError::Crypto("key derivation"))?;
         Ok(Self {
             key: LessSafeKey::new(key),
+            pairwise_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &pairwise_bytes),
             grant_key: LessSafeKey::new(grant_key),
             nonce_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &nonce_bytes),
             user_code_key: aws_lc_rs::hmac::Key::new(
@@ -138,6 +145,19 @@ impl MasterKey {
     /// A MAC of `message` under the nonce key (base64url, 128 bits).
     pub fn nonce_mac(&self, message: &[u8]) -> String {
         let tag = aws_lc_rs::hmac::sign(&self.nonce_key, message);
+        let bytes = tag.as_ref();
+        STANDARD_NO_PAD_URL.encode(bytes.get(..16).unwrap_or(bytes))
+    }
+
+    /// A subject's identifier for one relying party of one tenant (SAML core §8.3.7 persistent
+    /// NameID): stable, opaque, and unlinkable across relying parties without the master key.
+    pub fn pairwise_id(&self, tenant: &str, party: &str, subject: &str) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.pairwise_key);
+        for part in [tenant, party, subject] {
+            ctx.update(part.as_bytes());
+            ctx.update(&[0]);
+        }
+        let tag = ctx.sign();
         let bytes = tag.as_ref();
         STANDARD_NO_PAD_URL.encode(bytes.get(..16).unwrap_or(bytes))
     }

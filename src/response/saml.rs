@@ -460,9 +460,8 @@ impl Flow<'_> {
     }
 }
 
-/// The user's NameID for `sp` in its format: persistent ones are opaque and pairwise (a MAC of
-/// tenant, SP and subject under a key derived from the master key: stable, and unlinkable
-/// across SPs); `None` when the user lacks the value (an email).
+/// The user's NameID for `sp` in its format: persistent ones are opaque and pairwise
+/// (`MasterKey::pairwise_id`); `None` when the user lacks the value (an email).
 fn name_id(
     state: &crate::state::AppState,
     tenant: &Tenant,
@@ -470,17 +469,11 @@ fn name_id(
     user: &crate::config::tenant::UserSpec,
 ) -> Option<String> {
     match sp.name_id_format {
-        SamlNameIdFormat::Persistent => Some(
-            state.master.nonce_mac(
-                format!(
-                    "saml-persistent-name-id\0{}\0{}\0{}",
-                    tenant.slug(),
-                    sp.entity_id,
-                    user.subject
-                )
-                .as_bytes(),
-            ),
-        ),
+        SamlNameIdFormat::Persistent => Some(state.master.pairwise_id(
+            tenant.slug(),
+            &sp.entity_id,
+            &user.subject,
+        )),
         SamlNameIdFormat::Email => user
             .claims
             .get("email")

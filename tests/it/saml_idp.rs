@@ -337,6 +337,21 @@ fn acme_with_sp(sp_cert: &str) -> String {
     )
 }
 
+/// The test SP (Portcullis's own SAML SP module) as `entity_id`, posting to [`ACS`].
+fn sp_config(entity_id: &str, key: String, cert: String) -> SpConfig {
+    SpConfig {
+        entity_id: entity_id.into(),
+        acs_url: ACS.into(),
+        slo_url: None,
+        signing_key_pem: key,
+        signing_cert_pem: cert,
+        encryption_key_pem: None,
+        encryption_cert_pem: None,
+        max_clock_skew_secs: 120,
+        allow_idp_initiated: false,
+    }
+}
+
 async fn saml_setup(pg: bool) -> SamlSetup {
     use portcullis::federation::saml::sp::test_idp::self_signed_key_and_cert;
     let (key, cert) = self_signed_key_and_cert("wiki.acme.test", false).unwrap();
@@ -367,17 +382,7 @@ async fn saml_setup(pg: bool) -> SamlSetup {
                 .unwrap()
         })
         .unwrap();
-    let sp = SpConfig {
-        entity_id: SP.into(),
-        acs_url: ACS.into(),
-        slo_url: None,
-        signing_key_pem: key,
-        signing_cert_pem: cert,
-        encryption_key_pem: None,
-        encryption_cert_pem: None,
-        max_clock_skew_secs: 120,
-        allow_idp_initiated: false,
-    };
+    let sp = sp_config(SP, key, cert);
     SamlSetup {
         server,
         sp,
@@ -640,17 +645,7 @@ async fn the_demo_sp_of_acme_signs_alice_in_with_its_documented_attributes() {
     // The demo SP registered no signing certificate: its requests need no signature (this SP
     // module signs anyway; the signature is not what lets it in).
     let (key, cert) = self_signed_key_and_cert("sp.acme.test", false).unwrap();
-    let sp = SpConfig {
-        entity_id: "https://sp.acme.test".into(),
-        acs_url: ACS.into(),
-        slo_url: None,
-        signing_key_pem: key,
-        signing_cert_pem: cert,
-        encryption_key_pem: None,
-        encryption_cert_pem: None,
-        max_clock_skew_secs: 120,
-        allow_idp_initiated: false,
-    };
+    let sp = sp_config("https://sp.acme.test", key, cert);
     let b = Browser::new(&server);
     let id = new_request_id().unwrap();
     let r = b
