@@ -99,6 +99,11 @@ pub fn saml_response_issued(tenant: &str, sp: &str, request_id: &str, subject: &
     tracing::info!(target: "security", event = "saml_response_issued", tenant, sp, request_id, subject);
 }
 
+/// A LogoutRequest went to a SAML SP (single logout of the session `sid`).
+pub fn saml_logout_sent(tenant: &str, sp: &str, sid: &str) {
+    tracing::info!(target: "security", event = "saml_logout_sent", tenant, sp, sid);
+}
+
 pub fn logout(tenant: &str, subject: &str, sid: &str, request_id: &str) {
     tracing::info!(target: "security", event = "logout", tenant, subject, sid, request_id);
 }

@@ -7,11 +7,10 @@ use crate::registry::Tenant;
 use crate::request::CurrentTenant;
 use crate::request::RequestContext;
 use crate::response::authorize::error_page;
+use crate::response::saml_logout;
 use crate::sessions::{self, logout};
 use crate::state::AppState;
-use crate::stores::{
-    ClientStore, Consumed, GrantKind, GrantRecord, GrantStore, SessionRecord, SessionStore,
-};
+use crate::stores::{ClientStore, Consumed, GrantKind, GrantRecord, GrantStore, SessionRecord};
 use crate::tokens;
 use crate::ui::{LoggedOutPage, LogoutConfirmPage, Page};
 use crate::validation::form::{Form, FormBody};
@@ -280,19 +279,42 @@ async fn signed_out(
         upstream_logout =
             crate::endpoints::federation::upstream_logout_url(state, tenant, &s, then.as_deref())
                 .await;
-        match state.store.delete_session(tenant.slug(), &s.sid).await {
-            Ok(_) => {}
+        match logout::end(state, tenant, &s, &ctx.request_id).await {
+            Ok(urls) => frontchannel.extend(urls),
             Err(e) => return internal(tenant, ctx, e),
         }
-        crate::events::logout(tenant.slug(), &s.subject, &s.sid, &ctx.request_id);
-        let clients = logout::session_clients(tenant, &s).await;
-        frontchannel.extend(logout::frontchannel_urls(tenant, &s, &clients));
-        logout::send_backchannel(state, tenant, &s, &clients);
         clear = sessions::clear_cookie(
             &tenant.spec.session.cookie_name,
             &sessions::cookie_path(tenant),
             ctx.secure,
         );
+        // SAML profiles §4.4.3: the session's SAML SPs are sent LogoutRequests through the
+        // browser first; the flow then goes on as below.
+        let sps = saml_logout::session_sps(tenant, &s, None);
+        if !sps.is_empty() {
+            let client_name = client_name(tenant, request).await;
+            let chain = saml_logout::LogoutChain {
+                subject: s.subject.clone(),
+                sid: s.sid.clone(),
+                frontchannel,
+                pending: sps,
+                awaiting: None,
+                partial: false,
+                finish: saml_logout::Finish::Done {
+                    redirect: upstream_logout.or_else(|| {
+                        request
+                            .post_logout_redirect_uri
+                            .as_ref()
+                            .map(|u| with_state(u, request.state.as_deref()))
+                    }),
+                    client_name,
+                },
+            };
+            return match saml_logout::advance(state, tenant, chain, clear).await {
+                Ok(r) => r,
+                Err(e) => internal(tenant, ctx, e),
+            };
+        }
     }
     let redirect = upstream_logout.or_else(|| {
         request
@@ -312,16 +334,7 @@ async fn signed_out(
     {
         return see_other(location, clear);
     }
-    let client_name = match &request.client_id {
-        Some(id) => tenant
-            .clients
-            .find_client(tenant.slug(), id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|c| c.spec.client_name.clone()),
-        None => None,
-    };
+    let client_name = client_name(tenant, request).await;
     let mut r = tenant.pages.render(
         &Page::LoggedOut(LoggedOutPage {
             frontchannel_urls: frontchannel,
@@ -335,6 +348,20 @@ async fn signed_out(
         r.headers_mut().append(header::SET_COOKIE, c);
     }
     r
+}
+
+/// The display name of the client that asked for the logout.
+async fn client_name(tenant: &Tenant, request: &LogoutRequest) -> Option<String> {
+    match &request.client_id {
+        Some(id) => tenant
+            .clients
+            .find_client(tenant.slug(), id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.spec.client_name.clone()),
+        None => None,
+    }
 }
 
 /// 303 See Other to `location`, clearing the session cookie when one was ended.

@@ -75,7 +75,7 @@ pub async fn sso_post(sign_in: SignIn, form: Result<FormBody, Response>) -> Resp
         ));
     };
     let binding = Binding::Post {
-        saml_request: form.get("SAMLRequest"),
+        message: form.get("SAMLRequest"),
         relay_state: form.get("RelayState"),
     };
     let v = match crate::validation::saml::validate(
@@ -126,6 +126,7 @@ fn waiting(v: &ValidatedSamlRequest) -> Waiting {
             acs_url: v.acs().url.clone(),
             request_id: Some(v.request_id().to_string()),
             relay_state: v.relay_state().map(str::to_string),
+            accepted_contexts: v.accepted_contexts().map(<[u8]>::to_vec),
         },
         force_authn: v.force_authn(),
         is_passive: v.is_passive(),
@@ -179,10 +180,17 @@ async fn begin(sign_in: SignIn, w: Waiting) -> Response {
             Ok(s) => s,
             Err(e) => return sign_in.internal(e),
         };
+    // Only MFA is accepted: a session without it signs in again (SAML core §3.3.2.2.1).
+    let require_mfa = w
+        .step
+        .accepted_contexts
+        .as_deref()
+        .is_some_and(|a| a.iter().all(|r| *r >= 2));
     let request = crate::validation::authorize::ValidatedAuthorize::for_saml(
         &sp.entity_id,
         w.force_authn,
         w.is_passive,
+        require_mfa,
     );
     sign_in
         .flow()

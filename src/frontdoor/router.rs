@@ -3,7 +3,7 @@
 use super::{middleware, tenant};
 use crate::endpoints::{
     admin, authorize, backchannel, consent, device, discovery, end_session, federation, health,
-    interaction, introspection, jwks, login, par, revocation, saml, token, userinfo,
+    interaction, introspection, jwks, login, par, revocation, saml, saml_logout, token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -34,6 +34,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/{tenant}/saml/sso",
             get(saml::sso_get).post(saml::sso_post),
+        )
+        .route(
+            "/{tenant}/saml/slo",
+            get(saml_logout::slo_get).post(saml_logout::slo_post),
         )
         .route(
             "/{tenant}/connect/token",

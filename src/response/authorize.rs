@@ -59,6 +59,10 @@ pub struct SamlStep {
     /// The AuthnRequest's ID (`InResponseTo`); none for a sign-in the IdP started.
     pub request_id: Option<String>,
     pub relay_state: Option<String>,
+    /// SAML core §3.3.2.2.1 RequestedAuthnContext: the context ranks the SP accepts
+    /// (`response::saml::context_rank`); none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_contexts: Option<Vec<u8>>,
 }
 
 /// The approvals page's decision, made once the user is signed in as the one asked.

@@ -5,4 +5,5 @@ pub mod away;
 pub mod backchannel;
 pub mod device;
 pub mod saml;
+pub mod saml_logout;
 pub mod token;

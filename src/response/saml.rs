@@ -1,5 +1,5 @@
 //! The tenant as a SAML 2.0 identity provider: its metadata (SAML metadata §2.4.3
-//! `IDPSSODescriptor`: single sign-on by HTTP-Redirect and HTTP-POST), with the signing certificates of the RSA key that signs now and of the
+//! `IDPSSODescriptor`: single sign-on and single logout by HTTP-Redirect and HTTP-POST), with the signing certificates of the RSA key that signs now and of the
 //! one announced to sign next, so that service providers pick up a rotation ahead of time.
 
 use crate::config::tenant::{SamlBinding, SamlNameIdFormat};
@@ -36,18 +36,27 @@ pub fn idp_metadata(tenant: &Tenant, keys: &KeySet, want_signed_requests: bool) 
             base64::engine::general_purpose::STANDARD.encode(&cert.der)
         ));
     }
+    // SAML metadata §2.4.2 / §2.4.3: SingleLogoutService precedes NameIDFormat, which
+    // precedes SingleSignOnService.
+    let slo = super::saml_logout::SLO_PATH;
+    let mut endpoints = String::new();
+    for binding in [SamlBinding::Redirect, SamlBinding::Post] {
+        xml.push_str(&format!(
+            "<md:SingleLogoutService Binding=\"{}\" Location=\"{issuer}{slo}\"/>",
+            binding.urn()
+        ));
+        endpoints.push_str(&format!(
+            "<md:SingleSignOnService Binding=\"{}\" Location=\"{issuer}{SSO_PATH}\"/>",
+            binding.urn()
+        ));
+    }
     for format in SamlNameIdFormat::ALL {
         xml.push_str(&format!(
             "<md:NameIDFormat>{}</md:NameIDFormat>",
             format.urn()
         ));
     }
-    for binding in [SamlBinding::Redirect, SamlBinding::Post] {
-        xml.push_str(&format!(
-            "<md:SingleSignOnService Binding=\"{}\" Location=\"{issuer}{SSO_PATH}\"/>",
-            binding.urn()
-        ));
-    }
+    xml.push_str(&endpoints);
     xml.push_str("</md:IDPSSODescriptor></md:EntityDescriptor>\n");
     xml
 }
@@ -58,13 +67,77 @@ pub const STATUS_REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester
 pub const STATUS_RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder";
 pub const STATUS_NO_PASSIVE: &str = "urn:oasis:names:tc:SAML:2.0:status:NoPassive";
 pub const STATUS_REQUEST_DENIED: &str = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied";
+pub const STATUS_NO_AUTHN_CONTEXT: &str = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext";
+pub const STATUS_INVALID_NAME_ID_POLICY: &str =
+    "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy";
+pub const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
 
 /// SAML authn context §3.4: how the user signed in.
 pub const AC_PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
 /// REFEDS MFA profile: a second factor was used.
 pub const AC_MFA: &str = "https://refeds.org/profile/mfa";
-/// Signed in at another identity provider (named in `AuthenticatingAuthority`).
+/// Signed in at another identity provider (named in `AuthenticatingAuthority`) that did not
+/// say how.
 pub const AC_EXTERNAL: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified";
+/// SAML authn context §3.4.19: a password over an unprotected channel (requested by some SPs;
+/// met by any password sign-in here, all of which are over TLS).
+const AC_PASSWORD_PLAIN: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password";
+
+/// The classes this IdP issues, weakest first: their ranks are the indexes.
+const CONTEXTS: [&str; 3] = [AC_EXTERNAL, AC_PASSWORD, AC_MFA];
+pub const CONTEXT_RANKS: [u8; 3] = [0, 1, 2];
+
+/// The rank of a class this IdP can issue (for RequestedAuthnContext comparisons, SAML core
+/// §3.3.2.2.1); `None` for any other.
+pub fn context_rank(class: &str) -> Option<u8> {
+    match class {
+        AC_PASSWORD_PLAIN => Some(1),
+        c => CONTEXTS
+            .iter()
+            .position(|k| *k == c)
+            .and_then(|i| u8::try_from(i).ok()),
+    }
+}
+
+/// The ranks a session's sign-in truly meets: a local one its own (MFA also counts as a
+/// password sign-in); an upstream one what the upstream reported in `amr` (RFC 8176), or only
+/// "unspecified".
+fn session_contexts(session: &SessionRecord) -> Vec<u8> {
+    if session.idp == crate::federation::LOCAL {
+        return if session.acr == crate::sessions::ACR_MFA {
+            vec![1, 2]
+        } else {
+            vec![1]
+        };
+    }
+    let amr: Vec<&str> = session.amr.split(' ').collect();
+    let mut out = vec![0];
+    if amr.contains(&"pwd") {
+        out.push(1);
+    }
+    if amr
+        .iter()
+        .any(|a| matches!(*a, "mfa" | "otp" | "hwk" | "swk" | "sms"))
+    {
+        out.push(2);
+    }
+    out
+}
+
+/// The class an assertion states. Unasked: password or MFA for a local sign-in, "unspecified"
+/// for an upstream one (with `AuthenticatingAuthority`). Asked (RequestedAuthnContext): the
+/// strongest the session meets among those accepted, an upstream's as its `amr` reports.
+fn issued_context(session: &SessionRecord, accepted: Option<&[u8]>) -> Option<&'static str> {
+    let rank = match accepted {
+        None if session.idp != crate::federation::LOCAL => 0,
+        None => session_contexts(session).into_iter().max()?,
+        Some(a) => session_contexts(session)
+            .into_iter()
+            .filter(|r| a.contains(r))
+            .max()?,
+    };
+    CONTEXTS.get(usize::from(rank)).copied()
+}
 
 /// Who the assertion is about and how they signed in.
 #[derive(Debug)]
@@ -95,7 +168,7 @@ pub struct Audience<'a> {
 /// How long an assertion may be presented (SAML profiles §4.1.4.2: short).
 const ASSERTION_LIFETIME: i64 = 300;
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     format!("_{}", crate::tokens::new_handle().replace(['-', '_'], "x"))
 }
 
@@ -222,10 +295,7 @@ pub fn error_response(
         .map(|i| format!(" InResponseTo=\"{}\"", xml_escape(i)))
         .unwrap_or_default();
     // A second-level code under Requester/Responder where the status is one (§3.2.2.2).
-    let (top, second) = match status {
-        STATUS_NO_PASSIVE | STATUS_REQUEST_DENIED => (STATUS_RESPONDER, Some(status)),
-        s => (s, None),
-    };
+    let (top, second) = second_level(status);
     let inner = second
         .map(|s| format!("<samlp:StatusCode Value=\"{s}\"/>"))
         .unwrap_or_default();
@@ -241,6 +311,18 @@ pub fn error_response(
         message = xml_escape(message),
     );
     base64::engine::general_purpose::STANDARD.encode(xml)
+}
+
+/// SAML core §3.2.2.2: a second-level code goes under the top-level one that fits it.
+pub fn second_level(status: &str) -> (&str, Option<&str>) {
+    match status {
+        STATUS_NO_PASSIVE | STATUS_REQUEST_DENIED | STATUS_NO_AUTHN_CONTEXT => {
+            (STATUS_RESPONDER, Some(status))
+        }
+        STATUS_INVALID_NAME_ID_POLICY => (STATUS_REQUESTER, Some(status)),
+        STATUS_PARTIAL_LOGOUT => (STATUS_SUCCESS, Some(status)),
+        s => (s, None),
+    }
 }
 
 /// SAML core §2.3.4 `EncryptedAssertion` (XML Encryption 1.1): the signed assertion under a
@@ -304,7 +386,7 @@ fn strip_declaration(xml: &str) -> &str {
 use super::authorize::{Away, Flow, SamlStep};
 use crate::config::Client;
 use crate::config::tenant::SamlSp;
-use crate::stores::SessionRecord;
+use crate::stores::{SessionRecord, SessionStore};
 use crate::ui::{FormPostPage, Page};
 use crate::validation::authorize::ValidatedAuthorize;
 use axum::http::{StatusCode, header};
@@ -357,12 +439,12 @@ impl Flow<'_> {
             Ok(_) => return self.saml_refused(step, STATUS_REQUEST_DENIED, "the user is disabled"),
             Err(e) => return self.internal(e),
         };
-        let name_id = match name_id(self.state, self.tenant, sp, &user) {
+        let name_id = match name_id(self.state, self.tenant, sp, &user, &session.sid) {
             Some(n) => n,
             None => {
                 return self.saml_refused(
                     step,
-                    "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy",
+                    STATUS_INVALID_NAME_ID_POLICY,
                     "the user has no value for this SP's NameID format",
                 );
             }
@@ -381,18 +463,19 @@ impl Flow<'_> {
             })
             .collect();
         let external = session.idp != crate::federation::LOCAL;
+        let Some(authn_context) = issued_context(session, step.accepted_contexts.as_deref()) else {
+            return self.saml_refused(
+                step,
+                STATUS_NO_AUTHN_CONTEXT,
+                "the sign-in does not meet the requested authentication context",
+            );
+        };
         let who = Subject {
             name_id: &name_id,
             name_id_format: sp.name_id_format,
             session_index: &session.sid,
             authn_instant: session.auth_time,
-            authn_context: if external {
-                AC_EXTERNAL
-            } else if session.acr == crate::sessions::ACR_MFA {
-                AC_MFA
-            } else {
-                AC_PASSWORD
-            },
+            authn_context,
             authenticating_authority: external.then_some(session.idp.as_str()),
             attributes,
         };
@@ -406,8 +489,19 @@ impl Flow<'_> {
                 .as_deref()
                 .filter(|_| sp.encrypt_assertions),
         };
+        // The session's participants hear of its end (single logout, SAML profiles §4.4).
+        let now = self.state.now();
+        if !session.client_ids().any(|c| c == sp.entity_id)
+            && let Err(e) = self
+                .state
+                .store
+                .touch_session(self.tenant.slug(), &session.sid, now, Some(&sp.entity_id))
+                .await
+        {
+            return self.internal(e);
+        }
         let keys = self.tenant.keys.load();
-        let response = match signed_response(self.tenant, &keys, &to, &who, self.state.now()) {
+        let response = match signed_response(self.tenant, &keys, &to, &who, now) {
             Ok(r) => r,
             Err(e) => return self.internal(e),
         };
@@ -461,12 +555,14 @@ impl Flow<'_> {
 }
 
 /// The user's NameID for `sp` in its format: persistent ones are opaque and pairwise
-/// (`MasterKey::pairwise_id`); `None` when the user lacks the value (an email).
-fn name_id(
+/// (`MasterKey::pairwise_id`), transient ones opaque and pairwise per session `sid` (so that a
+/// LogoutRequest can name the session's); `None` when the user lacks the value (an email).
+pub(crate) fn name_id(
     state: &crate::state::AppState,
     tenant: &Tenant,
     sp: &SamlSp,
     user: &crate::config::tenant::UserSpec,
+    sid: &str,
 ) -> Option<String> {
     match sp.name_id_format {
         SamlNameIdFormat::Persistent => Some(state.master.pairwise_id(
@@ -479,7 +575,14 @@ fn name_id(
             .get("email")
             .and_then(serde_json::Value::as_str)
             .map(str::to_string),
-        SamlNameIdFormat::Transient => Some(new_id()),
+        SamlNameIdFormat::Transient => Some(format!(
+            "_{}",
+            state.master.pairwise_id(
+                tenant.slug(),
+                &sp.entity_id,
+                &format!("{}\0{sid}", user.subject)
+            )
+        )),
         SamlNameIdFormat::Unspecified => Some(user.subject.clone()),
     }
 }

@@ -13,6 +13,25 @@ use std::time::Duration;
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 const ATTEMPTS: u32 = 3;
 
+/// Ends `session` (on every node: it is deleted from the store) and tells its OIDC clients:
+/// back-channel now, in the background; the front-channel URLs are returned for the browser.
+pub async fn end(
+    state: &AppState,
+    tenant: &Tenant,
+    session: &SessionRecord,
+    request_id: &str,
+) -> Result<Vec<String>, crate::error::InternalError> {
+    use crate::stores::SessionStore;
+    state
+        .store
+        .delete_session(tenant.slug(), &session.sid)
+        .await?;
+    crate::events::logout(tenant.slug(), &session.subject, &session.sid, request_id);
+    let clients = session_clients(tenant, session).await;
+    send_backchannel(state, tenant, session, &clients);
+    Ok(frontchannel_urls(tenant, session, &clients))
+}
+
 /// The clients that received tokens in `session`.
 pub async fn session_clients(tenant: &Tenant, session: &SessionRecord) -> Vec<Arc<Client>> {
     let mut out = Vec::new();

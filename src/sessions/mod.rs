@@ -111,7 +111,7 @@ pub async fn current_with_consent(
     Ok(Some((s, consent)))
 }
 
-fn is_live(tenant: &Tenant, s: &SessionRecord, now: i64) -> bool {
+pub(crate) fn is_live(tenant: &Tenant, s: &SessionRecord, now: i64) -> bool {
     s.expires_at > now && s.last_seen_at + tenant.spec.session.idle_timeout > now
 }
 

@@ -120,8 +120,14 @@ impl ValidatedAuthorize {
 
     /// A SAML AuthnRequest (already validated by `validation::saml`) as the sign-in pipeline
     /// sees it: the SP's entity id stands for the client; ForceAuthn is `prompt=login`,
-    /// IsPassive `prompt=none` (SAML core §3.4.1).
-    pub fn for_saml(entity_id: &str, force_authn: bool, is_passive: bool) -> Self {
+    /// IsPassive `prompt=none` (SAML core §3.4.1); a RequestedAuthnContext only a second
+    /// factor satisfies is `acr_values` MFA (a session without one signs in again).
+    pub fn for_saml(
+        entity_id: &str,
+        force_authn: bool,
+        is_passive: bool,
+        require_mfa: bool,
+    ) -> Self {
         let mut prompt = Vec::new();
         if force_authn {
             prompt.push(Prompt::Login);
@@ -129,8 +135,14 @@ impl ValidatedAuthorize {
         if is_passive {
             prompt.push(Prompt::None);
         }
+        let acr_values = if require_mfa {
+            vec![crate::sessions::ACR_MFA.to_string()]
+        } else {
+            Vec::new()
+        };
         Self {
             prompt,
+            acr_values,
             ..Self::for_device(entity_id, &["openid".to_string()], &[])
         }
     }

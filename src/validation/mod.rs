@@ -11,6 +11,7 @@ pub mod dpop;
 pub mod form;
 pub mod params;
 pub mod saml;
+pub mod saml_logout;
 pub mod scope;
 pub mod token;
 pub mod trusted;

@@ -29,9 +29,9 @@ const SIG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
 pub enum Binding<'a> {
     /// The query string as received (its encoded values are what the signature covers).
     Redirect(&'a str),
-    /// The form's `SAMLRequest` and `RelayState`.
+    /// The form's `SAMLRequest` (or `SAMLResponse`) and `RelayState`.
     Post {
-        saml_request: Option<&'a str>,
+        message: Option<&'a str>,
         relay_state: Option<&'a str>,
     },
 }
@@ -45,6 +45,7 @@ pub struct ValidatedSamlRequest {
     relay_state: Option<String>,
     force_authn: bool,
     is_passive: bool,
+    accepted_contexts: Option<Vec<u8>>,
 }
 
 impl ValidatedSamlRequest {
@@ -67,6 +68,10 @@ impl ValidatedSamlRequest {
     /// SAML core §3.4.1: the IdP must not show a page.
     pub fn is_passive(&self) -> bool {
         self.is_passive
+    }
+    /// SAML core §3.3.2.2.1: the context ranks the SP accepts; `None`: any.
+    pub fn accepted_contexts(&self) -> Option<&[u8]> {
+        self.accepted_contexts.as_deref()
     }
 }
 
@@ -110,6 +115,66 @@ fn url_decode(raw: &str) -> Option<String> {
         .next()
 }
 
+/// A protocol message as it arrived: its XML and RelayState.
+pub(crate) struct Decoded {
+    pub xml: String,
+    pub relay_state: Option<String>,
+}
+
+/// SAML bindings §3.4.4.1 / §3.5.4: the message `param` (`SAMLRequest`, `SAMLResponse`) read
+/// from the query (DEFLATE, base64) or the form (base64), size-bounded, UTF-8, without a DTD
+/// (hence without any entity, internal or external).
+pub(crate) fn decode(binding: &Binding<'_>, param: &str) -> Result<Decoded, &'static str> {
+    let (encoded, relay_state) = match binding {
+        Binding::Redirect(q) => (
+            raw_param(q, param).and_then(url_decode),
+            raw_param(q, "RelayState").and_then(url_decode),
+        ),
+        Binding::Post {
+            message,
+            relay_state,
+        } => (message.map(str::to_string), relay_state.map(str::to_string)),
+    };
+    let encoded = encoded.ok_or("the SAML message is missing")?;
+    if encoded.len() > MAX_MESSAGE {
+        return Err("the SAML message is too large");
+    }
+    if relay_state
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_RELAY_STATE)
+    {
+        return Err("RelayState is longer than 80 bytes (SAML bindings §3.4.3)");
+    }
+    let compact: String = encoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| "the SAML message is not base64")?;
+    let xml_bytes = match binding {
+        // SAML bindings §3.4.4.1: DEFLATE (RFC 1951), read no further than the limit.
+        Binding::Redirect(_) => {
+            let mut out = Vec::new();
+            flate2::read::DeflateDecoder::new(bytes.as_slice())
+                .take(MAX_MESSAGE as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| "the SAML message does not inflate")?;
+            out
+        }
+        Binding::Post { .. } => bytes,
+    };
+    if xml_bytes.len() > MAX_MESSAGE {
+        return Err("the SAML message is too large");
+    }
+    let xml = String::from_utf8(xml_bytes).map_err(|_| "the SAML message is not UTF-8")?;
+    let upper = xml.to_ascii_uppercase();
+    if upper.contains("<!DOCTYPE") || upper.contains("<!ENTITY") {
+        return Err("a SAML message with a DOCTYPE is refused");
+    }
+    Ok(Decoded { xml, relay_state })
+}
+
 /// Validates an AuthnRequest; refusals after the SP is known are security events (with
 /// `request_id`, the id of the HTTP request).
 pub async fn validate(
@@ -118,59 +183,7 @@ pub async fn validate(
     request_id: &str,
     binding: Binding<'_>,
 ) -> Result<ValidatedSamlRequest, Refusal> {
-    let (encoded, relay_state) = match &binding {
-        Binding::Redirect(q) => (
-            raw_param(q, "SAMLRequest").and_then(url_decode),
-            raw_param(q, "RelayState").and_then(url_decode),
-        ),
-        Binding::Post {
-            saml_request,
-            relay_state,
-        } => (
-            saml_request.map(str::to_string),
-            relay_state.map(str::to_string),
-        ),
-    };
-    let encoded = encoded.ok_or_else(|| page("SAMLRequest is required"))?;
-    if encoded.len() > MAX_MESSAGE {
-        return Err(page("the SAMLRequest is too large"));
-    }
-    if relay_state
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_RELAY_STATE)
-    {
-        return Err(page(
-            "RelayState is longer than 80 bytes (SAML bindings §3.4.3)",
-        ));
-    }
-    let compact: String = encoded
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|_| page("the SAMLRequest is not base64"))?;
-    let xml_bytes = match binding {
-        // SAML bindings §3.4.4.1: DEFLATE (RFC 1951), read no further than the limit.
-        Binding::Redirect(_) => {
-            let mut out = Vec::new();
-            flate2::read::DeflateDecoder::new(bytes.as_slice())
-                .take(MAX_MESSAGE as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|_| page("the SAMLRequest does not inflate"))?;
-            out
-        }
-        Binding::Post { .. } => bytes,
-    };
-    if xml_bytes.len() > MAX_MESSAGE {
-        return Err(page("the SAMLRequest is too large"));
-    }
-    let xml = String::from_utf8(xml_bytes).map_err(|_| page("the SAMLRequest is not UTF-8"))?;
-    // No DTD, hence no entity of any kind (internal or external).
-    let upper = xml.to_ascii_uppercase();
-    if upper.contains("<!DOCTYPE") || upper.contains("<!ENTITY") {
-        return Err(page("a SAMLRequest with a DOCTYPE is refused"));
-    }
+    let Decoded { xml, relay_state } = decode(&binding, "SAMLRequest").map_err(page)?;
     let request: samael::schema::AuthnRequest = xml
         .parse()
         .map_err(|_| page("the SAMLRequest is not an AuthnRequest"))?;
@@ -179,12 +192,7 @@ pub async fn validate(
         .as_ref()
         .and_then(|i| i.value.as_deref())
         .ok_or_else(|| page("the AuthnRequest names no Issuer"))?;
-    let Some(sp) = tenant
-        .spec
-        .saml_service_providers
-        .iter()
-        .find(|s| s.entity_id == issuer)
-    else {
+    let Some(sp) = service_provider(tenant, issuer) else {
         return Err(page(
             "the AuthnRequest's Issuer is not a service provider of this tenant",
         ));
@@ -248,8 +256,14 @@ pub async fn validate(
             ));
         }
         let checked = match binding {
-            Binding::Redirect(q) => redirect_signature(q, cert, sp.allow_sha1),
-            Binding::Post { .. } => post_signature(&xml, &request, cert, sp.allow_sha1),
+            Binding::Redirect(q) => redirect_signature(q, "SAMLRequest", cert, sp.allow_sha1),
+            Binding::Post { .. } => enveloped_signature(
+                &xml,
+                &request.id,
+                request.signature.as_ref(),
+                cert,
+                sp.allow_sha1,
+            ),
         };
         if let Err(why) = checked {
             tracing::warn!(target: "security", event = "saml_request_refused", tenant = %tenant.slug(), request_id, sp = %sp.entity_id, reason = why);
@@ -267,23 +281,28 @@ pub async fn validate(
         && format != sp.name_id_format.urn()
     {
         return Err(to_acs(
-            "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy",
+            crate::response::saml::STATUS_INVALID_NAME_ID_POLICY,
             "this SP is sent another NameID format",
         ));
     }
-    // Single use, on every node, for longer than the request could be accepted.
-    let marker = GrantRecord {
-        handle_hash: crate::tokens::handle_hash(&format!(
-            "saml-authn-request\0{}\0{}",
-            sp.entity_id, request.id
-        )),
-        client_id: sp.entity_id.clone(),
-        created_at: now,
-        expires_at: now + 2 * ISSUE_WINDOW + 60,
-        consumed_at: Some(now),
-        ..GrantRecord::of(GrantKind::SingleUse)
+    let accepted_contexts = match request.requested_authn_context.as_ref() {
+        None => None,
+        Some(r) => Some(accepted_contexts(r).ok_or_else(|| {
+            to_acs(
+                crate::response::saml::STATUS_NO_AUTHN_CONTEXT,
+                "no authentication context this IdP offers meets the request",
+            )
+        })?),
     };
-    if !state.store.redeem_once(tenant.slug(), &marker, &[]).await? {
+    if !first_use(
+        state,
+        tenant,
+        "saml-authn-request",
+        &sp.entity_id,
+        &request.id,
+    )
+    .await?
+    {
         return Err(to_acs(STATUS_REQUESTER, "the request was used before"));
     }
     Ok(ValidatedSamlRequest {
@@ -293,7 +312,63 @@ pub async fn validate(
         relay_state,
         force_authn: request.force_authn.unwrap_or(false),
         is_passive: request.is_passive.unwrap_or(false),
+        accepted_contexts,
     })
+}
+
+/// SAML core §3.3.2.2.1: the ranks (`response::saml::context_rank`) of the classes this IdP
+/// issues that meet a RequestedAuthnContext; `None` when none does (NoAuthnContext). Classes
+/// this IdP never issues are ignored; declaration references cannot be met.
+fn accepted_contexts(r: &samael::schema::RequestedAuthnContext) -> Option<Vec<u8>> {
+    use crate::response::saml::{CONTEXT_RANKS, context_rank};
+    use samael::schema::AuthnContextComparison as C;
+    let known: Vec<u8> = r
+        .authn_context_class_refs
+        .iter()
+        .flatten()
+        .filter_map(|c| c.value.as_deref().and_then(context_rank))
+        .collect();
+    let (low, high) = (known.iter().min()?, known.iter().max()?);
+    let accepted: Vec<u8> = CONTEXT_RANKS
+        .into_iter()
+        .filter(|rank| match r.comparison.as_ref().unwrap_or(&C::Exact) {
+            C::Exact => known.contains(rank),
+            C::Minimum => rank >= low,
+            C::Better => rank > low,
+            C::Maximum => rank <= high,
+        })
+        .collect();
+    (!accepted.is_empty()).then_some(accepted)
+}
+
+/// The service provider of `tenant` with this entity id.
+pub fn service_provider<'t>(tenant: &'t Tenant, entity_id: &str) -> Option<&'t SamlSp> {
+    tenant
+        .spec
+        .saml_service_providers
+        .iter()
+        .find(|s| s.entity_id == entity_id)
+}
+
+/// Records that `sp` sent the message `id` (of kind `what`); false if it was seen before.
+/// Single use on every node, for longer than the message could be accepted.
+pub(crate) async fn first_use(
+    state: &AppState,
+    tenant: &Tenant,
+    what: &str,
+    entity_id: &str,
+    id: &str,
+) -> Result<bool, InternalError> {
+    let now = state.now();
+    let marker = GrantRecord {
+        handle_hash: crate::tokens::handle_hash(&format!("{what}\0{entity_id}\0{id}")),
+        client_id: entity_id.to_string(),
+        created_at: now,
+        expires_at: now + 2 * ISSUE_WINDOW + 60,
+        consumed_at: Some(now),
+        ..GrantRecord::of(GrantKind::SingleUse)
+    };
+    state.store.redeem_once(tenant.slug(), &marker, &[]).await
 }
 
 fn public_key(cert_pem: &str) -> Result<openssl::pkey::PKey<openssl::pkey::Public>, &'static str> {
@@ -302,9 +377,14 @@ fn public_key(cert_pem: &str) -> Result<openssl::pkey::PKey<openssl::pkey::Publi
         .map_err(|_| "the SP's certificate cannot be read")
 }
 
-/// SAML bindings §3.4.4.1: the signature over `SAMLRequest=…&RelayState=…&SigAlg=…`, the
-/// values exactly as they were sent.
-fn redirect_signature(query: &str, cert_pem: &str, allow_sha1: bool) -> Result<(), &'static str> {
+/// SAML bindings §3.4.4.1: the signature over `SAMLRequest=…&RelayState=…&SigAlg=…` (or
+/// `SAMLResponse=…`), the values exactly as they were sent.
+pub(crate) fn redirect_signature(
+    query: &str,
+    param: &str,
+    cert_pem: &str,
+    allow_sha1: bool,
+) -> Result<(), &'static str> {
     let sig_alg_raw = raw_param(query, "SigAlg").ok_or("no SigAlg")?;
     let sig_alg = url_decode(sig_alg_raw).ok_or("SigAlg is malformed")?;
     let digest = match sig_alg.as_str() {
@@ -317,10 +397,7 @@ fn redirect_signature(query: &str, cert_pem: &str, allow_sha1: bool) -> Result<(
         .and_then(url_decode)
         .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
         .ok_or("no Signature")?;
-    let mut signed = format!(
-        "SAMLRequest={}",
-        raw_param(query, "SAMLRequest").unwrap_or_default()
-    );
+    let mut signed = format!("{param}={}", raw_param(query, param).unwrap_or_default());
     if let Some(r) = raw_param(query, "RelayState") {
         signed.push_str(&format!("&RelayState={r}"));
     }
@@ -334,26 +411,23 @@ fn redirect_signature(query: &str, cert_pem: &str, allow_sha1: bool) -> Result<(
     }
 }
 
-/// SAML bindings §3.5.4: an enveloped signature of the request itself (its Reference is the
-/// root's ID, and it is the only signature), verified with the SP's certificate.
-fn post_signature(
+/// SAML bindings §3.5.4: an enveloped signature of the message itself (its Reference is the
+/// root's ID, `root_id`, and it is the only signature), verified with the SP's certificate.
+pub(crate) fn enveloped_signature(
     xml: &str,
-    request: &samael::schema::AuthnRequest,
+    root_id: &str,
+    signature: Option<&samael::signature::Signature>,
     cert_pem: &str,
     allow_sha1: bool,
 ) -> Result<(), &'static str> {
-    let signature = request
-        .signature
-        .as_ref()
-        .ok_or("the request is not signed")?;
+    let signature = signature.ok_or("the message is not signed")?;
     let reference = signature
         .signed_info
         .reference
         .first()
         .and_then(|r| r.uri.as_deref());
-    if signature.signed_info.reference.len() != 1 || reference != Some(&format!("#{}", request.id))
-    {
-        return Err("the signature does not cover the request");
+    if signature.signed_info.reference.len() != 1 || reference != Some(&format!("#{root_id}")) {
+        return Err("the signature does not cover the message");
     }
     if xml.matches("SignatureValue>").count() > 2 {
         return Err("more than one signature");
@@ -370,10 +444,8 @@ fn post_signature(
     let der = openssl::x509::X509::from_pem(cert_pem.as_bytes())
         .and_then(|c| c.to_der())
         .map_err(|_| "the SP's certificate cannot be read")?;
-    samael::idp::verified_request::UnverifiedAuthnRequest::from_xml(xml)
-        .map_err(|_| "the request does not parse")?
-        .try_verify_with_cert(&der.into())
-        .map(|_| ())
+    use samael::crypto::CryptoProvider;
+    samael::crypto::Crypto::verify_signed_xml(xml.as_bytes(), &der.into(), Some("ID"))
         .map_err(|_| "the signature does not verify with the SP's certificate")
 }
 

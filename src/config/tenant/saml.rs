@@ -60,10 +60,12 @@ pub(super) fn service_providers(
                 "IdP-initiated sign-in is not supported yet".into(),
             );
         }
-        if s.slo_url.is_some() {
+        // SAML profiles §4.4.4.1: logout messages are signed; the SP's certificate checks them.
+        if s.slo_url.is_some() && signing_certificate.is_none() {
             bad(
                 k.key("slo_url"),
-                "single logout is not supported yet".into(),
+                "single logout needs the SP's signing_certificate (its logout messages are signed)"
+                    .into(),
             );
         }
         // XML Encryption §5.5.2: the key goes to the SP with RSA-OAEP.

@@ -303,6 +303,18 @@ struct SigningKey {
 }
 
 impl SigningKey {
+    /// The IdP's RSA key (PKCS#8 DER) and its certificate.
+    fn rsa(pkcs8: &[u8], cert_der: &[u8]) -> Result<Self, SamlError> {
+        let pkey = PKey::private_key_from_pkcs8(pkcs8)?;
+        if pkey.id() != Id::RSA {
+            return Err(SamlError::Config("the IdP signing key must be RSA"));
+        }
+        Ok(SigningKey {
+            pkey,
+            kind: KeyKind::Rsa,
+            cert_der: cert_der.to_vec(),
+        })
+    }
     fn from_pem(key_pem: &str, cert_pem: &str) -> Result<Self, SamlError> {
         let pkey = PKey::private_key_from_pem(key_pem.as_bytes())
             .map_err(|_| SamlError::Config("signing key is not a PEM private key"))?;
@@ -1029,17 +1041,24 @@ pub fn sign_enveloped_rsa(
     pkcs8: &[u8],
     cert_der: &[u8],
 ) -> Result<String, SamlError> {
-    let pkey = PKey::private_key_from_pkcs8(pkcs8)?;
-    if pkey.id() != Id::RSA {
-        return Err(SamlError::Config("the IdP signing key must be RSA"));
-    }
-    let key = SigningKey {
-        pkey,
-        kind: KeyKind::Rsa,
-        cert_der: cert_der.to_vec(),
-    };
+    let key = SigningKey::rsa(pkcs8, cert_der)?;
     let xml = xml.replacen("{signature}", &key.signature_template(ref_id), 1);
     key.sign_xml(&xml)
+}
+
+/// HTTP-Redirect binding (bindings §3.4.4.1): `destination` with `parameter` (`SAMLRequest` or
+/// `SAMLResponse`) holding `xml` deflated, RelayState (none when empty), SigAlg and the
+/// RSA-SHA256 Signature by `pkcs8`.
+pub fn signed_redirect_url_rsa(
+    destination: &str,
+    parameter: &str,
+    xml: &str,
+    relay_state: &str,
+    pkcs8: &[u8],
+    cert_der: &[u8],
+) -> Result<String, SamlError> {
+    let key = SigningKey::rsa(pkcs8, cert_der)?;
+    signed_redirect_url(destination, parameter, xml, relay_state, &key)
 }
 
 /// The SAML timestamp of a unix time (SAML core §1.3.3: UTC, no fractions here).
