@@ -749,3 +749,120 @@ async fn an_encrypted_assertion_opens_only_with_the_sps_key_and_is_still_signed_
     assert!(!out.status.success());
     s.stop().await;
 }
+
+/// An AuthnRequest from the wiki (signed by the Redirect binding) that asks for `context`.
+fn request_with_context(s: &SamlSetup, id: &str, context: &str) -> String {
+    let sso = s.server.url("/acme/saml/sso");
+    let xml = format!(
+        "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+         xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{id}\" Version=\"2.0\" \
+         IssueInstant=\"{}\" Destination=\"{sso}\" AssertionConsumerServiceURL=\"{ACS}\">\
+         <saml:Issuer>{SP}</saml:Issuer>{context}</samlp:AuthnRequest>",
+        portcullis::federation::saml::sp::instant(now()).unwrap()
+    );
+    let pkcs8 = openssl::pkey::PKey::private_key_from_pem(s.sp.signing_key_pem.as_bytes())
+        .unwrap()
+        .private_key_to_pkcs8()
+        .unwrap();
+    let cert = openssl::x509::X509::from_pem(s.sp.signing_cert_pem.as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    portcullis::federation::saml::sp::signed_redirect_url_rsa(
+        &sso,
+        "SAMLRequest",
+        &xml,
+        "",
+        &pkcs8,
+        &cert,
+    )
+    .unwrap()
+}
+
+fn requested(comparison: &str, classes: &[&str]) -> String {
+    let refs: String = classes
+        .iter()
+        .map(|c| format!("<saml:AuthnContextClassRef>{c}</saml:AuthnContextClassRef>"))
+        .collect();
+    format!(
+        "<samlp:RequestedAuthnContext Comparison=\"{comparison}\">{refs}</samlp:RequestedAuthnContext>"
+    )
+}
+
+const PPT: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+const REFEDS_MFA: &str = "https://refeds.org/profile/mfa";
+
+on_both_engines!(
+    a_requested_authn_context_is_met_with_a_second_factor_or_answered_no_authn_context
+);
+async fn a_requested_authn_context_is_met_with_a_second_factor_or_answered_no_authn_context(
+    pg: bool,
+) {
+    let s = saml_setup(pg).await;
+    let b = Browser::new(&s.server);
+    // A password sign-in meets "exactly PasswordProtectedTransport".
+    let id = new_request_id().unwrap();
+    let r = b
+        .get(&request_with_context(&s, &id, &requested("exact", &[PPT])))
+        .await;
+    let r = submit_login(&b, &location(&r), "alice", "alice-password").await;
+    let (b64, xml, _) = posted(&r.text().await.unwrap());
+    verify_response(&s.sp, &s.idp, &b64, Some(&id), now()).unwrap();
+    assert!(
+        xml.contains(&format!("<saml:AuthnContextClassRef>{PPT}<")),
+        "{xml}"
+    );
+    // MFA: her password session is not enough, she signs in again; without a second factor
+    // (she has none) the SP is told NoAuthnContext, with no assertion.
+    let id = new_request_id().unwrap();
+    let r = b
+        .get(&request_with_context(
+            &s,
+            &id,
+            &requested("minimum", &[REFEDS_MFA]),
+        ))
+        .await;
+    assert_eq!(r.status(), 303, "a fresh sign-in");
+    let r = submit_login(&b, &location(&r), "alice", "alice-password").await;
+    let (_, xml, _) = posted(&r.text().await.unwrap());
+    assert!(xml.contains("status:Responder"), "{xml}");
+    assert!(xml.contains("status:NoAuthnContext"), "{xml}");
+    assert!(!xml.contains("Assertion"), "{xml}");
+    // A class this IdP never issues (Kerberos): NoAuthnContext at once, no page.
+    let id = new_request_id().unwrap();
+    let kerberos = requested(
+        "exact",
+        &["urn:oasis:names:tc:SAML:2.0:ac:classes:Kerberos"],
+    );
+    let r = b.get(&request_with_context(&s, &id, &kerberos)).await;
+    assert_eq!(r.status(), 200);
+    let (_, xml, _) = posted(&r.text().await.unwrap());
+    assert!(xml.contains("status:NoAuthnContext"), "{xml}");
+    // "Better than a password" for carol, who has a TOTP: the assertion says MFA.
+    let carol = Browser::new(&s.server);
+    let id = new_request_id().unwrap();
+    let r = carol
+        .get(&request_with_context(&s, &id, &requested("better", &[PPT])))
+        .await;
+    let r = submit_login(&carol, &location(&r), "carol", "carol-password").await;
+    let html = r.text().await.unwrap();
+    let code = portcullis::users::totp_code("CPVGE6YPNPBBTGYVKT2AOU537SU3URFN", now()).unwrap();
+    let r = carol
+        .post(
+            &s.server.url("/acme/account/login/totp"),
+            &[
+                ("interaction", &field(&html, "interaction")),
+                ("csrf", &field(&html, "csrf")),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (b64, xml, _) = posted(&r.text().await.unwrap());
+    verify_response(&s.sp, &s.idp, &b64, Some(&id), now()).unwrap();
+    assert!(
+        xml.contains(&format!("<saml:AuthnContextClassRef>{REFEDS_MFA}<")),
+        "{xml}"
+    );
+    s.server.stop().await;
+}
