@@ -420,6 +420,49 @@ async fn node_saml_signs_alice_and_bob_in_to_the_demo_sp_by_redirect_and_post() 
     s.stop().await;
 }
 
+#[tokio::test]
+async fn node_saml_opens_an_encrypted_assertion_and_logs_out_from_either_side() {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let (sp_key, sp_cert) = key_and_certificate_files(keys.path(), "slo-sp");
+    let cert = std::fs::read_to_string(&sp_cert).unwrap();
+    let (acs, slo) = (
+        "http://127.0.0.1:9002/saml/acs",
+        "http://127.0.0.1:9002/saml/slo",
+    );
+    let acme = format!(
+        "{ACME}\n[[saml_service_providers]]\nentity_id = \"https://slo.acme.test\"\n\
+         acs = [{{ url = \"{acs}\", default = true }}]\nslo_url = \"{slo}\"\nslo_binding = \"redirect\"\n\
+         signing_certificate = '''\n{cert}'''\nencryption_certificate = '''\n{cert}'''\n\
+         encrypt_assertions = true\n\
+         attributes = [{{ claim = \"email\", name = \"urn:oid:0.9.2342.19200300.100.1.3\", name_format = \"uri\" }}]\n"
+    );
+    let s = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.to_string())],
+        ..Default::default()
+    })
+    .await;
+    run_script(
+        &s,
+        "saml_slo.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("SP_ENTITY_ID", "https://slo.acme.test"),
+            ("ACS_URL", acs),
+            ("SLO_URL", slo),
+            ("SP_KEY_FILE", &sp_key),
+            ("SP_CERT_FILE", &sp_cert),
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_PASSWORD", "alice-password"),
+            ("EXPECTED_EMAIL", "alice@acme.test"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Token exchange (RFC 8693), the JWT bearer grant (RFC 7523) and workload identity
 
