@@ -96,10 +96,15 @@ struct Setup {
 
 /// acme with two SPs that take part in single logout: the wiki by Redirect, the CRM by POST.
 async fn setup(pg: bool) -> Setup {
+    setup_with(pg, ACME.to_string(), Vec::new()).await
+}
+
+/// [`setup`] from the tenant file `acme`, trusting `trusted_cas` for outbound calls.
+async fn setup_with(pg: bool, acme: String, trusted_cas: Vec<std::path::PathBuf>) -> Setup {
     let (wiki, wiki_cert) = TestSp::new(SP);
     let (crm, crm_cert) = TestSp::new(CRM);
     let tenant = format!(
-        "{ACME}\n[[saml_service_providers]]\nentity_id = \"{SP}\"\n\
+        "{acme}\n[[saml_service_providers]]\nentity_id = \"{SP}\"\n\
          acs = [{{ url = \"{ACS}\", default = true }}]\nslo_url = \"{WIKI_SLO}\"\nslo_binding = \"redirect\"\n\
          signing_certificate = '''\n{wiki_cert}'''\n\
          [[saml_service_providers]]\nentity_id = \"{CRM}\"\nname_id_format = \"transient\"\n\
@@ -109,6 +114,7 @@ async fn setup(pg: bool) -> Setup {
     let server = TestServer::start_with(Options {
         tenants: vec![("acme", tenant), ("globex", GLOBEX.to_string())],
         postgres: pg,
+        trusted_cas,
         ..Default::default()
     })
     .await;
@@ -391,6 +397,77 @@ async fn signing_out_at_the_end_session_endpoint_sends_the_saml_sps_signed_logou
             .contains("signed out")
     );
     assert!(!has_session(&s, &b).await);
+    s.server.stop().await;
+}
+
+on_both_engines!(a_saml_logout_reaches_the_oidc_clients_of_the_session_front_and_back);
+async fn a_saml_logout_reaches_the_oidc_clients_of_the_session_front_and_back(pg: bool) {
+    let upstreams = crate::support::Upstreams::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+    let app = axum::Router::new().route(
+        "/backchannel-logout",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body).await;
+                "ok"
+            }
+        }),
+    );
+    let receiver = upstreams.serve(app).await;
+    let acme = ACME.replace(
+        "backchannel_logout_uri = \"https://127.0.0.1:9000/backchannel-logout\"",
+        &format!(
+            "backchannel_logout_uri = \"{receiver}/backchannel-logout\"\n\
+             frontchannel_logout_uri = \"http://127.0.0.1:9000/frontchannel-logout\""
+        ),
+    );
+    let s = setup_with(pg, acme, vec![upstreams.ca_file()]).await;
+    let b = Browser::new(&s.server);
+    // One session: acme-web (OIDC) first, then the wiki (SAML) by single sign-on.
+    crate::interactive::alice_signs_in(&s.server, &b, "st").await;
+    let at_wiki = sign_in(&s, &b, &s.wiki).await;
+    let url = logout_request_redirect(
+        &s.wiki.config,
+        &s.idp,
+        &at_wiki.name_id,
+        None,
+        Some(&at_wiki.session_index),
+        "",
+        now(),
+    )
+    .unwrap()
+    .unwrap();
+    let r = b.get(&url).await;
+    // Front-channel first: the client's logout page in an iframe, then on to the rest.
+    assert_eq!(r.status(), 200);
+    let html = crate::interactive::unescape(&r.text().await.unwrap());
+    assert!(html.contains("frontchannel-logout?iss="), "{html}");
+    let next = html
+        .split(&s.server.url("/acme/saml/slo?continue="))
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // Back-channel: a logout token for the session, in the background.
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(body.starts_with("logout_token="), "{body}");
+    let r = b
+        .get(&s.server.url(&format!("/acme/saml/slo?continue={next}")))
+        .await;
+    assert_eq!(r.status(), 303);
+    let (xml, _) = redirected(&location(&r), "SAMLResponse", &s.idp_cert);
+    assert!(xml.contains("status:Success"), "{xml}");
+    // The continue link is single use.
+    let r = b
+        .get(&s.server.url(&format!("/acme/saml/slo?continue={next}")))
+        .await;
+    assert_eq!(r.status(), 400);
     s.server.stop().await;
 }
 
