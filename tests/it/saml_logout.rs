@@ -591,7 +591,7 @@ async fn bad_logout_requests_are_refused_and_end_no_session(pg: bool) {
 }
 
 #[test]
-fn single_logout_needs_the_sps_signing_certificate() {
+fn single_logout_needs_the_sps_signing_certificate_and_an_sp_is_named_unlike_any_client() {
     let tenant = format!(
         "{ACME}\n[[saml_service_providers]]\nentity_id = \"{SP}\"\n\
          acs = [{{ url = \"{ACS}\" }}]\nslo_url = \"{WIKI_SLO}\"\n"
@@ -615,6 +615,33 @@ fn single_logout_needs_the_sps_signing_certificate() {
             .iter()
             .any(|p| p.key == "saml_service_providers[1].slo_url"
                 && p.message.contains("signing_certificate")),
+        "{problems:?}"
+    );
+    // An SP named like a client: a session's participants would be ambiguous.
+    let twin = format!(
+        "{ACME}\n[[saml_service_providers]]\nentity_id = \"urn:acme:twin\"\n\
+         acs = [{{ url = \"{ACS}\" }}]\n[[clients]]\nclient_id = \"urn:acme:twin\"\n\
+         grant_types = [\"client_credentials\"]\nsecrets = [{{ hash = \"sha256:iRczT2z1BWu_vNWDkEQIhZoTsXxk_d6Q4WHSKOUIco4\" }}]\nscopes = [\"api.read\"]\n"
+    );
+    let problems = portcullis::config::tenant::resolve(
+        std::path::Path::new("acme.toml"),
+        &twin,
+        &portcullis::config::tenant::TenantDefaults {
+            public_base_url: DEMO_BASE,
+            mtls_base_url: DEMO_BASE,
+            files: &portcullis::config::FileRoots::new(
+                std::env::temp_dir(),
+                vec![std::env::temp_dir()],
+                Vec::new(),
+            ),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "saml_service_providers[1].entity_id"
+                && p.message.contains("also a client_id")),
         "{problems:?}"
     );
 }

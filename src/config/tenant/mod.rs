@@ -556,6 +556,18 @@ pub fn resolve(
         defaults.files,
         &mut bad,
     );
+    // A session's participant list names clients and SPs alike (for logout): one name, one party.
+    for (i, sp) in saml_service_providers.iter().enumerate() {
+        if file.clients.iter().any(|c| c.client_id == sp.entity_id) {
+            bad(
+                KeyPath::root()
+                    .key("saml_service_providers")
+                    .index(i)
+                    .key("entity_id"),
+                format!("`{}` is also a client_id of this tenant", sp.entity_id),
+            );
+        }
+    }
     let users = users::resolve(&file.users, &KeyPath::root(), &mut bad);
     policies::check_session_and_login(&file, &mut bad);
     tokens::check_lifetimes(&file.tokens, &mut bad);
