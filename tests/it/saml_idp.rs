@@ -576,6 +576,17 @@ async fn bad_authn_requests_get_an_error_page_or_a_saml_error_and_nothing_is_iss
         xml.contains("status:Requester") && !xml.contains("Assertion"),
         "{xml}"
     );
+    // acme's SP at globex: not a service provider there (an error page, nothing posted).
+    let url = authn_request_redirect(&s.sp, &s.idp, &new_request_id().unwrap(), "", now())
+        .unwrap()
+        .replace("/acme/saml/sso", "/globex/saml/sso");
+    let r = b.get(&url).await;
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("not a service provider of this tenant") && !text.contains("SAMLResponse"),
+        "{text}"
+    );
     // A deflate bomb (a small request that inflates beyond 64 KiB) is not inflated further.
     let bomb = request(SP, ACS, &" ".repeat(200 * 1024));
     let r = b.get(&redirect(&bomb)).await;
