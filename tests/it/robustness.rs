@@ -1495,3 +1495,167 @@ async fn robust_a_provider_id_that_is_not_utf8_is_an_invalid_request_in_json() {
     }
     server.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The tenant as SAML identity provider: its SSO and single logout services
+
+#[derive(Debug, Clone)]
+struct SamlCall {
+    path: &'static str,
+    post: bool,
+    param: &'static str,
+    message: Vec<u8>,
+    deflate: bool,
+    relay_state: Option<String>,
+    /// A query of its own instead of the message (GET only).
+    raw_query: Option<String>,
+}
+
+/// Messages an SP could send the demo tenant (the demo SP signs nothing), to be mutated.
+fn saml_templates(issuer: &str) -> Vec<String> {
+    let instant = portcullis::federation::saml::sp::instant(now()).unwrap();
+    let head = "xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+                xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" Version=\"2.0\"";
+    vec![
+        format!(
+            "<samlp:AuthnRequest {head} ID=\"_r1\" IssueInstant=\"{instant}\" \
+             Destination=\"{issuer}/saml/sso\" AssertionConsumerServiceURL=\"http://127.0.0.1:9000/saml/acs\">\
+             <saml:Issuer>https://sp.acme.test</saml:Issuer><samlp:NameIDPolicy AllowCreate=\"true\"/>\
+             <samlp:RequestedAuthnContext Comparison=\"minimum\"><saml:AuthnContextClassRef>\
+             urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef>\
+             </samlp:RequestedAuthnContext></samlp:AuthnRequest>"
+        ),
+        format!(
+            "<samlp:LogoutRequest {head} ID=\"_l1\" IssueInstant=\"{instant}\" \
+             Destination=\"{issuer}/saml/slo\"><saml:Issuer>https://sp.acme.test</saml:Issuer>\
+             <saml:NameID>x</saml:NameID><samlp:SessionIndex>s</samlp:SessionIndex></samlp:LogoutRequest>"
+        ),
+        format!(
+            "<samlp:LogoutResponse {head} ID=\"_p1\" IssueInstant=\"{instant}\" InResponseTo=\"_x\" \
+             Destination=\"{issuer}/saml/slo\"><saml:Issuer>https://sp.acme.test</saml:Issuer>\
+             <samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/>\
+             </samlp:Status></samlp:LogoutResponse>"
+        ),
+    ]
+}
+
+fn saml_call(templates: Vec<String>) -> impl Strategy<Value = SamlCall> {
+    let edit = (any::<Index>(), any::<Index>(), text(40));
+    let message = prop_oneof![
+        4 => (prop::sample::select(templates), prop::collection::vec(edit, 0..4)).prop_map(
+            |(t, edits)| {
+                let mut bytes = t.into_bytes();
+                for (at, cut, insert) in edits {
+                    let i = at.index(bytes.len() + 1);
+                    let j = (i + cut.index(8)).min(bytes.len());
+                    bytes.splice(i..j, insert.into_bytes());
+                }
+                bytes
+            }
+        ),
+        1 => prop::collection::vec(any::<u8>(), 0..300),
+    ];
+    (
+        prop::sample::select(&["/acme/saml/sso", "/acme/saml/slo", "/globex/saml/slo"][..]),
+        any::<bool>(),
+        prop::sample::select(&["SAMLRequest", "SAMLResponse"][..]),
+        message,
+        any::<bool>(),
+        proptest::option::of(text(100)),
+        proptest::option::weighted(0.15, text(60).prop_map(|t| as_query(t.as_bytes()))),
+    )
+        .prop_map(
+            |(path, post, param, message, deflate, relay_state, raw_query)| SamlCall {
+                path,
+                post,
+                param,
+                message,
+                deflate,
+                relay_state,
+                raw_query,
+            },
+        )
+}
+
+async fn send_saml(server: &TestServer, c: &SamlCall) -> Result<(), TestCaseError> {
+    use std::io::Write;
+    let payload = if c.deflate && !c.post {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&c.message).unwrap();
+        e.finish().unwrap()
+    } else {
+        c.message.clone()
+    };
+    let mut pairs = vec![(c.param.to_string(), STANDARD.encode(payload))];
+    if let Some(r) = &c.relay_state {
+        pairs.push(("RelayState".into(), r.clone()));
+    }
+    let url = server.url(c.path);
+    let r = if c.post {
+        server
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(&pairs))
+            .send()
+            .await
+    } else {
+        let query = c
+            .raw_query
+            .clone()
+            .unwrap_or_else(|| String::from_utf8(encode(&pairs)).unwrap());
+        server.http.get(format!("{url}?{query}")).send().await
+    };
+    let a = Answer::read(r.unwrap()).await;
+    prop_assert!(
+        matches!(a.status, 200 | 303 | 400 | 413),
+        "{c:?}: {} {}",
+        a.status,
+        a.body
+    );
+    // A redirect stays at the tenant (the login page, a resumed request): the demo SP
+    // registered no single logout service to send anything to.
+    if let Some(to) = &a.location {
+        prop_assert!(to.starts_with(&server.url("/acme/")), "{c:?}: to {to}");
+    }
+    // A page that posts somewhere posts to the demo SP's registered ACS only.
+    let body = crate::interactive::unescape(&a.body);
+    if body.contains("<form") && body.contains("SAMLResponse") {
+        prop_assert!(
+            body.contains("action=\"http://127.0.0.1:9000/saml/acs\""),
+            "{c:?}: {}",
+            a.body
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn robust_the_saml_sso_and_logout_services_answer_anything_with_pages_or_saml_errors() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start());
+    let templates = saml_templates(&server.url("/acme"));
+    // The generator reaches the accepting path: the untouched AuthnRequest leads to the login page.
+    rt.block_on(async {
+        let c = SamlCall {
+            path: "/acme/saml/sso",
+            post: false,
+            param: "SAMLRequest",
+            message: templates[0].clone().into_bytes(),
+            deflate: true,
+            relay_state: None,
+            raw_query: None,
+        };
+        send_saml(&server, &c).await.unwrap();
+    });
+    let mut runner = TestRunner::new(config(
+        200,
+        "robust_the_saml_sso_and_logout_services_answer_anything_with_pages_or_saml_errors",
+    ));
+    let result = runner.run(&saml_call(templates), |c| {
+        rt.block_on(send_saml(&server, &c))
+    });
+    rt.block_on(still_healthy(&server));
+    rt.block_on(server.stop());
+    result.unwrap();
+}
