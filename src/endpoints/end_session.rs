@@ -236,9 +236,13 @@ pub async fn confirm(
         }
         Err(e) => return internal(&tenant, &ctx, e),
     };
-    let request: LogoutRequest = match serde_json::from_str(&record.data) {
-        Ok(r) => r,
-        Err(e) => return internal(&tenant, &ctx, e.into()),
+    // A logout record of another kind (a SAML logout in progress) is not a confirmation.
+    let Ok(request) = serde_json::from_str::<LogoutRequest>(&record.data) else {
+        return fail(
+            &tenant,
+            &ctx,
+            OAuthError::invalid_request("unknown logout request"),
+        );
     };
     let csrf_ok = form.get("csrf").is_some_and(|c| {
         aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), request.csrf.as_bytes())

@@ -397,6 +397,28 @@ async fn signing_out_at_the_end_session_endpoint_sends_the_saml_sps_signed_logou
             .contains("signed out")
     );
     assert!(!has_session(&s, &b).await);
+    // A logout in progress is no end-session confirmation (a 400, not a server error).
+    sign_in(&s, &b, &s.wiki).await;
+    let r = b.get(&s.server.url("/acme/connect/endsession")).await;
+    let html = r.text().await.unwrap();
+    let r = b
+        .post(
+            &s.server.url("/acme/account/logout"),
+            &[
+                ("logout_id", &field(&html, "logout_id")),
+                ("csrf", &field(&html, "csrf")),
+            ],
+        )
+        .await;
+    let (_, relay) = redirected(&location(&r), "SAMLRequest", &s.idp_cert);
+    let r = b
+        .post(
+            &s.server.url("/acme/account/logout"),
+            &[("logout_id", relay.as_deref().unwrap()), ("csrf", "x")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("unknown logout request"));
     s.server.stop().await;
 }
 
