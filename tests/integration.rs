@@ -43,6 +43,8 @@ mod onboarding;
 mod robustness;
 #[path = "it/saml_idp.rs"]
 mod saml_idp;
+#[path = "it/saml_portal.rs"]
+mod saml_portal;
 #[path = "it/security_connections.rs"]
 mod security_connections;
 #[path = "it/security_federation.rs"]

@@ -4,5 +4,6 @@ pub mod authorize;
 pub mod away;
 pub mod backchannel;
 pub mod device;
+pub mod portal;
 pub mod saml;
 pub mod token;

@@ -346,6 +346,14 @@ impl Flow<'_> {
                 "the SP is no longer registered",
             );
         };
+        // SAML profiles §4.1.5: unsolicited only while the SP's registration opts in.
+        if step.request_id.is_none() && !(sp.allow_idp_initiated && sp.enabled) {
+            return self.saml_refused(
+                step,
+                STATUS_REQUEST_DENIED,
+                "the SP does not accept IdP-initiated sign-in",
+            );
+        }
         let user = match crate::users::directory::by_subject(
             &self.state.store,
             self.tenant,

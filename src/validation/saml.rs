@@ -183,7 +183,7 @@ pub async fn validate(
         .spec
         .saml_service_providers
         .iter()
-        .find(|s| s.entity_id == issuer)
+        .find(|s| s.entity_id == issuer && s.enabled)
     else {
         return Err(page(
             "the AuthnRequest's Issuer is not a service provider of this tenant",
@@ -385,7 +385,7 @@ pub fn as_client(sp: &SamlSp) -> Result<std::sync::Arc<crate::config::Client>, I
         ClientSpec {
             client_id: sp.entity_id.clone(),
             client_name: sp.display_name.clone(),
-            enabled: true,
+            enabled: sp.enabled,
             secrets: Vec::new(),
             grant_types: vec![GrantType::AuthorizationCode],
             scopes: vec!["openid".into()],
