@@ -6,7 +6,9 @@ use crate::interactive::{Browser, field, location, submit_consent, submit_login,
 use crate::saml_idp::xmlsec1_verifies;
 use crate::support::*;
 use base64::Engine;
-use portcullis::federation::saml::sp::{SpConfig, parse_idp_metadata, verify_response};
+use portcullis::federation::saml::sp::{
+    SpConfig, authn_request_redirect, new_request_id, parse_idp_metadata, verify_response,
+};
 
 const DEMO_SP: &str = "https://sp.acme.test";
 const DEMO_ACS: &str = "http://127.0.0.1:9000/saml/acs";
@@ -227,6 +229,9 @@ async fn the_portal_lists_exactly_the_opted_in_applications_of_the_tenant_escape
     assert!(html.contains("<h1>Acme Corporation</h1>"), "{html}");
     assert!(html.contains("#c2410c"), "the tenant's colour");
     assert!(html.contains("Alice Liddell"), "who is signed in");
+    // The sign-out link leads to the tenant's logout confirmation.
+    let r = b.get(&s.url("/acme/connect/endsession")).await;
+    assert_eq!(r.status(), 200, "sign out");
     // Usable on a phone and without JavaScript: a viewport, plain links and forms, no script.
     assert!(html.contains("<meta name=\"viewport\""));
     assert!(!html.contains("<script"), "{html}");
@@ -311,6 +316,13 @@ async fn an_idp_initiated_sign_in_posts_a_signed_response_without_in_response_to
         ..sp.clone()
     };
     assert!(verify_response(&strict, &idp, &b64, None, now()).is_err());
+    // Pressing the button again is a new sign-in: a new assertion (never one replayed), the
+    // same pairwise NameID.
+    let r = launch(&s, &b, &csrf, DEMO_SP).await;
+    let (_, again, _, _) = posted(&r.text().await.unwrap());
+    let b2 = verify_response(&sp, &idp, &again, None, now()).unwrap();
+    assert_ne!(b2.assertion_id, a.assertion_id);
+    assert_eq!(b2.name_id, a.name_id);
     // Payroll: two ACS, the default is the second; consent first; the RelayState is escaped in
     // the page and arrives intact.
     let r = launch(&s, &b, &csrf, PAYROLL).await;
@@ -512,7 +524,28 @@ async fn an_sp_without_the_opt_in_disabled_unknown_or_of_another_tenant_is_refus
         )
         .await;
     refused("acme's token at globex", r).await;
-    // An SP-initiated request of the SP without the opt-in still works (unchanged).
+    // The SP without the opt-in still signs users in when it asks (SP-initiated, answered with
+    // InResponseTo); the disabled one does not even then.
+    let (sp, idp) = sp_module(&s, LEGACY, "http://127.0.0.1:9000/legacy/acs").await;
+    let id = new_request_id().unwrap();
+    let r = b
+        .get(&authn_request_redirect(&sp, &idp, &id, "", now()).unwrap())
+        .await;
+    assert_eq!(r.status(), 200);
+    let (action, b64, _, _) = posted(&r.text().await.unwrap());
+    assert_eq!(action, "http://127.0.0.1:9000/legacy/acs");
+    let a = verify_response(&sp, &idp, &b64, Some(&id), now()).unwrap();
+    assert_eq!(a.in_response_to.as_deref(), Some(id.as_str()));
+    let (sp, idp) = sp_module(&s, RETIRED, "http://127.0.0.1:9000/retired/acs").await;
+    let r = b
+        .get(&authn_request_redirect(&sp, &idp, &new_request_id().unwrap(), "", now()).unwrap())
+        .await;
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains("SAMLResponse") && text.contains("not a service provider"),
+        "{text}"
+    );
     s.stop().await;
 }
 
