@@ -1,10 +1,10 @@
-//! Server-rendered pages for the interactive sign-in flow: login, TOTP, consent, logout, errors and
-//! the OAuth 2.0 Form Post Response Mode page.
+//! Server-rendered pages for the interactive sign-in flow: login, TOTP, consent, logout, errors,
+//! the application portal and the OAuth 2.0 Form Post Response Mode page.
 //!
 //! Default templates live in `src/ui/templates/` and are embedded in the binary; a tenant may override
 //! any of them by file name from a directory on disk ([`Branding::templates_dir`]). Every value reaches
 //! the HTML through minijinja with HTML auto-escaping, and every response carries a fresh CSP nonce
-//! that the single inline `<style>` (and, for form_post, the single inline `<script>`) must present.
+//! that every inline `<style>` (and, for form_post, the single inline `<script>`) must present.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -887,6 +887,60 @@ mod tests {
             assert!(body.contains("<meta name=\"viewport\""), "{name}");
             assert!(body.contains("<h1>Acme Corp</h1>"), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_portal_escapes_names_shows_only_safe_logos_and_keeps_its_token_out_of_debug() {
+        let page = Page::Portal(PortalPage {
+            action: "/apps/launch".into(),
+            csrf: "csrf-secret-value".into(),
+            user: "Alice".into(),
+            sign_out: "/connect/endsession".into(),
+            apps: vec![
+                PortalApp::new(
+                    "<img src=x onerror=alert(1)>",
+                    Some("javascript:alert(1)"),
+                    Launch::Saml {
+                        sp: "https://sp.example/\"><script>".into(),
+                    },
+                ),
+                PortalApp::new(
+                    "Web",
+                    Some("data:image/png;base64,AAAA"),
+                    Launch::Link {
+                        href: "https://web.example/login".into(),
+                    },
+                ),
+                PortalApp::new(
+                    "Scripted",
+                    None,
+                    Launch::Link {
+                        href: "javascript:alert(1)".into(),
+                    },
+                ),
+            ],
+        });
+        assert!(!format!("{page:?}").contains("csrf-secret-value"));
+        let (_, body) = render(&pages(), page).await;
+        assert!(
+            body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("<script>") && !body.contains("javascript:"),
+            "{body}"
+        );
+        assert!(
+            body.contains("src=\"data:image&#x2f;png;base64,AAAA\""),
+            "{body}"
+        );
+        // A link that is not navigable is not shown at all.
+        assert_eq!(body.matches("data-kind=\"oidc\"").count(), 1, "{body}");
+        assert!(!body.contains("Scripted"), "{body}");
+        assert!(
+            body.contains("name=\"csrf\" value=\"csrf-secret-value\""),
+            "{body}"
+        );
     }
 
     #[test]
