@@ -666,3 +666,41 @@ allow_idp_initiated = true
     has("saml_service_providers[2].acs", "binding = \"post\"");
     assert!(problems.iter().all(|p| p.line.is_some()), "{said:#?}");
 }
+
+#[tokio::test]
+async fn an_sp_whose_opt_in_is_withdrawn_during_the_sign_in_gets_an_error_response_not_an_assertion()
+ {
+    let s = server(false).await;
+    let b = Browser::new(&s);
+    let csrf = field(&portal_as(&s, &b, "alice", "alice-password").await, "csrf");
+    let url: reqwest::Url = s.url("/acme/").parse().unwrap();
+    b.jar
+        .add_cookie_str("portcullis.session=; Path=/acme; Secure", &url);
+    let r = launch(&s, &b, &csrf, DEMO_SP).await;
+    assert_eq!(r.status(), 303);
+    let login = location(&r);
+    // While alice is on the login page, the operator takes the demo SP off the portal.
+    let withdrawn = acme().replace(
+        "allow_idp_initiated = true\ndefault_relay_state = \"/welcome\"\n",
+        "",
+    );
+    assert_ne!(withdrawn, acme());
+    write_tenant(s.dir.path(), "acme", &withdrawn);
+    let report = portcullis::registry::sync::reload_files(s.state())
+        .await
+        .unwrap();
+    assert_eq!(report.applied, ["acme"]);
+    let r = submit_login(&b, &login, "alice", "alice-password").await;
+    assert_eq!(r.status(), 200);
+    let (action, _, xml, _) = posted(&r.text().await.unwrap());
+    assert_eq!(action, DEMO_ACS);
+    assert!(
+        xml.contains("status:RequestDenied")
+            && xml.contains("does not accept IdP-initiated")
+            && !xml.contains("Assertion"),
+        "{xml}"
+    );
+    let (sps, _) = listed(&b.get(&s.url("/acme/apps")).await.text().await.unwrap());
+    assert!(!sps.contains(&DEMO_SP.to_string()), "{sps:?}");
+    s.stop().await;
+}
