@@ -45,6 +45,8 @@ mod robustness;
 mod saml_idp;
 #[path = "it/saml_logout.rs"]
 mod saml_logout;
+#[path = "it/saml_portal.rs"]
+mod saml_portal;
 #[path = "it/security_connections.rs"]
 mod security_connections;
 #[path = "it/security_federation.rs"]

@@ -178,14 +178,12 @@ impl SignIn {
                 "this sign-in was started in another browser",
             )));
         }
-        // A SAML sign-in's "client" is the service provider it answers.
+        // A SAML sign-in's "client" is the service provider it answers; the portal's, the portal.
         let client = match &interaction.saml {
-            Some(step) => self
-                .tenant
-                .spec
-                .saml_service_providers
-                .iter()
-                .find(|sp| sp.entity_id == step.entity_id)
+            None if interaction.portal => {
+                crate::response::portal::as_client(&self.tenant).map(Some)
+            }
+            Some(step) => crate::validation::saml::service_provider(&self.tenant, &step.entity_id)
                 .map(crate::validation::saml::as_client)
                 .transpose(),
             None => {
@@ -330,7 +328,7 @@ impl Pending {
         flow.end_interaction(&self.id).await;
         // A backchannel approval that fails to sign in decides nothing: anyone could otherwise
         // deny another user's request by failing a login.
-        if self.interaction.backchannel.is_some() {
+        if self.interaction.backchannel.is_some() || self.interaction.portal {
             return self.sign_in.fail(e);
         }
         // A SAML sign-in tells the SP with an error Response (SAML core §3.2.2.2).

@@ -15,6 +15,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod login;
 pub mod par;
+pub mod portal;
 pub mod revocation;
 pub mod saml;
 pub mod saml_logout;

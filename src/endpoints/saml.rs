@@ -160,12 +160,7 @@ async fn resume(sign_in: SignIn, handle: &str) -> Response {
 }
 
 async fn begin(sign_in: SignIn, w: Waiting) -> Response {
-    let Some(sp) = sign_in
-        .tenant
-        .spec
-        .saml_service_providers
-        .iter()
-        .find(|s| s.entity_id == w.step.entity_id)
+    let Some(sp) = crate::validation::saml::service_provider(&sign_in.tenant, &w.step.entity_id)
     else {
         return sign_in.fail(crate::error::OAuthError::invalid_request(
             "the service provider is no longer registered",

@@ -3,7 +3,8 @@
 use super::{middleware, tenant};
 use crate::endpoints::{
     admin, authorize, backchannel, consent, device, discovery, end_session, federation, health,
-    interaction, introspection, jwks, login, par, revocation, saml, saml_logout, token, userinfo,
+    interaction, introspection, jwks, login, par, portal, revocation, saml, saml_logout, token,
+    userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -34,6 +35,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/{tenant}/saml/sso",
             get(saml::sso_get).post(saml::sso_post),
+        )
+        .route("/{tenant}/apps", get(portal::portal))
+        .route(
+            "/{tenant}/apps/launch",
+            post(portal::launch).fallback(interaction::post_only),
         )
         .route(
             "/{tenant}/saml/slo",

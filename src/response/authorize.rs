@@ -49,6 +49,9 @@ pub struct Interaction {
     /// its ACS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saml: Option<SamlStep>,
+    /// The application portal's own sign-in: it ends back on the portal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub portal: bool,
 }
 
 /// Where a SAML sign-in's Response goes and what it answers.
@@ -88,6 +91,7 @@ impl std::fmt::Debug for Interaction {
             .field("device", &self.device.is_some())
             .field("backchannel", &self.backchannel.is_some())
             .field("saml", &self.saml.as_ref().map(|s| &s.entity_id))
+            .field("portal", &self.portal)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +162,7 @@ impl Flow<'_> {
             .as_ref()
             .and_then(|(_, i)| i.backchannel.clone());
         let saml = interaction.as_ref().and_then(|(_, i)| i.saml.clone());
+        let portal = interaction.as_ref().is_some_and(|(_, i)| i.portal);
         let next = match self
             .decide(
                 client,
@@ -261,6 +266,9 @@ impl Flow<'_> {
                 }
                 if let Some(step) = saml {
                     return self.saml_decided(&step, &session).await;
+                }
+                if portal {
+                    return self.portal_signed_in();
                 }
                 if let Some(device) = device {
                     let approval = super::device::Approval::of_session(&session);
@@ -366,8 +374,9 @@ impl Flow<'_> {
         request: ValidatedAuthorize,
         away: Option<Away>,
     ) -> Result<(String, Interaction), InternalError> {
+        let portal = matches!(away, Some(Away::Portal));
         let (device, backchannel, saml) = match away {
-            None => (None, None, None),
+            None | Some(Away::Portal) => (None, None, None),
             Some(Away::Device(d)) => (Some(d), None, None),
             Some(Away::Backchannel(b)) => (None, Some(b), None),
             Some(Away::Saml(s)) => (None, None, Some(s)),
@@ -405,6 +414,7 @@ impl Flow<'_> {
             device,
             backchannel,
             saml,
+            portal,
         };
         let record = GrantRecord {
             handle_hash: tokens::handle_hash(&id),
@@ -575,6 +585,8 @@ pub(super) enum Away {
     Device(String),
     Backchannel(BackchannelStep),
     Saml(SamlStep),
+    /// The application portal's sign-in: back to the portal.
+    Portal,
 }
 
 /// Binds a sealed code to its purpose and tenant: a code of acme means nothing at globex.

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod away;
 pub mod backchannel;
 pub mod device;
+pub mod portal;
 pub mod saml;
 pub mod saml_logout;
 pub mod token;

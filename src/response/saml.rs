@@ -415,12 +415,7 @@ impl Flow<'_> {
 
     /// The user is signed in (and consented where asked): the signed Response goes to the ACS.
     pub(super) async fn saml_decided(self, step: &SamlStep, session: &SessionRecord) -> Response {
-        let Some(sp) = self
-            .tenant
-            .spec
-            .saml_service_providers
-            .iter()
-            .find(|s| s.entity_id == step.entity_id)
+        let Some(sp) = crate::validation::saml::service_provider(self.tenant, &step.entity_id)
         else {
             return self.saml_refused(
                 step,
@@ -428,6 +423,14 @@ impl Flow<'_> {
                 "the SP is no longer registered",
             );
         };
+        // SAML profiles §4.1.5: unsolicited only while the SP's registration opts in.
+        if step.request_id.is_none() && !(sp.allow_idp_initiated && sp.enabled) {
+            return self.saml_refused(
+                step,
+                STATUS_REQUEST_DENIED,
+                "the SP does not accept IdP-initiated sign-in",
+            );
+        }
         let user = match crate::users::directory::by_subject(
             &self.state.store,
             self.tenant,

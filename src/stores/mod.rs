@@ -746,6 +746,34 @@ impl Store {
         });
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
+
+    /// The tenant's clients that the application portal may list (those registered with an
+    /// `initiate_login_uri`, enabled or not: the caller decides), by client id, at most `limit`.
+    pub async fn portal_clients(
+        &self,
+        tenant: &str,
+        limit: i64,
+    ) -> Result<Vec<Arc<Client>>, InternalError> {
+        // A prefilter on the stored JSON; the spec itself decides below.
+        let rows: Vec<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT spec FROM clients WHERE tenant = $1 AND spec LIKE '%\"initiate_login_uri\":%'
+                 ORDER BY client_id LIMIT $2",
+            )
+            .bind(tenant)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (json,) in rows {
+            let spec: crate::config::ClientSpec = serde_json::from_str(&json)?;
+            if spec.interactive.initiate_login_uri.is_some() {
+                out.push(Arc::new(Client::from_spec(spec)?));
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl KeyStore for Store {

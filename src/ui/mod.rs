@@ -1,10 +1,10 @@
-//! Server-rendered pages for the interactive sign-in flow: login, TOTP, consent, logout, errors and
-//! the OAuth 2.0 Form Post Response Mode page.
+//! Server-rendered pages for the interactive sign-in flow: login, TOTP, consent, logout, errors,
+//! the application portal and the OAuth 2.0 Form Post Response Mode page.
 //!
 //! Default templates live in `src/ui/templates/` and are embedded in the binary; a tenant may override
 //! any of them by file name from a directory on disk ([`Branding::templates_dir`]). Every value reaches
 //! the HTML through minijinja with HTML auto-escaping, and every response carries a fresh CSP nonce
-//! that the single inline `<style>` (and, for form_post, the single inline `<script>`) must present.
+//! that every inline `<style>` (and, for form_post, the single inline `<script>`) must present.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +24,7 @@ const DEFAULT_BACKGROUND_COLOR: &str = "#f4f6fb";
 const DEFAULT_TEXT_COLOR: &str = "#1b2230";
 
 /// The embedded default templates, by the file name a tenant override must use.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("totp.html", include_str!("templates/totp.html")),
@@ -39,6 +39,7 @@ const TEMPLATES: [(&str, &str); 11] = [
         include_str!("templates/device_done.html"),
     ),
     ("approvals.html", include_str!("templates/approvals.html")),
+    ("portal.html", include_str!("templates/portal.html")),
 ];
 
 /// Served when a template fails at render time (only possible with a broken tenant override that
@@ -122,6 +123,8 @@ pub enum Page {
     DeviceDone(DeviceDonePage),
     /// CIBA: the requests waiting for the signed-in user (or the one a link names).
     Approvals(ApprovalsPage),
+    /// The application portal: what the signed-in user can start from here.
+    Portal(PortalPage),
 }
 
 impl Page {
@@ -138,6 +141,7 @@ impl Page {
             Page::DeviceCode(_) => "device.html",
             Page::DeviceDone(_) => "device_done.html",
             Page::Approvals(_) => "approvals.html",
+            Page::Portal(_) => "portal.html",
         }
     }
 }
@@ -278,6 +282,66 @@ pub struct ApprovalItem {
     pub binding_message: Option<String>,
     pub scopes: Vec<ScopeLine>,
     pub minutes_left: i64,
+}
+
+/// The application portal (Duende's client application portal, plus SAML SPs).
+#[derive(Serialize)]
+pub struct PortalPage {
+    /// Where a SAML application's form is posted.
+    pub action: String,
+    /// Echoed by those forms.
+    pub csrf: String,
+    /// Who is signed in.
+    pub user: String,
+    /// Where signing out starts.
+    pub sign_out: String,
+    pub apps: Vec<PortalApp>,
+}
+
+impl fmt::Debug for PortalPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortalPage")
+            .field("action", &self.action)
+            .field("apps", &self.apps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One application on the portal.
+#[derive(Debug, Serialize)]
+pub struct PortalApp {
+    pub name: String,
+    /// Shown in place of a logo: the name's first letter.
+    pub initial: String,
+    /// Only an https or image data: URL (else no logo).
+    pub logo_url: Option<String>,
+    #[serde(flatten)]
+    pub launch: Launch,
+}
+
+impl PortalApp {
+    pub fn new(name: &str, logo_url: Option<&str>, launch: Launch) -> Self {
+        Self {
+            name: name.to_string(),
+            initial: name
+                .chars()
+                .find(|c| c.is_alphanumeric())
+                .map(|c| c.to_uppercase().collect())
+                .unwrap_or_else(|| "?".into()),
+            logo_url: logo_url.filter(|u| is_logo_url(u)).map(str::to_string),
+            launch,
+        }
+    }
+}
+
+/// How an application on the portal is started.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Launch {
+    /// OIDC Core §4: a link to the client's `initiate_login_uri` (with `iss`, `target_link_uri`).
+    Link { href: String },
+    /// SAML profiles §4.1.5: a form that asks this server for an unsolicited Response to `sp`.
+    Saml { sp: String },
 }
 
 #[derive(Debug, Serialize)]
@@ -617,14 +681,14 @@ fn is_navigable_url(url: &str) -> bool {
 }
 
 /// `https:` or an image `data:` URL (an `<img>` never runs script, even for SVG).
-fn is_logo_url(url: &str) -> bool {
+pub fn is_logo_url(url: &str) -> bool {
     url.get(..11)
         .is_some_and(|p| p.eq_ignore_ascii_case("data:image/"))
         || url::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
 }
 
 /// One page of each kind, with every optional part present, for the load-time trial render.
-fn sample_pages() -> [Page; 10] {
+fn sample_pages() -> [Page; 11] {
     let scope = || ScopeLine {
         name: "profile".into(),
         display_name: "Your profile".into(),
@@ -709,6 +773,28 @@ fn sample_pages() -> [Page; 10] {
                 scopes: vec![scope()],
                 minutes_left: 4,
             }],
+        }),
+        Page::Portal(PortalPage {
+            action: "/apps/launch".into(),
+            csrf: "c".into(),
+            user: "Alice".into(),
+            sign_out: "/connect/endsession".into(),
+            apps: vec![
+                PortalApp::new(
+                    "Web",
+                    Some("https://client.example/logo.png"),
+                    Launch::Link {
+                        href: "https://client.example/login".into(),
+                    },
+                ),
+                PortalApp::new(
+                    "Wiki",
+                    None,
+                    Launch::Saml {
+                        sp: "https://sp.example".into(),
+                    },
+                ),
+            ],
         }),
     ]
 }
@@ -801,6 +887,60 @@ mod tests {
             assert!(body.contains("<meta name=\"viewport\""), "{name}");
             assert!(body.contains("<h1>Acme Corp</h1>"), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_portal_escapes_names_shows_only_safe_logos_and_keeps_its_token_out_of_debug() {
+        let page = Page::Portal(PortalPage {
+            action: "/apps/launch".into(),
+            csrf: "csrf-secret-value".into(),
+            user: "Alice".into(),
+            sign_out: "/connect/endsession".into(),
+            apps: vec![
+                PortalApp::new(
+                    "<img src=x onerror=alert(1)>",
+                    Some("javascript:alert(1)"),
+                    Launch::Saml {
+                        sp: "https://sp.example/\"><script>".into(),
+                    },
+                ),
+                PortalApp::new(
+                    "Web",
+                    Some("data:image/png;base64,AAAA"),
+                    Launch::Link {
+                        href: "https://web.example/login".into(),
+                    },
+                ),
+                PortalApp::new(
+                    "Scripted",
+                    None,
+                    Launch::Link {
+                        href: "javascript:alert(1)".into(),
+                    },
+                ),
+            ],
+        });
+        assert!(!format!("{page:?}").contains("csrf-secret-value"));
+        let (_, body) = render(&pages(), page).await;
+        assert!(
+            body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("<script>") && !body.contains("javascript:"),
+            "{body}"
+        );
+        assert!(
+            body.contains("src=\"data:image&#x2f;png;base64,AAAA\""),
+            "{body}"
+        );
+        // A link that is not navigable is not shown at all.
+        assert_eq!(body.matches("data-kind=\"oidc\"").count(), 1, "{body}");
+        assert!(!body.contains("Scripted"), "{body}");
+        assert!(
+            body.contains("name=\"csrf\" value=\"csrf-secret-value\""),
+            "{body}"
+        );
     }
 
     #[test]

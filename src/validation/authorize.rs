@@ -147,6 +147,15 @@ impl ValidatedAuthorize {
         }
     }
 
+    /// The application portal's own sign-in: no client to answer, nothing asked for but that
+    /// the user signs in (`id` stands for the portal in the session's list of clients).
+    pub fn for_portal(id: &str) -> Self {
+        Self {
+            prompt: Vec::new(),
+            ..Self::for_device(id, &[], &[])
+        }
+    }
+
     /// A backchannel request (CIBA Core §7.1, already validated by `validation::backchannel`)
     /// as the sign-in pipeline sees it: for the user `subject` only (another user's session
     /// asks for a login, prefilled with `username`), with the ACRs it asks for.

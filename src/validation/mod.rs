@@ -10,6 +10,7 @@ pub mod dn;
 pub mod dpop;
 pub mod form;
 pub mod params;
+pub mod portal;
 pub mod saml;
 pub mod saml_logout;
 pub mod scope;

@@ -341,13 +341,13 @@ fn accepted_contexts(r: &samael::schema::RequestedAuthnContext) -> Option<Vec<u8
     (!accepted.is_empty()).then_some(accepted)
 }
 
-/// The service provider of `tenant` with this entity id.
+/// The enabled service provider of `tenant` with this entity id.
 pub fn service_provider<'t>(tenant: &'t Tenant, entity_id: &str) -> Option<&'t SamlSp> {
     tenant
         .spec
         .saml_service_providers
         .iter()
-        .find(|s| s.entity_id == entity_id)
+        .find(|s| s.entity_id == entity_id && s.enabled)
 }
 
 /// Records that `sp` sent the message `id` (of kind `what`); false if it was seen before.
@@ -457,7 +457,7 @@ pub fn as_client(sp: &SamlSp) -> Result<std::sync::Arc<crate::config::Client>, I
         ClientSpec {
             client_id: sp.entity_id.clone(),
             client_name: sp.display_name.clone(),
-            enabled: true,
+            enabled: sp.enabled,
             secrets: Vec::new(),
             grant_types: vec![GrantType::AuthorizationCode],
             scopes: vec!["openid".into()],

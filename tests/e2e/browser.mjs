@@ -1,8 +1,12 @@
 // End-to-end check of the sign-in pages in a real browser: headless Chromium (Debian's package)
 // driven by playwright-core. Carol signs in at a public client through the login page and the
 // TOTP page; alice, in a fresh browser context, signs in at a confidential client and sees the
-// consent page. Each code that reaches the client is redeemed with openid-client. Screenshots of
-// the pages go to SCREENSHOTS_DIR (phone size; the login page at desktop size too).
+// consent page. Each code that reaches the client is redeemed with openid-client. Then, in a third
+// context, alice signs in to the demo SAML SP (an AuthnRequest made by node-saml), opens the
+// application portal (/apps) with the SSO session and starts the SP from there (IdP-initiated:
+// an unsolicited Response, posted by the page to the SP's ACS with the default RelayState).
+// Screenshots of the pages go to SCREENSHOTS_DIR (phone size; the login page at desktop size too;
+// the SAML sign-in page and the portal at desktop size, the portal at phone size too).
 //
 // Run (normally by a Rust integration test, tests/it/e2e.rs):
 //   ISSUER=https://localhost:PORT/acme SERVER_CERT_PEM="$(cat server.pem)" CHROMIUM=/usr/bin/chromium \
@@ -11,7 +15,9 @@
 //   TOTP_USERNAME=carol TOTP_PASSWORD=carol-password TOTP_SECRET=CPVGE6YPNPBBTGYVKT2AOU537SU3URFN \
 //   CONSENT_CLIENT_ID=acme-web CONSENT_CLIENT_SECRET=acme-web-secret \
 //   CONSENT_REDIRECT_URI=http://127.0.0.1:9000/callback CONSENT_USERNAME=alice \
-//   CONSENT_PASSWORD=alice-password node tests/e2e/browser.mjs
+//   CONSENT_PASSWORD=alice-password SAML_SP_ENTITY_ID=https://sp.acme.test \
+//   SAML_ACS_URL=http://127.0.0.1:9000/saml/acs SAML_SP_NAME='Acme Wiki (SAML)' \
+//   SAML_DEFAULT_RELAY_STATE=/welcome node tests/e2e/browser.mjs
 //
 // TLS verification stays on: Chromium pins the server's key (lib/chromium.mjs); Node trusts the
 // dev CA through NODE_EXTRA_CA_CERTS.
@@ -20,6 +26,7 @@ import { createHmac } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as client from 'openid-client';
+import { SAML } from '@node-saml/node-saml';
 import {
   check, describeError, env, need, notOk, ok, requireTlsVerification, run,
 } from './lib/report.mjs';
@@ -74,6 +81,34 @@ async function standInClient(context, page, redirectUri) {
     });
   });
   await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${new URL(redirectUri).origin}/*` }] });
+}
+
+/** Nothing listens at the SP's ACS either: a stand-in page there, and what was posted to it
+ * (method, URL and form fields) pushed to `received`. */
+async function standInSp(context, page, acsUrl, received) {
+  const cdp = await context.newCDPSession(page);
+  cdp.on('Fetch.requestPaused', (event) => {
+    const { request } = event;
+    const body = request.postData
+      ?? (request.postDataEntries ?? []).map((e) => Buffer.from(e.bytes ?? '', 'base64').toString('utf8')).join('');
+    received.push({ method: request.method, url: request.url, form: Object.fromEntries(new URLSearchParams(body ?? '')) });
+    cdp.send('Fetch.fulfillRequest', {
+      requestId: event.requestId,
+      responseCode: 200,
+      responseHeaders: [{ name: 'content-type', value: 'text/html; charset=utf-8' }],
+      body: Buffer.from('<!doctype html><title>SP</title><p>Back at the service provider.</p>').toString('base64'),
+    }).catch(() => {
+      // the page went away first
+    });
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${new URL(acsUrl).origin}/*` }] });
+}
+
+/** The last Response posted to the ACS: its form fields and XML. */
+function lastPosted(received, acsUrl) {
+  const post = [...received].reverse().find((r) => r.method === 'POST' && r.url === acsUrl);
+  if (!post?.form.SAMLResponse) return undefined;
+  return { form: post.form, xml: Buffer.from(post.form.SAMLResponse, 'base64').toString('utf8') };
 }
 
 async function screenshot(page, dir, name, viewport) {
@@ -139,6 +174,10 @@ async function main() {
     id: env('CONSENT_CLIENT_ID'), secret: env('CONSENT_CLIENT_SECRET'), redirectUri: env('CONSENT_REDIRECT_URI'),
   };
   const alice = { username: env('CONSENT_USERNAME'), password: env('CONSENT_PASSWORD') };
+  const samlSp = {
+    entityId: env('SAML_SP_ENTITY_ID'), acs: env('SAML_ACS_URL'), name: env('SAML_SP_NAME'),
+    relayState: env('SAML_DEFAULT_RELAY_STATE'),
+  };
   await mkdir(shots, { recursive: true });
 
   // RFC 6238 Appendix B, SHA-1, T = 59 s: 94287082 (8 digits).
@@ -223,6 +262,57 @@ async function main() {
     }
     await sessionCookieIsTenantScoped('alice', aliceContext, issuer);
     await aliceContext.close();
+
+    // 3. Alice at the SAML SP, then the application portal, then the SP from the portal.
+    const samlContext = await browser.newContext({ viewport: DESKTOP });
+    const samlPage = await samlContext.newPage();
+    samlPage.setDefaultTimeout(STEP_TIMEOUT_MS);
+    watchForProblems(samlPage, problems);
+    const received = [];
+    await standInSp(samlContext, samlPage, samlSp.acs, received);
+    // The SP's AuthnRequest (HTTP-Redirect, unsigned: the demo SP registered no certificate),
+    // made by node-saml; its response validation is tests/e2e/saml_sso.mjs's business.
+    const sp = new SAML({
+      entryPoint: `${issuer}/saml/sso`, issuer: samlSp.entityId, callbackUrl: samlSp.acs, idpCert: 'unused',
+      wantAssertionsSigned: true, identifierFormat: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+    });
+    await samlPage.goto(await sp.getAuthorizeUrlAsync('saml-demo', undefined, {}));
+    need('saml: the AuthnRequest takes the browser to the login page',
+      samlPage.url().startsWith(`${issuer}/account/login?interaction=`), samlPage.url());
+    check(`saml: the login page names the SP (${samlSp.name})`,
+      (await samlPage.locator('main').innerText()).includes(samlSp.name), await samlPage.locator('main').innerText());
+    await screenshot(samlPage, shots, 'saml-sign-in.png');
+    await samlPage.locator('#username').fill(alice.username);
+    await samlPage.locator('#password').fill(alice.password);
+    await samlPage.locator('#login-form button[type="submit"]').click();
+    await samlPage.waitForURL(samlSp.acs);
+    const spInitiated = lastPosted(received, samlSp.acs);
+    check('saml: the page posts a Response with an assertion, answering the request (InResponseTo), to the ACS',
+      spInitiated?.xml.includes('InResponseTo="') && spInitiated.xml.includes('Assertion')
+        && spInitiated.form.RelayState === 'saml-demo',
+      JSON.stringify(received.map((r) => `${r.method} ${r.url}`)));
+
+    await samlPage.goto(`${issuer}/apps`);
+    need('portal: with the SSO session, /apps shows the applications (no login page)',
+      samlPage.url() === `${issuer}/apps` && await samlPage.locator('#apps').isVisible(), samlPage.url());
+    const portalText = await samlPage.locator('main').innerText();
+    check(`portal: it lists ${samlSp.name} and greets the user`,
+      portalText.includes(samlSp.name) && /Signed in as/.test(portalText), JSON.stringify(portalText));
+    await screenshot(samlPage, shots, 'portal.png');
+    await screenshot(samlPage, shots, 'portal-phone.png', PHONE);
+    await samlPage.setViewportSize(PHONE);
+    const wide = await samlPage.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    check('portal: nothing overflows sideways at phone width', !wide, 'horizontal scrolling');
+    await samlPage.setViewportSize(DESKTOP);
+    const before = received.length;
+    await samlPage.locator(`button[data-kind="saml"]:has-text("${samlSp.name}")`).click();
+    await samlPage.waitForURL(samlSp.acs);
+    const unsolicited = received.length > before ? lastPosted(received, samlSp.acs) : undefined;
+    check('portal: the SP\'s button posts an unsolicited Response (no InResponseTo) with the default RelayState',
+      unsolicited !== undefined && !unsolicited.xml.includes('InResponseTo') && unsolicited.xml.includes('Assertion')
+        && unsolicited.form.RelayState === samlSp.relayState,
+      unsolicited ? unsolicited.xml.slice(0, 300) : 'nothing posted');
+    await samlContext.close();
   } finally {
     check('no console errors (CSP violations included), page errors or failed requests on the way',
       problems.length === 0, problems.join(' | '));

@@ -14,7 +14,13 @@
 //   4. bob signs in through the upstream provider globex (the link on the login page): his mail,
 //      and globex as the AuthenticatingAuthority;
 //   5. the AuthnRequest of 1 sent again: a Requester error Response without an assertion, which
-//      node-saml reports as an error.
+//      node-saml reports as an error;
+//   6. IdP-initiated (SAML profiles §4.1.5): alice opens the application portal (/apps) in the
+//      same browser, presses the SP's button (a form with the portal's CSRF token), and the SSO
+//      session posts an unsolicited Response (no InResponseTo) to the SP's default ACS with the
+//      SP's registered RelayState; node-saml takes it where it accepts unsolicited Responses
+//      (validateInResponseTo "never") and refuses it where it insists on its own requests; a
+//      launch without the portal's token gets an error page and no Response.
 //
 // The "browser" is scripted (lib/scripted_browser.mjs). Nothing listens at the ACS: the fields of
 // the auto-submitting form on the IdP's last page are handed to node-saml.
@@ -24,7 +30,7 @@
 //   ACS_URL=http://127.0.0.1:9000/saml/acs LOGIN_USERNAME=alice LOGIN_PASSWORD=alice-password \
 //   EXPECTED_NAME='Alice Liddell' EXPECTED_EMAIL=alice@acme.test UPSTREAM_ID=globex \
 //   UPSTREAM_USERNAME=bob UPSTREAM_PASSWORD=bob-password UPSTREAM_EMAIL=bob@globex.test \
-//   NODE_EXTRA_CA_CERTS=certs/ca.pem node tests/e2e/saml_sso.mjs
+//   DEFAULT_RELAY_STATE=/welcome NODE_EXTRA_CA_CERTS=certs/ca.pem node tests/e2e/saml_sso.mjs
 
 import { randomBytes } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
@@ -107,6 +113,7 @@ async function main() {
   const upstreamId = env('UPSTREAM_ID');
   const bob = { username: env('UPSTREAM_USERNAME'), password: env('UPSTREAM_PASSWORD') };
   const upstreamEmail = env('UPSTREAM_EMAIL');
+  const defaultRelayState = env('DEFAULT_RELAY_STATE');
   const origin = new URL(issuer).origin;
   const ssoUrl = `${issuer}/saml/sso`;
 
@@ -326,6 +333,41 @@ async function main() {
       notOk('replay: with its request cache node-saml refuses it too', 'accepted');
     } catch (err) {
       ok(`replay: with its request cache node-saml refuses it too (${err.message})`);
+    }
+  });
+
+  // 6. IdP-initiated from the application portal, with the SSO session of 1.
+  await section('6. IdP-initiated from the portal', async () => {
+    need('alice signed in at step 1 (what this part builds on)', alicesProfile !== undefined, 'step 1 did not finish');
+    const portal = await browser.get(`${issuer}/apps`);
+    const button = forms(portal).find((f) => f.hidden.sp === spEntityId);
+    need(`portal: ${issuer}/apps lists the SP as a form posting its entity id and a CSRF token`,
+      portal.status === 200 && button?.method === 'post' && button.action === `${issuer}/apps/launch`
+        && button.hidden.csrf?.length > 20,
+      describeResponse(portal));
+    check('portal: the page works without JavaScript (no script element)', !/<script/i.test(portal.html),
+      'a script element');
+    // Without the portal's token: an error page, nothing for the SP.
+    const forged = await browser.post(button.action, { sp: spEntityId });
+    check('a launch without the portal\'s CSRF token: an error page (400) and no SAMLResponse',
+      forged.status === 400 && !forged.html.includes('SAMLResponse'), describeResponse(forged));
+    const r = await browser.post(button.action, button.hidden);
+    const response = await postedResponse(acsForm('IdP-initiated', r, defaultRelayState));
+    check('IdP-initiated: the Response answers no request (no InResponseTo anywhere)',
+      !response.xml.includes('InResponseTo'), response.xml.slice(0, 400));
+    const unsolicited = new SAML({ ...options, validateInResponseTo: 'never' });
+    const p = await accepted('IdP-initiated', unsolicited, response.fields);
+    check('IdP-initiated: the same NameID and SSO session as in 1',
+      p.nameID === alicesProfile.nameID && p.sessionIndex === alicesProfile.sessionIndex,
+      `${p.nameID} vs ${alicesProfile.nameID}`);
+    check(`IdP-initiated: mail is ${expectedEmail}`, attribute(p, MAIL) === expectedEmail, JSON.stringify(p.attributes));
+    try {
+      const strict = new SAML({ ...options, validateInResponseTo: 'always' });
+      await strict.validatePostResponseAsync(response.fields);
+      notOk('IdP-initiated: an SP that takes only answers to its own requests refuses it', 'accepted');
+    } catch (err) {
+      check('IdP-initiated: an SP that takes only answers to its own requests refuses it (InResponseTo)',
+        /InResponseTo/i.test(err.message), describeError(err));
     }
   });
 }

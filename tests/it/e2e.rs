@@ -130,7 +130,7 @@ async fn openid_client_signs_in_through_the_pages_then_refreshes_uses_par_and_lo
 }
 
 #[tokio::test]
-async fn chromium_signs_in_through_the_totp_and_consent_pages_and_screenshots_them() {
+async fn chromium_signs_in_through_the_totp_consent_saml_and_portal_pages_and_screenshots_them() {
     let chromium = (
         PathBuf::from(CHROMIUM),
         "scripts/test installs it, or `apt-get install chromium`",
@@ -165,6 +165,10 @@ async fn chromium_signs_in_through_the_totp_and_consent_pages_and_screenshots_th
             ("CONSENT_REDIRECT_URI", "http://127.0.0.1:9000/callback"),
             ("CONSENT_USERNAME", "alice"),
             ("CONSENT_PASSWORD", "alice-password"),
+            ("SAML_SP_ENTITY_ID", "https://sp.acme.test"),
+            ("SAML_ACS_URL", "http://127.0.0.1:9000/saml/acs"),
+            ("SAML_SP_NAME", "Acme Wiki (SAML)"),
+            ("SAML_DEFAULT_RELAY_STATE", "/welcome"),
         ],
     )
     .await;
@@ -173,6 +177,9 @@ async fn chromium_signs_in_through_the_totp_and_consent_pages_and_screenshots_th
         "login-desktop.png",
         "totp-phone.png",
         "consent-phone.png",
+        "saml-sign-in.png",
+        "portal.png",
+        "portal-phone.png",
     ] {
         assert!(shots.join(name).is_file(), "no screenshot {name}");
     }
@@ -394,7 +401,7 @@ async fn openid_client_signs_in_at_acme_through_saml_idp_as_the_upstream() {
 // SAML 2.0 single sign-on with a service provider nobody here wrote
 
 #[tokio::test]
-async fn node_saml_signs_alice_and_bob_in_to_the_demo_sp_by_redirect_and_post() {
+async fn node_saml_signs_alice_and_bob_in_to_the_demo_sp_by_redirect_post_and_from_the_portal() {
     if !ready(&[node_modules()]) {
         return;
     }
@@ -414,6 +421,7 @@ async fn node_saml_signs_alice_and_bob_in_to_the_demo_sp_by_redirect_and_post() 
             ("UPSTREAM_USERNAME", "bob"),
             ("UPSTREAM_PASSWORD", "bob-password"),
             ("UPSTREAM_EMAIL", "bob@globex.test"),
+            ("DEFAULT_RELAY_STATE", "/welcome"),
         ],
     )
     .await;

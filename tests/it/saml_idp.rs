@@ -226,7 +226,7 @@ fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
 
 /// Verifies the enveloped signature of the element `element` (`Assertion` or `Response`) in
 /// `xml` with the `xmlsec1` command line, an independent verifier, against `cert_der` only.
-pub(crate) fn xmlsec1_verifies(xml: &str, element: &str, cert_der: &[u8]) -> bool {
+pub fn xmlsec1_verifies(xml: &str, element: &str, cert_der: &[u8]) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let pem = format!(
         "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",

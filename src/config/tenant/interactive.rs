@@ -40,6 +40,15 @@ pub(super) fn resolve(
                 }
             });
     let jwks = jwks(c, ck, files, bad);
+    let (initiate_login_uri, target_link_uri) = third_party_login(c, ck, grant_types, bad);
+    if let Some(u) = &c.logo_uri
+        && !crate::ui::is_logo_url(u)
+    {
+        bad(
+            ck.key("logo_uri"),
+            "a logo is an https URL or a data:image/… URL".into(),
+        );
+    }
     let tls_subject = tls_subject(c, ck, bad);
     if let Some(l) = c.consent_lifetime
         && l < 1
@@ -77,7 +86,58 @@ pub(super) fn resolve(
         require_dpop: c.require_dpop,
         identity_providers: c.identity_providers.clone(),
         disable_local_login: !c.enable_local_login,
+        logo_uri: c.logo_uri.clone(),
+        initiate_login_uri,
+        target_link_uri,
     }
+}
+
+/// OIDC Core §4 third-party-initiated login, as the application portal uses it: the client's
+/// `initiate_login_uri` (OIDC Registration §2: https) and the `target_link_uri` sent with it
+/// (as registered, else the origin of `initiate_login_uri`).
+fn third_party_login(
+    c: &ClientFile,
+    ck: &KeyPath,
+    grant_types: &[GrantType],
+    bad: &mut impl FnMut(KeyPath, String),
+) -> (Option<String>, Option<String>) {
+    let Some(initiate) = &c.initiate_login_uri else {
+        if c.target_link_uri.is_some() {
+            bad(
+                ck.key("target_link_uri"),
+                "only for clients with an initiate_login_uri".into(),
+            );
+        }
+        return (None, None);
+    };
+    let key = ck.key("initiate_login_uri");
+    let parsed = match url::Url::parse(initiate) {
+        Ok(u) if u.scheme() == "https" && u.fragment().is_none() && u.host().is_some() => u,
+        _ => {
+            bad(
+                key,
+                format!("`{initiate}`: an https URL without a fragment (OIDC Registration §2)"),
+            );
+            return (None, None);
+        }
+    };
+    if !grant_types.contains(&GrantType::AuthorizationCode) {
+        bad(
+            key,
+            "only a client that signs users in (authorization_code) can be started from the portal"
+                .into(),
+        );
+    }
+    let target = match &c.target_link_uri {
+        Some(t) => {
+            if let Err(m) = check_redirect_uri(t, false) {
+                bad(ck.key("target_link_uri"), m);
+            }
+            t.clone()
+        }
+        None => format!("{}/", parsed.origin().ascii_serialization()),
+    };
+    (Some(initiate.clone()), Some(target))
 }
 
 /// Redirect, logout and metadata URIs; PKCE for public clients.

@@ -93,6 +93,8 @@ struct TenantFile {
 #[serde(deny_unknown_fields)]
 struct SamlSpFile {
     entity_id: String,
+    #[serde(default = "yes")]
+    enabled: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
     #[serde(default)]
@@ -455,6 +457,14 @@ struct ClientFile {
     frontchannel_logout_uri: Option<String>,
     backchannel_logout_uri: Option<String>,
     client_uri: Option<String>,
+    /// OIDC Registration §2: the client's logo (https or an image data: URL), on the portal.
+    logo_uri: Option<String>,
+    /// OIDC Registration §2: where a third party (the application portal) starts a sign-in at
+    /// the client (OIDC Core §4); an https URL. Lists the client on the portal.
+    initiate_login_uri: Option<String>,
+    /// OIDC Core §4: where the client should take the user after that sign-in; default: the
+    /// origin of `initiate_login_uri`.
+    target_link_uri: Option<String>,
     /// Public keys for signed request objects (RFC 9101), as a JWK Set.
     jwks: Option<serde_json::Value>,
     jwks_uri: Option<String>,

@@ -54,12 +54,6 @@ pub(super) fn service_providers(
             bad,
         );
         // Not built yet: refused rather than silently ignored.
-        if s.allow_idp_initiated {
-            bad(
-                k.key("allow_idp_initiated"),
-                "IdP-initiated sign-in is not supported yet".into(),
-            );
-        }
         // SAML profiles §4.4.4.1: logout messages are signed; the SP's certificate checks them.
         if s.slo_url.is_some() && signing_certificate.is_none() {
             bad(
@@ -118,8 +112,34 @@ pub(super) fn service_providers(
                 "only for SPs with allow_idp_initiated".into(),
             );
         }
+        // SAML bindings §3.5.3: a RelayState is at most 80 bytes.
+        if s.default_relay_state.as_ref().is_some_and(|r| r.len() > 80) {
+            bad(
+                k.key("default_relay_state"),
+                "a RelayState is at most 80 bytes (SAML bindings §3.5.3)".into(),
+            );
+        }
+        // SAML profiles §4.1.5: the unsolicited Response is posted (HTTP-POST) to the default ACS.
+        if s.allow_idp_initiated
+            && super::default_acs(&acs).is_some_and(|a| a.binding != SamlBinding::Post)
+        {
+            bad(
+                k.key("acs"),
+                "IdP-initiated sign-in posts the Response: the default ACS needs binding = \"post\""
+                    .into(),
+            );
+        }
+        if let Some(u) = &s.logo_url
+            && !crate::ui::is_logo_url(u)
+        {
+            bad(
+                k.key("logo_url"),
+                "a logo is an https URL or a data:image/… URL".into(),
+            );
+        }
         out.push(SamlSp {
             entity_id: s.entity_id.clone(),
+            enabled: s.enabled,
             display_name: s.display_name.clone(),
             logo_url: s.logo_url.clone(),
             acs,

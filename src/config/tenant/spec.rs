@@ -62,6 +62,9 @@ pub struct TenantSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SamlSp {
     pub entity_id: String,
+    /// A disabled SP is neither signed in to nor shown on the application portal.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
     /// Assertion consumer services; a Response only ever goes to one of these.
@@ -84,6 +87,24 @@ pub struct SamlSp {
     pub allow_idp_initiated: bool,
     pub default_relay_state: Option<String>,
     pub require_consent: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl SamlSp {
+    /// Where an unsolicited Response goes (SAML profiles §4.1.5).
+    pub fn default_acs(&self) -> Option<&SamlAcs> {
+        default_acs(&self.acs)
+    }
+}
+
+/// SAML metadata §2.2.3: the endpoint marked default, else the one with the lowest index.
+pub fn default_acs(acs: &[SamlAcs]) -> Option<&SamlAcs> {
+    acs.iter()
+        .find(|a| a.default)
+        .or_else(|| acs.iter().min_by_key(|a| a.index))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -565,6 +586,17 @@ pub struct InteractiveSpec {
     /// The local sign-in form is not offered (users must come through a provider).
     #[serde(default)]
     pub disable_local_login: bool,
+    /// OIDC Registration §2 `logo_uri`: shown on the application portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// OIDC Core §4 third-party-initiated login: where the application portal sends the user
+    /// (with `iss` and `target_link_uri`); a client without one is not on the portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiate_login_uri: Option<String>,
+    /// OIDC Core §4 `target_link_uri`, resolved: as registered, else the origin of
+    /// `initiate_login_uri`. Set exactly when `initiate_login_uri` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_link_uri: Option<String>,
 }
 
 /// RFC 8705 §2.1.2: how a tls_client_auth client's certificate is recognised (exactly one).
