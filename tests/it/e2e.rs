@@ -1,7 +1,9 @@
 //! End-to-end: certified third-party relying-party libraries (openid-client, jose from npm) and a
 //! real browser (Debian's Chromium, driven by playwright-core) against a real node; for
 //! federation, upstream identity providers nobody here wrote (node-oidc-provider, saml-idp from
-//! npm), which the scripts run as child processes. Each test runs
+//! npm), which the scripts run as child processes; for SAML single sign-on and logout, service
+//! providers nobody here wrote (node-saml from npm, pysaml2 from PyPI in the venv
+//! `tests/e2e/.venv`). Each test runs
 //! one script of `tests/e2e/`, passing every input by environment variable; a script prints one
 //! "ok - …" / "not ok - …" line per check and ends with "# all N checks passed".
 //! Mandatory when PORTCULLIS_E2E=1 (the README's test command sets it; in CI it must be set);
