@@ -1,7 +1,9 @@
 //! End-to-end: certified third-party relying-party libraries (openid-client, jose from npm) and a
 //! real browser (Debian's Chromium, driven by playwright-core) against a real node; for
 //! federation, upstream identity providers nobody here wrote (node-oidc-provider, saml-idp from
-//! npm), which the scripts run as child processes. Each test runs
+//! npm), which the scripts run as child processes; for SAML single sign-on and logout, service
+//! providers nobody here wrote (node-saml from npm, pysaml2 from PyPI in the venv
+//! `tests/e2e/.venv`). Each test runs
 //! one script of `tests/e2e/`, passing every input by environment variable; a script prints one
 //! "ok - …" / "not ok - …" line per check and ends with "# all N checks passed".
 //! Mandatory when PORTCULLIS_E2E=1 (the README's test command sets it; in CI it must be set);
@@ -465,6 +467,125 @@ async fn node_saml_opens_an_encrypted_assertion_and_logs_out_from_either_side() 
             ("LOGIN_USERNAME", "alice"),
             ("LOGIN_PASSWORD", "alice-password"),
             ("EXPECTED_EMAIL", "alice@acme.test"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}
+
+/// pysaml2's virtual environment (tests/e2e/requirements.txt), which scripts/test makes.
+fn python_venv() -> (PathBuf, &'static str) {
+    (
+        e2e_dir().join(".venv/bin/python"),
+        "run scripts/test, or `python3 -m venv tests/e2e/.venv && \
+         tests/e2e/.venv/bin/pip install -r tests/e2e/requirements.txt`",
+    )
+}
+
+/// Runs `tests/e2e/<script>` with the venv's Python and `envs` (TLS verification on: the dev CA
+/// is given as `CA_FILE`), and asserts that every check passed.
+async fn run_python(server: &TestServer, script: &str, envs: &[(&str, &str)]) {
+    let started = Instant::now();
+    let mut python = tokio::process::Command::new(python_venv().0);
+    python
+        .arg(e2e_dir().join(script))
+        .envs(envs.iter().copied())
+        .env("CA_FILE", server.path("certs/ca.pem"))
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, python.output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {SCRIPT_TIMEOUT:?}"))
+        .expect("the venv's python must run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    println!("{script} took {:.1} s", started.elapsed().as_secs_f64());
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("# all "))
+            && !stdout.lines().any(|l| l.starts_with("not ok")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn pysaml2_signs_alice_and_bob_in_and_out_by_redirect_and_post_with_encrypted_assertions() {
+    let xmlsec1 = (
+        PathBuf::from("/usr/bin/xmlsec1"),
+        "scripts/test installs it, or `apt-get install xmlsec1`",
+    );
+    if !ready(&[python_venv(), xmlsec1]) {
+        return;
+    }
+    // Two SPs of pysaml2, registered in this test's acme (not in the demo file): one gets its
+    // assertions in the clear and takes logout messages by Redirect, the other gets them
+    // encrypted to a key of its own and takes logout messages by POST. Nothing listens at their
+    // URLs: the script hands what the browser is sent there to pysaml2.
+    const PLAIN: &str = "https://pysaml2.acme.test";
+    const SEALED: &str = "https://pysaml2-sealed.acme.test";
+    const PLAIN_ACS: &str = "http://127.0.0.1:9100/saml/acs";
+    const PLAIN_SLO: &str = "http://127.0.0.1:9100/saml/slo";
+    const SEALED_ACS: &str = "http://127.0.0.1:9101/saml/acs";
+    const SEALED_SLO: &str = "http://127.0.0.1:9101/saml/slo";
+    let keys = tempfile::tempdir().unwrap();
+    let (plain_key, plain_cert) = key_and_certificate_files(keys.path(), "pysaml2-sp");
+    let (sealed_key, sealed_cert) = key_and_certificate_files(keys.path(), "pysaml2-sealed-sp");
+    let (enc_key, enc_cert) = key_and_certificate_files(keys.path(), "pysaml2-sealed-enc");
+    let pem = |f: &str| std::fs::read_to_string(f).unwrap();
+    // As the demo SP's (tenants/acme.toml).
+    let attributes = "attributes = [\n  \
+        { claim = \"email\", name = \"urn:oid:0.9.2342.19200300.100.1.3\", name_format = \"uri\", friendly_name = \"mail\" },\n  \
+        { claim = \"name\", name = \"urn:oid:2.16.840.1.113730.3.1.241\", name_format = \"uri\", friendly_name = \"displayName\" },\n]";
+    let acme = format!(
+        "{ACME}\n[[saml_service_providers]]\nentity_id = \"{PLAIN}\"\n\
+         acs = [{{ url = \"{PLAIN_ACS}\", default = true }}]\n\
+         slo_url = \"{PLAIN_SLO}\"\nslo_binding = \"redirect\"\n\
+         name_id_format = \"persistent\"\n{attributes}\nsigning_certificate = '''\n{}'''\n\
+         [[saml_service_providers]]\nentity_id = \"{SEALED}\"\n\
+         acs = [{{ url = \"{SEALED_ACS}\", default = true }}]\n\
+         slo_url = \"{SEALED_SLO}\"\nslo_binding = \"post\"\n\
+         name_id_format = \"persistent\"\n{attributes}\nsigning_certificate = '''\n{}'''\n\
+         encryption_certificate = '''\n{}'''\nencrypt_assertions = true\n",
+        pem(&plain_cert),
+        pem(&sealed_cert),
+        pem(&enc_cert),
+    );
+    let s = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        ..Default::default()
+    })
+    .await;
+    run_python(
+        &s,
+        "saml_pysaml2.py",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("XMLSEC1", "/usr/bin/xmlsec1"),
+            ("SP_ENTITY_ID", PLAIN),
+            ("SP_ACS_URL", PLAIN_ACS),
+            ("SP_SLO_URL", PLAIN_SLO),
+            ("SP_KEY_FILE", &plain_key),
+            ("SP_CERT_FILE", &plain_cert),
+            ("SEALED_ENTITY_ID", SEALED),
+            ("SEALED_ACS_URL", SEALED_ACS),
+            ("SEALED_SLO_URL", SEALED_SLO),
+            ("SEALED_KEY_FILE", &sealed_key),
+            ("SEALED_CERT_FILE", &sealed_cert),
+            ("SEALED_ENC_KEY_FILE", &enc_key),
+            ("SEALED_ENC_CERT_FILE", &enc_cert),
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_PASSWORD", "alice-password"),
+            ("EXPECTED_NAME", "Alice Liddell"),
+            ("EXPECTED_EMAIL", "alice@acme.test"),
+            ("UPSTREAM_ID", "globex"),
+            ("UPSTREAM_USERNAME", "bob"),
+            ("UPSTREAM_PASSWORD", "bob-password"),
+            ("UPSTREAM_EMAIL", "bob@globex.test"),
         ],
     )
     .await;
