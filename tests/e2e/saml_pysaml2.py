@@ -18,7 +18,9 @@ pysaml2 reads the IdP from the metadata the tenant serves (fetched by pysaml2, t
   4. IdP-initiated single logout: alice signs in again, then ends her session at the end-session
      endpoint; PLAIN is sent a signed LogoutRequest (Redirect), pysaml2 answers it, the IdP shows
      the signed-out page;
-  5. bob signs in through the upstream provider globex (OIDC upstream, SAML downstream).
+  5. bob signs in through the upstream provider globex (OIDC upstream, SAML downstream);
+  6. IdP-initiated sign-in from the application portal (PLAIN opted in): an unsolicited
+     Response with the registered RelayState, which pysaml2 takes only with allow_unsolicited.
 
 The browser is `requests` without automatic redirects. Nothing listens at the SPs' URLs: what
 the browser is sent there (the form the IdP posts, the Location it redirects to) is handed to
@@ -171,7 +173,7 @@ def inflate(b64):
 
 
 def sp_client(entity_id, acs, slo, slo_binding, key_file, cert_file, issuer, ca_file, xmlsec1,
-              encryption=None):
+              encryption=None, allow_unsolicited=False):
     config = {
         "entityid": entity_id,
         "xmlsec_binary": xmlsec1,
@@ -194,7 +196,7 @@ def sp_client(entity_id, acs, slo, slo_binding, key_file, cert_file, issuer, ca_
                 # §4.1.3.5 asks for a signed assertion; signing the Response is optional, and
                 # registered per SP with sign_response). pysaml2 wants both by default.
                 "want_response_signed": False,
-                "allow_unsolicited": False,
+                "allow_unsolicited": allow_unsolicited,
                 "name_id_format": NAMEID_FORMAT_PERSISTENT,
                 "signing_algorithm": SIG_RSA_SHA256,
                 "digest_algorithm": DIGEST_SHA256,
@@ -559,6 +561,45 @@ def main():
               authorities == [upstream_id], str(resp.authn_info()))
 
     section(f"5. bob through {upstream_id}", part5)
+
+    # 6. IdP-initiated (SAML profiles §4.1.5) from the application portal: an unsolicited
+    # Response, which only an SP configured to take them accepts.
+    def part6():
+        unsolicited = sp_client(env("SP_ENTITY_ID"), plain_acs, plain_slo, BINDING_HTTP_REDIRECT,
+                                env("SP_KEY_FILE"), env("SP_CERT_FILE"), issuer, ca_file, xmlsec1,
+                                allow_unsolicited=True)
+        b = Browser(ca_file)
+        r = sign_in("portal", b, b.get(f"{issuer}/apps"), alice, issuer)
+        r = b.follow(r, to_idp)
+        page = Page(r.url, r.text)
+        button = next((f for f in page.forms if f["hidden"].get("sp") == env("SP_ENTITY_ID")), None)
+        need(f"portal: after signing in, {issuer}/apps lists PLAIN as a form with a CSRF token",
+             r.status_code == 200 and button is not None and button["method"] == "post"
+             and button["action"] == f"{issuer}/apps/launch" and len(button["hidden"].get("csrf", "")) > 20,
+             describe(r))
+        r = b.post(button["action"], button["hidden"])
+        fields = acs_form("IdP-initiated", r, plain_acs, env("DEFAULT_RELAY_STATE"))
+        xml = base64.b64decode(fields["SAMLResponse"]).decode("utf-8")
+        check("IdP-initiated: the Response answers no request (no InResponseTo)", "InResponseTo" not in xml,
+              xml[:400])
+        try:
+            resp = unsolicited.parse_authn_request_response(fields["SAMLResponse"], BINDING_HTTP_POST,
+                                                            outstanding={})
+        except Exception as e:
+            resp = None
+            check("IdP-initiated: pysaml2 (allow_unsolicited) accepts it", False,
+                  "".join(traceback.format_exception(e))[-2000:])
+        if resp is not None:
+            check(f"IdP-initiated: pysaml2 (allow_unsolicited) accepts it; mail is {expected_email}",
+                  resp.ava.get("mail") == [expected_email], str(resp.ava))
+        try:
+            strict = plain.parse_authn_request_response(fields["SAMLResponse"], BINDING_HTTP_POST,
+                                                        outstanding={})
+            check("IdP-initiated: PLAIN without allow_unsolicited refuses it", strict is None, "accepted")
+        except Exception as e:
+            check(f"IdP-initiated: PLAIN without allow_unsolicited refuses it ({type(e).__name__})", True)
+
+    section("6. IdP-initiated from the application portal", part6)
 
     if COUNTS["not ok"]:
         print(f"# {COUNTS['not ok']} of {COUNTS['ok'] + COUNTS['not ok']} checks failed")

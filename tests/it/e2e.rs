@@ -514,7 +514,7 @@ async fn run_python(server: &TestServer, script: &str, envs: &[(&str, &str)]) {
 }
 
 #[tokio::test]
-async fn pysaml2_signs_alice_and_bob_in_and_out_by_redirect_and_post_with_encrypted_assertions() {
+async fn pysaml2_signs_alice_and_bob_in_and_out_by_redirect_post_and_the_portal_with_encrypted_assertions() {
     let xmlsec1 = (
         PathBuf::from("/usr/bin/xmlsec1"),
         "scripts/test installs it, or `apt-get install xmlsec1`",
@@ -545,6 +545,7 @@ async fn pysaml2_signs_alice_and_bob_in_and_out_by_redirect_and_post_with_encryp
         "{ACME}\n[[saml_service_providers]]\nentity_id = \"{PLAIN}\"\n\
          acs = [{{ url = \"{PLAIN_ACS}\", default = true }}]\n\
          slo_url = \"{PLAIN_SLO}\"\nslo_binding = \"redirect\"\n\
+         display_name = \"pysaml2 app\"\nallow_idp_initiated = true\ndefault_relay_state = \"/from-portal\"\n\
          name_id_format = \"persistent\"\n{attributes}\nsigning_certificate = '''\n{}'''\n\
          [[saml_service_providers]]\nentity_id = \"{SEALED}\"\n\
          acs = [{{ url = \"{SEALED_ACS}\", default = true }}]\n\
@@ -586,6 +587,7 @@ async fn pysaml2_signs_alice_and_bob_in_and_out_by_redirect_and_post_with_encryp
             ("UPSTREAM_USERNAME", "bob"),
             ("UPSTREAM_PASSWORD", "bob-password"),
             ("UPSTREAM_EMAIL", "bob@globex.test"),
+            ("DEFAULT_RELAY_STATE", "/from-portal"),
         ],
     )
     .await;
