@@ -180,14 +180,13 @@ impl SignIn {
         }
         // A SAML sign-in's "client" is the service provider it answers.
         let client = match &interaction.saml {
-            Some(step) => self
-                .tenant
-                .spec
-                .saml_service_providers
-                .iter()
-                .find(|sp| sp.entity_id == step.entity_id)
-                .map(crate::validation::saml::as_client)
-                .transpose(),
+            Some(step) => crate::saml::service_provider(&self.state, &self.tenant, &step.entity_id)
+                .await
+                .and_then(|sp| {
+                    sp.as_deref()
+                        .map(crate::validation::saml::as_client)
+                        .transpose()
+                }),
             None => {
                 self.tenant
                     .clients

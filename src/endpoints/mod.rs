@@ -17,5 +17,6 @@ pub mod login;
 pub mod par;
 pub mod revocation;
 pub mod saml;
+pub mod saml_admin;
 pub mod token;
 pub mod userinfo;

@@ -179,12 +179,7 @@ pub async fn validate(
         .as_ref()
         .and_then(|i| i.value.as_deref())
         .ok_or_else(|| page("the AuthnRequest names no Issuer"))?;
-    let Some(sp) = tenant
-        .spec
-        .saml_service_providers
-        .iter()
-        .find(|s| s.entity_id == issuer)
-    else {
+    let Some(sp) = crate::saml::service_provider(state, tenant, issuer).await? else {
         return Err(page(
             "the AuthnRequest's Issuer is not a service provider of this tenant",
         ));
@@ -287,7 +282,7 @@ pub async fn validate(
         return Err(to_acs(STATUS_REQUESTER, "the request was used before"));
     }
     Ok(ValidatedSamlRequest {
-        sp: sp.clone(),
+        sp: SamlSp::clone(&sp),
         acs: acs.clone(),
         request_id: request.id.clone(),
         relay_state,
