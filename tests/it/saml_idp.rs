@@ -226,7 +226,7 @@ fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
 
 /// Verifies the enveloped signature of the element `element` (`Assertion` or `Response`) in
 /// `xml` with the `xmlsec1` command line, an independent verifier, against `cert_der` only.
-fn xmlsec1_verifies(xml: &str, element: &str, cert_der: &[u8]) -> bool {
+pub(crate) fn xmlsec1_verifies(xml: &str, element: &str, cert_der: &[u8]) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let pem = format!(
         "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
@@ -319,7 +319,7 @@ use portcullis::federation::saml::sp::{
 };
 
 const SP: &str = "https://wiki.acme.test";
-const ACS: &str = "http://127.0.0.1:9000/saml/acs";
+pub(crate) const ACS: &str = "http://127.0.0.1:9000/saml/acs";
 
 struct SamlSetup {
     server: TestServer,
@@ -338,7 +338,7 @@ fn acme_with_sp(sp_cert: &str) -> String {
 }
 
 /// The test SP (Portcullis's own SAML SP module) as `entity_id`, posting to [`ACS`].
-fn sp_config(entity_id: &str, key: String, cert: String) -> SpConfig {
+pub(crate) fn sp_config(entity_id: &str, key: String, cert: String) -> SpConfig {
     SpConfig {
         entity_id: entity_id.into(),
         acs_url: ACS.into(),
@@ -391,14 +391,14 @@ async fn saml_setup(pg: bool) -> SamlSetup {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     use portcullis::clock::Clock;
     portcullis::clock::SystemClock.now()
 }
 
 /// The auto-submitting form's SAMLResponse (decoded) and RelayState, after checking that it
 /// posts to the registered ACS.
-fn posted(html: &str) -> (String, String, Option<String>) {
+pub(crate) fn posted(html: &str) -> (String, String, Option<String>) {
     let unescaped = crate::interactive::unescape(html);
     assert!(unescaped.contains(&format!("action=\"{ACS}\"")), "{html}");
     let b64 = field(html, "SAMLResponse");
