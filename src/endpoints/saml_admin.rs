@@ -14,6 +14,7 @@ use super::admin::{AdminCall, admin_error, json_body, json_response};
 use crate::error::OAuthError;
 use crate::federation::admin::Mode;
 use crate::registry::Tenant;
+use crate::request::RequestContext;
 use crate::saml::admin;
 use crate::state::AppState;
 use crate::validation::params::{Path, Query};
@@ -66,24 +67,49 @@ pub async fn list(call: AdminCall, Query(q): Query<ListQuery>) -> Result<Respons
 
 pub async fn create(
     call: AdminCall,
+    ctx: RequestContext,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    write(call, &headers, &body, None).await
+    refused_as_event(&call, &ctx, write(&call, &headers, &body, None).await)
 }
 
 pub async fn put(
     call: AdminCall,
+    ctx: RequestContext,
     headers: HeaderMap,
     Path((_, entity_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    write(call, &headers, &body, Some(&entity_id)).await
+    refused_as_event(
+        &call,
+        &ctx,
+        write(&call, &headers, &body, Some(&entity_id)).await,
+    )
+}
+
+/// A refused registration is a security event (what a tenant admin tried, e.g. an internal
+/// metadata_url), besides the answer.
+fn refused_as_event(
+    call: &AdminCall,
+    ctx: &RequestContext,
+    r: Result<Response, OAuthError>,
+) -> Result<Response, OAuthError> {
+    if let Err(e) = &r {
+        crate::events::request_rejected(
+            call.tenant.slug(),
+            "admin",
+            &ctx.request_id,
+            e.code.as_str(),
+            &e.description,
+        );
+    }
+    r
 }
 
 /// POST (`path_id` None: create) and PUT (create or replace the SP `path_id`).
 async fn write(
-    call: AdminCall,
+    call: &AdminCall,
     headers: &HeaderMap,
     body: &[u8],
     path_id: Option<&str>,
@@ -119,7 +145,7 @@ async fn write(
     )
     .await
     .map_err(admin_error)?;
-    after_write(&state, &tenant, &entity_id).await;
+    after_write(state, tenant, &entity_id).await;
     let action = if saved.created { "create" } else { "replace" };
     tracing::info!(target: "security", event = "admin_change", tenant = %tenant.slug(), client_id = %caller, saml_sp = %entity_id, action);
     if !saved.created {

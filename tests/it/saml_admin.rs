@@ -397,6 +397,11 @@ async fn a_registration_is_checked_by_the_tenant_files_rules_and_each_problem_na
     )
     .await;
     assert_eq!(r.status(), 409);
+    // Oversized.
+    let mut huge = registration(&test_sp(RUNTIME_SP));
+    huge["display_name"] = "x".repeat(70 * 1024).into();
+    let r = post(huge).await;
+    assert_eq!(r.status(), 413);
     // Not JSON.
     let r = server
         .http
@@ -549,6 +554,7 @@ async fn metadata_server(upstreams: &Upstreams, docs: Vec<(&'static str, String)
 async fn an_sp_registered_by_metadata_url_takes_acs_and_keys_from_it_and_an_internal_url_is_refused()
  {
     use reqwest::Method;
+    crate::security_rules::security_events::capture();
     let upstreams = Upstreams::new();
     let sp = test_sp("https://md.runtime.test/saml");
     let other = test_sp("https://someone.else.test/saml");
@@ -649,6 +655,15 @@ async fn an_sp_registered_by_metadata_url_takes_acs_and_keys_from_it_and_an_inte
             Some(json!({"entity_id": "https://new.runtime.test/saml", "metadata_url": target})),
         )
         .await;
+        // A security event says what was tried.
+        let events = crate::security_rules::security_events::of(&r);
+        assert!(
+            events.iter().any(|e| e["event"] == "request_rejected"
+                && e["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("internal address"))),
+            "{events:?}"
+        );
         let said = assert_oauth_error(r, 400, "invalid_request").await;
         assert!(
             said.contains("metadata_url: ") && said.contains("internal address"),
