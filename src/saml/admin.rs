@@ -73,6 +73,8 @@ pub async fn save(
     let base = check_definition(&def).map_err(|p| problems(&p))?;
     // Everything the SP needs must work now, not at the first sign-in.
     if let Some(url) = &base.metadata_url {
+        // Registering (again) reads the metadata as it is now, not a cached copy.
+        documents.forget(url).await;
         let doc = documents.get(url, now).await.map_err(|e| {
             AdminError::Invalid(format!("metadata_url: the metadata cannot be fetched: {e}"))
         })?;
