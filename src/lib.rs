@@ -31,6 +31,7 @@ pub mod protocol;
 pub mod registry;
 pub mod request;
 pub mod response;
+pub mod saml;
 pub mod secrets;
 pub mod server;
 pub mod sessions;

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use portcullis::commands::{
-    self, clients, keys, providers, serve, sessions, tenants, users, workload,
+    self, clients, keys, providers, saml_sps, serve, sessions, tenants, users, workload,
 };
 use portcullis::config::ServerConfig;
 use std::path::PathBuf;
@@ -78,6 +78,54 @@ enum Command {
     Providers {
         #[command(subcommand)]
         command: ProvidersCommand,
+    },
+    /// SAML service providers registered at runtime (stored in the database, per tenant; every
+    /// node picks changes up without a restart). SPs in tenant files are edited there.
+    #[command(name = "saml-sps")]
+    SamlSps {
+        #[command(subcommand)]
+        command: SamlSpsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SamlSpsCommand {
+    /// Register (or with --replace, replace) an SP: from a TOML file shaped like one
+    /// [[saml_service_providers]] entry (certificates inline or from metadata_url; no *_file
+    /// keys), or from a JSON file shaped like the admin API's body.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        file: std::path::PathBuf,
+        #[arg(long)]
+        replace: bool,
+    },
+    /// The tenant's runtime SPs.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// One runtime SP, as JSON.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        entity_id: String,
+    },
+    /// Refuse an SP's requests (as an unknown SP's) without removing it.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        entity_id: String,
+    },
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        entity_id: String,
+    },
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        entity_id: String,
     },
 }
 
@@ -359,6 +407,26 @@ async fn run(config: ServerConfig, command: Command) -> Result<(), String> {
                 providers::set_enabled(c, &tenant, &id, true).await
             }
             ProvidersCommand::Remove { tenant, id } => providers::remove(c, &tenant, &id).await,
+        },
+        Command::SamlSps { command } => match command {
+            SamlSpsCommand::Add {
+                tenant,
+                file,
+                replace,
+            } => saml_sps::add(c, &tenant, &file, replace).await,
+            SamlSpsCommand::List { tenant } => saml_sps::list(c, &tenant).await,
+            SamlSpsCommand::Show { tenant, entity_id } => {
+                saml_sps::show(c, &tenant, &entity_id).await
+            }
+            SamlSpsCommand::Disable { tenant, entity_id } => {
+                saml_sps::set_enabled(c, &tenant, &entity_id, false).await
+            }
+            SamlSpsCommand::Enable { tenant, entity_id } => {
+                saml_sps::set_enabled(c, &tenant, &entity_id, true).await
+            }
+            SamlSpsCommand::Remove { tenant, entity_id } => {
+                saml_sps::remove(c, &tenant, &entity_id).await
+            }
         },
     }
 }

@@ -1217,6 +1217,47 @@ mod saml {
                 prop_assert!(!md.entity_id.is_empty());
             }
         }
+
+        /// SP metadata (a tenant admin's `metadata_url`): parsed and completed, or refused,
+        /// never a panic; an SP it completes without a problem is about the registered entity
+        /// and posts only to ACS URLs the tenant files' rules allow.
+        #[test]
+        fn robust_mutated_sp_metadata_is_parsed_or_refused(
+            edits in edits(XML_TOKENS),
+            xml_edits in xml_edits(),
+            structural in any::<bool>(),
+        ) {
+            let xml = crate::federation::saml::sp::sp_metadata_xml(&fixture().sp).unwrap();
+            let mutated = if structural {
+                apply_xml(xml, &xml_edits)
+            } else {
+                String::from_utf8_lossy(&apply(xml.into_bytes(), &edits)).into_owned()
+            };
+            let base = crate::config::tenant::check_definition(
+                &serde_json::from_value(serde_json::json!({
+                    "entity_id": SP_ENTITY,
+                    "metadata_url": "https://sp.example/metadata",
+                }))
+                .unwrap(),
+            )
+            .unwrap();
+            if let Ok(md) = crate::saml::metadata::parse(&mutated, NOW) {
+                let mut problems = 0;
+                let sp = crate::saml::metadata::complete(
+                    &base,
+                    &md,
+                    &crate::config::KeyPath::root(),
+                    &mut |_, _| problems += 1,
+                );
+                if problems == 0 {
+                    prop_assert_eq!(&md.entity_id, SP_ENTITY);
+                    prop_assert!(!sp.acs.is_empty());
+                    for a in &sp.acs {
+                        prop_assert!(crate::config::tenant::check_redirect_uri(&a.url, false).is_ok());
+                    }
+                }
+            }
+        }
     }
 }
 

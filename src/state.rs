@@ -44,6 +44,8 @@ pub struct StateInner {
     pub seen: crate::stores::replay::ReplaySet,
     /// Upstream providers and their cached documents.
     pub federation: crate::federation::Federation,
+    /// The SAML service providers registered at runtime (the tenant files' are in the tenants).
+    pub service_providers: crate::saml::registry::ServiceProviders,
     /// Other nodes' change notices (PostgreSQL LISTEN/NOTIFY), subscribed before the first full
     /// sync so that no change can fall between the two; the background task takes it over.
     pub(crate) changes: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
@@ -107,6 +109,10 @@ impl AppState {
             outbound.policy().clone(),
             config.reload.sync_interval.as_secs(),
         );
+        let service_providers = crate::saml::registry::ServiceProviders::new(
+            store.clone(),
+            config.reload.sync_interval.as_secs(),
+        );
         let seen = crate::stores::replay::ReplaySet::new(config.cache.replay_capacity);
         let connections = Arc::new(crate::frontdoor::connections::Connections::new(
             &config.connections,
@@ -128,6 +134,7 @@ impl AppState {
             outbound,
             documents,
             federation,
+            service_providers,
             changes: tokio::sync::Mutex::new(changes),
             hears_changes: std::sync::atomic::AtomicBool::new(hears_changes),
             passwords,

@@ -41,6 +41,8 @@ mod keys;
 mod onboarding;
 #[path = "it/robustness.rs"]
 mod robustness;
+#[path = "it/saml_admin.rs"]
+mod saml_admin;
 #[path = "it/saml_idp.rs"]
 mod saml_idp;
 #[path = "it/saml_logout.rs"]

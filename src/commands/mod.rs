@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod keys;
 pub mod providers;
+pub mod saml_sps;
 pub mod serve;
 pub mod sessions;
 pub mod tenants;

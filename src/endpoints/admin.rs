@@ -27,17 +27,17 @@ use std::sync::Arc;
 /// The scope an access token needs for the admin API.
 pub const ADMIN_SCOPE: &str = "portcullis.admin";
 
-fn json_response(status: StatusCode, body: Value) -> Response {
+pub(super) fn json_response(status: StatusCode, body: Value) -> Response {
     crate::error::json_no_store(status, body.to_string().into_bytes())
 }
 
 /// A request made with a live admin token of this tenant. Extracting it authorizes the call;
 /// a refusal is the RFC 6750 §3 challenge naming what was wrong.
 pub struct AdminCall {
-    state: AppState,
-    tenant: Arc<Tenant>,
+    pub(super) state: AppState,
+    pub(super) tenant: Arc<Tenant>,
     /// The client the token was issued to, for the audit log.
-    caller: String,
+    pub(super) caller: String,
 }
 
 impl FromRequestParts<AppState> for AdminCall {
@@ -133,7 +133,7 @@ async fn authorize(
     Ok(t.str_claim("client_id").unwrap_or_default().to_string())
 }
 
-fn admin_error(e: AdminError) -> OAuthError {
+pub(super) fn admin_error(e: AdminError) -> OAuthError {
     match e {
         AdminError::Invalid(m) => OAuthError::invalid_request(m),
         AdminError::Conflict(m) => OAuthError::new(ErrorCode::Conflict, m),
@@ -160,7 +160,7 @@ fn parse_spec(body: &[u8], id: Option<&str>) -> Result<Definition<Plain>, OAuthE
     Ok(spec)
 }
 
-fn json_body(headers: &HeaderMap) -> bool {
+pub(super) fn json_body(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

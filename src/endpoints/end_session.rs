@@ -294,7 +294,10 @@ async fn signed_out(
         );
         // SAML profiles §4.4.3: the session's SAML SPs are sent LogoutRequests through the
         // browser first; the flow then goes on as below.
-        let sps = saml_logout::session_sps(tenant, &s, None);
+        let sps = match saml_logout::session_sps(state, tenant, &s, None).await {
+            Ok(sps) => sps,
+            Err(e) => return internal(tenant, ctx, e),
+        };
         if !sps.is_empty() {
             let client_name = client_name(tenant, request).await;
             let chain = saml_logout::LogoutChain {

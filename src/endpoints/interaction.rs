@@ -183,9 +183,13 @@ impl SignIn {
             None if interaction.portal => {
                 crate::response::portal::as_client(&self.tenant).map(Some)
             }
-            Some(step) => crate::validation::saml::service_provider(&self.tenant, &step.entity_id)
-                .map(crate::validation::saml::as_client)
-                .transpose(),
+            Some(step) => crate::saml::service_provider(&self.state, &self.tenant, &step.entity_id)
+                .await
+                .and_then(|sp| {
+                    sp.as_deref()
+                        .map(crate::validation::saml::as_client)
+                        .transpose()
+                }),
             None => {
                 self.tenant
                     .clients

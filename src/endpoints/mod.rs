@@ -18,6 +18,7 @@ pub mod par;
 pub mod portal;
 pub mod revocation;
 pub mod saml;
+pub mod saml_admin;
 pub mod saml_logout;
 pub mod token;
 pub mod userinfo;

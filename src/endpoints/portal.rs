@@ -80,7 +80,7 @@ pub async fn launch(sign_in: SignIn, form: Result<FormBody, Response>) -> Respon
             ),
         );
     }
-    let launch = match idp_initiated(&sign_in.tenant, form.get("sp")) {
+    let launch = match idp_initiated(&sign_in.state, &sign_in.tenant, form.get("sp")).await {
         Ok(l) => l,
         Err(e) => return refuse(&sign_in, e),
     };

@@ -160,8 +160,13 @@ async fn resume(sign_in: SignIn, handle: &str) -> Response {
 }
 
 async fn begin(sign_in: SignIn, w: Waiting) -> Response {
-    let Some(sp) = crate::validation::saml::service_provider(&sign_in.tenant, &w.step.entity_id)
-    else {
+    let sp = match crate::saml::service_provider(&sign_in.state, &sign_in.tenant, &w.step.entity_id)
+        .await
+    {
+        Ok(sp) => sp,
+        Err(e) => return sign_in.internal(e),
+    };
+    let Some(sp) = sp.as_deref() else {
         return sign_in.fail(crate::error::OAuthError::invalid_request(
             "the service provider is no longer registered",
         ));

@@ -241,7 +241,12 @@ async fn request(call: &Call, binding: Binding<'_>) -> Response {
         subject: session.subject.clone(),
         sid: session.sid.clone(),
         frontchannel,
-        pending: saml_logout::session_sps(tenant, &session, Some(&v.sp.entity_id)),
+        pending: match saml_logout::session_sps(state, tenant, &session, Some(&v.sp.entity_id))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return call.internal(e),
+        },
         awaiting: None,
         partial: false,
         finish: Finish::AnswerSp {
@@ -301,7 +306,7 @@ async fn named_session(call: &Call, v: &ValidatedLogoutRequest) -> Result<Named,
 /// An SP's LogoutResponse to the IdP's LogoutRequest: the logout goes on to the next SP.
 async fn response(call: &Call, binding: Binding<'_>) -> Response {
     let (state, tenant) = (&call.state, &call.tenant);
-    let v = match logout_response(state, tenant, binding) {
+    let v = match logout_response(state, tenant, binding).await {
         Ok(v) => v,
         Err(m) => return call.fail(m),
     };

@@ -3,8 +3,8 @@
 use super::{middleware, tenant};
 use crate::endpoints::{
     admin, authorize, backchannel, consent, device, discovery, end_session, federation, health,
-    interaction, introspection, jwks, login, par, portal, revocation, saml, saml_logout, token,
-    userinfo,
+    interaction, introspection, jwks, login, par, portal, revocation, saml, saml_admin,
+    saml_logout, token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -117,6 +117,17 @@ pub fn app(state: AppState) -> Router {
                 .put(admin::put)
                 .patch(admin::patch)
                 .delete(admin::delete),
+        )
+        .route(
+            "/{tenant}/admin/saml-service-providers",
+            get(saml_admin::list).post(saml_admin::create),
+        )
+        .route(
+            "/{tenant}/admin/saml-service-providers/{entity_id}",
+            get(saml_admin::get_one)
+                .put(saml_admin::put)
+                .patch(saml_admin::patch)
+                .delete(saml_admin::delete),
         )
         .route(
             "/{tenant}/federation/{provider}/start",

@@ -101,9 +101,23 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         if unchanged {
             continue;
         }
-        match tenant::resolve_in_directory(path, &text, &defaults, &mut claimed, &|host| {
-            state.registry.slug_for_host(host)
-        }) {
+        let resolved =
+            match tenant::resolve_in_directory(path, &text, &defaults, &mut claimed, &|host| {
+                state.registry.slug_for_host(host)
+            }) {
+                // SPs with a metadata_url: their metadata must be had and usable now.
+                Ok((spec, clients)) => {
+                    let problems =
+                        crate::saml::check_file_metadata(state, path, &text, &spec).await;
+                    if problems.is_empty() {
+                        Ok((spec, clients))
+                    } else {
+                        Err(problems)
+                    }
+                }
+                Err(e) => Err(e),
+            };
+        match resolved {
             Ok((spec, clients)) => {
                 let changed = state
                     .store
@@ -385,6 +399,9 @@ enum Subscription {
 async fn apply_notice(state: &AppState, payload: &str) {
     match ChangeNotice::parse(payload) {
         Some(ChangeNotice::Provider { tenant, id }) => state.federation.forget(&tenant, &id).await,
+        Some(ChangeNotice::SamlSp { tenant, entity_id }) => {
+            state.service_providers.forget(&tenant, &entity_id).await
+        }
         Some(ChangeNotice::Revoked { tenant, key }) => state.grants.forget(&tenant, &key),
         Some(ChangeNotice::Tenant(slug)) => {
             tracing::debug!(tenant = %slug, "change announced by a node");
@@ -401,6 +418,7 @@ async fn apply_notice(state: &AppState, payload: &str) {
 async fn resync(state: &AppState) {
     state.grants.forget_all();
     state.federation.forget_all();
+    state.service_providers.forget_all();
     if let Err(e) = refresh(state).await {
         tracing::error!(error = %e, "sync with the database failed");
     }

@@ -415,8 +415,12 @@ impl Flow<'_> {
 
     /// The user is signed in (and consented where asked): the signed Response goes to the ACS.
     pub(super) async fn saml_decided(self, step: &SamlStep, session: &SessionRecord) -> Response {
-        let Some(sp) = crate::validation::saml::service_provider(self.tenant, &step.entity_id)
-        else {
+        let sp = match crate::saml::service_provider(self.state, self.tenant, &step.entity_id).await
+        {
+            Ok(sp) => sp,
+            Err(e) => return self.internal(e),
+        };
+        let Some(sp) = sp.as_deref() else {
             return self.saml_refused(
                 step,
                 STATUS_REQUEST_DENIED,

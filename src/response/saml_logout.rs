@@ -68,19 +68,27 @@ pub enum Finish {
 
 /// The SAML SPs of `tenant` with a single logout service that took part in `session` (its
 /// participants list names them by entity id), except `except`.
-pub fn session_sps(
+pub async fn session_sps(
+    state: &AppState,
     tenant: &Tenant,
     session: &crate::stores::SessionRecord,
     except: Option<&str>,
-) -> Vec<String> {
-    session
-        .client_ids()
-        .filter(|id| Some(*id) != except)
-        .filter(|id| {
-            crate::validation::saml::service_provider(tenant, id).is_some_and(|sp| sp.slo.is_some())
-        })
-        .map(str::to_string)
-        .collect()
+) -> Result<Vec<String>, InternalError> {
+    let mut out = Vec::new();
+    for id in session.client_ids().filter(|id| Some(*id) != except) {
+        // Client ids are not SP entity ids (the tenant file keeps them apart); an id that is
+        // no URI names no SP.
+        if url::Url::parse(id).is_err() {
+            continue;
+        }
+        if crate::saml::service_provider(state, tenant, id)
+            .await?
+            .is_some_and(|sp| sp.slo.is_some())
+        {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
 }
 
 fn fail(e: SamlError) -> InternalError {
@@ -131,9 +139,10 @@ async fn step(
     }
     while !chain.pending.is_empty() {
         let entity_id = chain.pending.remove(0);
-        let Some(sp) = crate::validation::saml::service_provider(tenant, &entity_id) else {
+        let Some(sp) = crate::saml::service_provider(state, tenant, &entity_id).await? else {
             continue;
         };
+        let sp = sp.as_ref();
         let Some((slo_url, binding)) = sp.slo.clone() else {
             continue;
         };
@@ -167,8 +176,11 @@ async fn step(
             in_response_to,
             relay_state,
         } => {
-            let sp = crate::validation::saml::service_provider(tenant, entity_id);
-            let Some((sp, (slo_url, binding))) = sp.and_then(|s| Some((s, s.slo.clone()?))) else {
+            let sp = crate::saml::service_provider(state, tenant, entity_id).await?;
+            let Some((sp, (slo_url, binding))) = sp.and_then(|s| {
+                let slo = s.slo.clone()?;
+                Some((s, slo))
+            }) else {
                 return Ok(signed_out_page(tenant, None, None));
             };
             let status = if chain.partial {
@@ -179,7 +191,7 @@ async fn step(
             answer_sp(
                 state,
                 tenant,
-                sp,
+                &sp,
                 (&slo_url, binding),
                 in_response_to,
                 relay_state.as_deref(),

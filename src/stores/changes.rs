@@ -6,6 +6,7 @@ pub const CHANGES_CHANNEL: &str = "portcullis_changes";
 
 const REVOKED_PREFIX: &str = "revoked:";
 const PROVIDER_PREFIX: &str = "provider:";
+const SAML_SP_PREFIX: &str = "saml-sp:";
 
 /// One change notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub enum ChangeNotice {
     Revoked { tenant: String, key: String },
     /// A runtime upstream provider was written, disabled or removed: `provider:<tenant> <id>`.
     Provider { tenant: String, id: String },
+    /// A runtime SAML service provider was written, disabled or removed:
+    /// `saml-sp:<tenant> <entity id>` (an entity id is a URI: it holds no space).
+    SamlSp { tenant: String, entity_id: String },
 }
 
 impl ChangeNotice {
@@ -26,6 +30,7 @@ impl ChangeNotice {
             Self::Tenant(slug) => slug.clone(),
             Self::Revoked { tenant, key } => format!("{REVOKED_PREFIX}{tenant} {key}"),
             Self::Provider { tenant, id } => format!("{PROVIDER_PREFIX}{tenant} {id}"),
+            Self::SamlSp { tenant, entity_id } => format!("{SAML_SP_PREFIX}{tenant} {entity_id}"),
         }
     }
 
@@ -42,6 +47,9 @@ impl ChangeNotice {
         } else if let Some(rest) = payload.strip_prefix(PROVIDER_PREFIX) {
             let (tenant, id) = pair(rest)?;
             Some(Self::Provider { tenant, id })
+        } else if let Some(rest) = payload.strip_prefix(SAML_SP_PREFIX) {
+            let (tenant, entity_id) = pair(rest)?;
+            Some(Self::SamlSp { tenant, entity_id })
         } else {
             Some(Self::Tenant(payload.to_string()))
         }
@@ -64,6 +72,10 @@ mod tests {
                 tenant: "acme".into(),
                 id: "corp-oidc".into(),
             },
+            ChangeNotice::SamlSp {
+                tenant: "acme".into(),
+                entity_id: "https://sp.acme.test/saml?x=1".into(),
+            },
         ] {
             assert_eq!(ChangeNotice::parse(&n.encode()), Some(n));
         }
@@ -73,5 +85,6 @@ mod tests {
     fn a_notice_missing_its_second_part_reads_as_nothing() {
         assert_eq!(ChangeNotice::parse("revoked:acme"), None);
         assert_eq!(ChangeNotice::parse("provider:acme"), None);
+        assert_eq!(ChangeNotice::parse("saml-sp:acme"), None);
     }
 }

@@ -70,10 +70,12 @@ macro_rules! on_write {
 
 mod federation;
 mod interactive;
+mod saml_sps;
 
 pub use changes::{CHANGES_CHANNEL, ChangeNotice};
 pub use federation::{FederationStore, ProviderRow, ProviderWrite};
 use interactive::{SESSION_SELECT, SessionRow, session_from_row};
+pub use saml_sps::{SamlSpRow, SamlSpStore};
 
 /// A tenant row: its spec and a version that grows with every change (to it or its clients).
 #[derive(Debug, Clone)]
@@ -397,6 +399,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "backchannel",
         include_str!("../../migrations/sqlite/0005_backchannel.sql"),
     ),
+    (
+        6,
+        "saml_service_providers",
+        include_str!("../../migrations/sqlite/0006_saml_service_providers.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -423,6 +430,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "backchannel",
         include_str!("../../migrations/postgres/0005_backchannel.sql"),
+    ),
+    (
+        6,
+        "saml_service_providers",
+        include_str!("../../migrations/postgres/0006_saml_service_providers.sql"),
     ),
 ];
 

@@ -37,7 +37,8 @@ impl ValidatedLaunch {
 
 /// The portal's launch request for the SP `entity_id`: a service provider of this tenant
 /// (another tenant's is unknown here), enabled, that opted in (`allow_idp_initiated`).
-pub fn idp_initiated(
+pub async fn idp_initiated(
+    state: &crate::state::AppState,
     tenant: &Tenant,
     entity_id: Option<&str>,
 ) -> Result<ValidatedLaunch, OAuthError> {
@@ -49,9 +50,15 @@ pub fn idp_initiated(
             "the application's name is too long",
         ));
     }
-    let sp = super::saml::service_provider(tenant, entity_id).ok_or_else(|| {
-        OAuthError::invalid_request("the application is not a service provider of this tenant")
-    })?;
+    let sp = crate::saml::service_provider(state, tenant, entity_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "SAML SP lookup failed");
+            OAuthError::server_error()
+        })?
+        .ok_or_else(|| {
+            OAuthError::invalid_request("the application is not a service provider of this tenant")
+        })?;
     // SAML profiles §4.1.5: unsolicited Responses only where the SP's registration opts in.
     if !sp.allow_idp_initiated {
         return Err(OAuthError::new(
@@ -70,7 +77,7 @@ pub fn idp_initiated(
         })?;
     Ok(ValidatedLaunch {
         acs_url: acs.url.clone(),
-        sp: sp.clone(),
+        sp: sp.as_ref().clone(),
     })
 }
 

@@ -192,7 +192,7 @@ pub async fn validate(
         .as_ref()
         .and_then(|i| i.value.as_deref())
         .ok_or_else(|| page("the AuthnRequest names no Issuer"))?;
-    let Some(sp) = service_provider(tenant, issuer) else {
+    let Some(sp) = crate::saml::service_provider(state, tenant, issuer).await? else {
         return Err(page(
             "the AuthnRequest's Issuer is not a service provider of this tenant",
         ));
@@ -306,7 +306,7 @@ pub async fn validate(
         return Err(to_acs(STATUS_REQUESTER, "the request was used before"));
     }
     Ok(ValidatedSamlRequest {
-        sp: sp.clone(),
+        sp: SamlSp::clone(&sp),
         acs: acs.clone(),
         request_id: request.id.clone(),
         relay_state,
@@ -339,15 +339,6 @@ fn accepted_contexts(r: &samael::schema::RequestedAuthnContext) -> Option<Vec<u8
         })
         .collect();
     (!accepted.is_empty()).then_some(accepted)
-}
-
-/// The enabled service provider of `tenant` with this entity id.
-pub fn service_provider<'t>(tenant: &'t Tenant, entity_id: &str) -> Option<&'t SamlSp> {
-    tenant
-        .spec
-        .saml_service_providers
-        .iter()
-        .find(|s| s.entity_id == entity_id && s.enabled)
 }
 
 /// Records that `sp` sent the message `id` (of kind `what`); false if it was seen before.

@@ -197,9 +197,12 @@ pub async fn logout_request(
         .as_ref()
         .and_then(|i| i.value.as_deref())
         .ok_or(LogoutRefusal::Page("the LogoutRequest names no Issuer"))?;
-    let sp = super::saml::service_provider(tenant, issuer).ok_or(LogoutRefusal::Page(
-        "the LogoutRequest's Issuer is not a service provider of this tenant",
-    ))?;
+    let sp = crate::saml::service_provider(state, tenant, issuer)
+        .await?
+        .ok_or(LogoutRefusal::Page(
+            "the LogoutRequest's Issuer is not a service provider of this tenant",
+        ))?;
+    let sp = sp.as_ref();
     if sp.slo.is_none() {
         return Err(LogoutRefusal::Page(
             "this service provider has no single logout service registered",
@@ -286,7 +289,7 @@ pub async fn logout_request(
 
 /// Validates an SP's LogoutResponse to a LogoutRequest of this IdP; the caller matches
 /// `in_response_to` and the SP against the request it sent.
-pub fn logout_response(
+pub async fn logout_response(
     state: &AppState,
     tenant: &Tenant,
     binding: Binding<'_>,
@@ -302,9 +305,15 @@ pub fn logout_response(
         .as_ref()
         .and_then(|i| i.value.as_deref())
         .ok_or("the LogoutResponse names no Issuer")?;
-    let sp = super::saml::service_provider(tenant, issuer)
+    let sp = crate::saml::service_provider(state, tenant, issuer)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "SAML SP lookup failed");
+            "the service provider cannot be read now"
+        })?
         .filter(|sp| sp.slo.is_some())
         .ok_or("the LogoutResponse's Issuer is not a service provider with single logout")?;
+    let sp = sp.as_ref();
     if response.version != "2.0" {
         return Err("only SAML 2.0");
     }

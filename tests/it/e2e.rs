@@ -514,7 +514,8 @@ async fn run_python(server: &TestServer, script: &str, envs: &[(&str, &str)]) {
 }
 
 #[tokio::test]
-async fn pysaml2_signs_alice_and_bob_in_and_out_by_redirect_post_and_the_portal_with_encrypted_assertions() {
+async fn pysaml2_signs_alice_and_bob_in_and_out_by_redirect_post_and_the_portal_with_encrypted_assertions()
+ {
     let xmlsec1 = (
         PathBuf::from("/usr/bin/xmlsec1"),
         "scripts/test installs it, or `apt-get install xmlsec1`",

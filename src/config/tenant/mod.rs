@@ -23,6 +23,7 @@ mod users;
 
 pub use directory::{resolve_in_directory, toml_files};
 pub use interactive::{check_redirect_uri, is_loopback};
+pub use saml::{SamlSpDefinition, check_complete, check_definition, pem_certificate};
 pub use spec::*;
 
 use super::{ConfigError, FileRoots, KeyPath, from_toml_error, locate};
@@ -121,25 +122,34 @@ struct SamlSpFile {
     default_relay_state: Option<String>,
     #[serde(default)]
     require_consent: bool,
+    /// SAML metadata §2.4.4: the SP's metadata, fetched through the outbound guard; what the
+    /// registration leaves out (ACS, certificates, NameID format) comes from there.
+    metadata_url: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One assertion consumer service of an SP (files and the admin API alike).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-struct SamlAcsFile {
-    url: String,
-    binding: Option<String>,
-    index: Option<u16>,
+pub struct SamlAcsFile {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u16>,
     #[serde(default)]
-    default: bool,
+    pub default: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// One attribute an SP is sent (files and the admin API alike).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-struct SamlAttributeFile {
-    claim: String,
-    name: String,
-    name_format: Option<String>,
-    friendly_name: Option<String>,
+pub struct SamlAttributeFile {
+    pub claim: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub friendly_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

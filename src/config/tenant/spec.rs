@@ -87,6 +87,14 @@ pub struct SamlSp {
     pub allow_idp_initiated: bool,
     pub default_relay_state: Option<String>,
     pub require_consent: bool,
+    /// SAML metadata §2.4.4: where the SP publishes its metadata (fetched through the outbound
+    /// guard and the document cache); the registration's own keys override the metadata's.
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    /// Whether the registration named its NameID format (else the first one the metadata lists
+    /// that this IdP supports, else persistent).
+    #[serde(default)]
+    pub name_id_format_given: bool,
 }
 
 fn enabled_by_default() -> bool {
