@@ -54,7 +54,8 @@ pub fn as_client(tenant: &Tenant) -> Result<Arc<Client>, InternalError> {
 }
 
 /// The applications of the tenant that can be started from the portal: enabled OIDC clients
-/// with an `initiate_login_uri` and enabled SAML SPs that allow IdP-initiated sign-in, by name.
+/// with an `initiate_login_uri` and enabled SAML SPs (of the file, or registered at runtime)
+/// that allow IdP-initiated sign-in, by name.
 pub async fn applications(
     state: &AppState,
     tenant: &Tenant,
@@ -96,6 +97,31 @@ pub async fn applications(
             sp.logo_url.as_deref(),
             Launch::Saml {
                 sp: sp.entity_id.clone(),
+            },
+        ));
+    }
+    // The SPs registered at runtime (the admin API), enabled and opted in.
+    use crate::stores::SamlSpStore;
+    for row in state
+        .store
+        .list_saml_sps(tenant.slug(), "", MAX_CLIENTS)
+        .await?
+        .into_iter()
+        .filter(|r| r.enabled)
+    {
+        let Ok(def) = serde_json::from_str::<crate::config::tenant::SamlSpDefinition>(&row.spec)
+        else {
+            continue;
+        };
+        if !def.allow_idp_initiated {
+            continue;
+        }
+        let name = def.display_name.as_deref().unwrap_or(&row.entity_id);
+        apps.push(PortalApp::new(
+            name,
+            def.logo_url.as_deref(),
+            Launch::Saml {
+                sp: row.entity_id.clone(),
             },
         ));
     }

@@ -70,6 +70,16 @@ pub async fn save(
             def.entity_id
         )));
     }
+    // A session's participant list names clients and SPs alike (for logout): one name, one party.
+    if crate::stores::ClientStore::find_client(store, tenant, &def.entity_id)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::Conflict(format!(
+            "{} is a client_id of this tenant",
+            def.entity_id
+        )));
+    }
     let base = check_definition(&def).map_err(|p| problems(&p))?;
     // Everything the SP needs must work now, not at the first sign-in.
     if let Some(url) = &base.metadata_url {

@@ -277,17 +277,23 @@ async fn an_sp_registered_at_runtime_signs_alice_in_until_it_is_disabled(pg: boo
     // Unknown before it is registered.
     let before = answer_to(&b, &server.base, &sp, &idp).await;
     assert!(before.contains("not a service provider"), "{before}");
+    // Opted in to IdP-initiated sign-in: on the application portal.
+    let mut body = registration(&sp);
+    body["display_name"] = json!("Runtime App");
+    body["allow_idp_initiated"] = json!(true);
     let r = send(
         &server,
         reqwest::Method::POST,
         &collection(&server, "acme"),
         &admin,
-        Some(registration(&sp)),
+        Some(body),
     )
     .await;
     assert_eq!(r.status(), 201);
     // The cached "unknown" was forgotten: alice signs in, and the SP accepts the Response.
     let a = alice_signs_in(&b, &server.base, &sp, &idp).await;
+    let portal = b.get(&server.url("/acme/apps")).await.text().await.unwrap();
+    assert!(portal.contains("Runtime App"), "{portal}");
     assert_eq!(a.issuer, server.url("/acme"));
     let mail = a.attributes.iter().find(|(n, _)| n == MAIL).unwrap();
     assert_eq!(mail.1, vec!["alice@acme.test".to_string()]);
@@ -317,6 +323,8 @@ async fn an_sp_registered_at_runtime_signs_alice_in_until_it_is_disabled(pg: boo
     assert_eq!(patch(false).await.status(), 200);
     let off = answer_to(&b, &server.base, &sp, &idp).await;
     assert!(off.contains("not a service provider"), "{off}");
+    let portal = b.get(&server.url("/acme/apps")).await.text().await.unwrap();
+    assert!(!portal.contains("Runtime App"), "{portal}");
     assert_eq!(patch(true).await.status(), 200);
     let on = answer_to(&b, &server.base, &sp, &idp).await;
     assert!(
@@ -397,6 +405,12 @@ async fn a_registration_is_checked_by_the_tenant_files_rules_and_each_problem_na
     )
     .await;
     assert_eq!(r.status(), 409);
+    // Nor a client's id (a session's participants would be ambiguous).
+    let mut twin = registration(&test_sp(RUNTIME_SP));
+    twin["entity_id"] = "acme-web".into();
+    let r = post(twin).await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("client_id"));
     // Oversized.
     let mut huge = registration(&test_sp(RUNTIME_SP));
     huge["display_name"] = "x".repeat(70 * 1024).into();
