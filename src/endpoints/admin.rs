@@ -270,16 +270,35 @@ async fn write_spec(
     after_write(&state, &tenant, &pid).await;
     let action = if saved.created { "create" } else { "replace" };
     tracing::info!(target: "security", event = "admin_change", tenant = %tenant.slug(), client_id = %caller, provider = %pid, action);
-    if !saved.created {
-        return Ok(json_response(StatusCode::OK, saved.view));
+    Ok(stored(
+        saved.view,
+        saved.created,
+        &format!("{}/admin/providers/{pid}", tenant.spec.issuer),
+    ))
+}
+
+/// The answer to a PUT or POST that stored `view`: 200, or 201 with its `location` when it
+/// created it (RFC 9110 §9.3.4: a PUT that creates answers 201 as a POST does).
+pub(super) fn stored(view: Value, created: bool, location: &str) -> Response {
+    if !created {
+        return json_response(StatusCode::OK, view);
     }
-    // RFC 9110 §9.3.4: a PUT that creates answers 201 as a POST does.
-    let mut r = json_response(StatusCode::CREATED, saved.view);
-    if let Ok(loc) = HeaderValue::from_str(&format!("{}/admin/providers/{pid}", tenant.spec.issuer))
-    {
+    let mut r = json_response(StatusCode::CREATED, view);
+    if let Ok(loc) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, loc);
     }
-    Ok(r)
+    r
+}
+
+/// The body of a PATCH, the only change it makes: `{"enabled": true}` or `{"enabled": false}`.
+pub(super) fn enabled_in(body: &[u8]) -> Result<bool, OAuthError> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(|v| v.as_object().is_some_and(|o| o.len() == 1))
+        .and_then(|v| v.get("enabled").and_then(Value::as_bool))
+        .ok_or_else(|| {
+            OAuthError::invalid_request("send {\"enabled\": true} or {\"enabled\": false}")
+        })
 }
 
 pub async fn get_one(
@@ -302,13 +321,7 @@ pub async fn patch(
         tenant,
         caller,
     } = call;
-    let enabled = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .filter(|v| v.as_object().is_some_and(|o| o.len() == 1))
-        .and_then(|v| v.get("enabled").and_then(Value::as_bool))
-        .ok_or_else(|| {
-            OAuthError::invalid_request("send {\"enabled\": true} or {\"enabled\": false}")
-        })?;
+    let enabled = enabled_in(&body)?;
     let v = admin::set_enabled(&state.store, tenant.slug(), &id, enabled, state.now())
         .await
         .map_err(admin_error)?;

@@ -19,9 +19,9 @@ use crate::saml::admin;
 use crate::state::AppState;
 use crate::validation::params::{Path, Query};
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const COLLECTION: &str = "/admin/saml-service-providers";
 
@@ -148,19 +148,11 @@ async fn write(
     after_write(state, tenant, &entity_id).await;
     let action = if saved.created { "create" } else { "replace" };
     tracing::info!(target: "security", event = "admin_change", tenant = %tenant.slug(), client_id = %caller, saml_sp = %entity_id, action);
-    if !saved.created {
-        return Ok(json_response(StatusCode::OK, saved.view));
-    }
-    // RFC 9110 §9.3.4: a PUT that creates answers 201 as a POST does.
-    let mut r = json_response(StatusCode::CREATED, saved.view);
-    if let Ok(loc) = HeaderValue::from_str(&format!(
-        "{}{COLLECTION}/{}",
-        tenant.spec.issuer,
-        segment(&entity_id)
-    )) {
-        r.headers_mut().insert(header::LOCATION, loc);
-    }
-    Ok(r)
+    Ok(super::admin::stored(
+        saved.view,
+        saved.created,
+        &format!("{}{COLLECTION}/{}", tenant.spec.issuer, segment(&entity_id)),
+    ))
 }
 
 pub async fn get_one(
@@ -183,13 +175,7 @@ pub async fn patch(
         tenant,
         caller,
     } = call;
-    let enabled = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .filter(|v| v.as_object().is_some_and(|o| o.len() == 1))
-        .and_then(|v| v.get("enabled").and_then(Value::as_bool))
-        .ok_or_else(|| {
-            OAuthError::invalid_request("send {\"enabled\": true} or {\"enabled\": false}")
-        })?;
+    let enabled = super::admin::enabled_in(&body)?;
     let v = admin::set_enabled(
         &state.store,
         tenant.slug(),
