@@ -17,6 +17,16 @@
 --                         its CI platform's JWT, $BENCH_SUBJECT_TOKEN, as the subject token of
 --                         every request (an exchange does not use it up); the answer must be a
 --                         200 with an issued_token_type
+--   BENCH_MODE=saml_sso   SAML single sign-on with a live session (the SSO session cookie
+--                         $BENCH_COOKIE): GET <the URL given to wrk>?SAMLRequest=… by the
+--                         HTTP-Redirect binding (SAML bindings §3.4), a fresh unsigned AuthnRequest
+--                         of the demo SP https://sp.acme.test per request (its own ID, IssueInstant
+--                         now, Destination $BENCH_SAML_DESTINATION); the answer must be a 200 form
+--                         posting a SAMLResponse with status Success and a signed assertion, in
+--                         response to a request of this run not answered before. BENCH_PHASE=check
+--                         (one connection) also writes the first answer's body and the path of
+--                         the request it answers to $BENCH_SAML_CHECK.body and .path (bench/run
+--                         checks them).
 -- done() prints one machine-readable line:
 --   BENCH_RESULT requests=N duration_us=N rps=F p50_ms=F p99_ms=F connect=N read=N write=N status=N timeout=N
 -- `status` is wrk's own count of responses with an HTTP status >= 400 (its "Non-2xx or 3xx
@@ -33,7 +43,8 @@
 --   ok=N failures=N exhausted=N
 -- ok: 200 answers whose body has "token_type":"DPoP" (dpop), "token_type":"Bearer" (token_lua)
 -- or "active":true (introspect), 200 answers with "issued_token_type":"…access_token"
--- (token_exchange); failures: every other answer, a 200 {"active":false} included;
+-- (token_exchange), 200 forms posting a signed Success Response to an open request (saml_sso);
+-- failures: every other answer, a 200 {"active":false} and a SAML error Response included;
 -- exhausted: requests sent after the proof file ran out (a proof file too short for the rate;
 -- such requests carry no usable proof and fail).
 
@@ -42,7 +53,7 @@ local mode = os.getenv("BENCH_MODE") or "discovery"
 -- request() and response() hooks:
 local hooked = mode == "dpop" or mode == "token_lua" or mode == "device_poll"
 -- every answer checked by response():
-local checked = hooked or mode == "introspect" or mode == "token_exchange"
+local checked = hooked or mode == "introspect" or mode == "token_exchange" or mode == "saml_sso"
 
 if mode == "device_poll" then
   wrk.method = "POST"
@@ -62,6 +73,10 @@ elseif mode == "token_exchange" then
     .. "&subject_token=" .. jwt
     .. "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt"
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+elseif mode == "saml_sso" then
+  wrk.method = "GET"
+  wrk.headers["Cookie"] = os.getenv("BENCH_COOKIE") or ""
+  if wrk.headers["Cookie"] == "" then error("BENCH_COOKIE is not set") end
 elseif mode == "introspect" then
   -- The API https://api.acme.test (demo secret acme-api-secret) asks about a reference token.
   wrk.method = "POST"
@@ -69,10 +84,159 @@ elseif mode == "introspect" then
   wrk.headers["Authorization"] = "Basic aHR0cHMlM0ElMkYlMkZhcGkuYWNtZS50ZXN0OmFjbWUtYXBpLXNlY3JldA=="
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 else
-  error("BENCH_MODE must be token, discovery, introspect, dpop, token_lua, device_poll or token_exchange, got "
+  error("BENCH_MODE must be token, discovery, introspect, dpop, token_lua, device_poll, token_exchange or saml_sso, got "
     .. mode)
 end
-wrk.headers["Accept"] = "application/json"
+wrk.headers["Accept"] = mode == "saml_sso" and "text/html" or "application/json"
+
+-- saml_sso: one fresh AuthnRequest per request (request()), each answer checked (saml_answered).
+local saml_answered
+if mode == "saml_sso" then
+  local bit = require("bit")
+  local destination = os.getenv("BENCH_SAML_DESTINATION") or ""
+  if destination == "" then error("BENCH_SAML_DESTINATION is not set") end
+  local SP = "https://sp.acme.test"
+  local ACS = "http://127.0.0.1:9000/saml/acs"
+  local phase = os.getenv("BENCH_PHASE") or "measure"
+  local check_file = phase == "check" and os.getenv("BENCH_SAML_CHECK") or nil
+  local sso_path = wrk.path
+
+  local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  local enc, dec = {}, {}
+  for i = 0, 63 do
+    enc[i] = B64:sub(i + 1, i + 1)
+    dec[B64:byte(i + 1)] = i
+  end
+  local band, rshift = bit.band, bit.rshift
+
+  local function base64(s)
+    local out, n, len = {}, 0, #s
+    for i = 1, len - 2, 3 do
+      local a, b, c = s:byte(i, i + 2)
+      local v = a * 65536 + b * 256 + c
+      n = n + 1
+      out[n] = enc[rshift(v, 18)] .. enc[band(rshift(v, 12), 63)] .. enc[band(rshift(v, 6), 63)] .. enc[band(v, 63)]
+    end
+    local rest = len % 3
+    if rest == 1 then
+      local a = s:byte(len)
+      out[n + 1] = enc[rshift(a, 2)] .. enc[band(a, 3) * 16] .. "=="
+    elseif rest == 2 then
+      local a, b = s:byte(len - 1, len)
+      local v = a * 256 + b
+      out[n + 1] = enc[rshift(v, 10)] .. enc[band(rshift(v, 4), 63)] .. enc[band(v, 15) * 4] .. "="
+    end
+    return table.concat(out)
+  end
+
+  -- nil unless s is base64 (with its padding).
+  local function unbase64(s)
+    local out, n, len = {}, 0, #s
+    if len % 4 ~= 0 then return nil end
+    for i = 1, len, 4 do
+      local a, b, c, d = s:byte(i, i + 3)
+      local va, vb, vc, vd = dec[a], dec[b], dec[c], dec[d]
+      if not va or not vb then return nil end
+      local v = va * 262144 + vb * 4096 + (vc or 0) * 64 + (vd or 0)
+      n = n + 1
+      if vd and vc then
+        out[n] = string.char(rshift(v, 16), band(rshift(v, 8), 255), band(v, 255))
+      elseif vc and d == 61 and i + 3 == len then
+        out[n] = string.char(rshift(v, 16), band(rshift(v, 8), 255))
+      elseif c == 61 and d == 61 and i + 3 == len then
+        out[n] = string.char(rshift(v, 16))
+      else
+        return nil
+      end
+    end
+    return table.concat(out)
+  end
+
+  -- RFC 1951 §3.2.4: raw DEFLATE of stored (uncompressed) blocks: BFINAL/BTYPE=00 in one byte,
+  -- then LEN and its complement NLEN (16 bits, little-endian), then LEN bytes.
+  local function stored_deflate(s)
+    local out, pos, len = {}, 1, #s
+    repeat
+      local chunk = s:sub(pos, pos + 65534)
+      local n = #chunk
+      pos = pos + n
+      local nlen = band(bit.bnot(n), 0xffff)
+      out[#out + 1] = string.char(pos > len and 1 or 0, band(n, 255), rshift(n, 8), band(nlen, 255), rshift(nlen, 8))
+      out[#out + 1] = chunk
+    until pos > len
+    return table.concat(out)
+  end
+
+  local PERCENT = { ["+"] = "%2B", ["/"] = "%2F", ["="] = "%3D" }
+  local function query_value(s)
+    return (s:gsub("[+/=]", PERCENT))
+  end
+
+  -- SAML core §1.3.3: UTC, whole seconds (os.date once a second).
+  local last_t, instant = -1, nil
+  local function issue_instant()
+    local t = os.time()
+    if t ~= last_t then
+      last_t, instant = t, os.date("!%Y-%m-%dT%H:%M:%SZ", t)
+    end
+    return instant
+  end
+
+  -- Unique IDs (xs:ID, SAML core §1.3.4): the phase, the second the script started, wrk's
+  -- thread and a counter. The server refuses an ID it has seen (the warm-up's included).
+  local prefix, counter = nil, 0
+  local open = {} -- IDs sent and not yet answered
+  -- check: the path of the request last made. wrk makes a request again when its first write
+  -- must be retried (TLS), without sending the first one; on one connection, the last one made
+  -- is the one answered.
+  local last_path, first_body
+
+  function request()
+    if not prefix then
+      prefix = string.format("_bench%s%x_%d_", phase:sub(1, 1), os.time(), slot or 0)
+    end
+    counter = counter + 1
+    local id = prefix .. counter
+    open[id] = true
+    local xml = '<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+      .. 'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="' .. id .. '" Version="2.0" '
+      .. 'IssueInstant="' .. issue_instant() .. '" Destination="' .. destination .. '" '
+      .. 'ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+      .. 'AssertionConsumerServiceURL="' .. ACS .. '"><saml:Issuer>' .. SP .. '</saml:Issuer>'
+      .. '<samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" '
+      .. 'AllowCreate="true"/></samlp:AuthnRequest>'
+    local path = sso_path .. "?SAMLRequest=" .. query_value(base64(stored_deflate(xml))) .. "&RelayState=bench"
+    if check_file then last_path = path end
+    return wrk.format(nil, path)
+  end
+
+  -- A 200 form posting (SAML bindings §3.5.4) a Response with status Success and a signed
+  -- assertion, in response to an open request of this run (then no longer open).
+  saml_answered = function(status, body)
+    if check_file and not first_body then
+      first_body = body or ""
+      local f = assert(io.open(check_file .. ".path", "w"))
+      f:write(last_path or "", "\n")
+      f:close()
+      f = assert(io.open(check_file .. ".body", "w"))
+      f:write(first_body)
+      f:close()
+    end
+    if status ~= 200 or not body then return false end
+    local v = body:match('name="SAMLResponse" value="([^"]*)"')
+    if not v then return false end
+    -- The page's HTML escaping of base64 (minijinja writes "/" as "&#x2f;").
+    v = v:gsub("&#[xX](%x+);", function(h) return string.char(tonumber(h, 16)) end)
+    local xml = unbase64(v)
+    if not xml then return false end
+    local answers = xml:match('<samlp:Response [^>]*InResponseTo="([^"]+)"')
+    if not answers or not open[answers] then return false end
+    open[answers] = nil
+    return xml:find('<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>', 1, true) ~= nil
+      and xml:find("<saml:Assertion ", 1, true) ~= nil
+      and xml:find("<ds:SignatureValue>[A-Za-z0-9+/=\r\n]+</ds:SignatureValue>") ~= nil
+  end
+end
 
 if checked then
   -- Globals, so that done() can read them from each thread (thread:get).
@@ -90,6 +254,10 @@ if checked then
   local want_status = mode == "device_poll" and 400 or 200
 
   function response(status, _, resp_body)
+    if mode == "saml_sso" then
+      if saml_answered(status, resp_body) then ok = ok + 1 else failures = failures + 1 end
+      return
+    end
     if status == want_status and resp_body and resp_body:find(want, 1, true) then
       ok = ok + 1
     else

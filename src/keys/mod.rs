@@ -4,6 +4,7 @@ pub mod certificate;
 pub mod crypto;
 pub mod ring;
 pub mod signer;
+pub mod xmldsig;
 
 pub use crypto::MasterKey;
 pub use ring::{KeyPolicy, KeyRecord, KeyRing, KeySet};

@@ -149,6 +149,20 @@ impl KeySet {
         Some((&key.pkcs8, &cert.der))
     }
 
+    /// The loaded RS256 signer of the key that signs SAML messages now, and its certificate:
+    /// signing with it parses no key (`keys::xmldsig`).
+    pub fn saml_signer(&self) -> Option<(&Signer, &[u8])> {
+        let cert = self
+            .saml_certificates()
+            .iter()
+            .find(|c| c.state == KeyState::Active)?;
+        let signer = self
+            .signers
+            .get(&Alg::RS256)
+            .filter(|s| s.kid == cert.kid)?;
+        Some((signer.as_ref(), &cert.der))
+    }
+
     /// The SAML signing certificates of the RS256 keys that sign now (first) or will: SPs
     /// learn the next one from the metadata before it signs.
     pub fn saml_certificates(&self) -> &[SamlCertificate] {

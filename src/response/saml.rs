@@ -183,12 +183,10 @@ pub fn signed_response(
     now: i64,
 ) -> Result<String, crate::error::InternalError> {
     use crate::federation::saml::sp::{instant, sign_enveloped_rsa};
+    use crate::keys::xmldsig::{c14n_attr as attr, c14n_text as text, enveloped_signature};
     let fail = |e: crate::federation::saml::sp::SamlError| {
         crate::error::InternalError::Other(format!("SAML response: {e}"))
     };
-    let (pkcs8, cert) = keys
-        .saml_signing_key()
-        .ok_or_else(|| crate::error::InternalError::Other("no SAML signing key".into()))?;
     let (issue, until) = (
         instant(now).map_err(fail)?,
         instant(now + ASSERTION_LIFETIME).map_err(fail)?,
@@ -202,60 +200,99 @@ pub fn signed_response(
         .map(|i| format!(" InResponseTo=\"{}\"", xml_escape(i)))
         .unwrap_or_default();
     let acs = xml_escape(to.acs_url);
-    let audience = xml_escape(to.sp_entity_id);
-    let mut attributes = String::new();
-    if !who.attributes.is_empty() {
-        attributes.push_str("<saml:AttributeStatement>");
+    // The assertion is written as Exclusive C14N prints it (keys::xmldsig), so that its signature
+    // is made over this very text: attributes in canonical order, no empty-element tags, C14N
+    // escaping; it differs from its canonical form only where namespaces are declared (below).
+    let c_irt = match to.in_response_to {
+        Some(i) => format!(" InResponseTo=\"{}\"", attr(i)?),
+        None => String::new(),
+    };
+    let (c_issuer, c_audience) = (text(&tenant.spec.issuer)?, text(to.sp_entity_id)?);
+    let (c_issuer_attr, c_audience_attr) = (attr(&tenant.spec.issuer)?, attr(to.sp_entity_id)?);
+    // Exclusive C14N §3 declares a namespace where it is visibly utilized: xsi on every
+    // AttributeValue (its xsi:type), xs nowhere (it is only named inside a value). The document
+    // declares both once, on the assertion.
+    let attribute_statement = |value_ns: &str| -> Result<String, crate::error::InternalError> {
+        if who.attributes.is_empty() {
+            return Ok(String::new());
+        }
+        let mut out = String::from("<saml:AttributeStatement>");
         for (name, format, friendly, values) in &who.attributes {
-            attributes.push_str(&format!(
-                "<saml:Attribute Name=\"{}\" NameFormat=\"{}\"{}>",
-                xml_escape(name),
-                xml_escape(format),
-                friendly
-                    .map(|f| format!(" FriendlyName=\"{}\"", xml_escape(f)))
-                    .unwrap_or_default()
+            let friendly = match friendly {
+                Some(f) => format!(" FriendlyName=\"{}\"", attr(f)?),
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "<saml:Attribute{friendly} Name=\"{}\" NameFormat=\"{}\">",
+                attr(name)?,
+                attr(format)?,
             ));
             for v in values {
-                attributes.push_str(&format!(
-                    "<saml:AttributeValue xsi:type=\"xs:string\">{}</saml:AttributeValue>",
-                    xml_escape(v)
+                out.push_str(&format!(
+                    "<saml:AttributeValue{value_ns} xsi:type=\"xs:string\">{}</saml:AttributeValue>",
+                    text(v)?
                 ));
             }
-            attributes.push_str("</saml:Attribute>");
+            out.push_str("</saml:Attribute>");
         }
-        attributes.push_str("</saml:AttributeStatement>");
-    }
-    let authority = who
-        .authenticating_authority
-        .map(|a| {
-            format!(
-                "<saml:AuthenticatingAuthority>{}</saml:AuthenticatingAuthority>",
-                xml_escape(a)
-            )
-        })
-        .unwrap_or_default();
-    let assertion = format!(
-        "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
-         xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
-         ID=\"{assertion_id}\" Version=\"2.0\" IssueInstant=\"{issue}\">\
-         <saml:Issuer>{issuer}</saml:Issuer>{{signature}}\
-         <saml:Subject><saml:NameID Format=\"{format}\" NameQualifier=\"{issuer}\" SPNameQualifier=\"{audience}\">{name_id}</saml:NameID>\
-         <saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
-         <saml:SubjectConfirmationData NotOnOrAfter=\"{until}\" Recipient=\"{acs}\"{in_response_to}/>\
-         </saml:SubjectConfirmation></saml:Subject>\
-         <saml:Conditions NotBefore=\"{not_before}\" NotOnOrAfter=\"{until}\">\
-         <saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
-         <saml:AuthnStatement AuthnInstant=\"{authn_instant}\" SessionIndex=\"{session}\">\
-         <saml:AuthnContext><saml:AuthnContextClassRef>{context}</saml:AuthnContextClassRef>{authority}</saml:AuthnContext>\
-         </saml:AuthnStatement>{attributes}</saml:Assertion>",
-        format = who.name_id_format.urn(),
-        name_id = xml_escape(who.name_id),
-        session = xml_escape(who.session_index),
-        context = xml_escape(who.authn_context),
+        out.push_str("</saml:AttributeStatement>");
+        Ok(out)
+    };
+    let authority = match who.authenticating_authority {
+        Some(a) => format!(
+            "<saml:AuthenticatingAuthority>{}</saml:AuthenticatingAuthority>",
+            text(a)?
+        ),
+        None => String::new(),
+    };
+    let (c_acs, c_name_id, c_session, c_context) = (
+        attr(to.acs_url)?,
+        text(who.name_id)?,
+        attr(who.session_index)?,
+        text(who.authn_context)?,
     );
-    let signed_assertion =
-        sign_enveloped_rsa(&assertion, &assertion_id, pkcs8, cert).map_err(fail)?;
-    let signed_assertion = strip_declaration(&signed_assertion);
+    let assertion = |root_ns: &str, attributes: &str, signature: &str| {
+        format!(
+            "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\"{root_ns} \
+             ID=\"{assertion_id}\" IssueInstant=\"{issue}\" Version=\"2.0\">\
+             <saml:Issuer>{c_issuer}</saml:Issuer>{signature}\
+             <saml:Subject><saml:NameID Format=\"{format}\" NameQualifier=\"{c_issuer_attr}\" SPNameQualifier=\"{c_audience_attr}\">{c_name_id}</saml:NameID>\
+             <saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
+             <saml:SubjectConfirmationData{c_irt} NotOnOrAfter=\"{until}\" Recipient=\"{c_acs}\"></saml:SubjectConfirmationData>\
+             </saml:SubjectConfirmation></saml:Subject>\
+             <saml:Conditions NotBefore=\"{not_before}\" NotOnOrAfter=\"{until}\">\
+             <saml:AudienceRestriction><saml:Audience>{c_audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
+             <saml:AuthnStatement AuthnInstant=\"{authn_instant}\" SessionIndex=\"{c_session}\">\
+             <saml:AuthnContext><saml:AuthnContextClassRef>{c_context}</saml:AuthnContextClassRef>{authority}</saml:AuthnContext>\
+             </saml:AuthnStatement>{attributes}</saml:Assertion>",
+            format = who.name_id_format.urn(),
+        )
+    };
+    let doc_ns = " xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
+                  xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
+    let doc_attributes = attribute_statement("")?;
+    let signed_assertion = match keys.saml_signer() {
+        // The tenant's loaded RS256 key: no key parsed, no XML parsed.
+        Some((signer, cert)) => {
+            let canonical = assertion(
+                "",
+                &attribute_statement(" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"")?,
+                "",
+            );
+            let signature = enveloped_signature(signer, cert, &assertion_id, &canonical)?;
+            assertion(doc_ns, &doc_attributes, &signature)
+        }
+        // A SAML key that no longer signs JWTs (RS256 left the tenant's algorithms): xmlsec.
+        None => {
+            let (pkcs8, cert) = keys
+                .saml_signing_key()
+                .ok_or_else(|| crate::error::InternalError::Other("no SAML signing key".into()))?;
+            let template = assertion(doc_ns, &doc_attributes, "{signature}");
+            let signed = sign_enveloped_rsa(&template, &assertion_id, pkcs8, cert).map_err(fail)?;
+            strip_declaration(&signed).to_string()
+        }
+    };
+    let signed_assertion = signed_assertion.as_str();
     let encrypted;
     let signed_assertion = match to.encrypt_to {
         Some(cert) => {
@@ -273,6 +310,9 @@ pub fn signed_response(
         signature = if to.sign_response { "{signature}" } else { "" },
     );
     let xml = if to.sign_response {
+        let (pkcs8, cert) = keys
+            .saml_signing_key()
+            .ok_or_else(|| crate::error::InternalError::Other("no SAML signing key".into()))?;
         sign_enveloped_rsa(&response, &response_id, pkcs8, cert).map_err(fail)?
     } else {
         response
