@@ -52,6 +52,14 @@ pub struct Interaction {
     /// The application portal's own sign-in: it ends back on the portal.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub portal: bool,
+    /// Whether the store holds it: a new one is stored only when a page needs it (a single
+    /// sign-on that shows no page writes nothing); one read back from the store is.
+    #[serde(skip, default = "stored")]
+    pub stored: bool,
+}
+
+fn stored() -> bool {
+    true
 }
 
 /// Where a SAML sign-in's Response goes and what it answers.
@@ -182,7 +190,9 @@ impl Flow<'_> {
             Next::Login | Next::Consent
                 if request.prompt.contains(&Prompt::None) && saml.is_some() =>
             {
-                if let Some((id, _)) = &interaction {
+                if let Some((id, i)) = &interaction
+                    && i.stored
+                {
                     self.end_interaction(id).await;
                 }
                 match saml {
@@ -201,7 +211,9 @@ impl Flow<'_> {
                 } else {
                     ErrorCode::ConsentRequired
                 };
-                if let Some((id, _)) = &interaction {
+                if let Some((id, i)) = &interaction
+                    && i.stored
+                {
                     self.end_interaction(id).await;
                 }
                 self.error_redirect(
@@ -238,7 +250,12 @@ impl Flow<'_> {
                         id
                     }
                     None => match self.begin_interaction(request, None).await {
-                        Ok((id, _)) => id,
+                        Ok((id, i)) => {
+                            if let Err(e) = self.save_interaction(&id, &i).await {
+                                return self.internal(e);
+                            }
+                            id
+                        }
                         Err(e) => return self.internal(e),
                     },
                 };
@@ -258,7 +275,9 @@ impl Flow<'_> {
                 let Some(session) = session else {
                     return self.internal(InternalError::Other("code without session".into()));
                 };
-                if let Some((id, _)) = &interaction {
+                if let Some((id, i)) = &interaction
+                    && i.stored
+                {
                     self.end_interaction(id).await;
                 }
                 if let Some(step) = backchannel {
@@ -403,7 +422,6 @@ impl Flow<'_> {
                 v
             }
         };
-        let now = self.state.now();
         let interaction = Interaction {
             request,
             csrf: tokens::new_handle(),
@@ -415,30 +433,33 @@ impl Flow<'_> {
             backchannel,
             saml,
             portal,
+            stored: false,
         };
-        let record = GrantRecord {
-            handle_hash: tokens::handle_hash(&id),
-            client_id: interaction.request.client_id.clone(),
-            data: serde_json::to_string(&interaction)?,
-            created_at: now,
-            expires_at: now + INTERACTION_LIFETIME,
-            ..GrantRecord::of(GrantKind::Interaction)
-        };
-        self.state
-            .store
-            .insert_grant(self.tenant.slug(), &record)
-            .await?;
         Ok((id, interaction))
     }
 
+    /// Stores the interaction for the pages (a new one), or what this step learned of it.
     async fn save_interaction(&self, id: &str, i: &Interaction) -> Result<(), InternalError> {
+        let data = serde_json::to_string(i)?;
+        if !i.stored {
+            let now = self.state.now();
+            let record = GrantRecord {
+                handle_hash: tokens::handle_hash(id),
+                client_id: i.request.client_id.clone(),
+                data,
+                created_at: now,
+                expires_at: now + INTERACTION_LIFETIME,
+                ..GrantRecord::of(GrantKind::Interaction)
+            };
+            return self
+                .state
+                .store
+                .insert_grant(self.tenant.slug(), &record)
+                .await;
+        }
         self.state
             .store
-            .update_grant_data(
-                self.tenant.slug(),
-                &tokens::handle_hash(id),
-                &serde_json::to_string(i)?,
-            )
+            .update_grant_data(self.tenant.slug(), &tokens::handle_hash(id), &data)
             .await
     }
 
