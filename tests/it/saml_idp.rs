@@ -146,18 +146,20 @@ async fn every_node_makes_the_same_certificate_for_a_key_on_postgresql() {
     b.stop().await;
 }
 
-#[test]
-fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
-    let acme = ACME.to_string()
-        + "\n[[saml_service_providers]]\nentity_id = \"not a uri\"\n\
-           acs = [{ url = \"http://sp.example/acs\" }, { url = \"https://sp.example/acs2\", index = 0, binding = \"soap\" }]\n\
-           name_id_format = \"kerberos\"\nencrypt_assertions = true\n\
-           signing_certificate = \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"\n\
-           attributes = [{ claim = \"email\", name = \"mail\", name_format = \"uri\" }]\n\
-           default_relay_state = \"/home\"\n";
-    let problems = portcullis::config::tenant::resolve(
+/// The tenant file `text` resolved as `acme.toml` with the demo's base URL, its files under the
+/// temporary directory.
+pub(crate) fn resolve_acme(
+    text: &str,
+) -> Result<
+    (
+        portcullis::config::tenant::TenantSpec,
+        Vec<portcullis::config::tenant::ClientSpec>,
+    ),
+    Vec<portcullis::config::ConfigError>,
+> {
+    portcullis::config::tenant::resolve(
         std::path::Path::new("acme.toml"),
-        &acme,
+        text,
         &portcullis::config::tenant::TenantDefaults {
             public_base_url: DEMO_BASE,
             mtls_base_url: DEMO_BASE,
@@ -168,7 +170,18 @@ fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
             ),
         },
     )
-    .unwrap_err();
+}
+
+#[test]
+fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
+    let acme = ACME.to_string()
+        + "\n[[saml_service_providers]]\nentity_id = \"not a uri\"\n\
+           acs = [{ url = \"http://sp.example/acs\" }, { url = \"https://sp.example/acs2\", index = 0, binding = \"soap\" }]\n\
+           name_id_format = \"kerberos\"\nencrypt_assertions = true\n\
+           signing_certificate = \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"\n\
+           attributes = [{ claim = \"email\", name = \"mail\", name_format = \"uri\" }]\n\
+           default_relay_state = \"/home\"\n";
+    let problems = resolve_acme(&acme).unwrap_err();
     let said: Vec<(String, String)> = problems
         .iter()
         .map(|p| (p.key.clone(), p.message.clone()))
@@ -200,19 +213,7 @@ fn a_service_provider_registration_is_checked_whole_with_file_line_and_key() {
         + "\n[[saml_service_providers]]\nentity_id = \"https://hr.acme.test\"\n\
            acs = [{ url = \"http://127.0.0.1:9000/saml/acs\", default = true }]\n\
            attributes = [{ claim = \"email\", name = \"urn:oid:0.9.2342.19200300.100.1.3\", name_format = \"uri\", friendly_name = \"mail\" }]\n";
-    let resolved = portcullis::config::tenant::resolve(
-        std::path::Path::new("acme.toml"),
-        &good,
-        &portcullis::config::tenant::TenantDefaults {
-            public_base_url: DEMO_BASE,
-            mtls_base_url: DEMO_BASE,
-            files: &portcullis::config::FileRoots::new(
-                std::env::temp_dir(),
-                vec![std::env::temp_dir()],
-                Vec::new(),
-            ),
-        },
-    );
+    let resolved = resolve_acme(&good);
     let errors: Vec<Value> = match &resolved {
         Ok(_) => Vec::new(),
         Err(e) => e

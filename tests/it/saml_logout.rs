@@ -618,20 +618,7 @@ fn single_logout_needs_the_sps_signing_certificate_and_an_sp_is_named_unlike_any
         "{ACME}\n[[saml_service_providers]]\nentity_id = \"{SP}\"\n\
          acs = [{{ url = \"{ACS}\" }}]\nslo_url = \"{WIKI_SLO}\"\n"
     );
-    let problems = portcullis::config::tenant::resolve(
-        std::path::Path::new("acme.toml"),
-        &tenant,
-        &portcullis::config::tenant::TenantDefaults {
-            public_base_url: DEMO_BASE,
-            mtls_base_url: DEMO_BASE,
-            files: &portcullis::config::FileRoots::new(
-                std::env::temp_dir(),
-                vec![std::env::temp_dir()],
-                Vec::new(),
-            ),
-        },
-    )
-    .unwrap_err();
+    let problems = crate::saml_idp::resolve_acme(&tenant).unwrap_err();
     assert!(
         problems
             .iter()
@@ -645,20 +632,7 @@ fn single_logout_needs_the_sps_signing_certificate_and_an_sp_is_named_unlike_any
          acs = [{{ url = \"{ACS}\" }}]\n[[clients]]\nclient_id = \"urn:acme:twin\"\n\
          grant_types = [\"client_credentials\"]\nsecrets = [{{ hash = \"sha256:iRczT2z1BWu_vNWDkEQIhZoTsXxk_d6Q4WHSKOUIco4\" }}]\nscopes = [\"api.read\"]\n"
     );
-    let problems = portcullis::config::tenant::resolve(
-        std::path::Path::new("acme.toml"),
-        &twin,
-        &portcullis::config::tenant::TenantDefaults {
-            public_base_url: DEMO_BASE,
-            mtls_base_url: DEMO_BASE,
-            files: &portcullis::config::FileRoots::new(
-                std::env::temp_dir(),
-                vec![std::env::temp_dir()],
-                Vec::new(),
-            ),
-        },
-    )
-    .unwrap_err();
+    let problems = crate::saml_idp::resolve_acme(&twin).unwrap_err();
     assert!(
         problems
             .iter()

@@ -585,21 +585,7 @@ async fn a_disabled_user_gets_neither_the_portal_nor_an_assertion(pg: bool) {
 
 #[test]
 fn portal_registrations_are_checked_with_file_line_and_key() {
-    let resolve = |extra: &str| {
-        portcullis::config::tenant::resolve(
-            std::path::Path::new("acme.toml"),
-            &format!("{ACME}\n{extra}"),
-            &portcullis::config::tenant::TenantDefaults {
-                public_base_url: DEMO_BASE,
-                mtls_base_url: DEMO_BASE,
-                files: &portcullis::config::FileRoots::new(
-                    std::env::temp_dir(),
-                    vec![std::env::temp_dir()],
-                    Vec::new(),
-                ),
-            },
-        )
-    };
+    let resolve = |extra: &str| crate::saml_idp::resolve_acme(&format!("{ACME}\n{extra}"));
     // The demo file itself: allow_idp_initiated, default_relay_state and initiate_login_uri
     // are built, so accepted.
     assert!(resolve("").is_ok());
