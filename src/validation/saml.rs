@@ -10,7 +10,6 @@ use crate::config::tenant::{SamlAcs, SamlBinding, SamlNameIdFormat, SamlSp};
 use crate::error::{InternalError, OAuthError};
 use crate::registry::Tenant;
 use crate::state::AppState;
-use crate::stores::{GrantKind, GrantRecord, GrantStore};
 use base64::Engine;
 use std::io::Read;
 
@@ -342,7 +341,8 @@ fn accepted_contexts(r: &samael::schema::RequestedAuthnContext) -> Option<Vec<u8
 }
 
 /// Records that `sp` sent the message `id` (of kind `what`); false if it was seen before.
-/// Single use on every node, for longer than the message could be accepted.
+/// Single use for longer than the message could be accepted (its IssueInstant window), on every
+/// node: in this node's memory of single-use values, and on PostgreSQL in the store as well.
 pub(crate) async fn first_use(
     state: &AppState,
     tenant: &Tenant,
@@ -350,16 +350,10 @@ pub(crate) async fn first_use(
     entity_id: &str,
     id: &str,
 ) -> Result<bool, InternalError> {
-    let now = state.now();
-    let marker = GrantRecord {
-        handle_hash: crate::tokens::handle_hash(&format!("{what}\0{entity_id}\0{id}")),
-        client_id: entity_id.to_string(),
-        created_at: now,
-        expires_at: now + 2 * ISSUE_WINDOW + 60,
-        consumed_at: Some(now),
-        ..GrantRecord::of(GrantKind::SingleUse)
-    };
-    state.store.redeem_once(tenant.slug(), &marker, &[]).await
+    let key = format!("saml\0{what}\0{entity_id}\0{id}");
+    state
+        .first_use(tenant.slug(), &key, state.now() + 2 * ISSUE_WINDOW + 60)
+        .await
 }
 
 fn public_key(cert_pem: &str) -> Result<openssl::pkey::PKey<openssl::pkey::Public>, &'static str> {
