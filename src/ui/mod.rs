@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -427,7 +428,8 @@ struct BrandingView<'a> {
 
 /// Renders pages for one tenant. Built once per tenant (when its config loads), shared by requests.
 pub struct Pages {
-    env: Environment<'static>,
+    /// The compiled templates: the one shared built-in set, or the tenant's own with overrides.
+    env: Arc<Environment<'static>>,
     branding: Value,
     display_name: String,
     /// Template name → override file it was loaded from.
@@ -461,38 +463,19 @@ impl Pages {
             }
         }
 
-        let mut found = match &branding.templates_dir {
+        let found = match &branding.templates_dir {
             Some(dir) => read_overrides(dir)?,
             None => BTreeMap::new(),
         };
-
-        // `new` (builtin filters and tests, for tenant overrides) is deprecated in minijinja 2.x
-        // builds without the `serde` cargo feature, which only exists to silence this warning;
-        // adding "serde" to minijinja's features in Cargo.toml makes this `allow` unnecessary.
-        #[allow(deprecated)]
-        let mut env = Environment::new();
-        // Escape everything, whatever a template is called.
-        env.set_auto_escape_callback(|_| AutoEscape::Html);
-        env.add_test("web_url", |v: &Value| {
-            v.as_str().and_then(web_origin).is_some()
-        });
-        env.add_test("navigable_url", |v: &Value| {
-            v.as_str().is_some_and(is_navigable_url)
-        });
-        let mut overrides = BTreeMap::new();
-        for (name, default) in TEMPLATES {
-            match found.remove(name) {
-                Some((path, source)) => {
-                    env.add_template_owned(name, source)
-                        .map_err(|e| format!("template override {}: {e}", path.display()))?;
-                    overrides.insert(name, path);
-                }
-                None => env
-                    .add_template(name, default)
-                    .map_err(|e| format!("built-in template {name}: {e}"))?,
-            }
-        }
-
+        let (env, overrides) = if found.is_empty() {
+            // The built-in set is compiled and trial-rendered once per process, not per tenant:
+            // branding is data of the render, not part of the templates.
+            let env = BUILT_IN.as_ref().map_err(Clone::clone)?;
+            (env.clone(), BTreeMap::new())
+        } else {
+            let (env, overrides) = environment(found)?;
+            (Arc::new(env), overrides)
+        };
         let view = BrandingView {
             display_name: &branding.display_name,
             logo_url: branding.logo_url.as_deref().filter(|u| is_logo_url(u)),
@@ -506,7 +489,9 @@ impl Pages {
             display_name: branding.display_name.clone(),
             overrides,
         };
-        pages.trial_render()?;
+        if !pages.overrides.is_empty() {
+            pages.trial_render()?;
+        }
         Ok(pages)
     }
 
@@ -518,7 +503,7 @@ impl Pages {
         Pages::new(&branding).unwrap_or_else(|e| {
             tracing::error!(error = %e, "built-in page templates unusable");
             Pages {
-                env: Environment::empty(),
+                env: Arc::new(Environment::empty()),
                 branding: Value::UNDEFINED,
                 display_name: branding.display_name,
                 overrides: BTreeMap::new(),
@@ -571,6 +556,61 @@ impl Pages {
         }
         Ok(())
     }
+}
+
+/// The built-in templates, compiled and trial-rendered once: what every tenant without
+/// overrides renders with.
+static BUILT_IN: LazyLock<Result<Arc<Environment<'static>>, String>> = LazyLock::new(|| {
+    let (env, _) = environment(BTreeMap::new())?;
+    let pages = Pages {
+        env: Arc::new(env),
+        branding: Value::from_serialize(BrandingView {
+            display_name: "Sign in",
+            logo_url: None,
+            primary_color: "#000",
+            background_color: "#fff",
+            text_color: "#000",
+        }),
+        display_name: "built-in".into(),
+        overrides: BTreeMap::new(),
+    };
+    pages.trial_render()?;
+    Ok(pages.env)
+});
+
+/// An environment with the built-in templates, each replaced by its override in `found`
+/// (template name → file and source); and which templates were overridden, from which file.
+#[allow(clippy::type_complexity)]
+fn environment(
+    mut found: BTreeMap<&'static str, (PathBuf, String)>,
+) -> Result<(Environment<'static>, BTreeMap<&'static str, PathBuf>), String> {
+    // `new` (builtin filters and tests, for tenant overrides) is deprecated in minijinja 2.x
+    // builds without the `serde` cargo feature, which only exists to silence this warning;
+    // adding "serde" to minijinja's features in Cargo.toml makes this `allow` unnecessary.
+    #[allow(deprecated)]
+    let mut env = Environment::new();
+    // Escape everything, whatever a template is called.
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.add_test("web_url", |v: &Value| {
+        v.as_str().and_then(web_origin).is_some()
+    });
+    env.add_test("navigable_url", |v: &Value| {
+        v.as_str().is_some_and(is_navigable_url)
+    });
+    let mut overrides = BTreeMap::new();
+    for (name, default) in TEMPLATES {
+        match found.remove(name) {
+            Some((path, source)) => {
+                env.add_template_owned(name, source)
+                    .map_err(|e| format!("template override {}: {e}", path.display()))?;
+                overrides.insert(name, path);
+            }
+            None => env
+                .add_template(name, default)
+                .map_err(|e| format!("built-in template {name}: {e}"))?,
+        }
+    }
+    Ok((env, overrides))
 }
 
 /// Reads the override files in `dir` whose names match a default template.
@@ -1336,7 +1376,7 @@ mod tests {
     #[tokio::test]
     async fn a_page_that_cannot_render_becomes_a_static_error_without_details() {
         let broken = Pages {
-            env: Environment::empty(),
+            env: Arc::new(Environment::empty()),
             branding: Value::UNDEFINED,
             display_name: "Acme".into(),
             overrides: BTreeMap::new(),
