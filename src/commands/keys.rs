@@ -30,6 +30,11 @@ async fn run(config: &ServerConfig, tenant: &str, rotate: Option<bool>) -> Resul
     if let Some(immediate) = rotate {
         let records = store.list_keys(tenant).await.map_err(|e| e.to_string())?;
         for alg in &row.spec.tokens.signing_algorithms {
+            // A first RSA key is made by the server when first needed, and signs at once.
+            if !records.iter().any(|r| r.alg == *alg) {
+                println!("{alg}: no key yet (the server makes one when it is first needed)");
+                continue;
+            }
             let at = if immediate { now } else { now + p.propagation };
             let env = ring::KeyEnv {
                 store: &store,

@@ -65,6 +65,16 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
         );
         return response;
     };
+    // A tenant's first RSA key is made when first needed (`keys::ring::sync_tenant`): before
+    // an endpoint that may sign with it, or publish it, runs. Discovery never signs; the token
+    // endpoint makes sure of the key it signs with itself (most of its requests need none).
+    if !matches!(endpoint, Endpoint::Discovery | Endpoint::Token)
+        && !tenant.keys.load().complete()
+        && let Err(e) = crate::registry::sync::signing_keys(&state, &tenant).await
+    {
+        tracing::error!(tenant = %tenant.slug(), error = %e, "cannot make the tenant's keys");
+        return OAuthError::from(e).into_response();
+    }
     let metrics = tenant.metrics.clone();
     req.extensions_mut().insert(CurrentTenant(tenant));
     let response = next.run(req).await;

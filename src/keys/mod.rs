@@ -7,7 +7,7 @@ pub mod signer;
 pub mod xmldsig;
 
 pub use crypto::MasterKey;
-pub use ring::{KeyPolicy, KeyRecord, KeyRing, KeySet};
+pub use ring::{KeyPolicy, KeyRecord, KeyRing, KeySet, KeyStamp};
 pub use signer::Signer;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,11 @@ impl Alg {
     /// discovery's `dpop_signing_alg_values_supported`, the proof check and the `algs` of a
     /// DPoP challenge.
     pub const DPOP: [Alg; 4] = [Alg::ES256, Alg::RS256, Alg::PS256, Alg::EdDSA];
+
+    /// RSA: a key takes tens of milliseconds to make (EC and Ed25519 keys, microseconds).
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Self::RS256 | Self::PS256)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

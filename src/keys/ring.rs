@@ -85,9 +85,39 @@ impl KeyRecord {
     }
 }
 
+/// A tenant's stored keys in brief: what they were when a key set was built, compared with the
+/// store's ([`crate::stores::KeyStore::key_stamps`]) to find key sets that another node or the
+/// CLI changed. A key is only ever added (as generation `max + 1`, created now) or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyStamp {
+    pub count: i64,
+    /// The sum of the keys' generations.
+    pub generations: i64,
+    /// The latest `created_at`.
+    pub newest: UnixTime,
+}
+
+impl KeyStamp {
+    fn of(records: &[KeyRecord]) -> Self {
+        Self {
+            count: i64::try_from(records.len()).unwrap_or(i64::MAX),
+            generations: records.iter().map(|r| r.generation).sum(),
+            newest: records.iter().map(|r| r.created_at).max().unwrap_or(0),
+        }
+    }
+}
+
 /// What a node needs in memory for one tenant: the signer per algorithm and the JWKS document.
 #[derive(Debug)]
 pub struct KeySet {
+    /// The stored keys this set was built from.
+    stamp: KeyStamp,
+    /// When this set stops being what [`sync_tenant`] would build: a key starts or stops
+    /// signing, a successor is due, a retired key goes.
+    next_change: UnixTime,
+    /// Every algorithm of the tenant has its keys (a first RSA key is made when first needed:
+    /// see [`sync_tenant`]).
+    complete: bool,
     signers: HashMap<Alg, Arc<Signer>>,
     pub jwks: Bytes,
     /// The same JWK Set, parsed once: what our own tokens are verified against.
@@ -127,6 +157,9 @@ pub struct SamlCertificate {
 impl KeySet {
     pub fn empty() -> Self {
         Self {
+            stamp: KeyStamp::default(),
+            next_change: UnixTime::MIN,
+            complete: false,
             signers: HashMap::new(),
             jwks: Bytes::from_static(b"{\"keys\":[]}"),
             public_keys: serde_json::json!({ "keys": [] }),
@@ -137,6 +170,18 @@ impl KeySet {
     }
     pub fn signer(&self, alg: Alg) -> Option<&Arc<Signer>> {
         self.signers.get(&alg)
+    }
+
+    /// Whether every algorithm of the tenant has its keys here. When not, the missing one is a
+    /// first RSA key not made yet: `registry::sync::signing_keys` makes it.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Whether [`sync_tenant`] has something to do: the clock passed a change of this set, or
+    /// the store's keys (`stored`) are not the ones it was built from.
+    pub fn stale(&self, stored: KeyStamp, now: UnixTime) -> bool {
+        now >= self.next_change || stored != self.stamp
     }
 
     /// The RS256 key that signs SAML messages now (PKCS#8 DER) and its certificate.
@@ -195,12 +240,15 @@ impl KeySet {
 #[derive(Debug)]
 pub struct KeyRing {
     current: ArcSwap<KeySet>,
+    /// Held while the keys that were not made yet are made (one maker per tenant and node).
+    pub making: tokio::sync::Mutex<()>,
 }
 
 impl Default for KeyRing {
     fn default() -> Self {
         Self {
             current: ArcSwap::from_pointee(KeySet::empty()),
+            making: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -308,11 +356,19 @@ pub async fn create_key(
 
 /// Brings a tenant's keys up to date at `now` (create successors, delete expired keys) and
 /// builds the in-memory key set. Safe to run on every node at once.
+///
+/// A tenant's first RSA key is made only when `all` asks for every key (when one is first
+/// needed: a JWK Set, an RSA signature, SAML): it takes tens of milliseconds of one core, which
+/// ten thousand tenants that may never use it would spend at start. It has no propagation delay
+/// to respect either way: no one can have cached a JWK Set without it, since a JWK Set is only
+/// served complete. Every other key (a first EC key, successors, RSA ones included) is made as
+/// the clock says.
 pub async fn sync_tenant(
     env: KeyEnv<'_>,
     tenant: &str,
     algs: &[Alg],
     now: UnixTime,
+    all: bool,
 ) -> Result<KeySet, InternalError> {
     let KeyEnv {
         store,
@@ -332,6 +388,10 @@ pub async fn sync_tenant(
         changed = false;
     }
     for &alg in algs {
+        let first = !records.iter().any(|r| r.alg == alg);
+        if first && alg.is_rsa() && !all {
+            continue;
+        }
         if let Some(activates_at) = successor_needed(&records, alg, p, now) {
             create_key(env, tenant, alg, &records, activates_at, now).await?;
             changed = true;
@@ -341,6 +401,31 @@ pub async fn sync_tenant(
         records = store.list_keys(tenant).await?;
     }
     build_set(&records, master, algs, p, now)
+}
+
+/// The first moment after `now` at which the key set of `records` changes by the clock alone
+/// (see [`state_of`] and [`successor_needed`]); `now` if an algorithm has no key yet (except
+/// RSA, whose first key is made when needed).
+fn next_change(records: &[KeyRecord], algs: &[Alg], p: &KeyPolicy, now: UnixTime) -> UnixTime {
+    if algs
+        .iter()
+        .any(|a| !a.is_rsa() && !records.iter().any(|r| r.alg == *a))
+    {
+        return now;
+    }
+    records
+        .iter()
+        .flat_map(|r| {
+            [
+                r.activates_at,
+                r.expires_at(p).saturating_sub(p.propagation),
+                r.expires_at(p),
+                r.removed_at(p),
+            ]
+        })
+        .filter(|t| *t > now)
+        .min()
+        .unwrap_or(UnixTime::MAX)
 }
 
 fn build_set(
@@ -391,6 +476,9 @@ fn build_set(
         }
     }
     Ok(KeySet {
+        stamp: KeyStamp::of(records),
+        next_change: next_change(records, algs, p, now),
+        complete: algs.iter().all(|a| records.iter().any(|r| r.alg == *a)),
         signers,
         jwks,
         public_keys,
@@ -442,6 +530,24 @@ mod tests {
         assert_eq!(state_of(&two, &two[0], &P, 100), KeyState::Retired);
         assert_eq!(state_of(&two, &two[0], &P, 119), KeyState::Retired);
         assert_eq!(state_of(&two, &two[0], &P, 120), KeyState::Expired);
+    }
+
+    #[test]
+    fn a_key_set_is_stale_when_a_key_changes_state_or_the_store_holds_other_keys() {
+        let one = [rec("a", 0, 0)];
+        // Successor due at 90 (expiry 100 − propagation 10).
+        assert_eq!(next_change(&one, &[Alg::ES256], &P, 0), 90);
+        assert_eq!(next_change(&one, &[Alg::ES256, Alg::EdDSA], &P, 0), 0);
+        // A first RSA key is made when needed, not by the clock.
+        assert_eq!(next_change(&one, &[Alg::ES256, Alg::RS256], &P, 0), 90);
+        let two = [rec("a", 0, 0), rec("b", 1, 100)];
+        // b signs at 100; a goes at 120; b's successor is due at 190.
+        assert_eq!(next_change(&two, &[Alg::ES256], &P, 95), 100);
+        assert_eq!(next_change(&two, &[Alg::ES256], &P, 100), 120);
+        assert_eq!(next_change(&two, &[Alg::ES256], &P, 120), 190);
+        assert_ne!(KeyStamp::of(&one), KeyStamp::of(&two));
+        assert_ne!(KeyStamp::of(&two[1..]), KeyStamp::of(&two));
+        assert_eq!(KeyStamp::of(&two), KeyStamp::of(&two.clone()));
     }
 
     #[test]

@@ -74,6 +74,15 @@ impl TenantRegistry {
         !self.current.load().by_host.is_empty()
     }
 
+    /// How many tenants are served.
+    pub fn len(&self) -> usize {
+        self.current.load().by_slug.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn all(&self) -> Vec<Arc<Tenant>> {
         let mut v: Vec<_> = self.current.load().by_slug.values().cloned().collect();
         v.sort_by(|a, b| a.spec.slug.cmp(&b.spec.slug));

@@ -180,18 +180,27 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     Ok(report)
 }
 
-/// Rebuilds every tenant whose database version changed, and brings every tenant's keys up to
-/// date (rotation). Runs at start, after reloads, and every `reload.sync_interval_seconds`.
+/// Rebuilds every tenant whose database version changed, and brings the keys of every tenant
+/// up to date whose key set the clock or the store changed (rotation; keys another node or the
+/// CLI made). Runs at start, after reloads, on change notices and every
+/// `reload.sync_interval_seconds`: with nothing changed it costs two queries, whatever the
+/// number of tenants.
 pub async fn refresh(state: &AppState) -> Result<(), InternalError> {
+    use crate::stores::KeyStore;
     let _serial = state.refresh_lock.lock().await;
     let versions = state.store.tenant_versions().await?;
+    let stamps = state.store.key_stamps().await?;
+    let now = state.now();
     let mut tenants = Vec::with_capacity(versions.len());
     let mut changed = false;
     for (slug, version) in &versions {
         let previous = state.registry.get(slug);
+        let stored_keys = stamps.get(slug).copied().unwrap_or_default();
         match previous {
             Some(t) if t.version == *version => {
-                sync_keys(state, &t).await?;
+                if t.keys.load().stale(stored_keys, now) {
+                    sync_keys(state, &t).await?;
+                }
                 tenants.push(t);
             }
             _ => {
@@ -205,7 +214,7 @@ pub async fn refresh(state: &AppState) -> Result<(), InternalError> {
             }
         }
     }
-    if changed || tenants.len() != state.registry.all().len() {
+    if changed || tenants.len() != state.registry.len() {
         if let Some(tls) = &state.tls {
             tls.set_tenant_certs(&state.config, &tenants);
         }
@@ -216,20 +225,67 @@ pub async fn refresh(state: &AppState) -> Result<(), InternalError> {
 
 /// Creates successor keys and retires old ones as the clock says; swaps in the new key set.
 pub async fn sync_keys(state: &AppState, t: &Tenant) -> Result<(), InternalError> {
+    // Not while `signing_keys` makes a first key: a set listed before it could replace its.
+    let _one = t.keys.making.lock().await;
+    let all = false;
+    t.keys.store(make_keys(state, t, all).await?);
+    Ok(())
+}
+
+/// The tenant's keys, every one it signs with made: what a JWK Set, a signature or SAML
+/// metadata is made from. A first RSA key is made here, on first need, once per tenant and
+/// node (another node may make it at the same moment: one insert wins, both use it). Once
+/// made, every later set of this node has it: a caller may make sure of the keys here and
+/// load them later.
+pub async fn signing_keys(
+    state: &AppState,
+    t: &Tenant,
+) -> Result<arc_swap::Guard<Arc<ring::KeySet>>, InternalError> {
+    let keys = t.keys.load();
+    if keys.complete() {
+        return Ok(keys);
+    }
+    drop(keys);
+    let _one = t.keys.making.lock().await;
+    let keys = t.keys.load();
+    if keys.complete() {
+        return Ok(keys);
+    }
+    drop(keys);
+    let all = true;
+    t.keys.store(make_keys(state, t, all).await?);
+    Ok(t.keys.load())
+}
+
+/// The tenant's keys with a signing key for `alg`: [`signing_keys`] only if that key is a
+/// first RSA key not made yet (an ES256 token needs no RSA key made first).
+pub async fn keys_to_sign(
+    state: &AppState,
+    t: &Tenant,
+    alg: crate::keys::Alg,
+) -> Result<arc_swap::Guard<Arc<ring::KeySet>>, InternalError> {
+    let keys = t.keys.load();
+    if keys.complete() || keys.signer(alg).is_some() {
+        return Ok(keys);
+    }
+    drop(keys);
+    signing_keys(state, t).await
+}
+
+async fn make_keys(state: &AppState, t: &Tenant, all: bool) -> Result<ring::KeySet, InternalError> {
     let env = ring::KeyEnv {
         store: &state.store,
         master: &state.master,
         policy: &state.key_policy,
     };
-    let set = ring::sync_tenant(
+    ring::sync_tenant(
         env,
         t.slug(),
         &t.spec.tokens.signing_algorithms,
         state.now(),
+        all,
     )
-    .await?;
-    t.keys.store(set);
-    Ok(())
+    .await
 }
 
 fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> Tenant {
@@ -309,6 +365,11 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
     let postgres = matches!(state.store, crate::stores::Store::Postgres(_));
     let mut resubscribe_tick = tokio::time::interval(Duration::from_secs(1));
     resubscribe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Tenant notices come in bursts (a node that starts announces every tenant and key it
+    // makes): the first is applied at once, those that follow within TENANT_NOTICE_DELAY
+    // by one refresh at its end.
+    let mut tenant_refresh: Option<tokio::time::Instant> = None;
+    let mut last_tenant_refresh: Option<tokio::time::Instant> = None;
     loop {
         let subscribed = changes.is_some();
         let notified = async {
@@ -340,7 +401,20 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
             }
             n = notified => match n {
                 Ok(Some(n)) => {
-                    apply_notice(&state, n.payload()).await;
+                    if apply_notice(&state, n.payload()).await {
+                        let now = tokio::time::Instant::now();
+                        match last_tenant_refresh {
+                            Some(last) if now < last + TENANT_NOTICE_DELAY => {
+                                tenant_refresh.get_or_insert(last + TENANT_NOTICE_DELAY);
+                            }
+                            _ => {
+                                last_tenant_refresh = Some(now);
+                                if let Err(e) = refresh(&state).await {
+                                    tracing::error!(error = %e, "sync with the database failed");
+                                }
+                            }
+                        }
+                    }
                     Subscription::Unchanged
                 }
                 Ok(None) => {
@@ -360,6 +434,16 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                     Some(l) => Subscription::Made(l),
                     None => Subscription::Unchanged,
                 }
+            }
+            _ = tokio::time::sleep_until(tenant_refresh.unwrap_or_else(tokio::time::Instant::now)),
+                if tenant_refresh.is_some() =>
+            {
+                tenant_refresh = None;
+                last_tenant_refresh = Some(tokio::time::Instant::now());
+                if let Err(e) = refresh(&state).await {
+                    tracing::error!(error = %e, "sync with the database failed");
+                }
+                Subscription::Unchanged
             }
             _ = sync_tick.tick() => {
                 if let Err(e) = refresh(&state).await {
@@ -395,8 +479,12 @@ enum Subscription {
     Made(sqlx::postgres::PgListener),
 }
 
-/// Applies one change notice from another node.
-async fn apply_notice(state: &AppState, payload: &str) {
+/// How long tenant notices that follow one another closely are gathered into one refresh.
+const TENANT_NOTICE_DELAY: Duration = Duration::from_millis(100);
+
+/// Applies one change notice from another node; true for a tenant notice, which the caller
+/// answers with a [`refresh`] (one for a burst of them).
+async fn apply_notice(state: &AppState, payload: &str) -> bool {
     match ChangeNotice::parse(payload) {
         Some(ChangeNotice::Provider { tenant, id }) => state.federation.forget(&tenant, &id).await,
         Some(ChangeNotice::SamlSp { tenant, entity_id }) => {
@@ -405,12 +493,11 @@ async fn apply_notice(state: &AppState, payload: &str) {
         Some(ChangeNotice::Revoked { tenant, key }) => state.grants.forget(&tenant, &key),
         Some(ChangeNotice::Tenant(slug)) => {
             tracing::debug!(tenant = %slug, "change announced by a node");
-            if let Err(e) = refresh(state).await {
-                tracing::error!(error = %e, "sync with the database failed");
-            }
+            return true;
         }
         None => tracing::warn!(payload, "unreadable change notice ignored"),
     }
+    false
 }
 
 /// Catches up after notices may have been missed: tenants from the database, and no cached

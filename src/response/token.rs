@@ -48,7 +48,7 @@ pub async fn client_credentials(
     let access_token = match format {
         TokenFormat::Jwt => {
             let alg = tenant.spec.tokens.access_token_algorithm;
-            let keys = tenant.keys.load();
+            let keys = crate::registry::sync::keys_to_sign(state, tenant, alg).await?;
             let signer = keys.signer(alg).ok_or_else(|| {
                 InternalError::Other(format!("tenant {} has no active {alg} key", tenant.slug()))
             })?;
@@ -139,7 +139,7 @@ async fn issue_user_tokens(
         .access_token_lifetime
         .unwrap_or(tenant.spec.tokens.access_token_lifetime);
     let scope = g.scopes.join(" ");
-    let keys = tenant.keys.load();
+    let keys = crate::registry::sync::signing_keys(state, tenant).await?;
     let mut records = Vec::new();
     let access_token = user_access_token(
         tenant,
@@ -719,9 +719,9 @@ pub async fn extension(
                     )
                     .await?;
             }
-            let keys = tenant.keys.load();
-            signer(tenant, &keys, tenant.spec.tokens.access_token_algorithm)?
-                .sign_jwt("at+jwt", &claims)?
+            let alg = tenant.spec.tokens.access_token_algorithm;
+            let keys = crate::registry::sync::keys_to_sign(state, tenant, alg).await?;
+            signer(tenant, &keys, alg)?.sign_jwt("at+jwt", &claims)?
         }
         TokenFormat::Reference => {
             let handle = tokens::new_handle();

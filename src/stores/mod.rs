@@ -15,12 +15,13 @@ pub use interactive::{
 use crate::config::Client;
 use crate::config::{ClientSpec, TenantSpec};
 use crate::error::InternalError;
-use crate::keys::{Alg, KeyRecord};
+use crate::keys::{Alg, KeyRecord, KeyStamp};
 use sqlx::Connection as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,6 +268,11 @@ pub trait KeyStore {
         &self,
         tenant: &str,
     ) -> impl Future<Output = Result<Vec<KeyRecord>, InternalError>> + Send;
+    /// Every tenant's keys in brief (one query for all tenants): a stamp that changes when a
+    /// key is added or removed, by this node, another node or the CLI.
+    fn key_stamps(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<String, KeyStamp>, InternalError>> + Send;
     /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.
     fn insert_key(&self, r: &KeyRecord)
     -> impl Future<Output = Result<bool, InternalError>> + Send;
@@ -818,6 +824,30 @@ impl KeyStore for Store {
                 },
             )
             .collect()
+    }
+
+    async fn key_stamps(&self) -> Result<HashMap<String, KeyStamp>, InternalError> {
+        let rows: Vec<(String, i64, i64, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT tenant, COUNT(*), CAST(SUM(generation) AS BIGINT), MAX(created_at)
+                 FROM signing_keys GROUP BY tenant",
+            )
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(tenant, count, generations, newest)| {
+                (
+                    tenant,
+                    KeyStamp {
+                        count,
+                        generations,
+                        newest,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.

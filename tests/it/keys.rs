@@ -98,6 +98,66 @@ async fn keys_rotate_announce_then_sign_then_retire_then_disappear() {
 }
 
 #[tokio::test]
+async fn a_first_rsa_key_is_made_when_first_needed_and_no_jwk_set_is_served_without_it() {
+    use portcullis::keys::Alg;
+    let s = TestServer::start_with(Options {
+        lazy_keys: true,
+        ..Default::default()
+    })
+    .await;
+    let stored_algs = || async {
+        let mut algs: Vec<Alg> = s
+            .state()
+            .store
+            .list_keys("acme")
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.alg)
+            .collect();
+        algs.sort_by_key(|a| a.as_str());
+        algs
+    };
+    // At start only the EC key is made: an RSA key costs tens of milliseconds of a core, which
+    // ten thousand tenants would spend before serving.
+    assert_eq!(stored_algs().await, vec![Alg::ES256]);
+    // Discovery and a client_credentials token (ES256) need none.
+    let (status, _) = s.get_json("/acme/.well-known/openid-configuration").await;
+    assert_eq!(status, 200);
+    let body: Value = s
+        .token_json(
+            "acme",
+            "acme-m2m",
+            "acme-m2m-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert!(body["access_token"].is_string(), "{body}");
+    // Nor does the periodic sync make it.
+    portcullis::registry::sync::refresh(s.state())
+        .await
+        .unwrap();
+    assert_eq!(stored_algs().await, vec![Alg::ES256]);
+    // The JWK Set is never served without it: it is made first, and signs at once.
+    let (status, jwks) = s.get_json("/acme/.well-known/jwks").await;
+    assert_eq!(status, 200);
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    assert!(
+        published.contains(&"RS256") && published.contains(&"ES256"),
+        "{jwks}"
+    );
+    assert_eq!(stored_algs().await, vec![Alg::ES256, Alg::RS256]);
+    let keys = s.state().registry.get("acme").unwrap().keys.load();
+    assert!(keys.complete() && keys.signer(Alg::RS256).is_some());
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn private_keys_are_stored_sealed_under_the_master_key_for_their_tenant_and_kid() {
     use base64::Engine;
     use portcullis::keys::{MasterKey, Signer};
@@ -110,13 +170,14 @@ async fn private_keys_are_stored_sealed_under_the_master_key_for_their_tenant_an
         ..Default::default()
     })
     .await;
+    // The JWK Set first: it makes the tenant's first RSA key, made when first needed.
+    let (_, jwks) = s.get_json("/acme/.well-known/jwks").await;
     let records = s.state().store.list_keys("acme").await.unwrap();
     assert!(records.len() >= 2, "an RS256 and an ES256 key");
     let right = MasterKey::from_bytes(&master).unwrap();
     let wrong = MasterKey::from_bytes(&[4u8; 32]).unwrap();
     // The additional data a sealed key is bound to (keys::ring::KeyRecord::aad).
     let aad = |tenant: &str, kid: &str| format!("portcullis-key|{tenant}|{kid}").into_bytes();
-    let (_, jwks) = s.get_json("/acme/.well-known/jwks").await;
     for r in &records {
         // It opens with the master key, and holds the private half of the published key.
         let der = right.open(&r.private_sealed, &aad("acme", &r.kid)).unwrap();

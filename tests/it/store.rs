@@ -214,7 +214,8 @@ async fn two_nodes_racing_to_create_keys_agree_on_one_key_ring() {
                     },
                     &tenant,
                     &algs,
-                    1000
+                    1000,
+                    true,
                 ),
                 ring::sync_tenant(
                     ring::KeyEnv {
@@ -224,7 +225,8 @@ async fn two_nodes_racing_to_create_keys_agree_on_one_key_ring() {
                     },
                     &tenant,
                     &algs,
-                    1000
+                    1000,
+                    true,
                 ),
             );
             let (a, b) = (a.unwrap(), b.unwrap());
@@ -239,6 +241,7 @@ async fn two_nodes_racing_to_create_keys_agree_on_one_key_ring() {
                     &tenant,
                     &algs,
                     1000,
+                    true,
                 )
                 .await
                 .unwrap()
@@ -255,6 +258,7 @@ async fn two_nodes_racing_to_create_keys_agree_on_one_key_ring() {
                     &tenant,
                     &algs,
                     1000,
+                    true,
                 )
                 .await
                 .unwrap()
@@ -291,6 +295,7 @@ async fn a_key_sealed_for_one_tenant_does_not_open_as_another_tenants_key() {
             "acme",
             &[Alg::ES256],
             1000,
+            true,
         )
         .await
         .unwrap();
@@ -306,7 +311,8 @@ async fn a_key_sealed_for_one_tenant_does_not_open_as_another_tenants_key() {
                 },
                 "globex",
                 &[Alg::ES256],
-                1000
+                1000,
+                true,
             )
             .await
             .is_err()
@@ -321,7 +327,8 @@ async fn a_key_sealed_for_one_tenant_does_not_open_as_another_tenants_key() {
                 },
                 "acme",
                 &[Alg::ES256],
-                1000
+                1000,
+                true,
             )
             .await
             .is_err()

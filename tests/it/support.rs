@@ -68,6 +68,9 @@ pub struct Options {
     /// CA certificates the server trusts for its outbound requests (`[federation] ca_files`),
     /// e.g. the CA of an [`Upstreams`].
     pub trusted_cas: Vec<PathBuf>,
+    /// Leave each tenant's first RSA key to be made when first needed, as a server does; by
+    /// default every tenant's keys are made at start, for tests that sign or read keys directly.
+    pub lazy_keys: bool,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             postgres_schema: None,
             postgres_url: None,
             max_body_bytes: 65536,
+            lazy_keys: false,
             outbound_allow: vec!["127.0.0.0/8", "::1/128"],
             readable_dirs: Vec::new(),
             trusted_cas: Vec::new(),
@@ -212,6 +216,13 @@ impl TestServer {
         let running = portcullis::server::start(config, clock, listeners)
             .await
             .unwrap();
+        if !o.lazy_keys {
+            for t in running.state.registry.all() {
+                portcullis::registry::sync::signing_keys(&running.state, &t)
+                    .await
+                    .unwrap();
+            }
+        }
         let addr = running.main_addr;
         let mtls_addr = running.mtls_addr.unwrap();
         let plain_addr = running.plain_addr;

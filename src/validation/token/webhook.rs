@@ -64,6 +64,9 @@ pub async fn validate(
         "parameters": parameters,
     }))
     .map_err(InternalError::from)?;
+    // The JWT is signed with the tenant's access token key, made first if it is a first RSA key.
+    crate::registry::sync::keys_to_sign(r.state, tenant, tenant.spec.tokens.access_token_algorithm)
+        .await?;
     let jwt = request_jwt(r.state, tenant, grant, &client.spec.client_id, &body)?;
     let unavailable = |why: &str| {
         crate::events::grant_refused(
