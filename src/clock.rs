@@ -14,10 +14,18 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
-impl Clock for SystemClock {
+impl SystemClock {
+    /// The wall clock as the file system stamps modification times: what a file's time is
+    /// compared with, whatever clock the logic is given.
     #[allow(clippy::disallowed_methods)] // the one place that reads the wall clock
-    fn now(&self) -> UnixTime {
+    pub fn file_time() -> std::time::SystemTime {
         std::time::SystemTime::now()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        Self::file_time()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0)

@@ -79,7 +79,23 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
     };
     let mut now_seen = HashMap::new();
     let mut claimed: HashMap<String, String> = HashMap::new();
+    let scan_started = crate::clock::SystemClock::file_time();
+    // The first scan (at start) writes only the tenants whose files differ from the store.
+    let stored = if files.scanned {
+        HashMap::new()
+    } else {
+        state.store.stored_tenants(FILE_SOURCE).await?
+    };
     for path in paths.iter().flatten() {
+        let stat = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| super::files::Stat::of(&m));
+        if let (Some(previous), Some(stat)) = (files.seen.get(path), stat)
+            && previous.unchanged(stat)
+        {
+            now_seen.insert(path.clone(), previous.clone());
+            continue;
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             // Deleted since the directory was listed: removed below like any deleted file.
@@ -96,8 +112,14 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
         let digest = digest::digest(&digest::SHA256, text.as_bytes())
             .as_ref()
             .to_vec();
-        let unchanged = files.seen.get(path) == Some(&digest);
-        now_seen.insert(path.clone(), digest);
+        let unchanged = files.seen.get(path).is_some_and(|p| p.digest == digest);
+        now_seen.insert(
+            path.clone(),
+            super::files::Seen {
+                digest,
+                stat: stat.map(|s| (s, scan_started)),
+            },
+        );
         if unchanged {
             continue;
         }
@@ -119,10 +141,14 @@ pub async fn reload_files(state: &AppState) -> Result<ReloadReport, InternalErro
             };
         match resolved {
             Ok((spec, clients)) => {
-                let changed = state
-                    .store
-                    .upsert_tenant(&spec, &clients, FILE_SOURCE, state.now())
-                    .await?;
+                let same = stored
+                    .get(&spec.slug)
+                    .is_some_and(|t| t.is(&spec, &clients));
+                let changed = !same
+                    && state
+                        .store
+                        .upsert_tenant(&spec, &clients, FILE_SOURCE, state.now())
+                        .await?;
                 if changed {
                     crate::events::tenant_loaded(&spec.slug, &path.display().to_string());
                 }

@@ -245,12 +245,39 @@ pub trait TenantStore {
     fn tenant_versions(
         &self,
     ) -> impl Future<Output = Result<Vec<(String, i64)>, InternalError>> + Send;
+    /// Every tenant of `source` as stored, in two queries: what [`TenantStore::upsert_tenant`]
+    /// would write again unchanged need not be written (a restart with thousands of tenants).
+    fn stored_tenants(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<HashMap<String, StoredTenant>, InternalError>> + Send;
     fn find_tenant(
         &self,
         slug: &str,
     ) -> impl Future<Output = Result<Option<TenantRow>, InternalError>> + Send;
     fn delete_tenant(&self, slug: &str)
     -> impl Future<Output = Result<bool, InternalError>> + Send;
+}
+
+/// A tenant as stored by one source: its spec and its clients', as JSON.
+#[derive(Debug, Default)]
+pub struct StoredTenant {
+    spec: String,
+    clients: std::collections::BTreeMap<String, String>,
+}
+
+impl StoredTenant {
+    /// Whether `upsert_tenant(spec, clients, …)` would change nothing.
+    pub fn is(&self, spec: &TenantSpec, clients: &[ClientSpec]) -> bool {
+        let same_spec = serde_json::to_string(spec).is_ok_and(|j| j == self.spec);
+        same_spec
+            && clients.len() == self.clients.len()
+            && clients.iter().all(|c| {
+                self.clients
+                    .get(&c.client_id)
+                    .is_some_and(|stored| serde_json::to_string(c).is_ok_and(|j| j == *stored))
+            })
+    }
 }
 
 /// Clients of one tenant, looked up by id.
@@ -689,6 +716,43 @@ impl TenantStore for Store {
         )
         .fetch_all(p)
         .await?))
+    }
+
+    async fn stored_tenants(
+        &self,
+        source: &str,
+    ) -> Result<HashMap<String, StoredTenant>, InternalError> {
+        let tenants: Vec<(String, String)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT slug, spec FROM tenants WHERE source = $1")
+                .bind(source)
+                .fetch_all(p)
+                .await?
+        });
+        let clients: Vec<(String, String, String)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT tenant, client_id, spec FROM clients WHERE source = $1")
+                .bind(source)
+                .fetch_all(p)
+                .await?
+        });
+        let mut out: HashMap<String, StoredTenant> = tenants
+            .into_iter()
+            .map(|(slug, spec)| {
+                (
+                    slug,
+                    StoredTenant {
+                        spec,
+                        ..StoredTenant::default()
+                    },
+                )
+            })
+            .collect();
+        for (tenant, client_id, spec) in clients {
+            out.entry(tenant)
+                .or_default()
+                .clients
+                .insert(client_id, spec);
+        }
+        Ok(out)
     }
 
     async fn find_tenant(&self, slug: &str) -> Result<Option<TenantRow>, InternalError> {
