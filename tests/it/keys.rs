@@ -124,15 +124,7 @@ async fn a_first_rsa_key_is_made_when_first_needed_and_no_jwk_set_is_served_with
     // Discovery and a client_credentials token (ES256) need none.
     let (status, _) = s.get_json("/acme/.well-known/openid-configuration").await;
     assert_eq!(status, 200);
-    let body: Value = s
-        .token_json(
-            "acme",
-            "acme-m2m",
-            "acme-m2m-secret",
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
-    assert!(body["access_token"].is_string(), "{body}");
+    assert!(!token_kid(&s).await.is_empty());
     // Nor does the periodic sync make it.
     portcullis::registry::sync::refresh(s.state())
         .await
