@@ -224,6 +224,10 @@ impl IntoResponse for OAuthError {
         if self.code == ErrorCode::MethodNotAllowed {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
+        if self.code == ErrorCode::TemporarilyUnavailable {
+            // RFC 9110 §10.2.3: when a 503 may be retried.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -431,22 +435,67 @@ pub enum InternalError {
     /// refused with 503 `temporarily_unavailable` rather than served unsafely.
     #[error("at capacity: {0}")]
     AtCapacity(&'static str),
+    /// An unavailable database ([`InternalError::is_unavailable`]) as a cache that shares one
+    /// load among waiting requests reports it to each of them.
+    #[error("database: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl InternalError {
+    /// This error as told to every request that waited for one shared load: the text, and
+    /// whether the database was unavailable.
+    pub fn shared(e: &InternalError) -> InternalError {
+        if e.is_unavailable() {
+            InternalError::Unavailable(e.to_string())
+        } else {
+            InternalError::Other(e.to_string())
+        }
+    }
 }
 
 impl InternalError {
     pub fn into_oauth(self) -> OAuthError {
         self.into()
     }
+
+    /// The database cannot answer now but may soon: it cannot be reached (connection refused,
+    /// reset or lost, no connection free within `database.acquire_timeout_seconds`), it is
+    /// shutting down or starting, or a transaction lost a serialization or deadlock conflict
+    /// more times than the store retries it. Such a request is refused with 503
+    /// `temporarily_unavailable` (RFC 6749 §4.1.2.1, §5.2 as extended by the registry), which
+    /// a client may retry, never with 500 `server_error`.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            InternalError::Database(e) => crate::stores::is_unavailable(e),
+            InternalError::AtCapacity(_) | InternalError::Unavailable(_) => true,
+            _ => false,
+        }
+    }
 }
 
 impl From<InternalError> for OAuthError {
     fn from(e: InternalError) -> Self {
-        if let InternalError::AtCapacity(d) = e {
+        e.failed("request")
+    }
+}
+
+impl InternalError {
+    /// The protocol error for this failure of `what` (logged with it): 503
+    /// `temporarily_unavailable` when [`Self::is_unavailable`], else 500 `server_error`.
+    pub fn failed(self, what: &'static str) -> OAuthError {
+        if let InternalError::AtCapacity(d) = self {
             return OAuthError::new(ErrorCode::TemporarilyUnavailable, d);
         }
-        tracing::error!(error = %e, "internal error");
+        if self.is_unavailable() {
+            tracing::warn!(error = %self, what, "database unavailable: refused with 503");
+            return OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the service is temporarily unavailable; try again shortly",
+            );
+        }
+        tracing::error!(error = %self, what, "internal error");
         OAuthError::server_error()
     }
 }

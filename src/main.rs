@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use portcullis::commands::{
-    self, clients, keys, providers, saml_sps, serve, sessions, tenants, users, workload,
+    self, cleanup, clients, keys, providers, saml_sps, serve, sessions, tenants, users, workload,
 };
 use portcullis::config::ServerConfig;
 use std::path::PathBuf;
@@ -85,6 +85,14 @@ enum Command {
     SamlSps {
         #[command(subcommand)]
         command: SamlSpsCommand,
+    },
+    /// Delete expired operational rows now (sign-ins in progress, used code and assertion
+    /// markers, expired tokens, sessions, device and CIBA requests, upstream round trips), as
+    /// every node does every `cleanup.interval_seconds`; prints what went, per table.
+    Cleanup {
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -329,6 +337,7 @@ async fn run(config: ServerConfig, command: Command) -> Result<(), String> {
     let c = &config;
     match command {
         Command::Serve => serve::serve(config).await,
+        Command::Cleanup { dry_run } => cleanup::cleanup(c, dry_run).await,
         Command::CheckConfig => tenants::check_config(c),
         Command::DevCerts { force } => serve::dev_certs(c, force),
         Command::WorkloadToken(args) => workload::workload_token(c, &args),

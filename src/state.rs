@@ -46,9 +46,9 @@ pub struct StateInner {
     pub federation: crate::federation::Federation,
     /// The SAML service providers registered at runtime (the tenant files' are in the tenants).
     pub service_providers: crate::saml::registry::ServiceProviders,
-    /// Other nodes' change notices (PostgreSQL LISTEN/NOTIFY), subscribed before the first full
+    /// Other nodes' change notices (PostgreSQL LISTEN/NOTIFY or the change table), subscribed before the first full
     /// sync so that no change can fall between the two; the background task takes it over.
-    pub(crate) changes: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
+    pub(crate) changes: tokio::sync::Mutex<Option<crate::stores::upkeep::ChangeSource>>,
     /// Whether this node hears other nodes' change notices (always on SQLite, a single-node
     /// store). `/health/ready` answers 503 until it does.
     pub(crate) hears_changes: std::sync::atomic::AtomicBool,
@@ -81,15 +81,10 @@ impl AppState {
             config.passwords.hashing_threads,
             config.passwords.max_queued_verifications,
         );
-        let store = Store::connect(
-            &config.database.url,
-            &config.database.schema,
-            config.database.max_connections,
-        )
-        .await?;
+        let store = Store::connect(&config.database).await?;
         // Subscribe first, sync second: a change another node makes from here on is either in
         // the first sync or announced to this node (and then applied by the background task).
-        let changes = store.change_listener().await;
+        let changes = store.subscribe().await;
         let hears_changes = matches!(store, Store::Sqlite(_)) || changes.is_some();
         let master = MasterKey::from_config(&config)?;
         let key_policy = KeyPolicy::from(&config.keys);
@@ -174,7 +169,7 @@ impl AppState {
                 "a single-use value cannot be remembered that long".into(),
             ));
         }
-        let postgres = matches!(&self.store, crate::stores::Store::Postgres(_));
+        let postgres = matches!(&self.store, crate::stores::Store::Postgres(..));
         match self.seen.admit(tenant, key, expires_at, now) {
             Admission::Replay => return Ok(false),
             Admission::First => {}

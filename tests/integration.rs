@@ -39,6 +39,8 @@ mod interactive;
 mod keys;
 #[path = "it/onboarding.rs"]
 mod onboarding;
+#[path = "it/resilience.rs"]
+mod resilience;
 #[path = "it/robustness.rs"]
 mod robustness;
 #[path = "it/saml_admin.rs"]

@@ -1,6 +1,7 @@
 //! The bodies of the `portcullis` commands; `main.rs` parses the arguments and calls these.
 //! A layer below the HTTP endpoints: nothing here uses them (tests/it/architecture.rs).
 
+pub mod cleanup;
 pub mod clients;
 pub mod keys;
 pub mod providers;
@@ -43,9 +44,11 @@ pub fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::Wo
 
 /// The database and master key this configuration names (for commands run beside a node).
 pub(crate) async fn open_store(config: &ServerConfig) -> Result<(Store, MasterKey), String> {
-    let store = Store::connect(&config.database.url, &config.database.schema, 2)
-        .await
-        .map_err(|e| e.to_string())?;
+    let database = crate::config::runtime::Database {
+        max_connections: 2,
+        ..config.database.clone()
+    };
+    let store = Store::connect(&database).await.map_err(|e| e.to_string())?;
     let master = MasterKey::from_config(config).map_err(|e| e.to_string())?;
     Ok((store, master))
 }

@@ -30,6 +30,7 @@ pub struct ServerConfig {
     pub federation: Federation,
     pub outbound: Outbound,
     pub reload: Reload,
+    pub cleanup: Cleanup,
     pub log: Log,
     pub connections: ConnectionLimits,
 }
@@ -80,6 +81,32 @@ pub struct Database {
     pub url: String,
     pub schema: String,
     pub max_connections: u32,
+    /// The most a query waits for a connection before the request is refused with 503.
+    pub acquire_timeout: Duration,
+    pub change_notices: ChangeNotices,
+}
+
+impl Database {
+    /// A database at `url` with the defaults of every other key (four connections).
+    pub fn at(url: &str, schema: &str) -> Self {
+        Database {
+            url: url.to_string(),
+            schema: schema.to_string(),
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(2),
+            change_notices: ChangeNotices::Notify,
+        }
+    }
+}
+
+/// How a node hears other nodes' changes on PostgreSQL (SQLite is one node: it hears none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeNotices {
+    /// LISTEN/NOTIFY: at once, no table written.
+    Notify,
+    /// Each change is a row of the change table, read this often: for PostgreSQL-compatible
+    /// engines without LISTEN/NOTIFY (CockroachDB, YugabyteDB) or poolers that drop it.
+    Poll(Duration),
 }
 
 impl std::fmt::Debug for Database {
@@ -88,6 +115,8 @@ impl std::fmt::Debug for Database {
             .field("url", &redact_url(&self.url))
             .field("schema", &self.schema)
             .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("change_notices", &self.change_notices)
             .finish()
     }
 }
@@ -172,6 +201,15 @@ pub struct Reload {
     /// How often the tenants directory is scanned; `None`: never (changes need SIGHUP).
     pub watch_interval: Option<Duration>,
     pub sync_interval: Duration,
+}
+
+/// `[cleanup]`: the sweep of expired operational rows.
+#[derive(Debug, Clone)]
+pub struct Cleanup {
+    /// How often a node sweeps (one node at a time); `None`: never (`portcullis cleanup`).
+    pub interval: Option<Duration>,
+    /// Rows deleted per statement (and per transaction).
+    pub batch_size: i64,
 }
 
 /// `[log]`.
@@ -343,6 +381,11 @@ pub(super) fn resolve(
         federation: resolve_federation(&base_dir, &file.federation),
         outbound: resolve_outbound(&file.outbound, allow_networks),
         reload: resolve_reload(&file.reload),
+        cleanup: Cleanup {
+            interval: (file.cleanup.interval_seconds > 0)
+                .then(|| Duration::from_secs(file.cleanup.interval_seconds)),
+            batch_size: i64::try_from(file.cleanup.batch_size.clamp(1, 100_000)).unwrap_or(100_000),
+        },
         log: Log {
             format: log_format,
             level: file.log.level.clone(),
@@ -498,7 +541,39 @@ fn resolve_database(
         url,
         schema,
         max_connections,
+        acquire_timeout_seconds,
+        change_notices,
+        change_poll_interval_ms,
     } = &file.database;
+    let change_notices = match change_notices.as_str() {
+        "notify" => ChangeNotices::Notify,
+        "poll" if *change_poll_interval_ms > 0 => {
+            ChangeNotices::Poll(Duration::from_millis(*change_poll_interval_ms))
+        }
+        "poll" => {
+            errors.push(err(
+                path,
+                "database.change_poll_interval_ms",
+                "must be at least 1 when change_notices is \"poll\"",
+            ));
+            ChangeNotices::Notify
+        }
+        _ => {
+            errors.push(err(
+                path,
+                "database.change_notices",
+                "must be \"notify\" or \"poll\"",
+            ));
+            ChangeNotices::Notify
+        }
+    };
+    if *acquire_timeout_seconds == 0 {
+        errors.push(err(
+            path,
+            "database.acquire_timeout_seconds",
+            "must be at least 1",
+        ));
+    }
     let url = if url.is_empty() {
         let db = absolute(base_dir, &file.paths.data_dir);
         format!("sqlite://{}?mode=rwc", db.join("portcullis.db").display())
@@ -519,6 +594,8 @@ fn resolve_database(
         url,
         schema: schema.clone(),
         max_connections: *max_connections,
+        acquire_timeout: Duration::from_secs((*acquire_timeout_seconds).max(1)),
+        change_notices,
     }
 }
 

@@ -21,6 +21,7 @@ pub struct ServerFile {
     pub federation: FederationSection,
     pub outbound: OutboundSection,
     pub reload: ReloadSection,
+    pub cleanup: CleanupSection,
     pub log: LogSection,
     pub connections: ConnectionsSection,
 }
@@ -133,6 +134,12 @@ pub struct DatabaseSection {
     pub url: String,
     pub schema: String,
     pub max_connections: u32,
+    /// How long a query waits for a pooled connection (or for the server to accept a new
+    /// one) before the request is refused with 503.
+    pub acquire_timeout_seconds: u64,
+    /// How nodes tell each other about changes: "notify" (LISTEN/NOTIFY) or "poll".
+    pub change_notices: String,
+    pub change_poll_interval_ms: u64,
 }
 
 impl std::fmt::Debug for DatabaseSection {
@@ -141,6 +148,9 @@ impl std::fmt::Debug for DatabaseSection {
             .field("url", &redact_url(&self.url))
             .field("schema", &self.schema)
             .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_seconds", &self.acquire_timeout_seconds)
+            .field("change_notices", &self.change_notices)
+            .field("change_poll_interval_ms", &self.change_poll_interval_ms)
             .finish()
     }
 }
@@ -212,6 +222,13 @@ pub struct ReloadSection {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct CleanupSection {
+    pub interval_seconds: u64,
+    pub batch_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     pub format: String,
     pub level: String,
@@ -256,6 +273,9 @@ impl Default for ServerFile {
                 url: String::new(),
                 schema: String::new(),
                 max_connections: 16,
+                acquire_timeout_seconds: 2,
+                change_notices: "notify".into(),
+                change_poll_interval_ms: 1000,
             },
             keys: KeysSection {
                 master_key: String::new(),
@@ -298,6 +318,10 @@ impl Default for ServerFile {
                 watch_interval_seconds: 2,
                 sync_interval_seconds: 10,
             },
+            cleanup: CleanupSection {
+                interval_seconds: 60,
+                batch_size: 1000,
+            },
             log: LogSection {
                 format: "text".into(),
                 level: "info".into(),
@@ -338,6 +362,7 @@ section_defaults!(
     FederationSection => federation,
     OutboundSection => outbound,
     ReloadSection => reload,
+    CleanupSection => cleanup,
     LogSection => log,
     ConnectionsSection => connections,
 );

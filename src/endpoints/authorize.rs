@@ -84,9 +84,6 @@ async fn handle(
             );
             error_page(&tenant, &ctx, &e)
         }
-        Err(AuthorizeError::Internal(e)) => {
-            tracing::error!(error = %e, "authorize failed");
-            error_page(&tenant, &ctx, &OAuthError::server_error())
-        }
+        Err(AuthorizeError::Internal(e)) => error_page(&tenant, &ctx, &e.failed("authorize")),
     }
 }

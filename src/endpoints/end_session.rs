@@ -66,8 +66,7 @@ fn fail(tenant: &Tenant, ctx: &RequestContext, e: OAuthError) -> Response {
 }
 
 fn internal(tenant: &Tenant, ctx: &RequestContext, e: InternalError) -> Response {
-    tracing::error!(error = %e, "end session failed");
-    error_page(tenant, ctx, &OAuthError::server_error())
+    error_page(tenant, ctx, &e.failed("end session"))
 }
 
 async fn handle(

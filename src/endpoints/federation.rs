@@ -483,16 +483,12 @@ async fn end_upstream_sessions(
 pub async fn saml_metadata(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
-    ctx: RequestContext,
     Path((_, provider_id)): Path<(String, String)>,
 ) -> Response {
     let metadata = match state.federation.find(&tenant, &provider_id).await {
         Ok(Some(p)) => p.sp_metadata(&tenant),
         Ok(None) => None,
-        Err(e) => {
-            tracing::error!(error = %e, request_id = %ctx.request_id, "SAML metadata failed");
-            return OAuthError::server_error().into_response();
-        }
+        Err(e) => return e.failed("SAML metadata").into_response(),
     };
     match metadata {
         Some(Ok(xml)) => (

@@ -17,10 +17,19 @@ pub async fn live() -> Response {
         .into_response()
 }
 
+/// How long readiness waits for the database: a load balancer that asks every second or two
+/// learns of an outage within that, not after the pool's acquire timeout.
+const READY_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Ready: the database answers and, on PostgreSQL, this node hears other nodes' change notices
 /// (until then a change made elsewhere could stay unknown here until the next periodic sync).
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let db = state.store.ping().await;
+    let db = match tokio::time::timeout(READY_DB_TIMEOUT, state.store.ping()).await {
+        Ok(r) => r,
+        Err(_) => Err(crate::error::InternalError::Unavailable(
+            "no answer within 1.5 s".into(),
+        )),
+    };
     let tenants = state.registry.len();
     match db {
         Ok(()) if !state.hears_changes() => (
@@ -39,7 +48,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "readiness: database unreachable");
+            tracing::warn!(error = %e, "readiness: database unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::CONTENT_TYPE, "application/json")],

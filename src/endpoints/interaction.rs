@@ -76,8 +76,7 @@ impl SignIn {
     }
 
     pub fn internal(&self, e: InternalError) -> Response {
-        tracing::error!(error = %e, "sign-in page failed");
-        error_page(&self.tenant, &self.ctx, &OAuthError::server_error())
+        error_page(&self.tenant, &self.ctx, &e.failed("sign-in page"))
     }
 
     pub fn flow(&self) -> Flow<'_> {

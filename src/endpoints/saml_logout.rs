@@ -53,8 +53,7 @@ impl Call {
     }
 
     fn internal(&self, e: InternalError) -> Response {
-        tracing::error!(error = %e, "SAML logout failed");
-        error_page(&self.tenant, &self.ctx, &OAuthError::server_error())
+        error_page(&self.tenant, &self.ctx, &e.failed("SAML logout"))
     }
 }
 

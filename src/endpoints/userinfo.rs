@@ -101,10 +101,7 @@ async fn respond(
             }
             e.into_response()
         }
-        Err(Refused::Internal(e)) => {
-            tracing::error!(error = %e, "userinfo failed");
-            crate::error::OAuthError::server_error().into_response()
-        }
+        Err(Refused::Internal(e)) => e.failed("userinfo").into_response(),
     }
 }
 

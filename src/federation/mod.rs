@@ -139,7 +139,7 @@ impl Federation {
                 }
             })
             .await
-            .map_err(|e| InternalError::Other(e.to_string()))?;
+            .map_err(|e| InternalError::shared(&e))?;
         Ok(found.filter(|p| p.spec.enabled))
     }
 
@@ -187,7 +187,7 @@ impl Federation {
                 ))
             })
             .await
-            .map_err(|e| InternalError::Other(e.to_string()))?;
+            .map_err(|e| InternalError::shared(&e))?;
         out.extend(dynamic.iter().cloned());
         Ok(out)
     }
@@ -234,7 +234,7 @@ impl Federation {
                 Ok::<_, InternalError>(Arc::new(by_issuer))
             })
             .await
-            .map_err(|e| InternalError::Other(e.to_string()))?;
+            .map_err(|e| InternalError::shared(&e))?;
         match index.get(iss) {
             Some(id) => self.find(tenant, id).await,
             None => Ok(None),

@@ -9,8 +9,9 @@ use crate::keys::ring;
 use crate::state::AppState;
 use crate::stores::ChangeNotice;
 use crate::stores::TenantRow;
+use crate::stores::TenantStore;
 use crate::stores::cache::CachingClientStore;
-use crate::stores::{GrantStore, TenantStore};
+use crate::stores::upkeep::{ChangeSource, Heard};
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -371,8 +372,10 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
     }
 }
 
-/// Background upkeep: file watching, SIGHUP, multi-node sync. Ends when `shutdown` fires.
+/// Background upkeep: file watching, SIGHUP, multi-node sync, and the sweep of expired rows
+/// (a task of its own). Ends when `shutdown` fires.
 pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let sweeper = tokio::spawn(run_cleanup(state.clone(), shutdown.clone()));
     let watch = state.config.reload.watch_interval;
     let mut watch_tick = tokio::time::interval(watch.unwrap_or(Duration::from_secs(1)));
     // The first full sync ran at start, after subscribing to change notices: the next is one
@@ -384,11 +387,12 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    // On PostgreSQL, other nodes announce changes at once (LISTEN/NOTIFY); the periodic sync
-    // stays as the safety net for a lost notification or connection. The subscription was made
-    // before the first sync (`AppState::build`); one that failed or broke is made again here.
+    // On PostgreSQL, other nodes announce changes at once (LISTEN/NOTIFY, or rows of the change
+    // table polled every few hundred milliseconds); the periodic sync stays as the safety net
+    // for a lost notification or connection. The subscription was made before the first sync
+    // (`AppState::build`); one that failed or broke is made again here.
     let mut changes = state.changes.lock().await.take();
-    let postgres = matches!(state.store, crate::stores::Store::Postgres(_));
+    let postgres = matches!(state.store, crate::stores::Store::Postgres(..));
     let mut resubscribe_tick = tokio::time::interval(Duration::from_secs(1));
     resubscribe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Tenant notices come in bursts (a node that starts announces every tenant and key it
@@ -398,9 +402,10 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
     let mut last_tenant_refresh: Option<tokio::time::Instant> = None;
     loop {
         let subscribed = changes.is_some();
-        let notified = async {
+        let store = state.store.clone();
+        let heard = async {
             match changes.as_mut() {
-                Some(l) => l.try_recv().await,
+                Some(source) => source.next(&store).await,
                 None => std::future::pending().await,
             }
         };
@@ -414,7 +419,7 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
         #[cfg(not(unix))]
         let hangup = std::future::pending::<Option<()>>();
         let subscription = tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
             _ = watch_tick.tick(), if watch.is_some() => {
                 log_reload(reload_files(&state).await);
                 Subscription::Unchanged
@@ -425,9 +430,13 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                 log_reload(reload_files(&state).await);
                 Subscription::Unchanged
             }
-            n = notified => match n {
-                Ok(Some(n)) => {
-                    if apply_notice(&state, n.payload()).await {
+            h = heard => match h {
+                Heard::Notices(notices) => {
+                    let mut tenants = false;
+                    for n in notices {
+                        tenants |= apply_notice(&state, n).await;
+                    }
+                    if tenants {
                         let now = tokio::time::Instant::now();
                         match last_tenant_refresh {
                             Some(last) if now < last + TENANT_NOTICE_DELAY => {
@@ -443,21 +452,21 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                     }
                     Subscription::Unchanged
                 }
-                Ok(None) => {
-                    // The listener lost its connection and subscribed again on a new one:
-                    // whatever was announced in between is lost, so sync everything.
+                Heard::Interrupted => {
+                    // Whatever was announced while the listener reconnected is lost, so sync
+                    // everything.
                     tracing::warn!("change notifications interrupted; subscribed again");
                     resync(&state).await;
                     Subscription::Unchanged
                 }
-                Err(e) => {
+                Heard::Lost(e) => {
                     tracing::warn!(error = %e, "change notifications lost; not ready until subscribed again");
                     Subscription::Lost
                 }
             },
             _ = resubscribe_tick.tick(), if postgres && !subscribed => {
-                match state.store.change_listener().await {
-                    Some(l) => Subscription::Made(l),
+                match state.store.subscribe().await {
+                    Some(source) => Subscription::Made(source),
                     None => Subscription::Unchanged,
                 }
             }
@@ -475,9 +484,6 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                 if let Err(e) = refresh(&state).await {
                     tracing::error!(error = %e, "sync with the database failed");
                 }
-                if let Err(e) = state.store.purge_expired_grants(state.now()).await {
-                    tracing::warn!(error = %e, "purging expired grants failed");
-                }
                 Subscription::Unchanged
             }
         };
@@ -487,12 +493,42 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
                 state.hears_changes.store(false, Ordering::Release);
                 changes = None;
             }
-            Subscription::Made(l) => {
+            Subscription::Made(source) => {
                 // Subscribed first, synced second: nothing announced meanwhile is missed.
-                changes = Some(l);
+                changes = Some(source);
                 resync(&state).await;
                 state.hears_changes.store(true, Ordering::Release);
-                tracing::info!("listening for change notifications again");
+                tracing::info!("hearing change notices again");
+            }
+        }
+    }
+    let _ = sweeper.await;
+}
+
+/// The sweep of expired rows, every `cleanup.interval_seconds` (one node at a time on
+/// PostgreSQL); a task of its own, so that a long backlog never delays change notices.
+async fn run_cleanup(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let Some(every) = state.config.cleanup.interval else {
+        return;
+    };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let sweep = state
+            .store
+            .sweep(state.now(), state.config.cleanup.batch_size);
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            r = sweep => match r {
+                Ok(Some(swept)) if swept.total() > 0 => {
+                    tracing::info!(rows = swept.total(), detail = ?swept.0, "expired rows swept");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
             }
         }
     }
@@ -502,7 +538,7 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
 enum Subscription {
     Unchanged,
     Lost,
-    Made(sqlx::postgres::PgListener),
+    Made(ChangeSource),
 }
 
 /// How long tenant notices that follow one another closely are gathered into one refresh.
@@ -510,18 +546,17 @@ const TENANT_NOTICE_DELAY: Duration = Duration::from_millis(100);
 
 /// Applies one change notice from another node; true for a tenant notice, which the caller
 /// answers with a [`refresh`] (one for a burst of them).
-async fn apply_notice(state: &AppState, payload: &str) -> bool {
-    match ChangeNotice::parse(payload) {
-        Some(ChangeNotice::Provider { tenant, id }) => state.federation.forget(&tenant, &id).await,
-        Some(ChangeNotice::SamlSp { tenant, entity_id }) => {
+async fn apply_notice(state: &AppState, notice: ChangeNotice) -> bool {
+    match notice {
+        ChangeNotice::Provider { tenant, id } => state.federation.forget(&tenant, &id).await,
+        ChangeNotice::SamlSp { tenant, entity_id } => {
             state.service_providers.forget(&tenant, &entity_id).await
         }
-        Some(ChangeNotice::Revoked { tenant, key }) => state.grants.forget(&tenant, &key),
-        Some(ChangeNotice::Tenant(slug)) => {
+        ChangeNotice::Revoked { tenant, key } => state.grants.forget(&tenant, &key),
+        ChangeNotice::Tenant(slug) => {
             tracing::debug!(tenant = %slug, "change announced by a node");
             return true;
         }
-        None => tracing::warn!(payload, "unreadable change notice ignored"),
     }
     false
 }

@@ -596,8 +596,7 @@ impl Flow<'_> {
     }
 
     pub(super) fn internal(self, e: InternalError) -> Response {
-        tracing::error!(error = %e, "authorize failed");
-        error_page(self.tenant, self.ctx, &OAuthError::server_error())
+        error_page(self.tenant, self.ctx, &e.failed("authorize"))
     }
 }
 

@@ -90,7 +90,7 @@ impl ServiceProviders {
                 }
             })
             .await
-            .map_err(|e| InternalError::Other(e.to_string()))
+            .map_err(|e| InternalError::shared(&e))
     }
 
     /// Forgets what this node knows of a runtime SP (it changed here or on another node).

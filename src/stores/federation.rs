@@ -343,7 +343,7 @@ impl FederationStore for Store {
                 .fetch_all(&pools.read)
                 .await?
             }
-            Store::Postgres(p) => {
+            Store::Postgres(p, _) => {
                 sqlx::query_as(
                     "SELECT spec FROM users WHERE tenant = $1
                      AND lower((spec::jsonb) -> 'claims' ->> 'email') = lower($2) LIMIT 2",

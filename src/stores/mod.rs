@@ -13,6 +13,7 @@ pub use interactive::{
 };
 
 use crate::config::Client;
+use crate::config::runtime::{ChangeNotices, Database};
 use crate::config::{ClientSpec, TenantSpec};
 use crate::error::InternalError;
 use crate::keys::{Alg, KeyRecord, KeyStamp};
@@ -29,7 +30,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePools),
-    Postgres(PgPool),
+    /// The pool, and how this node announces changes to the others.
+    Postgres(PgPool, ChangeNotices),
 }
 
 /// SQLite allows one writer at a time. Writers that meet a busy database sleep in SQLite's busy
@@ -50,7 +52,7 @@ macro_rules! on_pool {
                 let $p = &pools.read;
                 $body
             }
-            Store::Postgres($p) => $body,
+            Store::Postgres($p, _) => $body,
         }
     };
 }
@@ -64,7 +66,7 @@ macro_rules! on_write {
                 let $p = &mut *guard;
                 $body
             }
-            Store::Postgres($p) => $body,
+            Store::Postgres($p, _) => $body,
         }
     };
 }
@@ -72,6 +74,7 @@ macro_rules! on_write {
 mod federation;
 mod interactive;
 mod saml_sps;
+pub mod upkeep;
 
 pub use changes::{CHANGES_CHANNEL, ChangeNotice};
 pub use federation::{FederationStore, ProviderRow, ProviderWrite};
@@ -322,11 +325,6 @@ pub trait GrantStore {
         tenant: &str,
         handle_hash: &str,
     ) -> impl Future<Output = Result<Option<GrantRecord>, InternalError>> + Send;
-    /// Deletes grants that expired before `now`; returns how many.
-    fn purge_expired_grants(
-        &self,
-        now: i64,
-    ) -> impl Future<Output = Result<u64, InternalError>> + Send;
     /// Marks a live single-use grant consumed and, in the same transaction, inserts `then`
     /// (e.g. the tokens issued from a code). Nothing is inserted unless this use is the first.
     fn consume_grant(
@@ -437,6 +435,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "saml_service_providers",
         include_str!("../../migrations/sqlite/0006_saml_service_providers.sql"),
     ),
+    (
+        7,
+        "upkeep",
+        include_str!("../../migrations/sqlite/0007_upkeep.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -468,6 +471,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "saml_service_providers",
         include_str!("../../migrations/postgres/0006_saml_service_providers.sql"),
+    ),
+    (
+        7,
+        "upkeep",
+        include_str!("../../migrations/postgres/0007_upkeep.sql"),
     ),
 ];
 
@@ -508,17 +516,84 @@ async fn prepare_postgres(options: &PgConnectOptions, schema: &str) -> Result<()
     prepared
 }
 
+/// Whether a database error means "not now" rather than "never": the server cannot be reached
+/// or is going away (PostgreSQL SQLSTATE class 08 connection exception, 57P01-57P03 shutdown
+/// and startup, 53300 too many connections), no pooled connection came free in time, or a
+/// transaction lost a serialization or deadlock conflict (40001, 40P01) more often than
+/// [`retry_conflicts`] retries it.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+                || is_conflict_code(&c)
+        }),
+        _ => false,
+    }
+}
+
+/// SQLSTATE 40001 (serialization_failure) and 40P01 (deadlock_detected): the transaction was
+/// rolled back and may simply be run again.
+fn is_conflict_code(code: &str) -> bool {
+    matches!(code, "40001" | "40P01")
+}
+
+fn is_conflict(e: &InternalError) -> bool {
+    matches!(e, InternalError::Database(sqlx::Error::Database(db))
+        if db.code().is_some_and(|c| is_conflict_code(&c)))
+}
+
+/// How many times a write that lost a serialization or deadlock conflict is run in all.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Runs `op` again (up to [`CONFLICT_ATTEMPTS`] times in all, with a short growing, jittered
+/// pause) while it fails with SQLSTATE 40001 or 40P01. PostgreSQL at SERIALIZABLE, CockroachDB
+/// and YugabyteDB report conflicts between concurrent transactions this way and expect the
+/// client to retry; every retried operation here is one whole transaction (or one statement),
+/// so a retry never repeats half of one. A conflict that outlasts the attempts is
+/// [`is_unavailable`]: 503, not 500.
+async fn retry_conflicts<T, F, Fut>(what: &'static str, mut op: F) -> Result<T, InternalError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, InternalError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
+                tracing::debug!(error = %e, what, attempt, "write conflict: retrying");
+                let [noise] = crate::secrets::random_bytes::<1>();
+                let jitter = u64::from(noise % 8);
+                let pause = (2u64 << attempt) + jitter;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The advisory lock key under which nodes create the schema and migrate (an arbitrary constant,
 /// distinct from sqlx's, which is derived from the database name).
 const PREPARE_LOCK: i64 = 0x706f_7274_6375_6c6c; // "portcull"
 
 impl Store {
     /// Connects (creating the SQLite file or the PostgreSQL schema when missing) and migrates.
-    pub async fn connect(
-        url: &str,
-        schema: &str,
-        max_connections: u32,
-    ) -> Result<Self, InternalError> {
+    pub async fn connect(db: &Database) -> Result<Self, InternalError> {
+        let Database {
+            url,
+            schema,
+            max_connections,
+            acquire_timeout,
+            change_notices,
+        } = db;
+        let max_connections = *max_connections;
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -538,6 +613,7 @@ impl Store {
             migrator(SQLITE_MIGRATIONS).run(&mut write).await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
+                .acquire_timeout(*acquire_timeout)
                 .connect_with(options)
                 .await?;
             let write = std::sync::Arc::new(tokio::sync::Mutex::new(write));
@@ -556,18 +632,20 @@ impl Store {
             options = options.options([("search_path", schema)]);
         }
         prepare_postgres(&options, schema).await?;
+        // A down server refuses connections: the pool tries again until `acquire_timeout`,
+        // then the request is refused with 503 (`is_unavailable`), never held longer.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(*acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Store::Postgres(pool))
+        Ok(Store::Postgres(pool, *change_notices))
     }
 
     pub fn engine(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
+            Store::Postgres(..) => "postgres",
         }
     }
 
@@ -580,21 +658,35 @@ impl Store {
     }
 
     /// Tells every node about a change, so that cached copies go at once. PostgreSQL only
-    /// (LISTEN/NOTIFY); a single SQLite node has only its own caches.
+    /// (LISTEN/NOTIFY, or a row of the change table that nodes poll); a single SQLite node has
+    /// only its own caches.
     pub async fn announce(&self, notice: &ChangeNotice) -> Result<(), InternalError> {
-        if let Store::Postgres(p) = self {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(notice.encode())
-                .execute(p)
-                .await?;
+        match self {
+            Store::Sqlite(_) => {}
+            Store::Postgres(p, ChangeNotices::Notify) => {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANGES_CHANNEL)
+                    .bind(notice.encode())
+                    .execute(p)
+                    .await?;
+            }
+            Store::Postgres(p, ChangeNotices::Poll(_)) => upkeep::record_change(p, notice).await?,
         }
         Ok(())
     }
 
-    /// Waits for change notifications from other nodes, if the store can deliver them.
+    /// How this node hears other nodes' changes: `None` on SQLite (one node).
+    pub fn change_notices(&self) -> Option<ChangeNotices> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(_, n) => Some(*n),
+        }
+    }
+
+    /// Waits for change notifications from other nodes, if the store can deliver them
+    /// (PostgreSQL with `change_notices = "notify"`).
     pub async fn change_listener(&self) -> Option<sqlx::postgres::PgListener> {
-        let Store::Postgres(pool) = self else {
+        let Store::Postgres(pool, ChangeNotices::Notify) = self else {
             return None;
         };
         let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
@@ -620,7 +712,7 @@ impl Store {
                 let _ = &p.write;
                 p.read.close().await;
             }
-            Store::Postgres(p) => p.close().await,
+            Store::Postgres(p, _) => p.close().await,
         }
     }
 }
@@ -1047,17 +1139,6 @@ impl GrantStore for Store {
         row.map(grant_from_row).transpose()
     }
 
-    /// Deletes grants that expired before `now`; returns how many.
-    async fn purge_expired_grants(&self, now: i64) -> Result<u64, InternalError> {
-        on_write!(self, |p| {
-            Ok(sqlx::query("DELETE FROM grants WHERE expires_at < $1")
-                .bind(now)
-                .execute(p)
-                .await?
-                .rows_affected())
-        })
-    }
-
     async fn consume_grant(
         &self,
         tenant: &str,
@@ -1065,43 +1146,10 @@ impl GrantStore for Store {
         now: i64,
         then: &[GrantRecord],
     ) -> Result<Consumed, InternalError> {
-        on_write!(self, |p| {
-            let mut tx = p.begin().await?;
-            // One statement decides the race: only the first use finds consumed_at empty.
-            let fresh: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "UPDATE grants SET consumed_at = $3
-                 WHERE tenant = $1 AND handle_hash = $2 AND consumed_at IS NULL
-                   AND revoked_at IS NULL AND expires_at > $3
-                 RETURNING {GRANT_COLUMNS}"
-            )))
-            .bind(tenant)
-            .bind(handle_hash)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = fresh {
-                for g in then {
-                    bind_grant!(sqlx::query(INSERT_GRANT), tenant, g)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                return Ok(Consumed::Fresh(grant_from_row(row)?));
-            }
-            let existing: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND handle_hash = $2"
-            )))
-            .bind(tenant)
-            .bind(handle_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(match existing.map(grant_from_row).transpose()? {
-                None => Consumed::NotFound,
-                Some(g) if g.consumed_at.is_some() => Consumed::Replayed(g),
-                Some(_) => Consumed::Dead,
-            })
+        retry_conflicts("consume grant", || {
+            self.consume_grant_once(tenant, handle_hash, now, then)
         })
+        .await
     }
 
     async fn redeem_once(
@@ -1110,35 +1158,10 @@ impl GrantStore for Store {
         marker: &GrantRecord,
         then: &[GrantRecord],
     ) -> Result<bool, InternalError> {
-        // One multi-row INSERT: atomic, one round trip. Only the marker can conflict (the other
-        // handles are fresh random values), so fewer rows than given means a replay.
-        let rows = 1 + then.len();
-        let mut sql = String::from(
-            "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at, family, session_id, revoked_at) VALUES ",
-        );
-        for r in 0..rows {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..12 {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", r * 12 + c + 1));
-            }
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT DO NOTHING");
-        let inserted = on_write!(self, |p| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            q = bind_grant!(q, tenant, marker);
-            for g in then {
-                q = bind_grant!(q, tenant, g);
-            }
-            q.execute(p).await?.rows_affected()
-        });
-        Ok(usize::try_from(inserted).unwrap_or(0) == rows)
+        retry_conflicts("single-use marker", || {
+            self.redeem_once_now(tenant, marker, then)
+        })
+        .await
     }
 
     async fn revoke_grant(
@@ -1258,6 +1281,95 @@ impl GrantStore for Store {
             .rows_affected()
                 == 1)
         })
+    }
+}
+
+/// The single attempts that [`retry_conflicts`] repeats.
+impl Store {
+    /// One transaction: marks the grant consumed and writes `then`, or reads why not.
+    async fn consume_grant_once(
+        &self,
+        tenant: &str,
+        handle_hash: &str,
+        now: i64,
+        then: &[GrantRecord],
+    ) -> Result<Consumed, InternalError> {
+        on_write!(self, |p| {
+            let mut tx = p.begin().await?;
+            // One statement decides the race: only the first use finds consumed_at empty.
+            let fresh: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE grants SET consumed_at = $3
+                 WHERE tenant = $1 AND handle_hash = $2 AND consumed_at IS NULL
+                   AND revoked_at IS NULL AND expires_at > $3
+                 RETURNING {GRANT_COLUMNS}"
+            )))
+            .bind(tenant)
+            .bind(handle_hash)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = fresh {
+                for g in then {
+                    bind_grant!(sqlx::query(INSERT_GRANT), tenant, g)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                return Ok(Consumed::Fresh(grant_from_row(row)?));
+            }
+            let existing: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND handle_hash = $2"
+            )))
+            .bind(tenant)
+            .bind(handle_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(match existing.map(grant_from_row).transpose()? {
+                None => Consumed::NotFound,
+                Some(g) if g.consumed_at.is_some() => Consumed::Replayed(g),
+                Some(_) => Consumed::Dead,
+            })
+        })
+    }
+
+    /// One statement inserts the marker and `then`; fewer rows than given means the marker
+    /// was there already.
+    async fn redeem_once_now(
+        &self,
+        tenant: &str,
+        marker: &GrantRecord,
+        then: &[GrantRecord],
+    ) -> Result<bool, InternalError> {
+        // One multi-row INSERT: atomic, one round trip. Only the marker can conflict (the other
+        // handles are fresh random values), so fewer rows than given means a replay.
+        let rows = 1 + then.len();
+        let mut sql = String::from(
+            "INSERT INTO grants (tenant, handle_hash, kind, client_id, subject, data, created_at, expires_at, consumed_at, family, session_id, revoked_at) VALUES ",
+        );
+        for r in 0..rows {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..12 {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", r * 12 + c + 1));
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        let inserted = on_write!(self, |p| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            q = bind_grant!(q, tenant, marker);
+            for g in then {
+                q = bind_grant!(q, tenant, g);
+            }
+            q.execute(p).await?.rows_affected()
+        });
+        Ok(usize::try_from(inserted).unwrap_or(0) == rows)
     }
 }
 

@@ -52,10 +52,7 @@ pub async fn idp_initiated(
     }
     let sp = crate::saml::service_provider(state, tenant, entity_id)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "SAML SP lookup failed");
-            OAuthError::server_error()
-        })?
+        .map_err(|e| e.failed("SAML SP lookup"))?
         .ok_or_else(|| {
             OAuthError::invalid_request("the application is not a service provider of this tenant")
         })?;

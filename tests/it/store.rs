@@ -1,6 +1,7 @@
 //! The store suite: runs on SQLite always and on PostgreSQL when PORTCULLIS_TEST_POSTGRES_URL is set.
 
 use crate::support::*;
+use portcullis::config::runtime::Database;
 use portcullis::config::tenant::{TenantDefaults, resolve};
 use portcullis::keys::{Alg, KeyPolicy, MasterKey, ring};
 use portcullis::stores::{
@@ -20,7 +21,9 @@ struct Engine {
 
 impl Engine {
     async fn second_node(&self) -> Store {
-        Store::connect(&self.url, &self.schema, 4).await.unwrap()
+        Store::connect(&Database::at(&self.url, &self.schema))
+            .await
+            .unwrap()
     }
 }
 
@@ -28,7 +31,7 @@ async fn engines() -> Vec<Engine> {
     let mut v = Vec::new();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let store = Store::connect(&url, "", 4).await.unwrap();
+    let store = Store::connect(&Database::at(&url, "")).await.unwrap();
     v.push(Engine {
         store,
         url,
@@ -37,7 +40,7 @@ async fn engines() -> Vec<Engine> {
     });
     if let Some(pg) = postgres_url() {
         let schema = unique_schema();
-        let store = Store::connect(&pg, &schema, 4).await.unwrap();
+        let store = Store::connect(&Database::at(&pg, &schema)).await.unwrap();
         v.push(Engine {
             store,
             url: pg,
@@ -182,8 +185,10 @@ async fn grants_are_found_by_tenant_and_hash_and_purged_when_expired() {
             "c"
         );
         assert!(store.find_grant("globex", "h1").await.unwrap().is_none());
-        assert_eq!(store.purge_expired_grants(15).await.unwrap(), 0);
-        assert_eq!(store.purge_expired_grants(21).await.unwrap(), 1);
+        assert_eq!(store.expired_rows(15).await.unwrap().total(), 0);
+        assert_eq!(store.sweep(15, 10).await.unwrap().unwrap().total(), 0);
+        assert_eq!(store.expired_rows(21).await.unwrap().total(), 1);
+        assert_eq!(store.sweep(21, 10).await.unwrap().unwrap().total(), 1);
         assert!(store.find_grant("acme", "h1").await.unwrap().is_none());
     }
 }
@@ -371,6 +376,20 @@ async fn the_whole_server_runs_on_postgresql_too() {
 
 #[tokio::test]
 async fn a_change_made_on_one_node_reaches_the_other_at_once_through_postgresql() {
+    a_change_made_on_one_node_reaches_the_other("").await;
+}
+
+#[tokio::test]
+async fn with_notify_switched_off_a_change_reaches_the_other_node_through_the_change_table() {
+    a_change_made_on_one_node_reaches_the_other(
+        "change_notices = \"poll\"\nchange_poll_interval_ms = 200",
+    )
+    .await;
+}
+
+/// Two nodes on one schema, with `[database]` keys `database`: a secret replaced on node A is
+/// refused on node B within 5 s (the periodic sync is an hour away in tests).
+async fn a_change_made_on_one_node_reaches_the_other(database: &str) {
     if postgres_url().is_none() {
         eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
         return;
@@ -386,10 +405,12 @@ async fn a_change_made_on_one_node_reaches_the_other_at_once_through_postgresql(
         postgres: true,
         postgres_schema: Some(schema.clone()),
         keys: keys.clone(),
+        database_extra: database.to_string(),
         ..Default::default()
     };
     let a = TestServer::start_with(node()).await;
     let b = TestServer::start_with(node()).await;
+    assert!(b.state().hears_changes(), "node B hears changes");
     let cc = [("grant_type", "client_credentials")];
     assert_eq!(
         b.token("acme", "acme-m2m", "acme-m2m-secret", &cc)
@@ -434,6 +455,19 @@ async fn a_change_made_on_one_node_reaches_the_other_at_once_through_postgresql(
             .status(),
         200
     );
+    // Polling nodes announce through the change table, and only there; notifying nodes never
+    // write it.
+    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM \"{schema}\".changes WHERE payload = 'acme'"
+    )))
+    .fetch_one(
+        &sqlx::PgPool::connect(&postgres_url().unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows > 0, database.contains("poll"), "{rows} change rows");
     a.stop().await;
     b.stop().await;
 }
@@ -844,4 +878,68 @@ async fn providers_domains_links_and_upstream_sessions_work_on_both_engines() {
                 .is_empty()
         );
     }
+}
+
+#[tokio::test]
+async fn at_serializable_isolation_concurrent_redemptions_lose_no_race_and_never_fail() {
+    // PostgreSQL at SERIALIZABLE (as CockroachDB always is) aborts the losers of a race with
+    // SQLSTATE 40001; the store runs them again, and then they see the winner's write.
+    let Some(pg) = postgres_url() else {
+        eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+        return;
+    };
+    use portcullis::stores::Consumed;
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    let url = format!("{pg}{sep}options=-c%20default_transaction_isolation%3Dserializable");
+    let schema = unique_schema();
+    let store = Store::connect(&Database {
+        max_connections: 16,
+        ..Database::at(&url, &schema)
+    })
+    .await
+    .unwrap();
+    let grant = |hash: &str, kind: GrantKind| GrantRecord {
+        handle_hash: hash.into(),
+        client_id: "c".into(),
+        data: "{}".into(),
+        created_at: 10,
+        expires_at: 1000,
+        family: Some("f".into()),
+        ..GrantRecord::of(kind)
+    };
+    for round in 0..5 {
+        let rt = format!("rt{round}");
+        store
+            .insert_grant("acme", &grant(&rt, GrantKind::RefreshToken))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let (store, rt) = (store.clone(), rt.clone());
+            let next = grant(&format!("{rt}-next{i}"), GrantKind::RefreshToken);
+            tasks.push(tokio::spawn(async move {
+                let rotated = store.consume_grant("acme", &rt, 20, &[next]).await;
+                let marker = GrantRecord {
+                    consumed_at: Some(20),
+                    ..grant(&format!("marker{round}"), GrantKind::CodeUsed)
+                };
+                let redeemed = store.redeem_once("acme", &marker, &[]).await;
+                (rotated, redeemed)
+            }));
+        }
+        let (mut fresh, mut first) = (0, 0);
+        for t in tasks {
+            let (rotated, redeemed) = t.await.unwrap();
+            match rotated.expect("a lost serialization race is retried, not an error") {
+                Consumed::Fresh(_) => fresh += 1,
+                Consumed::Replayed(_) => {}
+                other => panic!("{other:?}"),
+            }
+            if redeemed.expect("a lost race on a marker is retried, not an error") {
+                first += 1;
+            }
+        }
+        assert_eq!((fresh, first), (1, 1), "round {round}: exactly one winner");
+    }
+    store.close().await;
 }

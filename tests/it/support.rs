@@ -71,6 +71,8 @@ pub struct Options {
     /// Leave each tenant's first RSA key to be made when first needed, as a server does; by
     /// default every tenant's keys are made at start, for tests that sign or read keys directly.
     pub lazy_keys: bool,
+    /// More `[database]` keys (e.g. `change_notices = "poll"`).
+    pub database_extra: String,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             postgres_url: None,
             max_body_bytes: 65536,
             lazy_keys: false,
+            database_extra: String::new(),
             outbound_allow: vec!["127.0.0.0/8", "::1/128"],
             readable_dirs: Vec::new(),
             trusted_cas: Vec::new(),
@@ -186,9 +189,12 @@ impl TestServer {
                 .or_else(postgres_url)
                 .expect("PORTCULLIS_TEST_POSTGRES_URL");
             let schema = o.postgres_schema.clone().unwrap_or_else(unique_schema);
-            format!("url = \"{url}\"\nschema = \"{schema}\"")
+            format!(
+                "url = \"{url}\"\nschema = \"{schema}\"\n{}",
+                o.database_extra
+            )
         } else {
-            String::new()
+            o.database_extra.clone()
         };
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_base_url = \"https://localhost:{port}\"\nmtls_base_url = \"https://localhost:{mport}\"\nmax_body_bytes = {}\nshutdown_grace_seconds = 2\n{}\n\

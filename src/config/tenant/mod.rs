@@ -30,6 +30,10 @@ use super::{ConfigError, FileRoots, KeyPath, from_toml_error, locate};
 use serde::Deserialize;
 use std::path::Path;
 
+/// The longest `login.failure_window`: counters of failed sign-ins are swept this long after
+/// their window began (and no lock holds them).
+pub const MAX_LOGIN_FAILURE_WINDOW: i64 = 7 * 86_400;
+
 /// Replaced by `server.public_base_url` in tenant and provider files.
 pub const PUBLIC_BASE_URL: &str = "${public_base_url}";
 

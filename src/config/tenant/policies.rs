@@ -36,6 +36,12 @@ pub(super) fn check_session_and_login(file: &TenantFile, bad: &mut impl FnMut(Ke
             "every login limit must be positive".into(),
         );
     }
+    if login.failure_window > super::MAX_LOGIN_FAILURE_WINDOW {
+        bad(
+            root.key("login").key("failure_window"),
+            "at most 604800 seconds (7 days)".into(),
+        );
+    }
 }
 
 pub(super) fn check_par(file: &TenantFile, bad: &mut impl FnMut(KeyPath, String)) {
