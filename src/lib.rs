@@ -15,6 +15,7 @@
     )
 )]
 
+pub mod audit;
 pub mod clock;
 pub mod commands;
 pub mod config;

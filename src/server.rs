@@ -136,6 +136,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     background: JoinSet<()>,
     serving: Vec<std::thread::JoinHandle<()>>,
+    /// The audit sinks, closed (every queued event written) after everything else stopped.
+    audit: Option<crate::audit::Audit>,
 }
 
 impl Running {
@@ -151,6 +153,9 @@ impl Running {
         })
         .await;
         self.state.store.close().await;
+        if let Some(audit) = self.audit.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(audit)).await;
+        }
     }
 }
 
@@ -216,8 +221,13 @@ pub async fn start(
             .map_err(|e| format!("cannot start a serving thread: {e}"))?;
         serving.push(thread);
     }
+    let audit = crate::audit::open(&state.config)?;
     let mut background = JoinSet::new();
-    background.spawn(crate::registry::sync::run_background(state.clone(), rx));
+    background.spawn(crate::registry::sync::run_background(
+        state.clone(),
+        rx.clone(),
+    ));
+    background.spawn(crate::audit::deliver(state.clone(), rx));
     Ok(Running {
         state,
         main_addr,
@@ -226,6 +236,7 @@ pub async fn start(
         shutdown,
         background,
         serving,
+        audit,
     })
 }
 

@@ -21,6 +21,8 @@ mod attacker;
 mod backchannel;
 #[path = "it/client_auth.rs"]
 mod client_auth;
+#[path = "it/cluster.rs"]
+mod cluster;
 #[path = "it/device.rs"]
 mod device;
 #[path = "it/discovery_and_jwks.rs"]

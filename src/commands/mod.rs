@@ -23,22 +23,30 @@ use crate::stores::Store;
 pub fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(64 * 1024)
         .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(true)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
-    if config.log.format == LogFormat::Json {
-        builder.json().flatten_event(true).init();
+    // The log's level filters the log only: the audit trail ([audit]) takes every security
+    // event, whatever the log keeps.
+    let log = if config.log.format == LogFormat::Json {
+        fmt.json().flatten_event(true).with_filter(filter).boxed()
     } else {
-        builder.init();
-    }
+        fmt.with_filter(filter).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(log)
+        .with(crate::audit::layer())
+        .init();
     guard
 }
 

@@ -5,9 +5,9 @@
 //! `config/` reads the file schema.
 
 use super::server::{
-    CacheSection, ConnectionsSection, DatabaseSection, FederationSection, KeysSection,
-    OutboundSection, PathsSection, ReloadSection, ServerFile, ServerSection, TlsSection, err,
-    redact_url,
+    AuditSection, CacheSection, ConnectionsSection, DatabaseSection, FederationSection,
+    KeysSection, OutboundSection, PathsSection, ReloadSection, ServerFile, ServerSection,
+    TlsSection, err, redact_url,
 };
 use super::{ConfigError, FileRoots};
 use ipnet::IpNet;
@@ -31,6 +31,7 @@ pub struct ServerConfig {
     pub outbound: Outbound,
     pub reload: Reload,
     pub cleanup: Cleanup,
+    pub audit: Audit,
     pub log: Log,
     pub connections: ConnectionLimits,
 }
@@ -212,6 +213,36 @@ pub struct Cleanup {
     pub batch_size: i64,
 }
 
+/// `[audit]`: where security events go besides the log.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// JSON lines appended here.
+    pub file: Option<PathBuf>,
+    pub webhook: Option<AuditWebhook>,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub spool_max_bytes: u64,
+}
+
+/// Where batches of audit events are POSTed, and the `Authorization` header value they carry.
+#[derive(Clone)]
+pub struct AuditWebhook {
+    pub url: String,
+    pub authorization: Option<String>,
+}
+
+impl std::fmt::Debug for AuditWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWebhook")
+            .field("url", &redact_url(&self.url))
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone)]
 pub struct Log {
@@ -349,6 +380,7 @@ pub(super) fn resolve(
         errors.push(err(path, "server.max_body_bytes", "must be at least 1024"));
     }
     let database = resolve_database(path, &file, &base_dir, &mut errors);
+    let audit = resolve_audit(path, &base_dir, &file.audit, &mut errors);
     let (Some(listen), Some(argon2), Some(log_format), true) =
         (listen, argon2, log_format, errors.is_empty())
     else {
@@ -386,6 +418,7 @@ pub(super) fn resolve(
                 .then(|| Duration::from_secs(file.cleanup.interval_seconds)),
             batch_size: i64::try_from(file.cleanup.batch_size.clamp(1, 100_000)).unwrap_or(100_000),
         },
+        audit,
         log: Log {
             format: log_format,
             level: file.log.level.clone(),
@@ -664,6 +697,39 @@ fn resolve_outbound(o: &OutboundSection, allow_networks: Vec<IpNet>) -> Outbound
         timeout: secs(o.timeout_seconds),
         max_response_bytes: o.max_response_bytes,
         cache_max_bytes: o.cache_max_bytes,
+    }
+}
+
+fn resolve_audit(
+    path: &Path,
+    base_dir: &Path,
+    a: &AuditSection,
+    errors: &mut Vec<ConfigError>,
+) -> Audit {
+    let webhook = (!a.webhook_url.is_empty()).then(|| AuditWebhook {
+        url: a.webhook_url.clone(),
+        authorization: Some(a.webhook_authorization.clone()).filter(|s| !s.is_empty()),
+    });
+    if let Some(w) = &webhook
+        && !url::Url::parse(&w.url).is_ok_and(|u| u.scheme() == "https" && u.host().is_some())
+    {
+        errors.push(err(path, "audit.webhook_url", "must be an https URL"));
+    }
+    if a.batch_size == 0 || a.flush_interval_ms == 0 {
+        errors.push(err(
+            path,
+            "audit",
+            "batch_size and flush_interval_ms must be at least 1",
+        ));
+    }
+    Audit {
+        file: Some(&a.file)
+            .filter(|f| !f.is_empty())
+            .map(|f| absolute(base_dir, f)),
+        webhook,
+        batch_size: usize::try_from(a.batch_size.clamp(1, 10_000)).unwrap_or(100),
+        flush_interval: Duration::from_millis(a.flush_interval_ms.max(1)),
+        spool_max_bytes: a.spool_max_bytes,
     }
 }
 

@@ -22,6 +22,7 @@ pub struct ServerFile {
     pub outbound: OutboundSection,
     pub reload: ReloadSection,
     pub cleanup: CleanupSection,
+    pub audit: AuditSection,
     pub log: LogSection,
     pub connections: ConnectionsSection,
 }
@@ -220,6 +221,37 @@ pub struct ReloadSection {
     pub sync_interval_seconds: u64,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    pub file: String,
+    pub webhook_url: String,
+    pub webhook_authorization: String,
+    pub batch_size: u64,
+    pub flush_interval_ms: u64,
+    pub spool_max_bytes: u64,
+}
+
+impl std::fmt::Debug for AuditSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSection")
+            .field("file", &self.file)
+            .field("webhook_url", &redact_url(&self.webhook_url))
+            .field(
+                "webhook_authorization",
+                &if self.webhook_authorization.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("spool_max_bytes", &self.spool_max_bytes)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CleanupSection {
@@ -322,6 +354,14 @@ impl Default for ServerFile {
                 interval_seconds: 60,
                 batch_size: 1000,
             },
+            audit: AuditSection {
+                file: String::new(),
+                webhook_url: String::new(),
+                webhook_authorization: String::new(),
+                batch_size: 100,
+                flush_interval_ms: 1000,
+                spool_max_bytes: 1 << 30,
+            },
             log: LogSection {
                 format: "text".into(),
                 level: "info".into(),
@@ -363,6 +403,7 @@ section_defaults!(
     OutboundSection => outbound,
     ReloadSection => reload,
     CleanupSection => cleanup,
+    AuditSection => audit,
     LogSection => log,
     ConnectionsSection => connections,
 );

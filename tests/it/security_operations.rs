@@ -705,3 +705,161 @@ fn the_test_script_refuses_to_skip_postgresql_in_ci() {
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The audit trail
+
+/// One request the webhook took: its Authorization header and its events.
+type Taken = (Option<String>, Vec<serde_json::Value>);
+
+/// A webhook that answers 503 while `failing`, else 200, and keeps what it took.
+#[derive(Clone, Default)]
+struct Hook {
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+    batches: Arc<std::sync::Mutex<Vec<Taken>>>,
+}
+
+impl Hook {
+    fn router(&self) -> axum::Router {
+        let hook = self.clone();
+        axum::Router::new().route(
+            "/audit",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let hook = hook.clone();
+                    async move {
+                        if hook.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                            hook.refused
+                                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let auth = headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_string());
+                        let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+                        hook.batches.lock().unwrap().push((auth, events));
+                        axum::http::StatusCode::OK
+                    }
+                },
+            ),
+        )
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        let b = self.batches.lock().unwrap();
+        b.iter().flat_map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Waits until the webhook holds an event for which `f` holds.
+    async fn wait_for(&self, what: &str, f: impl Fn(&serde_json::Value) -> bool) {
+        for _ in 0..100 {
+            if self.events().iter().any(&f) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the webhook never got {what}: {:?}", self.events());
+    }
+}
+
+use std::sync::Arc;
+
+#[tokio::test]
+async fn security_events_reach_the_audit_file_and_the_webhook_in_batches_at_least_once_across_a_restart()
+ {
+    // The audit layer is part of the process's subscriber (nextest runs each test in a process
+    // of its own; elsewhere another test may have installed one first).
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    if tracing_subscriber::registry()
+        .with(portcullis::audit::layer())
+        .try_init()
+        .is_err()
+    {
+        eprintln!("a tracing subscriber is installed already: audit test skipped");
+        return;
+    }
+    let upstreams = Upstreams::new();
+    let hook = Hook::default();
+    hook.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = upstreams.serve(hook.router()).await;
+    // Both servers keep their data in a directory of the test's: the second restarts on it.
+    let keep = tempfile::tempdir().unwrap();
+    let data = keep.path().join("data");
+    let options = |data_dir: Option<std::path::PathBuf>| Options {
+        trusted_cas: vec![upstreams.ca_file()],
+        sections: format!(
+            "[audit]\nfile = \"audit/trail.jsonl\"\nwebhook_url = \"{url}/audit\"\n\
+             webhook_authorization = \"Bearer hook-secret\"\nbatch_size = 2\nflush_interval_ms = 100\n"
+        ),
+        data_dir,
+        ..Default::default()
+    };
+    let s = TestServer::start_with(options(Some(data.clone()))).await;
+    for _ in 0..3 {
+        let r = s.token("acme", "acme-m2m", "wrong-secret", &CC).await;
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(
+        s.token("acme", "acme-m2m", "acme-m2m-secret", &CC)
+            .await
+            .status(),
+        200
+    );
+    // The webhook refuses for a while: nothing is acknowledged, everything is sent again.
+    for _ in 0..50 {
+        if hook.refused.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        hook.refused.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "retried"
+    );
+    hook.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    hook.wait_for("the token", |e| e["event"] == "token_issued")
+        .await;
+    let events = hook.events();
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "client_authentication_failed")
+        .collect();
+    assert!(failed.len() >= 3, "{events:?}");
+    for e in &failed {
+        assert_eq!(e["tenant"], "acme");
+        assert_eq!(e["client_id"], "acme-m2m");
+        assert!(e["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(e["id"].as_str().is_some_and(|r| r.len() == 32));
+        assert!(e["time"].as_str().is_some_and(|t| t.contains('T')));
+    }
+    for (auth, batch) in hook.batches.lock().unwrap().iter() {
+        assert_eq!(auth.as_deref(), Some("Bearer hook-secret"));
+        assert!(!batch.is_empty() && batch.len() <= 2, "batch_size");
+    }
+    let trail = std::fs::read_to_string(s.path("audit/trail.jsonl")).unwrap();
+    assert!(trail.lines().count() >= 4, "{trail}");
+    assert!(
+        !trail.contains("wrong-secret") && !format!("{events:?}").contains("wrong-secret"),
+        "no secret in the audit trail"
+    );
+
+    // Events spooled while the webhook is down survive a restart and are delivered after it.
+    hook.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = s.token("globex", "acme-m2m", "acme-m2m-secret", &CC).await;
+    assert_eq!(r.status(), 401, "another tenant's client");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.stop().await;
+    hook.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let s2 = TestServer::start_with(options(Some(data))).await;
+    hook.wait_for("the event spooled before the restart", |e| {
+        e["event"] == "client_authentication_failed" && e["tenant"] == "globex"
+    })
+    .await;
+    s2.stop().await;
+}

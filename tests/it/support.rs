@@ -73,6 +73,10 @@ pub struct Options {
     pub lazy_keys: bool,
     /// More `[database]` keys (e.g. `change_notices = "poll"`).
     pub database_extra: String,
+    /// More sections, appended to the configuration (e.g. `[audit]`).
+    pub sections: String,
+    /// Another server's data directory (a restart on its data) instead of a fresh one.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -91,6 +95,8 @@ impl Default for Options {
             max_body_bytes: 65536,
             lazy_keys: false,
             database_extra: String::new(),
+            sections: String::new(),
+            data_dir: None,
             outbound_allow: vec!["127.0.0.0/8", "::1/128"],
             readable_dirs: Vec::new(),
             trusted_cas: Vec::new(),
@@ -199,14 +205,19 @@ impl TestServer {
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_base_url = \"https://localhost:{port}\"\nmtls_base_url = \"https://localhost:{mport}\"\nmax_body_bytes = {}\nshutdown_grace_seconds = 2\n{}\n\
              [database]\n{database}\n[keys]\n{}\n[reload]\nwatch_interval_seconds = {}\nsync_interval_seconds = 3600\n[log]\nlevel = \"warn\"\n\
-             [outbound]\nallow_networks = {:?}\n[paths]\nextra_file_dirs = {:?}\n[federation]\nca_files = {:?}\n",
+             [outbound]\nallow_networks = {:?}\n[paths]\nextra_file_dirs = {:?}\n{}[federation]\nca_files = {:?}\n{}\n",
             o.max_body_bytes,
             o.server_extra,
             o.keys,
             o.watch_interval,
             o.outbound_allow,
             o.readable_dirs,
-            o.trusted_cas
+            o.data_dir
+                .as_ref()
+                .map(|d| format!("data_dir = {:?}\n", d.display().to_string()))
+                .unwrap_or_default(),
+            o.trusted_cas,
+            o.sections
         );
         let config = ServerConfig::from_text(
             Path::new("test.toml"),
