@@ -38,6 +38,7 @@ pub mod server;
 pub mod sessions;
 pub mod state;
 pub mod stores;
+pub mod telemetry;
 pub mod tokens;
 pub mod ui;
 pub mod users;

@@ -20,7 +20,13 @@ use crate::stores::Store;
 /// Logs go to standard error (command output stays on standard out), written by a background
 /// thread so that serving threads never wait on the terminal or a log pipe. Nothing is dropped:
 /// when the queue is full, the writer waits. Keep the guard alive until exit (it flushes).
-pub fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::WorkerGuard {
+/// What keeps the log and the trace exporter running; dropping it flushes both.
+pub struct Logging {
+    _log: tracing_appender::non_blocking::WorkerGuard,
+    _telemetry: Option<crate::telemetry::Telemetry>,
+}
+
+pub fn init_logging(config: &ServerConfig) -> Logging {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::Layer as _;
@@ -43,11 +49,24 @@ pub fn init_logging(config: &ServerConfig) -> tracing_appender::non_blocking::Wo
     } else {
         fmt.with_filter(filter).boxed()
     };
+    // Traces, when a collector is configured (before any runtime starts: the exporter's
+    // client is a blocking one). A configuration that cannot start it is reported, not fatal.
+    let telemetry = match crate::telemetry::Telemetry::start(&config.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("warning: traces are off: {e}");
+            None
+        }
+    };
     tracing_subscriber::registry()
         .with(log)
         .with(crate::audit::layer())
+        .with(telemetry.as_ref().map(|t| t.layer()))
         .init();
-    guard
+    Logging {
+        _log: guard,
+        _telemetry: telemetry,
+    }
 }
 
 /// The database and master key this configuration names (for commands run beside a node).

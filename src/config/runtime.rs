@@ -7,7 +7,7 @@
 use super::server::{
     AuditSection, CacheSection, ConnectionsSection, DatabaseSection, FederationSection,
     KeysSection, OutboundSection, PathsSection, ReloadSection, ServerFile, ServerSection,
-    TlsSection, err, redact_url,
+    TelemetrySection, TlsSection, err, redact_url,
 };
 use super::{ConfigError, FileRoots};
 use ipnet::IpNet;
@@ -32,6 +32,7 @@ pub struct ServerConfig {
     pub reload: Reload,
     pub cleanup: Cleanup,
     pub audit: Audit,
+    pub telemetry: Telemetry,
     pub log: Log,
     pub connections: ConnectionLimits,
 }
@@ -243,6 +244,33 @@ impl std::fmt::Debug for AuditWebhook {
     }
 }
 
+/// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP.
+#[derive(Clone)]
+pub struct Telemetry {
+    /// The collector's traces URL (`http://collector:4318/v1/traces`); `None`: off.
+    pub otlp_endpoint: Option<String>,
+    pub otlp_authorization: Option<String>,
+    pub service_name: String,
+    pub export_interval: Duration,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field(
+                "otlp_endpoint",
+                &self.otlp_endpoint.as_deref().map(redact_url),
+            )
+            .field(
+                "otlp_authorization",
+                &self.otlp_authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("service_name", &self.service_name)
+            .field("export_interval", &self.export_interval)
+            .finish()
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone)]
 pub struct Log {
@@ -381,6 +409,7 @@ pub(super) fn resolve(
     }
     let database = resolve_database(path, &file, &base_dir, &mut errors);
     let audit = resolve_audit(path, &base_dir, &file.audit, &mut errors);
+    let telemetry = resolve_telemetry(path, &file.telemetry, &mut errors);
     let (Some(listen), Some(argon2), Some(log_format), true) =
         (listen, argon2, log_format, errors.is_empty())
     else {
@@ -419,6 +448,7 @@ pub(super) fn resolve(
             batch_size: i64::try_from(file.cleanup.batch_size.clamp(1, 100_000)).unwrap_or(100_000),
         },
         audit,
+        telemetry,
         log: Log {
             format: log_format,
             level: file.log.level.clone(),
@@ -730,6 +760,37 @@ fn resolve_audit(
         batch_size: usize::try_from(a.batch_size.clamp(1, 10_000)).unwrap_or(100),
         flush_interval: Duration::from_millis(a.flush_interval_ms.max(1)),
         spool_max_bytes: a.spool_max_bytes,
+    }
+}
+
+fn resolve_telemetry(
+    path: &Path,
+    t: &TelemetrySection,
+    errors: &mut Vec<ConfigError>,
+) -> Telemetry {
+    let endpoint = Some(t.otlp_endpoint.clone()).filter(|e| !e.is_empty());
+    if let Some(e) = &endpoint
+        && !url::Url::parse(e)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+    {
+        errors.push(err(
+            path,
+            "telemetry.otlp_endpoint",
+            "must be an http or https URL (the collector's traces URL, e.g. http://collector:4318/v1/traces)",
+        ));
+    }
+    if t.service_name.is_empty() || t.export_interval_ms == 0 {
+        errors.push(err(
+            path,
+            "telemetry",
+            "service_name must not be empty and export_interval_ms must be at least 1",
+        ));
+    }
+    Telemetry {
+        otlp_endpoint: endpoint,
+        otlp_authorization: Some(t.otlp_authorization.clone()).filter(|a| !a.is_empty()),
+        service_name: t.service_name.clone(),
+        export_interval: Duration::from_millis(t.export_interval_ms.max(1)),
     }
 }
 

@@ -23,6 +23,7 @@ pub struct ServerFile {
     pub reload: ReloadSection,
     pub cleanup: CleanupSection,
     pub audit: AuditSection,
+    pub telemetry: TelemetrySection,
     pub log: LogSection,
     pub connections: ConnectionsSection,
 }
@@ -223,6 +224,33 @@ pub struct ReloadSection {
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    pub otlp_endpoint: String,
+    pub otlp_authorization: String,
+    pub service_name: String,
+    pub export_interval_ms: u64,
+}
+
+impl std::fmt::Debug for TelemetrySection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetrySection")
+            .field("otlp_endpoint", &redact_url(&self.otlp_endpoint))
+            .field(
+                "otlp_authorization",
+                &if self.otlp_authorization.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("service_name", &self.service_name)
+            .field("export_interval_ms", &self.export_interval_ms)
+            .finish()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuditSection {
     pub file: String,
     pub webhook_url: String,
@@ -362,6 +390,12 @@ impl Default for ServerFile {
                 flush_interval_ms: 1000,
                 spool_max_bytes: 1 << 30,
             },
+            telemetry: TelemetrySection {
+                otlp_endpoint: String::new(),
+                otlp_authorization: String::new(),
+                service_name: "portcullis".into(),
+                export_interval_ms: 5000,
+            },
             log: LogSection {
                 format: "text".into(),
                 level: "info".into(),
@@ -404,6 +438,7 @@ section_defaults!(
     ReloadSection => reload,
     CleanupSection => cleanup,
     AuditSection => audit,
+    TelemetrySection => telemetry,
     LogSection => log,
     ConnectionsSection => connections,
 );

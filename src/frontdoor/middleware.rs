@@ -107,7 +107,16 @@ pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) 
         path,
         client_certs,
     });
-    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    // The request's span (and, with [telemetry], the root of its trace, continuing the
+    // caller's); the tenant middleware opens the route's span inside it.
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        otel.kind = "server",
+    );
+    crate::telemetry::continue_trace(&span, req.headers());
     let mut response = if too_large {
         body_too_large()
     } else {

@@ -9,6 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
+use tracing::Instrument as _;
 
 fn endpoint_of(route: Option<&str>) -> Endpoint {
     match route.unwrap_or_default() {
@@ -26,10 +27,23 @@ fn endpoint_of(route: Option<&str>) -> Endpoint {
 /// Route layer of every tenant route: resolves the tenant and records its metrics.
 pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let endpoint = endpoint_of(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let endpoint = endpoint_of(route);
+    // The route's span ("POST /{tenant}/connect/token", with tenant, client and outcome), in
+    // which the handler runs: DEBUG, so that it costs nothing without [telemetry] or a debug
+    // log.
+    let route = route.unwrap_or("-");
+    let span = tracing::debug_span!(
+        "endpoint",
+        otel.name = %format_args!("{} {route}", req.method()),
+        otel.kind = "server",
+        endpoint = route,
+        tenant = tracing::field::Empty,
+        client_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
     );
     let slug = req
         .uri()
@@ -75,9 +89,11 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
         tracing::error!(tenant = %tenant.slug(), error = %e, "cannot make the tenant's keys");
         return OAuthError::from(e).into_response();
     }
+    span.record("tenant", tenant.slug());
     let metrics = tenant.metrics.clone();
     req.extensions_mut().insert(CurrentTenant(tenant));
-    let response = next.run(req).await;
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("outcome", response.status().as_u16());
     metrics.record(
         endpoint,
         response.status().as_u16(),

@@ -29,6 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// Why an outbound request did not produce an answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -434,8 +435,16 @@ impl OutboundRequest<'_> {
 
     /// Sends the request and reads the answer within the limit.
     pub async fn send(self) -> Result<Fetched, OutboundError> {
+        let span = self.span();
         let result = match self.builder {
-            Ok(b) => send_capped(b, self.limit).await,
+            Ok(b) => {
+                send_capped(
+                    b.headers(crate::telemetry::trace_headers(&span)),
+                    self.limit,
+                )
+                .instrument(span)
+                .await
+            }
             Err(e) => Err(e),
         };
         self.guard.observe(&self.url, result)
@@ -444,11 +453,24 @@ impl OutboundRequest<'_> {
     /// Sends the request and returns the answer's status only; the body is never read (a
     /// notification whose answer's status is all that counts).
     pub async fn send_for_status(self) -> Result<reqwest::StatusCode, OutboundError> {
+        let span = self.span();
         let result = match self.builder {
-            Ok(b) => b.send().await.map(|r| r.status()).map_err(classify),
+            Ok(b) => b
+                .headers(crate::telemetry::trace_headers(&span))
+                .send()
+                .instrument(span)
+                .await
+                .map(|r| r.status())
+                .map_err(classify),
             Err(e) => Err(e),
         };
         self.guard.observe(&self.url, result)
+    }
+
+    /// The request's span (a child of the caller's; traces only) and the trace context it
+    /// sends along.
+    fn span(&self) -> tracing::Span {
+        tracing::trace_span!("outbound", url = %self.url, otel.kind = "client")
     }
 }
 

@@ -117,6 +117,7 @@ pub trait FederationStore {
 }
 
 impl FederationStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_provider_row", db.system = self.engine(), otel.kind = "client"))]
     async fn find_provider_row(
         &self,
         tenant: &str,
@@ -135,6 +136,7 @@ impl FederationStore for Store {
         Ok(row.map(provider_from))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "list_provider_rows", db.system = self.engine(), otel.kind = "client"))]
     async fn list_provider_rows(
         &self,
         tenant: &str,
@@ -158,6 +160,7 @@ impl FederationStore for Store {
         Ok(rows.into_iter().map(provider_from).collect())
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "upsert_provider_row", db.system = self.engine(), otel.kind = "client"))]
     async fn upsert_provider_row(
         &self,
         tenant: &str,
@@ -213,6 +216,7 @@ impl FederationStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_provider_row", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_provider_row(&self, tenant: &str, id: &str) -> Result<bool, InternalError> {
         on_write!(self, |p| {
             let mut tx = p.begin().await?;
@@ -238,6 +242,7 @@ impl FederationStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "provider_for_domain", db.system = self.engine(), otel.kind = "client"))]
     async fn provider_for_domain(
         &self,
         tenant: &str,
@@ -255,6 +260,7 @@ impl FederationStore for Store {
         Ok(row.map(|(id,)| id))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_link", db.system = self.engine(), otel.kind = "client"))]
     async fn find_link(
         &self,
         tenant: &str,
@@ -277,6 +283,7 @@ impl FederationStore for Store {
         Ok(row.map(|(s,)| s))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "adopt_legacy_link", db.system = self.engine(), otel.kind = "client"))]
     async fn adopt_legacy_link(
         &self,
         tenant: &str,
@@ -300,6 +307,7 @@ impl FederationStore for Store {
         Ok(row.map(|(s,)| s))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "insert_link", db.system = self.engine(), otel.kind = "client"))]
     async fn insert_link(
         &self,
         tenant: &str,
@@ -327,6 +335,7 @@ impl FederationStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_users_by_email", db.system = self.engine(), otel.kind = "client"))]
     async fn find_users_by_email(
         &self,
         tenant: &str,
@@ -359,6 +368,7 @@ impl FederationStore for Store {
             .collect()
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "sessions_by_upstream_sid", db.system = self.engine(), otel.kind = "client"))]
     async fn sessions_by_upstream_sid(
         &self,
         tenant: &str,

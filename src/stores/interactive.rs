@@ -255,6 +255,7 @@ pub(super) fn session_from_row(r: SessionRow) -> SessionRecord {
 }
 
 impl SessionStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "insert_session", db.system = self.engine(), otel.kind = "client"))]
     async fn insert_session(&self, tenant: &str, s: &SessionRecord) -> Result<(), InternalError> {
         on_write!(self, |p| {
             sqlx::query(
@@ -281,6 +282,7 @@ impl SessionStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_session_by_handle", db.system = self.engine(), otel.kind = "client"))]
     async fn find_session_by_handle(
         &self,
         tenant: &str,
@@ -298,6 +300,7 @@ impl SessionStore for Store {
         Ok(row.map(session_from_row))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_session_with_consent", db.system = self.engine(), otel.kind = "client"))]
     async fn find_session_with_consent(
         &self,
         tenant: &str,
@@ -345,6 +348,7 @@ impl SessionStore for Store {
         }))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_session", db.system = self.engine(), otel.kind = "client"))]
     async fn find_session(
         &self,
         tenant: &str,
@@ -362,6 +366,7 @@ impl SessionStore for Store {
         Ok(row.map(session_from_row))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "touch_session", db.system = self.engine(), otel.kind = "client"))]
     async fn touch_session(
         &self,
         tenant: &str,
@@ -401,6 +406,7 @@ impl SessionStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_session", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_session(
         &self,
         tenant: &str,
@@ -418,6 +424,7 @@ impl SessionStore for Store {
         Ok(row.map(session_from_row))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "list_sessions", db.system = self.engine(), otel.kind = "client"))]
     async fn list_sessions(
         &self,
         tenant: &str,
@@ -437,6 +444,7 @@ impl SessionStore for Store {
 }
 
 impl UserStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_user_by_username", db.system = self.engine(), otel.kind = "client"))]
     async fn find_user_by_username(
         &self,
         tenant: &str,
@@ -453,6 +461,7 @@ impl UserStore for Store {
             .transpose()
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_user_by_subject", db.system = self.engine(), otel.kind = "client"))]
     async fn find_user_by_subject(
         &self,
         tenant: &str,
@@ -469,6 +478,7 @@ impl UserStore for Store {
             .transpose()
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "upsert_user", db.system = self.engine(), otel.kind = "client"))]
     async fn upsert_user(
         &self,
         tenant: &str,
@@ -495,6 +505,7 @@ impl UserStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_user", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_user(&self, tenant: &str, subject: &str) -> Result<bool, InternalError> {
         on_write!(self, |p| {
             Ok(
@@ -511,6 +522,7 @@ impl UserStore for Store {
 }
 
 impl ConsentStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_consent", db.system = self.engine(), otel.kind = "client"))]
     async fn find_consent(
         &self,
         tenant: &str,
@@ -533,6 +545,7 @@ impl ConsentStore for Store {
             .map(|(scopes, _)| scopes.split(' ').map(str::to_string).collect()))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "upsert_consent", db.system = self.engine(), otel.kind = "client"))]
     async fn upsert_consent(
         &self,
         tenant: &str,
@@ -561,6 +574,7 @@ impl ConsentStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_consent", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_consent(
         &self,
         tenant: &str,
@@ -583,6 +597,7 @@ impl ConsentStore for Store {
 }
 
 impl LoginThrottleStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "take_slot", db.system = self.engine(), otel.kind = "client"))]
     async fn take_slot(
         &self,
         tenant: &str,
@@ -637,6 +652,7 @@ impl LoginThrottleStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "give_back_slot", db.system = self.engine(), otel.kind = "client"))]
     async fn give_back_slot(
         &self,
         tenant: &str,
@@ -661,6 +677,7 @@ impl LoginThrottleStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "clear_failures", db.system = self.engine(), otel.kind = "client"))]
     async fn clear_failures(&self, tenant: &str, bucket: &str) -> Result<(), InternalError> {
         on_write!(self, |p| {
             sqlx::query("DELETE FROM login_failures WHERE tenant = $1 AND bucket = $2")

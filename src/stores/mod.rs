@@ -720,6 +720,7 @@ impl Store {
 impl TenantStore for Store {
     /// Writes a tenant and its complete client list in one transaction; clients from the same
     /// source that are no longer listed are removed. Returns true if anything changed.
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "upsert_tenant", db.system = self.engine(), otel.kind = "client"))]
     async fn upsert_tenant(
         &self,
         spec: &TenantSpec,
@@ -802,6 +803,7 @@ impl TenantStore for Store {
         Ok(changed)
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "tenant_versions", db.system = self.engine(), otel.kind = "client"))]
     async fn tenant_versions(&self) -> Result<Vec<(String, i64)>, InternalError> {
         on_pool!(self, |p| Ok(sqlx::query_as(
             "SELECT slug, version FROM tenants ORDER BY slug"
@@ -810,6 +812,7 @@ impl TenantStore for Store {
         .await?))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "stored_tenants", db.system = self.engine(), otel.kind = "client"))]
     async fn stored_tenants(
         &self,
         source: &str,
@@ -847,6 +850,7 @@ impl TenantStore for Store {
         Ok(out)
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_tenant", db.system = self.engine(), otel.kind = "client"))]
     async fn find_tenant(&self, slug: &str) -> Result<Option<TenantRow>, InternalError> {
         let row: Option<(String, i64, String)> = on_pool!(self, |p| {
             sqlx::query_as("SELECT spec, version, source FROM tenants WHERE slug = $1")
@@ -864,6 +868,7 @@ impl TenantStore for Store {
         }
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_tenant", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_tenant(&self, slug: &str) -> Result<bool, InternalError> {
         let deleted: bool = on_write!(self, |p| {
             let mut tx = p.begin().await?;
@@ -888,6 +893,7 @@ impl TenantStore for Store {
 }
 
 impl ClientStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_client", db.system = self.engine(), otel.kind = "client"))]
     async fn find_client(
         &self,
         tenant: &str,
@@ -951,6 +957,7 @@ impl Store {
 }
 
 impl KeyStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "list_keys", db.system = self.engine(), otel.kind = "client"))]
     async fn list_keys(&self, tenant: &str) -> Result<Vec<KeyRecord>, InternalError> {
         type Row = (String, String, i64, i64, i64, String, Vec<u8>);
         let rows: Vec<Row> = on_pool!(self, |p| {
@@ -982,6 +989,7 @@ impl KeyStore for Store {
             .collect()
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "key_stamps", db.system = self.engine(), otel.kind = "client"))]
     async fn key_stamps(&self) -> Result<HashMap<String, KeyStamp>, InternalError> {
         let rows: Vec<(String, i64, i64, i64)> = on_pool!(self, |p| {
             sqlx::query_as(
@@ -1007,6 +1015,7 @@ impl KeyStore for Store {
     }
 
     /// Inserts a key unless that (tenant, alg, generation) exists; true if this call inserted it.
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "insert_key", db.system = self.engine(), otel.kind = "client"))]
     async fn insert_key(&self, r: &KeyRecord) -> Result<bool, InternalError> {
         let inserted: bool = on_write!(self, |p| {
             Ok::<bool, InternalError>(sqlx::query(
@@ -1033,6 +1042,7 @@ impl KeyStore for Store {
         Ok(inserted)
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_key", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_key(&self, tenant: &str, kid: &str) -> Result<(), InternalError> {
         on_write!(self, |p| {
             sqlx::query("DELETE FROM signing_keys WHERE tenant = $1 AND kid = $2")
@@ -1113,6 +1123,7 @@ macro_rules! bind_grant {
 }
 
 impl GrantStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "insert_grant", db.system = self.engine(), otel.kind = "client"))]
     async fn insert_grant(&self, tenant: &str, g: &GrantRecord) -> Result<(), InternalError> {
         on_write!(self, |p| {
             bind_grant!(sqlx::query(INSERT_GRANT), tenant, g)
@@ -1122,6 +1133,7 @@ impl GrantStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_grant", db.system = self.engine(), otel.kind = "client"))]
     async fn find_grant(
         &self,
         tenant: &str,
@@ -1139,6 +1151,7 @@ impl GrantStore for Store {
         row.map(grant_from_row).transpose()
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "consume_grant", db.system = self.engine(), otel.kind = "client"))]
     async fn consume_grant(
         &self,
         tenant: &str,
@@ -1152,6 +1165,7 @@ impl GrantStore for Store {
         .await
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "redeem_once", db.system = self.engine(), otel.kind = "client"))]
     async fn redeem_once(
         &self,
         tenant: &str,
@@ -1164,6 +1178,7 @@ impl GrantStore for Store {
         .await
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "revoke_grant", db.system = self.engine(), otel.kind = "client"))]
     async fn revoke_grant(
         &self,
         tenant: &str,
@@ -1185,6 +1200,7 @@ impl GrantStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "revoke_family", db.system = self.engine(), otel.kind = "client"))]
     async fn revoke_family(
         &self,
         tenant: &str,
@@ -1205,6 +1221,7 @@ impl GrantStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "update_grant_data", db.system = self.engine(), otel.kind = "client"))]
     async fn update_grant_data(
         &self,
         tenant: &str,
@@ -1222,6 +1239,7 @@ impl GrantStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_grant", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_grant(&self, tenant: &str, handle_hash: &str) -> Result<(), InternalError> {
         on_write!(self, |p| {
             sqlx::query("DELETE FROM grants WHERE tenant = $1 AND handle_hash = $2")
@@ -1233,6 +1251,7 @@ impl GrantStore for Store {
         })
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "live_grants_of", db.system = self.engine(), otel.kind = "client"))]
     async fn live_grants_of(
         &self,
         tenant: &str,
@@ -1259,6 +1278,7 @@ impl GrantStore for Store {
         rows.into_iter().map(grant_from_row).collect()
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "swap_grant_data", db.system = self.engine(), otel.kind = "client"))]
     async fn swap_grant_data(
         &self,
         tenant: &str,

@@ -51,6 +51,7 @@ pub trait SamlSpStore {
 }
 
 impl SamlSpStore for Store {
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "find_saml_sp", db.system = self.engine(), otel.kind = "client"))]
     async fn find_saml_sp(
         &self,
         tenant: &str,
@@ -69,6 +70,7 @@ impl SamlSpStore for Store {
         Ok(row.map(row_from))
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "list_saml_sps", db.system = self.engine(), otel.kind = "client"))]
     async fn list_saml_sps(
         &self,
         tenant: &str,
@@ -89,6 +91,7 @@ impl SamlSpStore for Store {
         Ok(rows.into_iter().map(row_from).collect())
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "upsert_saml_sp", db.system = self.engine(), otel.kind = "client"))]
     async fn upsert_saml_sp(&self, tenant: &str, row: &SamlSpRow) -> Result<(), InternalError> {
         on_write!(self, |p| {
             sqlx::query(
@@ -108,6 +111,7 @@ impl SamlSpStore for Store {
         Ok(())
     }
 
+    #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "delete_saml_sp", db.system = self.engine(), otel.kind = "client"))]
     async fn delete_saml_sp(&self, tenant: &str, entity_id: &str) -> Result<bool, InternalError> {
         on_write!(self, |p| {
             let n = sqlx::query(

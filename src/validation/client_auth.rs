@@ -210,6 +210,7 @@ pub async fn authenticate(
     {
         return Err(refuse("credentials too long or empty"));
     }
+    tracing::Span::current().record("client_id", p.client_id.as_str());
     let Some(client) = tenant
         .clients
         .find_client(tenant.slug(), &p.client_id)

@@ -863,3 +863,177 @@ async fn security_events_reach_the_audit_file_and_the_webhook_in_batches_at_leas
     .await;
     s2.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Traces
+
+/// An OTLP/HTTP receiver (JSON encoding) that keeps every span it is sent.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Collector {
+    async fn start(&self) -> String {
+        let spans = self.spans.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let spans = spans.clone();
+                async move {
+                    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let mut all = spans.lock().unwrap();
+                    for rs in request["resourceSpans"].as_array().unwrap() {
+                        for ss in rs["scopeSpans"].as_array().unwrap() {
+                            for span in ss["spans"].as_array().unwrap() {
+                                let mut span = span.clone();
+                                span["service"] = rs["resource"]["attributes"].clone();
+                                all.push(span);
+                            }
+                        }
+                    }
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/v1/traces")
+    }
+
+    fn spans(&self) -> Vec<serde_json::Value> {
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+/// A span attribute's value as text (OTLP/JSON writes integers as strings or numbers).
+fn attribute(span: &serde_json::Value, key: &str) -> Option<String> {
+    let a = span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)?;
+    let v = &a["value"];
+    v["stringValue"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| v["intValue"].as_str().map(str::to_string))
+        .or_else(|| v["intValue"].as_i64().map(|i| i.to_string()))
+}
+
+#[tokio::test]
+async fn traces_reach_a_real_otlp_receiver_with_request_store_and_upstream_spans_in_one_trace() {
+    use crate::interactive::{Browser, VERIFIER, authorize_url, challenge, location, web_params};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let config = portcullis::config::runtime::Telemetry {
+        otlp_endpoint: Some(endpoint),
+        otlp_authorization: None,
+        service_name: "portcullis-test".into(),
+        export_interval: Duration::from_millis(100),
+    };
+    // The exporter's client is a blocking one: it is made off the runtime's threads.
+    let telemetry = tokio::task::spawn_blocking(move || {
+        portcullis::telemetry::Telemetry::start(&config)
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    if tracing_subscriber::registry()
+        .with(telemetry.layer())
+        .try_init()
+        .is_err()
+    {
+        eprintln!("a tracing subscriber is installed already: trace test skipped");
+        return;
+    }
+    let s = TestServer::start().await;
+    // A stored grant: a reference token.
+    assert_eq!(
+        s.token("acme", "acme-ref", "acme-ref-secret", &CC)
+            .await
+            .status(),
+        200
+    );
+    // An upstream call: acme's sign-in through globex (on this server) fetches globex's
+    // discovery document.
+    let b = Browser::new(&s);
+    let ch = challenge(VERIFIER);
+    let mut params = web_params("st", &ch);
+    params.push(("idp_hint", "globex"));
+    let r = b.get(&authorize_url(&s, "acme", "acme-web", &params)).await;
+    assert_eq!(r.status(), 303);
+    let start = location(&r);
+    assert!(start.contains("/acme/federation/globex/start"), "{start}");
+    let r = b.get(&start).await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("/globex/connect/authorize"));
+
+    let spans = {
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = collector.spans();
+            let done = found.iter().any(|sp| {
+                attribute(sp, "endpoint").as_deref()
+                    == Some("/{tenant}/federation/{provider}/start")
+            }) && found
+                .iter()
+                .any(|sp| attribute(sp, "client_id").as_deref() == Some("acme-ref"));
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found
+    };
+    let by_id = |id: &serde_json::Value| spans.iter().find(|sp| &sp["spanId"] == id);
+    // The token request: tenant, endpoint, client and outcome, and its store call as a child.
+    let token = spans
+        .iter()
+        .find(|sp| attribute(sp, "client_id").as_deref() == Some("acme-ref"))
+        .unwrap_or_else(|| panic!("no token request span: {spans:#?}"));
+    assert_eq!(token["name"], "POST /{tenant}/connect/token");
+    assert_eq!(attribute(token, "tenant").as_deref(), Some("acme"));
+    assert_eq!(attribute(token, "outcome").as_deref(), Some("200"));
+    assert!(
+        spans.iter().any(|sp| sp["name"] == "store"
+            && attribute(sp, "op").as_deref() == Some("insert_grant")
+            && sp["parentSpanId"] == token["spanId"]
+            && sp["traceId"] == token["traceId"]),
+        "the stored reference token is a child span of its request"
+    );
+    // The sign-in start calls the upstream; the upstream's own request (globex on this
+    // server) continues the same trace through the traceparent header.
+    let start = spans
+        .iter()
+        .find(|sp| {
+            attribute(sp, "endpoint").as_deref() == Some("/{tenant}/federation/{provider}/start")
+        })
+        .unwrap();
+    let outbound = spans
+        .iter()
+        .find(|sp| sp["name"] == "outbound" && sp["traceId"] == start["traceId"])
+        .unwrap_or_else(|| panic!("no upstream call in the sign-in's trace: {spans:#?}"));
+    let upstream = spans
+        .iter()
+        .find(|sp| sp["parentSpanId"] == outbound["spanId"] && sp["name"] == "request")
+        .unwrap_or_else(|| panic!("the upstream's request did not continue the trace: {spans:#?}"));
+    assert_eq!(upstream["traceId"], start["traceId"]);
+    assert!(
+        spans
+            .iter()
+            .any(|sp| sp["parentSpanId"] == upstream["spanId"]
+                && attribute(sp, "tenant").as_deref() == Some("globex")
+                && sp["traceId"] == start["traceId"]),
+        "the upstream's route span (globex) is in the same trace"
+    );
+    assert!(
+        by_id(&outbound["parentSpanId"]).is_some(),
+        "the upstream call has its parent"
+    );
+    telemetry.flush();
+    s.stop().await;
+}
