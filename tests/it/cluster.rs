@@ -372,14 +372,7 @@ async fn a_node_killed_under_load_loses_no_grant_a_client_received_and_a_restart
         "node 1 logged errors while joining:\n{joined_log}"
     );
     let node1 = c.client(c.node_addr(1));
-    let metrics = node1
-        .get(c.node_url(1, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&node1, &c.node_url(1, "/metrics")).await;
     let issued: u64 = metrics
         .lines()
         .find_map(|l| {

@@ -186,6 +186,35 @@ async fn a_stopped_database_gets_503s_within_seconds_cached_jwt_clients_keep_wor
     assert_eq!(reference().await.status(), 200);
     assert_eq!(ready(&s).await.0, 200);
 
+    // A bounded load of stored grants throughout: four clients, one request in flight each.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, http, url) = (stop.clone(), s.http.clone(), s.url("/acme/connect/token"));
+        load.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = http
+                    .post(&url)
+                    .basic_auth("acme-ref", Some("acme-ref-secret"))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                seen.push((
+                    status,
+                    body["error"].as_str().map(str::to_string),
+                    t.elapsed(),
+                ));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     pg.stop();
     let (status, took) = ready(&s).await;
     assert_eq!(status, 503, "readiness with the database down");
@@ -221,6 +250,25 @@ async fn a_stopped_database_gets_503s_within_seconds_cached_jwt_clients_keep_wor
         assert!(t.elapsed() < Duration::from_secs(20), "not ready again");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Under the load, every answer was a success or a 503 temporarily_unavailable, none took
+    // longer than 3 s, and the load succeeded again once the database was back.
+    let mut answers = Vec::new();
+    for w in load {
+        let seen = w.await.unwrap();
+        assert_eq!(seen.last().map(|a| a.0), Some(200), "the load recovered");
+        answers.extend(seen);
+    }
+    for (status, error, took) in &answers {
+        assert!(
+            *status == 200
+                || (*status == 503 && error.as_deref() == Some("temporarily_unavailable")),
+            "{status} {error:?}"
+        );
+        assert!(*took <= Duration::from_secs(3), "an answer took {took:?}");
+    }
+    assert!(answers.iter().any(|a| a.0 == 503), "the outage was seen");
     assert_eq!(reference().await.status(), 200, "the store answers again");
     assert!(
         s.state().hears_changes(),
