@@ -31,7 +31,9 @@ const QUEUE: usize = 16 * 1024;
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 /// Where the layer sends events: the writer of the node's sinks, when one is open.
-static SINK: Mutex<Option<SyncSender<String>>> = Mutex::new(None);
+static SINK: std::sync::RwLock<Option<SyncSender<String>>> = std::sync::RwLock::new(None);
+/// Whether a sink is open: the layer's only cost on the token path when there is none.
+static OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The tracing layer that turns security events into audit lines. Without an open sink it does
 /// nothing.
@@ -40,10 +42,12 @@ pub struct AuditLayer;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        if event.metadata().target() != "security" {
+        if !OPEN.load(std::sync::atomic::Ordering::Relaxed)
+            || event.metadata().target() != "security"
+        {
             return;
         }
-        let Some(tx) = SINK.lock().ok().and_then(|s| s.clone()) else {
+        let Some(tx) = SINK.read().ok().and_then(|s| s.clone()) else {
             return;
         };
         let mut fields = Fields(serde_json::Map::new());
@@ -123,7 +127,8 @@ impl std::fmt::Debug for Audit {
 
 impl Drop for Audit {
     fn drop(&mut self) {
-        if let Ok(mut s) = SINK.lock() {
+        OPEN.store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut s) = SINK.write() {
             *s = None; // the writer ends when the last sender is gone
         }
         if let Some(w) = self.writer.take() {
@@ -154,9 +159,10 @@ pub fn open(config: &crate::config::ServerConfig) -> Result<Option<Audit>, Strin
         .name("portcullis-audit".into())
         .spawn(move || write_loop(rx, file, spool))
         .map_err(|e| format!("cannot start the audit writer: {e}"))?;
-    if let Ok(mut s) = SINK.lock() {
+    if let Ok(mut s) = SINK.write() {
         *s = Some(tx);
     }
+    OPEN.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(Some(Audit {
         writer: Some(writer),
     }))
