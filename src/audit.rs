@@ -242,7 +242,15 @@ struct SpoolWriter {
 impl SpoolWriter {
     fn open(dir: &Path, max_bytes: u64) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let segment = segments(dir).last().copied().unwrap_or(1);
+        let mut segment = segments(dir).last().copied().unwrap_or(1);
+        // A segment that does not end with a whole line (the process died while writing it)
+        // is left as it is: appending would glue the next event to the cut one.
+        let whole = std::fs::read(dir.join(segment_name(segment)))
+            .map(|b| b.last().is_none_or(|c| *c == b'\n'))
+            .unwrap_or(true);
+        if !whole {
+            segment += 1;
+        }
         let file = append(&dir.join(segment_name(segment)))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(SpoolWriter {
@@ -354,9 +362,21 @@ impl SpoolReader {
                 }
                 end += line.len();
                 let json = line.strip_suffix(b"\n").unwrap_or(line);
-                if !json.is_empty() {
+                // Only whole events go out (a line cut by a crash or a skip never does).
+                if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok() {
                     events.push(json);
+                } else if !json.is_empty() {
+                    tracing::error!(
+                        segment = self.segment,
+                        "an unreadable audit line was skipped"
+                    );
                 }
+            }
+            if end > 0 && events.is_empty() {
+                // Only unreadable lines: past them, and on.
+                self.offset += end as u64;
+                self.save();
+                continue;
             }
             if end > 0 {
                 let mut body = Vec::with_capacity(end + 2);
@@ -374,6 +394,19 @@ impl SpoolReader {
                     segment: self.segment,
                     offset: self.offset + end as u64,
                 });
+            }
+            if buf.len() >= MAX_BATCH_BYTES {
+                // One line longer than a whole batch (never written by the layer): skip it
+                // rather than wait behind it for ever.
+                tracing::error!(
+                    segment = self.segment,
+                    offset = self.offset,
+                    "an audit line longer than 1 MiB was skipped"
+                );
+                let skip = buf.len() as u64;
+                self.offset += skip;
+                self.save();
+                continue;
             }
             // Nothing complete here: go on to the next segment once the writer has.
             let next = segments(&self.dir)
@@ -499,6 +532,20 @@ mod tests {
         w.push("{\"n\":5}");
         w.flush();
         assert_eq!(r.next(10).unwrap().body, b"[{\"n\":5}]");
+    }
+
+    #[test]
+    fn after_a_crash_mid_line_the_writer_starts_a_new_segment_and_the_cut_line_is_never_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(segment_name(1)), "{\"a\":1}\n{\"b\":").unwrap();
+        let mut w = SpoolWriter::open(dir.path(), u64::MAX).unwrap();
+        w.push("{\"c\":3}");
+        w.flush();
+        let mut r = SpoolReader::open(dir.path());
+        let b = r.next(10).unwrap();
+        assert_eq!(b.body, b"[{\"a\":1}]");
+        r.acknowledge(&b);
+        assert_eq!(r.next(10).unwrap().body, b"[{\"c\":3}]");
     }
 
     #[test]

@@ -246,28 +246,41 @@ impl ChangeFeed {
         })
     }
 
-    /// The notices recorded since the last poll, oldest first.
+    /// The notices recorded since the last poll, oldest first. The rows from the margin on are
+    /// read in pages ordered by (time, row number), each page after the last row of the one
+    /// before, so that a burst larger than a page is read whole.
     pub async fn poll(&mut self, store: &Store) -> Result<Vec<ChangeNotice>, InternalError> {
         let Store::Postgres(pool, _) = store else {
             return Ok(Vec::new());
         };
-        let since = self.newest_ms.saturating_sub(CHANGE_MARGIN_MS);
-        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT seq, created_at, payload FROM changes WHERE created_at >= $1
-             ORDER BY created_at, seq LIMIT 10000",
-        )
-        .bind(since)
-        .fetch_all(pool)
-        .await?;
+        const PAGE: i64 = 1000;
+        let mut after = (self.newest_ms.saturating_sub(CHANGE_MARGIN_MS), i64::MIN);
         let mut out = Vec::new();
-        for (seq, at, payload) in rows {
-            self.newest_ms = self.newest_ms.max(at);
-            if self.applied.insert(seq, at).is_some() {
-                continue;
+        loop {
+            let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT seq, created_at, payload FROM changes
+                 WHERE (created_at, seq) > ($1, $2)
+                 ORDER BY created_at, seq LIMIT $3",
+            )
+            .bind(after.0)
+            .bind(after.1)
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await?;
+            let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= PAGE;
+            for (seq, at, payload) in rows {
+                after = (at, seq);
+                self.newest_ms = self.newest_ms.max(at);
+                if self.applied.insert(seq, at).is_some() {
+                    continue;
+                }
+                match ChangeNotice::parse(&payload) {
+                    Some(n) => out.push(n),
+                    None => tracing::warn!(payload, "unreadable change row ignored"),
+                }
             }
-            match ChangeNotice::parse(&payload) {
-                Some(n) => out.push(n),
-                None => tracing::warn!(payload, "unreadable change row ignored"),
+            if !full {
+                break;
             }
         }
         let keep_from = self.newest_ms.saturating_sub(CHANGE_MARGIN_MS);
