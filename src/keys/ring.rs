@@ -312,6 +312,14 @@ pub struct KeyEnv<'a> {
 }
 
 /// Creates a key for `alg` as generation `max + 1`; returns false if another node won the race.
+/// The process's key generations in progress: one per core.
+fn key_generation_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
 pub async fn create_key(
     env: KeyEnv<'_>,
     tenant: &str,
@@ -325,8 +333,15 @@ pub async fn create_key(
         master,
         policy: p,
     } = env;
-    // RSA key generation takes a while: keep it off the async workers.
+    // RSA key generation takes a while (about 60 ms of a core for 2048 bits): keep it off the
+    // async workers, and run at most one per core at once, however many tenants ask for
+    // their first key together (requests to thousands of tenants' JWK Sets must not take
+    // thousands of blocking threads).
     let bits = p.rsa_bits;
+    let _slot = key_generation_slots()
+        .acquire()
+        .await
+        .map_err(|_| InternalError::Crypto("key generation slots closed"))?;
     let pkcs8 = tokio::task::spawn_blocking(move || signer::generate_pkcs8(alg, bits))
         .await
         .map_err(|_| InternalError::Crypto("key generation task"))??;

@@ -263,10 +263,20 @@ pub trait TenantStore {
 }
 
 /// A tenant as stored by one source: its spec and its clients', as JSON.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct StoredTenant {
     spec: String,
     clients: std::collections::BTreeMap<String, String>,
+}
+
+/// The JSON holds secret hashes and sealed secrets: `Debug` names the clients only.
+impl std::fmt::Debug for StoredTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTenant")
+            .field("spec", &format_args!("<{} bytes>", self.spec.len()))
+            .field("clients", &self.clients.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl StoredTenant {
@@ -1396,6 +1406,24 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::GrantKind;
+
+    #[test]
+    fn a_stored_tenant_debugs_without_its_secrets() {
+        let t = super::StoredTenant {
+            spec: "{\"slug\":\"acme\"}".into(),
+            clients: [(
+                "acme-m2m".to_string(),
+                "{\"secrets\":[{\"hash\":\"sha256:SECRET-HASH\"}]}".to_string(),
+            )]
+            .into(),
+        };
+        let shown = format!("{t:?}");
+        assert!(shown.contains("acme-m2m"), "{shown}");
+        assert!(
+            !shown.contains("SECRET-HASH") && !shown.contains("slug"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn every_grant_kind_reads_back_as_itself_and_unknown_kinds_do_not_read() {
