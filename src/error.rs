@@ -444,6 +444,10 @@ pub enum InternalError {
 }
 
 impl InternalError {
+    pub fn into_oauth(self) -> OAuthError {
+        self.into()
+    }
+
     /// This error as told to every request that waited for one shared load: the text, and
     /// whether the database was unavailable.
     pub fn shared(e: &InternalError) -> InternalError {
@@ -452,12 +456,6 @@ impl InternalError {
         } else {
             InternalError::Other(e.to_string())
         }
-    }
-}
-
-impl InternalError {
-    pub fn into_oauth(self) -> OAuthError {
-        self.into()
     }
 
     /// The database cannot answer now but may soon: it cannot be reached (connection refused,
@@ -473,15 +471,7 @@ impl InternalError {
             _ => false,
         }
     }
-}
 
-impl From<InternalError> for OAuthError {
-    fn from(e: InternalError) -> Self {
-        e.failed("request")
-    }
-}
-
-impl InternalError {
     /// The protocol error for this failure of `what` (logged with it): 503
     /// `temporarily_unavailable` when [`Self::is_unavailable`], else 500 `server_error`.
     pub fn failed(self, what: &'static str) -> OAuthError {
@@ -497,6 +487,12 @@ impl InternalError {
         }
         tracing::error!(error = %self, what, "internal error");
         OAuthError::server_error()
+    }
+}
+
+impl From<InternalError> for OAuthError {
+    fn from(e: InternalError) -> Self {
+        e.failed("request")
     }
 }
 

@@ -606,6 +606,56 @@ mod tests {
     }
 
     #[test]
+    fn upkeep_audit_and_trace_settings_are_checked_and_refused_with_their_key() {
+        for (text, key) in [
+            (
+                "[database]\nacquire_timeout_seconds = 0\n",
+                "database.acquire_timeout_seconds",
+            ),
+            (
+                "[database]\nchange_notices = \"gossip\"\n",
+                "database.change_notices",
+            ),
+            (
+                "[database]\nchange_notices = \"poll\"\nchange_poll_interval_ms = 0\n",
+                "database.change_poll_interval_ms",
+            ),
+            // Audit events carry request ids and client ids: only over TLS.
+            (
+                "[audit]\nwebhook_url = \"http://siem.example/in\"\n",
+                "audit.webhook_url",
+            ),
+            (
+                "[audit]\nwebhook_url = \"not a url\"\n",
+                "audit.webhook_url",
+            ),
+            ("[audit]\nbatch_size = 0\n", "audit"),
+            (
+                "[telemetry]\notlp_endpoint = \"ftp://collector/v1/traces\"\n",
+                "telemetry.otlp_endpoint",
+            ),
+            ("[telemetry]\nservice_name = \"\"\n", "telemetry"),
+        ] {
+            let errors = load(text, &[]).expect_err(text);
+            assert!(errors.iter().any(|e| e.key == key), "{text}: {errors:?}");
+        }
+        let c = load(
+            "[database]\nchange_notices = \"poll\"\nchange_poll_interval_ms = 250\n\
+             [audit]\nwebhook_url = \"https://siem.example/in\"\nwebhook_authorization = \"Bearer s3cret\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.database.change_notices,
+            super::super::runtime::ChangeNotices::Poll(std::time::Duration::from_millis(250))
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the webhook's credential is redacted"
+        );
+    }
+
+    #[test]
     fn environment_variables_override_every_kind_of_key() {
         let c = load(
             "[database]\nurl = \"sqlite::memory:\"\n",

@@ -39,7 +39,6 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
     let span = tracing::debug_span!(
         "endpoint",
         otel.name = %format_args!("{} {route}", req.method()),
-        otel.kind = "server",
         endpoint = route,
         tenant = tracing::field::Empty,
         client_id = tracing::field::Empty,

@@ -311,7 +311,6 @@ pub struct KeyEnv<'a> {
     pub policy: &'a KeyPolicy,
 }
 
-/// Creates a key for `alg` as generation `max + 1`; returns false if another node won the race.
 /// The process's key generations in progress: one per core.
 fn key_generation_slots() -> &'static tokio::sync::Semaphore {
     static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
@@ -320,6 +319,7 @@ fn key_generation_slots() -> &'static tokio::sync::Semaphore {
     })
 }
 
+/// Creates a key for `alg` as generation `max + 1`; returns false if another node won the race.
 pub async fn create_key(
     env: KeyEnv<'_>,
     tenant: &str,

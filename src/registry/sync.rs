@@ -388,7 +388,7 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // On PostgreSQL, other nodes announce changes at once (LISTEN/NOTIFY, or rows of the change
-    // table polled every few hundred milliseconds); the periodic sync stays as the safety net
+    // table polled every `database.change_poll_interval_ms`); the periodic sync stays as the safety net
     // for a lost notification or connection. The subscription was made before the first sync
     // (`AppState::build`); one that failed or broke is made again here.
     let mut changes = state.changes.lock().await.take();
@@ -402,10 +402,9 @@ pub async fn run_background(state: AppState, mut shutdown: tokio::sync::watch::R
     let mut last_tenant_refresh: Option<tokio::time::Instant> = None;
     loop {
         let subscribed = changes.is_some();
-        let store = state.store.clone();
         let heard = async {
             match changes.as_mut() {
-                Some(source) => source.next(&store).await,
+                Some(source) => source.next(&state.store).await,
                 None => std::future::pending().await,
             }
         };
