@@ -50,6 +50,14 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// Not an OAuth code: the admin API's write conflicts with what exists (409).
     Conflict,
+    /// RFC 7591 §3.2.2: a redirect URI is not acceptable.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: a metadata value is not acceptable.
+    InvalidClientMetadata,
+    /// RFC 7591 §3.2.2: the software statement is not valid.
+    InvalidSoftwareStatement,
+    /// RFC 7591 §3.2.2: the software statement is not approved here.
+    UnapprovedSoftwareStatement,
 }
 
 impl ErrorCode {
@@ -84,6 +92,10 @@ impl ErrorCode {
             // 405 carries the generic OAuth code; the status says the rest.
             Self::MethodNotAllowed => "invalid_request",
             Self::Conflict => "conflict",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidSoftwareStatement => "invalid_software_statement",
+            Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
         }
     }
 }

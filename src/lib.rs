@@ -16,6 +16,7 @@
 )]
 
 pub mod audit;
+pub mod clients;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod events;
 pub mod federation;
 pub mod frontdoor;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod outbound;
 pub mod protocol;

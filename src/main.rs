@@ -287,6 +287,62 @@ enum ClientsCommand {
         #[arg(long)]
         generate: bool,
     },
+    /// Create (or with --replace, replace) a client kept in the database: from a JSON file
+    /// shaped like the admin API's body, or a TOML file shaped like one [[clients]] entry
+    /// without secrets or file keys. A generated secret is printed once.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        file: std::path::PathBuf,
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the clients kept in the database (file clients are in the tenant file).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Print one database client as JSON (secrets as kind and expiry only).
+    Show {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+    },
+    /// Refuse a database client's requests without removing it.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+    },
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+    },
+    /// Remove a database client; its refresh and reference tokens stop working at once.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+    },
+    /// Replace a database client's secrets by a new one, printed once.
+    RotateSecret {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+    },
+    /// Print an initial access token for client registration (RFC 7591 §3), for tenants whose
+    /// [registration] access is "initial_token".
+    InitialToken {
+        #[arg(long)]
+        tenant: String,
+        /// How many registrations it authorizes.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it lives: seconds, or 30m, 12h, 7d.
+        #[arg(long, default_value = "1d")]
+        expires: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -357,6 +413,32 @@ async fn run(config: ServerConfig, command: Command) -> Result<(), String> {
                 secret,
                 generate,
             } => clients::seal_secret(c, &tenant, &client, secret, generate).await,
+            ClientsCommand::Add {
+                tenant,
+                file,
+                replace,
+            } => clients::add(c, &tenant, &file, replace).await,
+            ClientsCommand::List { tenant } => clients::list(c, &tenant).await,
+            ClientsCommand::Show { tenant, client_id } => {
+                clients::show(c, &tenant, &client_id).await
+            }
+            ClientsCommand::Disable { tenant, client_id } => {
+                clients::set_enabled(c, &tenant, &client_id, false).await
+            }
+            ClientsCommand::Enable { tenant, client_id } => {
+                clients::set_enabled(c, &tenant, &client_id, true).await
+            }
+            ClientsCommand::Remove { tenant, client_id } => {
+                clients::remove(c, &tenant, &client_id).await
+            }
+            ClientsCommand::RotateSecret { tenant, client_id } => {
+                clients::rotate_secret(c, &tenant, &client_id).await
+            }
+            ClientsCommand::InitialToken {
+                tenant,
+                uses,
+                expires,
+            } => clients::initial_token(c, &tenant, uses, &expires).await,
         },
         Command::Tenants {
             command: TenantsCommand::List,

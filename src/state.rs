@@ -36,6 +36,10 @@ pub struct StateInner {
     pub outbound: crate::outbound::Outbound,
     /// Fetched documents: upstream discovery, JWK Sets (upstreams' and clients'), SAML metadata.
     pub documents: crate::outbound::documents::DocCache,
+    /// Open client registration's requests per tenant and client address, this minute.
+    pub registrations: crate::limits::WindowLimiter<(String, std::net::IpAddr)>,
+    /// Client ID metadata documents (`registry::clients`).
+    pub metadata_documents: crate::registry::clients::MetadataDocuments,
     /// Live grants (reference tokens, recorded access tokens) by tenant and handle hash.
     pub grants: crate::stores::cache::GrantCache,
     /// Single-use values seen recently (DPoP proof, request object and upstream logout token
@@ -65,6 +69,36 @@ impl Deref for AppState {
     fn deref(&self) -> &StateInner {
         &self.0
     }
+}
+
+/// The two guards metadata documents are fetched through: bounded to the largest document a
+/// tenant may allow and a short timeout, one with the operator's allow-list, one without.
+fn metadata_documents(
+    config: &ServerConfig,
+    outbound: &crate::outbound::Outbound,
+) -> Result<crate::registry::clients::MetadataDocuments, InternalError> {
+    use crate::registry::clients::{DOCUMENT_TIMEOUT, MAX_DOCUMENT_BYTES, MetadataDocuments};
+    let timeout = config.outbound.timeout.min(DOCUMENT_TIMEOUT);
+    let guard = |allow: Vec<ipnet::IpNet>| {
+        outbound.with_policy(
+            crate::outbound::Policy {
+                allow,
+                max_response_bytes: MAX_DOCUMENT_BYTES,
+            },
+            config.outbound.connect_timeout.min(timeout),
+            timeout,
+        )
+    };
+    let cache = |o| {
+        Arc::new(crate::outbound::documents::DocCache::new(
+            o,
+            16 * 1024 * 1024,
+        ))
+    };
+    Ok(MetadataDocuments {
+        public_only: cache(guard(Vec::new())?),
+        with_allow_list: cache(guard(config.outbound.allow_networks.clone())?),
+    })
 }
 
 impl AppState {
@@ -97,6 +131,7 @@ impl AppState {
             outbound.clone(),
             config.outbound.cache_max_bytes,
         );
+        let metadata_documents = metadata_documents(&config, &outbound)?;
         let master = Arc::new(master);
         let federation = crate::federation::Federation::new(
             store.clone(),
@@ -128,6 +163,11 @@ impl AppState {
             metrics_by_slug: std::sync::Mutex::new(HashMap::new()),
             outbound,
             documents,
+            metadata_documents,
+            registrations: crate::limits::WindowLimiter::new(
+                std::time::Duration::from_secs(60),
+                100_000,
+            ),
             federation,
             service_providers,
             changes: tokio::sync::Mutex::new(changes),

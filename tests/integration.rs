@@ -41,6 +41,8 @@ mod interactive;
 mod keys;
 #[path = "it/onboarding.rs"]
 mod onboarding;
+#[path = "it/registration.rs"]
+mod registration;
 #[path = "it/resilience.rs"]
 mod resilience;
 #[path = "it/robustness.rs"]

@@ -17,6 +17,8 @@ pub struct Client {
     /// The client's own tls_client_auth trust anchors, read when the client is loaded.
     pub tls_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
     pub scopes: HashSet<String>,
+    /// For a client named by the URL of its metadata document: that URL's host.
+    pub document_host: Option<String>,
 }
 
 impl Client {
@@ -62,6 +64,7 @@ impl Client {
             secrets,
             sealed_secrets,
             scopes,
+            document_host: None,
         })
     }
     pub fn allows_grant(&self, g: GrantType) -> bool {

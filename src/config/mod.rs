@@ -2,6 +2,7 @@
 //! resolve into the runtime types the rest of the code uses.
 
 pub mod client;
+pub mod metadata;
 pub mod runtime;
 pub mod server;
 pub mod tenant;

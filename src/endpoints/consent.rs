@@ -40,6 +40,7 @@ pub async fn consent_form(PendingInteraction(p): PendingInteraction) -> Response
             allow_remember: p.client.spec.interactive.allow_remember_consent
                 && p.interaction.device.is_none(),
             device: p.interaction.device.is_some(),
+            client_host: p.client.document_host.clone(),
         }),
         StatusCode::OK,
     )

@@ -2,9 +2,9 @@
 
 use super::{middleware, tenant};
 use crate::endpoints::{
-    admin, authorize, backchannel, consent, device, discovery, end_session, federation, health,
-    interaction, introspection, jwks, login, par, portal, revocation, saml, saml_admin,
-    saml_logout, token, userinfo,
+    admin, authorize, backchannel, client_admin, consent, device, discovery, end_session,
+    federation, health, interaction, introspection, jwks, login, par, portal, registration,
+    revocation, saml, saml_admin, saml_logout, token, userinfo,
 };
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -117,6 +117,36 @@ pub fn app(state: AppState) -> Router {
                 .put(admin::put)
                 .patch(admin::patch)
                 .delete(admin::delete),
+        )
+        .route(
+            "/{tenant}/admin/clients",
+            get(client_admin::list).post(client_admin::create),
+        )
+        .route(
+            "/{tenant}/admin/clients/{client_id}",
+            get(client_admin::get_one)
+                .put(client_admin::put)
+                .patch(client_admin::patch)
+                .delete(client_admin::delete),
+        )
+        .route(
+            "/{tenant}/admin/clients/{client_id}/secret",
+            post(client_admin::rotate_secret).fallback(only_post("the secret rotation endpoint")),
+        )
+        .route(
+            "/{tenant}/admin/initial-access-tokens",
+            post(client_admin::initial_token)
+                .fallback(only_post("the initial access token endpoint")),
+        )
+        .route(
+            "/{tenant}/connect/register",
+            post(registration::register).fallback(only_post("the registration endpoint")),
+        )
+        .route(
+            "/{tenant}/connect/register/{client_id}",
+            get(registration::read)
+                .put(registration::update)
+                .delete(registration::delete),
         )
         .route(
             "/{tenant}/admin/saml-service-providers",

@@ -221,6 +221,8 @@ pub struct Outbound {
     /// plain http to a loopback address literal (no name to resolve; the policy still decides).
     loopback_http: reqwest::Client,
     policy: Arc<Policy>,
+    /// The extra CA certificates trusted (a guard made with another policy trusts them too).
+    roots: Vec<reqwest::Certificate>,
     /// Requests refused by the guard since start (metrics, tests).
     refused: Arc<AtomicU64>,
 }
@@ -290,13 +292,27 @@ impl Outbound {
                 .map_err(|e| InternalError::Other(format!("HTTP client: {e}")))
         };
         let loopback_http = build(false, Vec::new())?;
-        let http = build(true, extra_roots)?;
+        let http = build(true, extra_roots.clone())?;
         Ok(Self {
             http,
             loopback_http,
             policy,
+            roots: extra_roots,
             refused: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Another guard with the same trusted CAs, for requests that need a narrower policy or
+    /// shorter timeouts (it counts its refusals with this one's).
+    pub fn with_policy(
+        &self,
+        policy: Policy,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, InternalError> {
+        let mut o = Self::new(policy, self.roots.clone(), connect_timeout, timeout)?;
+        o.refused = self.refused.clone();
+        Ok(o)
     }
 
     pub fn policy(&self) -> &Policy {

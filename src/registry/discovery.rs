@@ -15,6 +15,7 @@ pub const INTROSPECTION_PATH: &str = "/connect/introspect";
 pub const REVOCATION_PATH: &str = "/connect/revocation";
 pub const DEVICE_AUTHORIZATION_PATH: &str = "/connect/deviceauthorization";
 pub const BACKCHANNEL_PATH: &str = "/connect/ciba";
+pub const REGISTRATION_PATH: &str = "/connect/register";
 /// RFC 8628 §3.3: where the user enters the code.
 pub const DEVICE_VERIFICATION_PATH: &str = "/device";
 
@@ -109,6 +110,19 @@ pub fn document(spec: &TenantSpec, mtls_listener: bool) -> Value {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
     });
+    if let Value::Object(m) = &mut doc {
+        // RFC 8414 §2: advertised only where a client can register.
+        if spec.registration.access != crate::config::tenant::RegistrationAccess::Closed {
+            m.insert(
+                "registration_endpoint".into(),
+                format!("{issuer}{REGISTRATION_PATH}").into(),
+            );
+        }
+        // The Client ID Metadata Document draft's discovery member.
+        if spec.client_metadata_documents.enabled {
+            m.insert("client_id_metadata_document_supported".into(), true.into());
+        }
+    }
     // RFC 8705 §5: the same endpoints on the listener that asks for client certificates; only
     // when that listener runs, or a client following the alias would find nothing there.
     if mtls_listener && let Value::Object(m) = &mut doc {

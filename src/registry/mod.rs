@@ -1,5 +1,6 @@
 //! The tenants this node serves, as immutable runtime objects swapped atomically on change.
 
+pub mod clients;
 pub mod discovery;
 pub mod files;
 pub mod sync;
@@ -7,7 +8,6 @@ pub mod sync;
 use crate::config::tenant::{TenantSpec, TokenFormat};
 use crate::keys::KeyRing;
 use crate::metrics::TenantMetrics;
-use crate::stores::Store;
 use crate::stores::cache::CachingClientStore;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -20,7 +20,7 @@ pub struct Tenant {
     pub spec: TenantSpec,
     pub version: i64,
     pub keys: Arc<KeyRing>,
-    pub clients: CachingClientStore<Store>,
+    pub clients: CachingClientStore<clients::TenantClients>,
     pub metrics: Arc<TenantMetrics>,
     /// The OpenID Provider Metadata document (OIDC Discovery §3), serialized once.
     pub discovery: Bytes,

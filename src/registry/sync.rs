@@ -361,7 +361,12 @@ fn build_tenant(state: &AppState, row: TenantRow, previous: Option<&Tenant>) -> 
         default_audience: format!("{}/resources", spec.issuer),
         keys: previous.map(|p| p.keys.clone()).unwrap_or_default(),
         clients: CachingClientStore::new(
-            state.store.clone(),
+            super::clients::TenantClients::new(
+                state.store.clone(),
+                &spec,
+                &state.metadata_documents,
+                state.clock.clone(),
+            ),
             cache.client_capacity,
             cache.client_ttl,
         ),
@@ -552,6 +557,9 @@ async fn apply_notice(state: &AppState, notice: ChangeNotice) -> bool {
             state.service_providers.forget(&tenant, &entity_id).await
         }
         ChangeNotice::Revoked { tenant, key } => state.grants.forget(&tenant, &key),
+        ChangeNotice::Client { tenant, client_id } => {
+            forget_client(state, &tenant, &client_id).await
+        }
         ChangeNotice::Tenant(slug) => {
             tracing::debug!(tenant = %slug, "change announced by a node");
             return true;
@@ -560,12 +568,24 @@ async fn apply_notice(state: &AppState, notice: ChangeNotice) -> bool {
     false
 }
 
+/// Forgets a runtime client that changed (here or on another node), and every cached grant
+/// issued to it (a removed client's tokens end at once).
+pub async fn forget_client(state: &AppState, tenant: &str, client_id: &str) {
+    if let Some(t) = state.registry.get(tenant) {
+        t.clients.invalidate(client_id).await;
+    }
+    state.grants.forget_client(tenant, client_id);
+}
+
 /// Catches up after notices may have been missed: tenants from the database, and no cached
 /// grant that a missed revocation could have ended, nor runtime provider a missed change did.
 async fn resync(state: &AppState) {
     state.grants.forget_all();
     state.federation.forget_all();
     state.service_providers.forget_all();
+    for t in state.registry.all() {
+        t.clients.invalidate_all();
+    }
     if let Err(e) = refresh(state).await {
         tracing::error!(error = %e, "sync with the database failed");
     }

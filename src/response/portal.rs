@@ -50,6 +50,7 @@ pub fn as_client(tenant: &Tenant) -> Result<Arc<Client>, InternalError> {
         token_exchange: None,
         workload: None,
         extension_grants: Vec::new(),
+        runtime: None,
     })?))
 }
 

@@ -37,6 +37,11 @@ impl<S: ClientStore> CachingClientStore<S> {
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }
+
+    /// Forgets one client (a runtime client changed, here or on another node).
+    pub async fn invalidate(&self, client_id: &str) {
+        self.cache.invalidate(client_id).await;
+    }
 }
 
 impl<S: ClientStore + Sync> ClientStore for CachingClientStore<S> {
@@ -47,6 +52,9 @@ impl<S: ClientStore + Sync> ClientStore for CachingClientStore<S> {
         tenant: &str,
         client_id: &str,
     ) -> Result<Option<Arc<Client>>, InternalError> {
+        if !self.inner.cacheable(client_id) {
+            return self.inner.find_client(tenant, client_id).await;
+        }
         if let Some(hit) = self.cache.get(client_id).await {
             return Ok(hit);
         }
@@ -105,6 +113,14 @@ impl GrantCache {
     /// Forgets every grant (after revocation notices may have been missed).
     pub fn forget_all(&self) {
         self.cache.invalidate_all();
+    }
+
+    /// Forgets every grant issued to a client (it was removed).
+    pub fn forget_client(&self, tenant: &str, client_id: &str) {
+        let (tenant, client_id) = (tenant.to_string(), client_id.to_string());
+        let _ = self.cache.invalidate_entries_if(move |(t, _), record| {
+            *t == tenant && record.as_ref().is_some_and(|r| r.client_id == client_id)
+        });
     }
 
     /// Forgets a grant, or every grant of a family (`key` is either).

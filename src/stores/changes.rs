@@ -7,6 +7,7 @@ pub const CHANGES_CHANNEL: &str = "portcullis_changes";
 const REVOKED_PREFIX: &str = "revoked:";
 const PROVIDER_PREFIX: &str = "provider:";
 const SAML_SP_PREFIX: &str = "saml-sp:";
+const CLIENT_PREFIX: &str = "client:";
 
 /// One change notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub enum ChangeNotice {
     /// A runtime SAML service provider was written, disabled or removed:
     /// `saml-sp:<tenant> <entity id>` (an entity id is a URI: it holds no space).
     SamlSp { tenant: String, entity_id: String },
+    /// A runtime client was registered, changed or removed: `client:<tenant> <client id>`
+    /// (a client id may hold spaces: it is everything after the first).
+    Client { tenant: String, client_id: String },
 }
 
 impl ChangeNotice {
@@ -31,6 +35,7 @@ impl ChangeNotice {
             Self::Revoked { tenant, key } => format!("{REVOKED_PREFIX}{tenant} {key}"),
             Self::Provider { tenant, id } => format!("{PROVIDER_PREFIX}{tenant} {id}"),
             Self::SamlSp { tenant, entity_id } => format!("{SAML_SP_PREFIX}{tenant} {entity_id}"),
+            Self::Client { tenant, client_id } => format!("{CLIENT_PREFIX}{tenant} {client_id}"),
         }
     }
 
@@ -50,6 +55,9 @@ impl ChangeNotice {
         } else if let Some(rest) = payload.strip_prefix(SAML_SP_PREFIX) {
             let (tenant, entity_id) = pair(rest)?;
             Some(Self::SamlSp { tenant, entity_id })
+        } else if let Some(rest) = payload.strip_prefix(CLIENT_PREFIX) {
+            let (tenant, client_id) = pair(rest)?;
+            Some(Self::Client { tenant, client_id })
         } else {
             Some(Self::Tenant(payload.to_string()))
         }
@@ -76,6 +84,10 @@ mod tests {
                 tenant: "acme".into(),
                 entity_id: "https://sp.acme.test/saml?x=1".into(),
             },
+            ChangeNotice::Client {
+                tenant: "acme".into(),
+                client_id: "a client id with spaces".into(),
+            },
         ] {
             assert_eq!(ChangeNotice::parse(&n.encode()), Some(n));
         }
@@ -86,5 +98,6 @@ mod tests {
         assert_eq!(ChangeNotice::parse("revoked:acme"), None);
         assert_eq!(ChangeNotice::parse("provider:acme"), None);
         assert_eq!(ChangeNotice::parse("saml-sp:acme"), None);
+        assert_eq!(ChangeNotice::parse("client:acme"), None);
     }
 }

@@ -71,12 +71,14 @@ macro_rules! on_write {
     };
 }
 
+mod clients;
 mod federation;
 mod interactive;
 mod saml_sps;
 pub mod upkeep;
 
 pub use changes::{CHANGES_CHANNEL, ChangeNotice};
+pub use clients::{RUNTIME_SOURCE, RuntimeClientStore};
 pub use federation::{FederationStore, ProviderRow, ProviderWrite};
 use interactive::{SESSION_SELECT, SessionRow, session_from_row};
 pub use saml_sps::{SamlSpRow, SamlSpStore};
@@ -126,10 +128,13 @@ pub enum GrantKind {
     /// CIBA Core §7: a backchannel authentication request, pending until the user decides,
     /// then redeemed once (by the hash of its `auth_req_id`; its subject is the user asked).
     BackchannelAuth,
+    /// RFC 7591 §3: an initial access token for client registration, good for a number of
+    /// registrations (its data counts the uses left).
+    InitialAccessToken,
 }
 
 impl GrantKind {
-    pub const ALL: [GrantKind; 16] = [
+    pub const ALL: [GrantKind; 17] = [
         Self::Interaction,
         Self::Par,
         Self::Logout,
@@ -146,6 +151,7 @@ impl GrantKind {
         Self::DeviceCode,
         Self::UserCode,
         Self::BackchannelAuth,
+        Self::InitialAccessToken,
     ];
 
     /// The stored name (the values of `grants.kind`; never change one without a migration).
@@ -167,6 +173,7 @@ impl GrantKind {
             Self::DeviceCode => "device_code",
             Self::UserCode => "user_code",
             Self::BackchannelAuth => "backchannel_auth",
+            Self::InitialAccessToken => "initial_access_token",
         }
     }
 
@@ -295,6 +302,11 @@ impl StoredTenant {
 
 /// Clients of one tenant, looked up by id.
 pub trait ClientStore {
+    /// Whether a decorator may keep this client's answer in memory (false for a client that
+    /// keeps its own freshness, such as one named by a metadata document).
+    fn cacheable(&self, _client_id: &str) -> bool {
+        true
+    }
     fn find_client(
         &self,
         tenant: &str,

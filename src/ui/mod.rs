@@ -218,6 +218,9 @@ pub struct ConsentPage {
     pub allow_remember: bool,
     /// RFC 8628 §5.4: a device is asking; the page says so.
     pub device: bool,
+    /// The host of a client known only by its metadata document's URL: the one thing about it
+    /// that is verified, shown prominently.
+    pub client_host: Option<String>,
 }
 
 impl fmt::Debug for ConsentPage {
@@ -232,6 +235,7 @@ impl fmt::Debug for ConsentPage {
             .field("resources", &self.resources)
             .field("allow_remember", &self.allow_remember)
             .field("device", &self.device)
+            .field("client_host", &self.client_host)
             .finish_non_exhaustive()
     }
 }
@@ -767,6 +771,7 @@ fn sample_pages() -> [Page; 11] {
             resources: vec!["API".into()],
             allow_remember: true,
             device: true,
+            client_host: Some("client.example".into()),
         }),
         Page::LogoutConfirm(LogoutConfirmPage {
             action: "/logout".into(),
@@ -1280,6 +1285,7 @@ mod tests {
             resources: vec!["Orders API".into()],
             allow_remember,
             device: false,
+            client_host: None,
         })
     }
 

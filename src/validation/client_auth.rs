@@ -581,6 +581,7 @@ pub async fn authenticate_introspector(
             token_exchange: None,
             workload: None,
             extension_grants: Vec::new(),
+            runtime: None,
         })?;
         if let Err(reason) = check_assertion(
             state,

@@ -458,6 +458,7 @@ pub fn as_client(sp: &SamlSp) -> Result<std::sync::Arc<crate::config::Client>, I
             token_exchange: None,
             workload: None,
             extension_grants: Vec::new(),
+            runtime: None,
         },
     )?))
 }

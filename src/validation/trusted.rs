@@ -78,7 +78,7 @@ pub async fn verify<'t>(
     Ok(External { issuer, claims })
 }
 
-async fn verify_signature(
+pub async fn verify_signature(
     state: &AppState,
     issuer: &TrustedIssuer,
     token: &str,

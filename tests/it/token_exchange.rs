@@ -54,7 +54,7 @@ fn acme_plus(jwks_uri: &str, webhook: &str) -> String {
 }
 
 /// The demo workload key (written by the server at start) and its kid.
-fn workload_key(server: &TestServer) -> (jsonwebtoken::EncodingKey, String) {
+pub(crate) fn workload_key(server: &TestServer) -> (jsonwebtoken::EncodingKey, String) {
     let pem = std::fs::read(server.path("certs/demo-workload-key.pem")).unwrap();
     let jwks: Value = serde_json::from_str(
         &std::fs::read_to_string(server.path("certs/demo-workload.jwks.json")).unwrap(),
@@ -81,7 +81,7 @@ fn pem_der(pem: &[u8]) -> Vec<u8> {
 
 /// A JWT signed by an independent library (jsonwebtoken) with `key`: the given claims over
 /// sensible defaults (the demo CI issuer, acme as audience, five minutes).
-fn sign_es256(key: &jsonwebtoken::EncodingKey, kid: &str, claims: Value) -> String {
+pub(crate) fn sign_es256(key: &jsonwebtoken::EncodingKey, kid: &str, claims: Value) -> String {
     let now = SystemClock.now();
     let mut c = json!({
         "iss": CI, "sub": MAIN, "iat": now, "exp": now + 300,

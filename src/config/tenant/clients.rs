@@ -18,6 +18,23 @@ pub(super) fn resolve_all(
     files: &FileRoots,
     bad: &mut impl FnMut(KeyPath, String),
 ) -> Vec<ClientSpec> {
+    let tenant = ClientContext {
+        scopes,
+        signing_algorithms,
+        files,
+        has_mtls_trust_anchors: !file.mtls.trust_anchors.is_empty(),
+        extension_grants: file
+            .extension_grants
+            .iter()
+            .map(|e| e.grant_type.as_str())
+            .collect(),
+        password_grant: file.password_grant.enabled,
+        trusted_issuers: file
+            .trusted_issuers
+            .iter()
+            .map(|t| t.issuer.as_str())
+            .collect(),
+    };
     let mut clients = Vec::new();
     let mut client_ids = HashSet::new();
     for (i, c) in file.clients.iter().enumerate() {
@@ -28,31 +45,30 @@ pub(super) fn resolve_all(
                 format!("client `{}` is defined twice", c.client_id),
             );
         }
-        let tenant = Tenant {
-            file,
-            scopes,
-            signing_algorithms,
-            files,
-            has_mtls_trust_anchors: !file.mtls.trust_anchors.is_empty(),
-        };
         clients.push(resolve(c, &ck, &tenant, bad));
     }
     clients
 }
 
-/// What a client is checked against besides its own entry.
-struct Tenant<'a> {
-    file: &'a TenantFile,
-    scopes: &'a Scopes<'a>,
-    signing_algorithms: &'a [Alg],
-    files: &'a FileRoots,
-    has_mtls_trust_anchors: bool,
+/// What a client is checked against besides its own entry: the tenant's scopes, algorithms,
+/// grants and trust, whether the client comes from the tenant file or from a runtime
+/// definition (then built from the stored tenant, with no file it may read).
+pub(super) struct ClientContext<'a> {
+    pub scopes: &'a Scopes<'a>,
+    pub signing_algorithms: &'a [Alg],
+    pub files: &'a FileRoots,
+    pub has_mtls_trust_anchors: bool,
+    /// The tenant's webhook extension grants (their `grant_type` URIs).
+    pub extension_grants: Vec<&'a str>,
+    pub password_grant: bool,
+    /// The `iss` of each of the tenant's trusted issuers.
+    pub trusted_issuers: Vec<&'a str>,
 }
 
-fn resolve(
+pub(super) fn resolve(
     c: &ClientFile,
     ck: &KeyPath,
-    tenant: &Tenant<'_>,
+    tenant: &ClientContext<'_>,
     bad: &mut impl FnMut(KeyPath, String),
 ) -> ClientSpec {
     // RFC 6749 Appendix A.1: client_id = *VSCHAR
@@ -65,7 +81,7 @@ fn resolve(
             "a client_id is 1-200 visible ASCII characters".into(),
         );
     }
-    let (grant_types, extension_grants) = grant_types(c, ck, tenant.file, bad);
+    let (grant_types, extension_grants) = grant_types(c, ck, tenant, bad);
     check_scopes(c, ck, &grant_types, tenant.scopes, bad);
     let secrets = secrets(c, ck, bad);
     let auth_methods = auth_methods(c, ck, bad);
@@ -81,8 +97,9 @@ fn resolve(
     check_method_needs(c, ck, &auth_methods, &secrets, &interactive, tenant, bad);
     let ciba = ciba(c, ck, &grant_types, bad);
     let token_exchange = super::exchange::client_exchange(c, ck, &grant_types, bad);
-    let workload = super::exchange::client_workload(c, ck, &grant_types, tenant.file, bad);
-    if grant_types.contains(&GrantType::Password) && !tenant.file.password_grant.enabled {
+    let workload =
+        super::exchange::client_workload(c, ck, &grant_types, &tenant.trusted_issuers, bad);
+    if grant_types.contains(&GrantType::Password) && !tenant.password_grant {
         bad(
             ck.key("grant_types"),
             "the password grant is off in this tenant (RFC 9700 §2.4: it must not be used); set [password_grant] enabled = true to allow it anyway".into(),
@@ -120,6 +137,7 @@ fn resolve(
         token_exchange,
         workload,
         extension_grants,
+        runtime: None,
     }
 }
 
@@ -183,7 +201,7 @@ fn ciba(
 fn grant_types(
     c: &ClientFile,
     ck: &KeyPath,
-    file: &TenantFile,
+    tenant: &ClientContext<'_>,
     bad: &mut impl FnMut(KeyPath, String),
 ) -> (Vec<GrantType>, Vec<String>) {
     let mut grant_types = Vec::new();
@@ -191,7 +209,7 @@ fn grant_types(
     for (j, g) in c.grant_types.iter().enumerate() {
         match GrantType::parse(g) {
             Some(gt) => grant_types.push(gt),
-            None if file.extension_grants.iter().any(|e| &e.grant_type == g) => {
+            None if tenant.extension_grants.contains(&g.as_str()) => {
                 extension.push(g.clone());
             }
             None => bad(
@@ -365,7 +383,7 @@ fn check_method_needs(
     auth_methods: &[AuthMethod],
     secrets: &[StoredSecret],
     i: &InteractiveSpec,
-    tenant: &Tenant<'_>,
+    tenant: &ClientContext<'_>,
     bad: &mut impl FnMut(KeyPath, String),
 ) {
     let has_keys = i.jwks.is_some() || i.jwks_uri.is_some() || c.jwks_file.is_some();

@@ -264,12 +264,12 @@ pub(super) fn client_workload(
     c: &ClientFile,
     ck: &KeyPath,
     grant_types: &[GrantType],
-    file: &TenantFile,
+    trusted_issuers: &[&str],
     bad: &mut impl FnMut(KeyPath, String),
 ) -> Option<WorkloadPolicy> {
     let w = c.workload_identity.as_ref()?;
     let k = ck.key("workload_identity");
-    if !file.trusted_issuers.iter().any(|t| t.issuer == w.issuer) {
+    if !trusted_issuers.contains(&w.issuer.as_str()) {
         bad(
             k.key("issuer"),
             format!("`{}` is not one of this tenant's trusted_issuers", w.issuer),

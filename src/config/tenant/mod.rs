@@ -14,6 +14,7 @@ mod exchange;
 mod interactive;
 mod issuer;
 mod policies;
+mod registration;
 mod saml;
 mod scopes;
 mod spec;
@@ -23,6 +24,10 @@ mod users;
 
 pub use directory::{resolve_in_directory, toml_files};
 pub use interactive::{check_redirect_uri, is_loopback};
+pub use registration::{
+    ClientDefinition, MetadataDocumentPolicy, RegistrationAccess, RegistrationPolicy,
+    check_client_definition, host_matches,
+};
 pub use saml::{SamlSpDefinition, check_complete, check_definition, pem_certificate};
 pub use spec::*;
 
@@ -92,6 +97,10 @@ struct TenantFile {
     extension_grants: Vec<WebhookGrantFile>,
     #[serde(default)]
     saml_service_providers: Vec<SamlSpFile>,
+    #[serde(default)]
+    registration: registration::RegistrationFile,
+    #[serde(default)]
+    client_metadata_documents: registration::MetadataDocumentsFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,7 +440,7 @@ struct IdentityResourceFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClientFile {
+pub(super) struct ClientFile {
     client_id: String,
     client_name: Option<String>,
     #[serde(default = "yes")]
@@ -529,7 +538,7 @@ fn yes() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SecretFile {
+pub(super) struct SecretFile {
     /// `sha256:…` from `portcullis clients hash-secret`.
     hash: Option<String>,
     /// `sealed:…` from `portcullis clients seal-secret`: the secret encrypted under the master
@@ -592,6 +601,25 @@ pub fn resolve(
             );
         }
     }
+    let trusted: Vec<&str> = trusted_issuers.iter().map(|t| t.issuer.as_str()).collect();
+    let registration =
+        registration::resolve_registration(&file.registration, &scopes, &trusted, &mut bad);
+    let client_metadata_documents = registration::resolve_metadata_documents(
+        &file.client_metadata_documents,
+        &scopes,
+        &mut bad,
+    );
+    // With metadata documents on, an https client_id names a document: no client may hold one.
+    if client_metadata_documents.enabled {
+        for (i, c) in file.clients.iter().enumerate() {
+            if c.client_id.starts_with("https://") {
+                bad(
+                    KeyPath::root().key("clients").index(i).key("client_id"),
+                    "with [client_metadata_documents] enabled, an https client_id names a metadata document".into(),
+                );
+            }
+        }
+    }
     let users = users::resolve(&file.users, &KeyPath::root(), &mut bad);
     policies::check_session_and_login(&file, &mut bad);
     tokens::check_lifetimes(&file.tokens, &mut bad);
@@ -640,6 +668,8 @@ pub fn resolve(
         password_grant: file.password_grant.enabled,
         extension_grants,
         saml_service_providers,
+        registration,
+        client_metadata_documents,
     };
     Ok((spec, clients))
 }

@@ -56,6 +56,12 @@ pub struct TenantSpec {
     /// SAML 2.0 service providers the tenant is the identity provider of.
     #[serde(default)]
     pub saml_service_providers: Vec<SamlSp>,
+    /// Who may register clients over the network (RFC 7591), within which limits.
+    #[serde(default)]
+    pub registration: super::RegistrationPolicy,
+    /// Clients named by the https URL of their metadata document.
+    #[serde(default)]
+    pub client_metadata_documents: super::MetadataDocumentPolicy,
 }
 
 /// `[[saml_service_providers]]`: a SAML 2.0 SP registration (SAML metadata §2.4.4 in spirit).
@@ -478,7 +484,7 @@ impl GrantType {
             Self::Password => "password",
         }
     }
-    pub(super) fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|g| g.as_str() == s)
     }
 }
@@ -554,6 +560,32 @@ pub struct ClientSpec {
     /// The tenant's webhook extension grants this client may use (their `grant_type` URIs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extension_grants: Vec<String>,
+    /// Set for a client that lives in the database only (admin API, CLI, registration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeClient>,
+}
+
+/// How a runtime client was defined.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RuntimeClient {
+    /// The definition as given (or as registration made it), for reading back and replacing.
+    pub definition: super::ClientDefinition,
+    pub created_at: i64,
+    /// Set for a client that registered itself (RFC 7591).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<Registration>,
+}
+
+/// A registered client's registration (RFC 7591 §3.2.1, RFC 7592 §1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Registration {
+    /// SHA-256 of the registration access token (`sha256:…`); replaced on every update.
+    pub access_token_hash: String,
+    pub issued_at: i64,
+    /// 0: the secret does not expire.
+    pub secret_expires_at: i64,
+    /// The client metadata as registered and answered (secrets left out).
+    pub metadata: serde_json::Value,
 }
 
 /// What a client that signs users in (authorization code flow) is registered with.
