@@ -27,6 +27,13 @@
 --                         (one connection) also writes the first answer's body and the path of
 --                         the request it answers to $BENCH_SAML_CHECK.body and .path (bench/run
 --                         checks them).
+--   BENCH_MODE=register   RFC 7591 registration (open policy) of a client_credentials client:
+--                         POST the JSON metadata; the answer must be a 201 with a client_secret;
+--                         each new client's "client_id client_secret" is appended to
+--                         $BENCH_REGISTERED.<thread> when that is set
+--   BENCH_MODE=fresh_token the token request (client_credentials, scope api.read) of the clients
+--                         whose HTTP Basic values are the lines of $BENCH_CLIENTS, in turn: the
+--                         first request of each is its first ever (the client is not cached yet)
 -- done() prints one machine-readable line:
 --   BENCH_RESULT requests=N duration_us=N rps=F p50_ms=F p99_ms=F connect=N read=N write=N status=N timeout=N
 -- `status` is wrk's own count of responses with an HTTP status >= 400 (its "Non-2xx or 3xx
@@ -51,9 +58,10 @@
 local mode = os.getenv("BENCH_MODE") or "discovery"
 
 -- request() and response() hooks:
-local hooked = mode == "dpop" or mode == "token_lua" or mode == "device_poll"
+local hooked = mode == "dpop" or mode == "token_lua" or mode == "device_poll" or mode == "fresh_token"
 -- every answer checked by response():
 local checked = hooked or mode == "introspect" or mode == "token_exchange" or mode == "saml_sso"
+  or mode == "register"
 
 if mode == "device_poll" then
   wrk.method = "POST"
@@ -65,6 +73,11 @@ elseif mode == "token" or hooked then
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 elseif mode == "discovery" then
   wrk.method = "GET"
+elseif mode == "register" then
+  wrk.method = "POST"
+  wrk.body = '{"client_name":"bench","grant_types":["client_credentials"],"response_types":[],'
+    .. '"token_endpoint_auth_method":"client_secret_basic","scope":"api.read"}'
+  wrk.headers["Content-Type"] = "application/json"
 elseif mode == "token_exchange" then
   local jwt = os.getenv("BENCH_SUBJECT_TOKEN") or ""
   if jwt == "" then error("BENCH_SUBJECT_TOKEN is not set") end
@@ -84,7 +97,7 @@ elseif mode == "introspect" then
   wrk.headers["Authorization"] = "Basic aHR0cHMlM0ElMkYlMkZhcGkuYWNtZS50ZXN0OmFjbWUtYXBpLXNlY3JldA=="
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 else
-  error("BENCH_MODE must be token, discovery, introspect, dpop, token_lua, device_poll, token_exchange or saml_sso, got "
+  error("BENCH_MODE must be token, discovery, introspect, dpop, token_lua, device_poll, token_exchange, saml_sso, register or fresh_token, got "
     .. mode)
 end
 wrk.headers["Accept"] = mode == "saml_sso" and "text/html" or "application/json"
@@ -246,14 +259,28 @@ if checked then
   local want = ({
     dpop = '"token_type":"DPoP"',
     token_lua = '"token_type":"Bearer"',
+    fresh_token = '"token_type":"Bearer"',
+    register = '"client_secret":"',
     introspect = '"active":true',
     device_poll = '"error":"authorization_pending"',
     token_exchange = '"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"',
   })[mode]
   -- RFC 8628 §3.5: "authorization_pending" is a 400 like every token endpoint error.
-  local want_status = mode == "device_poll" and 400 or 200
+  local want_status = (mode == "device_poll" and 400) or (mode == "register" and 201) or 200
+  local registered = nil
+  if mode == "register" and (os.getenv("BENCH_REGISTERED") or "") ~= "" then
+    registered = true
+  end
 
   function response(status, _, resp_body)
+    if registered and status == 201 and resp_body then
+      if registered == true then
+        registered = assert(io.open(os.getenv("BENCH_REGISTERED") .. "." .. (slot or 0), "a"))
+      end
+      local id = resp_body:match('"client_id":"([^"]+)"')
+      local secret = resp_body:match('"client_secret":"([^"]+)"')
+      if id and secret then registered:write(id, " ", secret, "\n") end
+    end
     if mode == "saml_sso" then
       if saml_answered(status, resp_body) then ok = ok + 1 else failures = failures + 1 end
       return
@@ -295,7 +322,20 @@ if hooked then
   }
 
   local codes, next_code = nil, 0
+  local clients, next_client = nil, 0
   function init(args)
+    if mode == "fresh_token" then
+      local path = os.getenv("BENCH_CLIENTS")
+      if not path or path == "" then error("BENCH_CLIENTS is not set") end
+      clients = {}
+      for line in io.lines(path) do
+        if line ~= "" then table.insert(clients, line) end
+      end
+      if #clients == 0 then error("no clients in " .. path) end
+      -- Threads take their own share: thread k starts at its k-th part of the list.
+      next_client = math.floor((slot or 0) * #clients / (tonumber(os.getenv("BENCH_THREADS") or "") or 1))
+      return
+    end
     if mode == "device_poll" then
       local path = os.getenv("BENCH_DEVICE_CODES")
       if not path or path == "" then error("BENCH_DEVICE_CODES is not set") end
@@ -324,6 +364,11 @@ if hooked then
   end
 
   function request()
+    if clients then
+      next_client = next_client % #clients + 1
+      headers["Authorization"] = "Basic " .. clients[next_client]
+      return wrk.format("POST", wrk.path, headers, body)
+    end
     if codes then
       next_code = next_code % #codes + 1
       return wrk.format("POST", wrk.path, headers,

@@ -185,22 +185,52 @@ async fn after_write(state: &AppState, tenant: &Tenant, id: &str) {
     state.federation.forget(tenant.slug(), id).await;
 }
 
+/// `?after=&limit=`: a page of a collection, by id after `after` (at most 500; 100 by default).
 #[derive(serde::Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
-    after: String,
-    limit: Option<i64>,
+    pub(super) after: String,
+    pub(super) limit: Option<i64>,
+}
+
+impl ListQuery {
+    pub(super) fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100)
+    }
+
+    /// The id to ask for the next page with: the last of a full page.
+    pub(super) fn next_after(&self, page: &[Value], id: &str) -> Option<Value> {
+        (page.len() as i64 >= self.limit().clamp(1, 500))
+            .then(|| page.last().and_then(|v| v.get(id).cloned()))
+            .flatten()
+    }
+}
+
+/// A refused write is a security event (what a tenant admin tried, e.g. an internal URL or a
+/// file path), besides the answer.
+pub(super) fn refused_as_event(
+    call: &AdminCall,
+    ctx: &RequestContext,
+    r: Result<Response, OAuthError>,
+) -> Result<Response, OAuthError> {
+    if let Err(e) = &r {
+        crate::events::request_rejected(
+            call.tenant.slug(),
+            "admin",
+            &ctx.request_id,
+            e.code.as_str(),
+            &e.description,
+        );
+    }
+    r
 }
 
 pub async fn list(call: AdminCall, Query(q): Query<ListQuery>) -> Result<Response, OAuthError> {
     let AdminCall { state, tenant, .. } = call;
-    let limit = q.limit.unwrap_or(100);
-    let providers = admin::list(&state.store, tenant.slug(), &q.after, limit)
+    let providers = admin::list(&state.store, tenant.slug(), &q.after, q.limit())
         .await
         .map_err(admin_error)?;
-    let next = (providers.len() as i64 >= limit.clamp(1, 500))
-        .then(|| providers.last().and_then(|p| p.get("id").cloned()))
-        .flatten();
+    let next = q.next_after(&providers, "id");
     let files = state.federation.files.load();
     let file_providers: Vec<Value> = tenant
         .spec

@@ -13,7 +13,9 @@
 //! - `POST   …/initial-access-tokens`     — `{"uses": N, "expires_in": seconds}`: a token for
 //!   RFC 7591 registration, shown once
 
-use super::admin::{AdminCall, admin_error, enabled_in, json_body, json_response};
+use super::admin::{
+    AdminCall, ListQuery, admin_error, enabled_in, json_body, json_response, refused_as_event,
+};
 use crate::clients;
 use crate::config::tenant::ClientDefinition;
 use crate::error::OAuthError;
@@ -25,22 +27,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-#[derive(serde::Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    after: String,
-    limit: Option<i64>,
-}
-
 pub async fn list(call: AdminCall, Query(q): Query<ListQuery>) -> Result<Response, OAuthError> {
     let AdminCall { state, tenant, .. } = call;
-    let limit = q.limit.unwrap_or(100);
-    let found = clients::list(&state.store, tenant.slug(), &q.after, limit)
+    let found = clients::list(&state.store, tenant.slug(), &q.after, q.limit())
         .await
         .map_err(admin_error)?;
-    let next = (found.len() as i64 >= limit.clamp(1, 500))
-        .then(|| found.last().and_then(|c| c.get("client_id").cloned()))
-        .flatten();
+    let next = q.next_after(&found, "client_id");
     Ok(json_response(
         StatusCode::OK,
         json!({"clients": found, "next_after": next}),
@@ -68,23 +60,6 @@ pub async fn put(
         &ctx,
         write(&call, &headers, &body, Some(&client_id)).await,
     )
-}
-
-fn refused_as_event(
-    call: &AdminCall,
-    ctx: &RequestContext,
-    r: Result<Response, OAuthError>,
-) -> Result<Response, OAuthError> {
-    if let Err(e) = &r {
-        crate::events::request_rejected(
-            call.tenant.slug(),
-            "admin",
-            &ctx.request_id,
-            e.code.as_str(),
-            &e.description,
-        );
-    }
-    r
 }
 
 /// A body: a client definition, and optionally `"enabled"`.

@@ -116,79 +116,48 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The wire answer of a refusal, logged as a security event.
 fn refused(tenant: &Tenant, ctx: &RequestContext, e: Refusal) -> Response {
-    let realm = tenant.spec.issuer.as_str();
-    let (code, description, response) = match e {
-        Refusal::Unauthorized(why) => {
-            let r = BearerError::invalid_token(realm, why);
-            ("invalid_token", why.to_string(), r.into_response())
-        }
-        Refusal::Closed => {
-            let e = OAuthError::new(
-                ErrorCode::AccessDenied,
-                "client registration is closed in this tenant",
-            )
-            .with_status(StatusCode::FORBIDDEN);
-            (
-                "access_denied",
-                e.description.to_string(),
-                e.into_response(),
-            )
-        }
-        Refusal::Full => {
-            let e = OAuthError::new(
-                ErrorCode::AccessDenied,
-                "this tenant holds as many registered clients as it allows",
-            )
-            .with_status(StatusCode::FORBIDDEN);
-            (
-                "access_denied",
-                e.description.to_string(),
-                e.into_response(),
-            )
-        }
-        Refusal::TooMany => {
-            let e = OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "too many registrations from this address; try again in a minute",
-            )
-            .with_status(StatusCode::TOO_MANY_REQUESTS);
-            let mut r = e.clone().into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            ("temporarily_unavailable", e.description.to_string(), r)
-        }
-        Refusal::Metadata(m) => {
-            let code = match &m {
-                MetadataError::RedirectUri(_) => ErrorCode::InvalidRedirectUri,
-                MetadataError::Metadata(_) => ErrorCode::InvalidClientMetadata,
-            };
-            let e = OAuthError::new(code, m.description().to_string());
-            (code.as_str(), e.description.to_string(), e.into_response())
-        }
-        Refusal::InvalidStatement(m) => {
-            let e = OAuthError::new(ErrorCode::InvalidSoftwareStatement, m);
-            (
-                "invalid_software_statement",
-                e.description.to_string(),
-                e.into_response(),
-            )
-        }
-        Refusal::UnapprovedStatement(m) => {
-            let e = OAuthError::new(ErrorCode::UnapprovedSoftwareStatement, m);
-            (
-                "unapproved_software_statement",
-                e.description.to_string(),
-                e.into_response(),
-            )
-        }
-        Refusal::Internal(e) => return e.failed("client registration").into_response(),
+    let event = |code: &str, description: &str| {
+        crate::events::request_rejected(
+            tenant.slug(),
+            "registration",
+            &ctx.request_id,
+            code,
+            description,
+        );
     };
-    crate::events::request_rejected(
-        tenant.slug(),
-        "registration",
-        &ctx.request_id,
-        code,
-        &description,
-    );
-    response
+    let forbidden = |m: &'static str| {
+        OAuthError::new(ErrorCode::AccessDenied, m).with_status(StatusCode::FORBIDDEN)
+    };
+    let e = match e {
+        Refusal::Internal(e) => return e.failed("client registration").into_response(),
+        Refusal::Unauthorized(why) => {
+            event("invalid_token", why);
+            return BearerError::invalid_token(&tenant.spec.issuer, why).into_response();
+        }
+        Refusal::Closed => forbidden("client registration is closed in this tenant"),
+        Refusal::Full => forbidden("this tenant holds as many registered clients as it allows"),
+        Refusal::TooMany => OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "too many registrations from this address; try again in a minute",
+        )
+        .with_status(StatusCode::TOO_MANY_REQUESTS),
+        Refusal::Metadata(MetadataError::RedirectUri(m)) => {
+            OAuthError::new(ErrorCode::InvalidRedirectUri, m)
+        }
+        Refusal::Metadata(MetadataError::Metadata(m)) => {
+            OAuthError::new(ErrorCode::InvalidClientMetadata, m)
+        }
+        Refusal::InvalidStatement(m) => OAuthError::new(ErrorCode::InvalidSoftwareStatement, m),
+        Refusal::UnapprovedStatement(m) => {
+            OAuthError::new(ErrorCode::UnapprovedSoftwareStatement, m)
+        }
+    };
+    event(e.code.as_str(), &e.description);
+    let too_many = e.status == StatusCode::TOO_MANY_REQUESTS;
+    let mut r = e.into_response();
+    if too_many {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    }
+    r
 }

@@ -10,7 +10,7 @@
 //! - `PATCH  …/saml-service-providers/{entity_id}`   — `{"enabled": false}` disables, `true` enables
 //! - `DELETE …/saml-service-providers/{entity_id}`   — remove (204)
 
-use super::admin::{AdminCall, admin_error, json_body, json_response};
+use super::admin::{AdminCall, ListQuery, admin_error, json_body, json_response, refused_as_event};
 use crate::error::OAuthError;
 use crate::federation::admin::Mode;
 use crate::registry::Tenant;
@@ -37,22 +37,12 @@ async fn after_write(state: &AppState, tenant: &Tenant, entity_id: &str) {
         .await;
 }
 
-#[derive(serde::Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    after: String,
-    limit: Option<i64>,
-}
-
 pub async fn list(call: AdminCall, Query(q): Query<ListQuery>) -> Result<Response, OAuthError> {
     let AdminCall { state, tenant, .. } = call;
-    let limit = q.limit.unwrap_or(100);
-    let sps = admin::list(&state.store, tenant.slug(), &q.after, limit)
+    let sps = admin::list(&state.store, tenant.slug(), &q.after, q.limit())
         .await
         .map_err(admin_error)?;
-    let next = (sps.len() as i64 >= limit.clamp(1, 500))
-        .then(|| sps.last().and_then(|p| p.get("entity_id").cloned()))
-        .flatten();
+    let next = q.next_after(&sps, "entity_id");
     let files: Vec<&str> = tenant
         .spec
         .saml_service_providers
@@ -86,25 +76,6 @@ pub async fn put(
         &ctx,
         write(&call, &headers, &body, Some(&entity_id)).await,
     )
-}
-
-/// A refused registration is a security event (what a tenant admin tried, e.g. an internal
-/// metadata_url), besides the answer.
-fn refused_as_event(
-    call: &AdminCall,
-    ctx: &RequestContext,
-    r: Result<Response, OAuthError>,
-) -> Result<Response, OAuthError> {
-    if let Err(e) = &r {
-        crate::events::request_rejected(
-            call.tenant.slug(),
-            "admin",
-            &ctx.request_id,
-            e.code.as_str(),
-            &e.description,
-        );
-    }
-    r
 }
 
 /// POST (`path_id` None: create) and PUT (create or replace the SP `path_id`).

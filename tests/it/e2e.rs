@@ -653,3 +653,35 @@ async fn a_node_oidc_provider_id_token_is_exchanged_for_an_acme_token() {
     run_script(&s, "token_exchange.mjs", &envs).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn openid_client_registers_dynamically_and_signs_in_and_an_mcp_style_client_uses_its_metadata_document()
+ {
+    if !ready(&[node_modules()]) {
+        return;
+    }
+    let s = TestServer::start().await;
+    let iat = portcullis::clients::initial_tokens::issue(
+        &s.state().store,
+        "acme",
+        1,
+        600,
+        portcullis::clock::Clock::now(&portcullis::clock::SystemClock),
+    )
+    .await
+    .unwrap()
+    .token;
+    run_script(
+        &s,
+        "registration.mjs",
+        &[
+            ("ISSUER", &s.url("/acme")),
+            ("INITIAL_ACCESS_TOKEN", &iat),
+            ("REDIRECT_URI", "http://127.0.0.1:9000/callback"),
+            ("LOGIN_USERNAME", "alice"),
+            ("LOGIN_PASSWORD", "alice-password"),
+        ],
+    )
+    .await;
+    s.stop().await;
+}

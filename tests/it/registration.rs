@@ -754,6 +754,7 @@ async fn a_metadata_document_client_signs_in_with_pkce_and_lying_or_oversized_do
             ),
         );
         d.insert("text.json".into(), "<html>not json</html>".into());
+        d.insert("slow.json".into(), doc("slow", &url("slow.json")));
         d.insert("secret.json".into(), {
             let mut v: Value = serde_json::from_str(&doc("secret", &url("secret.json"))).unwrap();
             v["token_endpoint_auth_method"] = json!("client_secret_post");
@@ -970,4 +971,129 @@ async fn a_client_registered_on_one_node_works_on_the_other_and_deleted_there_st
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// An open tenant registers anyone, at most `open_requests_per_minute` per address (429 with
+/// Retry-After after that); a client_secret_jwt client gets a secret it can sign with (stored
+/// sealed, never hashed); an initial access token stops at its expiry.
+#[tokio::test]
+async fn open_registration_is_rate_limited_per_address_and_a_client_secret_jwt_client_signs_with_its_secret()
+ {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let acme = ACME
+        .replace(
+            "access = \"initial_token\"",
+            "access = \"open\"\nopen_requests_per_minute = 3",
+        )
+        .replace(
+            "allowed_auth_methods = [\"client_secret_basic\"",
+            "allowed_auth_methods = [\"client_secret_jwt\", \"client_secret_basic\"",
+        );
+    assert!(
+        acme.contains("open_requests_per_minute = 3") && acme.contains("\"client_secret_jwt\", ")
+    );
+    let server = TestServer::start_with(Options {
+        tenants: vec![("acme", acme), ("globex", GLOBEX.into())],
+        ..Default::default()
+    })
+    .await;
+    let csj = json!({
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "token_endpoint_auth_method": "client_secret_jwt",
+        "scope": "api.read",
+    });
+    let r = register(&server, "acme", None, &csj).await;
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    let id = reg["client_id"].as_str().unwrap().to_string();
+    let secret = reg["client_secret"].as_str().unwrap().to_string();
+    let stored = server
+        .state()
+        .store
+        .runtime_client("acme", &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored
+            .secrets
+            .iter()
+            .all(|s| s.sealed.is_some() && s.hash.is_empty())
+    );
+    let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let now = SystemClock.now();
+    let claims =
+        json!({"iss": id, "sub": id, "aud": server.url("/acme"), "exp": now + 60, "jti": "j1"});
+    let input = format!("{header}.{}", B64.encode(claims.to_string()));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let assertion = format!(
+        "{input}.{}",
+        B64.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref())
+    );
+    let r = server
+        .http
+        .post(server.url("/acme/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // Two more from this address this minute, then 429.
+    for _ in 0..2 {
+        assert_eq!(
+            register(&server, "acme", None, &web_client())
+                .await
+                .status(),
+            201
+        );
+    }
+    let r = register(&server, "acme", None, &web_client()).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "60");
+    assert_oauth_error(r, 429, "temporarily_unavailable").await;
+    assert_eq!(
+        server
+            .state()
+            .store
+            .count_runtime_clients("acme")
+            .await
+            .unwrap(),
+        3
+    );
+
+    // An initial access token is good until its expiry, not a second after.
+    let issued =
+        portcullis::clients::initial_tokens::issue(&server.state().store, "acme", 5, 60, now)
+            .await
+            .unwrap();
+    let store = &server.state().store;
+    assert!(
+        portcullis::clients::initial_tokens::check(store, "acme", &issued.token, now + 59)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        portcullis::clients::initial_tokens::check(store, "acme", &issued.token, now + 60)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        "the initial access token expired"
+    );
+    assert!(
+        portcullis::clients::initial_tokens::check(store, "globex", &issued.token, now)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    server.stop().await;
 }

@@ -558,7 +558,26 @@ pub fn check_client_definition(
 
 #[cfg(test)]
 mod tests {
-    use super::host_matches;
+    use super::{MetadataDocumentPolicy, host_matches};
+
+    #[test]
+    fn a_document_url_is_admitted_by_an_allow_pattern_unless_a_deny_pattern_matches() {
+        let policy = MetadataDocumentPolicy {
+            enabled: true,
+            allow_hosts: vec!["*.tools.example".into(), "localhost".into()],
+            deny_hosts: vec!["evil.tools.example".into()],
+            ..MetadataDocumentPolicy::default()
+        };
+        let admits = |u: &str| policy.admits(&url::Url::parse(u).unwrap());
+        assert!(admits("https://mcp.tools.example/client.json"));
+        assert!(admits("https://localhost:9443/client.json"));
+        assert!(!admits("https://evil.tools.example/client.json"));
+        assert!(!admits("https://tools.example.attacker.test/client.json"));
+        assert!(!admits("http://mcp.tools.example/client.json"));
+        assert!(!admits("https://mcp.tools.example/client.json#x"));
+        let any = MetadataDocumentPolicy::default();
+        assert!(any.admits(&url::Url::parse("https://anywhere.example/c.json").unwrap()));
+    }
 
     #[test]
     fn host_patterns_match_names_below_a_wildcard_and_ports_only_when_given() {
