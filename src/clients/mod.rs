@@ -201,8 +201,13 @@ pub async fn save(
             .and_then(|r| r.registration.clone()),
     });
     let created = existing.is_none();
+    // The admin's own clients are counted, not limited: the registration quota is for clients
+    // that register themselves.
     let written = if created {
-        store.insert_runtime_client(tenant, &client, now).await?
+        store
+            .insert_runtime_client(tenant, &client, now, i64::MAX)
+            .await?
+            == crate::stores::Insert::Done
     } else {
         store.replace_runtime_client(tenant, &client, now).await?
     };

@@ -18,7 +18,7 @@ use crate::error::InternalError;
 use crate::registry::Tenant;
 use crate::secrets::SecretHash;
 use crate::state::AppState;
-use crate::stores::RuntimeClientStore;
+use crate::stores::{Insert, RuntimeClientStore};
 use serde_json::{Map, Value};
 
 /// The largest registration request read.
@@ -100,14 +100,19 @@ pub async fn register(
             "the initial access token was used up",
         ));
     }
-    if !state
+    match state
         .store
-        .insert_runtime_client(slug, &client, now)
+        .insert_runtime_client(slug, &client, now, policy.max_clients)
         .await?
     {
-        return Err(Refusal::Internal(InternalError::Other(
-            "a fresh client id was taken".into(),
-        )));
+        Insert::Done => {}
+        // Registrations racing for the last place: this one came second.
+        Insert::Full => return Err(Refusal::Full),
+        Insert::Taken => {
+            return Err(Refusal::Internal(InternalError::Other(
+                "a fresh client id was taken".into(),
+            )));
+        }
     }
     tenant.clients.invalidate(&client_id).await;
     tracing::info!(target: "security", event = "client_registered", tenant = slug, client_id = %client_id, software_id = ?object.get("software_id").and_then(|v| v.as_str()));

@@ -11,15 +11,26 @@ use sqlx::Connection as _;
 /// The `clients.source` of clients created at run time.
 pub const RUNTIME_SOURCE: &str = "runtime";
 
+/// What [`RuntimeClientStore::insert_runtime_client`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    Done,
+    /// The id is taken, by a file client or a runtime one: nothing written.
+    Taken,
+    /// The tenant holds `limit` runtime clients already (or is gone): nothing written.
+    Full,
+}
+
 pub trait RuntimeClientStore {
-    /// Inserts a runtime client; false (nothing written) when the id is taken, by a file
-    /// client or a runtime one.
+    /// Inserts a runtime client if the tenant holds fewer than `limit` (counted and taken in
+    /// the same transaction, so that racing inserts cannot pass it together).
     fn insert_runtime_client(
         &self,
         tenant: &str,
         spec: &ClientSpec,
         now: i64,
-    ) -> impl Future<Output = Result<bool, InternalError>> + Send;
+        limit: i64,
+    ) -> impl Future<Output = Result<Insert, InternalError>> + Send;
     /// Replaces a runtime client; false when there is no runtime client of that id.
     fn replace_runtime_client(
         &self,
@@ -49,6 +60,7 @@ pub trait RuntimeClientStore {
         after: &str,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<ClientSpec>, InternalError>> + Send;
+    /// How many runtime clients the tenant holds (one row read).
     fn count_runtime_clients(
         &self,
         tenant: &str,
@@ -62,10 +74,25 @@ impl RuntimeClientStore for Store {
         tenant: &str,
         spec: &ClientSpec,
         now: i64,
-    ) -> Result<bool, InternalError> {
+        limit: i64,
+    ) -> Result<Insert, InternalError> {
         let json = serde_json::to_string(spec)?;
-        let inserted = on_write!(self, |p| {
-            sqlx::query(
+        let outcome: Insert = on_write!(self, |p| {
+            let mut tx = p.begin().await?;
+            let counted = sqlx::query(
+                "UPDATE tenants SET runtime_clients = runtime_clients + 1
+                 WHERE slug = $1 AND runtime_clients < $2",
+            )
+            .bind(tenant)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if !counted {
+                return Ok(Insert::Full);
+            }
+            let inserted = sqlx::query(
                 "INSERT INTO clients (tenant, client_id, spec, source, updated_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, client_id) DO NOTHING",
             )
@@ -74,15 +101,20 @@ impl RuntimeClientStore for Store {
             .bind(&json)
             .bind(RUNTIME_SOURCE)
             .bind(now)
-            .execute(p)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
-                > 0
-        });
-        if inserted {
+                > 0;
+            if !inserted {
+                return Ok(Insert::Taken);
+            }
+            tx.commit().await?;
+            Ok::<Insert, InternalError>(Insert::Done)
+        })?;
+        if outcome == Insert::Done {
             announce(self, tenant, &spec.client_id).await?;
         }
-        Ok(inserted)
+        Ok(outcome)
     }
 
     #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "replace_runtime_client", db.system = self.engine(), otel.kind = "client"))]
@@ -133,6 +165,13 @@ impl RuntimeClientStore for Store {
             .await?
             .rows_affected();
             if n > 0 {
+                sqlx::query(
+                    "UPDATE tenants SET runtime_clients = runtime_clients - 1
+                     WHERE slug = $1 AND runtime_clients > 0",
+                )
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query(
                     "UPDATE grants SET revoked_at = $3
                      WHERE tenant = $1 AND client_id = $2 AND revoked_at IS NULL",
@@ -203,14 +242,13 @@ impl RuntimeClientStore for Store {
 
     #[tracing::instrument(level = "trace", name = "store", skip_all, fields(op = "count_runtime_clients", db.system = self.engine(), otel.kind = "client"))]
     async fn count_runtime_clients(&self, tenant: &str) -> Result<i64, InternalError> {
-        let (n,): (i64,) = on_pool!(self, |p| {
-            sqlx::query_as("SELECT COUNT(*) FROM clients WHERE tenant = $1 AND source = $2")
+        let n: Option<(i64,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT runtime_clients FROM tenants WHERE slug = $1")
                 .bind(tenant)
-                .bind(RUNTIME_SOURCE)
-                .fetch_one(p)
+                .fetch_optional(p)
                 .await?
         });
-        Ok(n)
+        Ok(n.map_or(0, |(n,)| n))
     }
 }
 

@@ -78,7 +78,7 @@ mod saml_sps;
 pub mod upkeep;
 
 pub use changes::{CHANGES_CHANNEL, ChangeNotice};
-pub use clients::{RUNTIME_SOURCE, RuntimeClientStore};
+pub use clients::{Insert, RUNTIME_SOURCE, RuntimeClientStore};
 pub use federation::{FederationStore, ProviderRow, ProviderWrite};
 use interactive::{SESSION_SELECT, SessionRow, session_from_row};
 pub use saml_sps::{SamlSpRow, SamlSpStore};
@@ -462,6 +462,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "upkeep",
         include_str!("../../migrations/sqlite/0007_upkeep.sql"),
     ),
+    (
+        8,
+        "runtime_clients",
+        include_str!("../../migrations/sqlite/0008_runtime_clients.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -498,6 +503,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "upkeep",
         include_str!("../../migrations/postgres/0007_upkeep.sql"),
+    ),
+    (
+        8,
+        "runtime_clients",
+        include_str!("../../migrations/postgres/0008_runtime_clients.sql"),
     ),
 ];
 

@@ -427,3 +427,151 @@ async fn a_node_killed_under_load_loses_no_grant_a_client_received_and_a_restart
         "the session still signs in"
     );
 }
+
+/// Separate `portcullis serve` processes on one PostgreSQL: an initial access token made by the
+/// CLI registers a client at node 1; alice signs in with it starting at node 2 and its code is
+/// redeemed there; the client deletes its registration at node 2, and node 1 refuses its refresh
+/// token and its secret at once.
+#[tokio::test]
+async fn a_client_registered_at_one_node_process_signs_in_at_another_and_deleted_there_is_refused_at_the_first()
+ {
+    let Some(c) = Cluster::up() else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .current_dir(c.dir.path())
+        .env("PORTCULLIS_DATABASE_URL", postgres_url().unwrap())
+        .env("PORTCULLIS_DATABASE_SCHEMA", &c.schema)
+        .env(
+            "PORTCULLIS_KEYS_MASTER_KEY_FILE",
+            c.dir.path().join("master.key"),
+        )
+        .env("PORTCULLIS_PATHS_DATA_DIR", c.dir.path().join("node1"))
+        .args([
+            "--config",
+            "portcullis.toml",
+            "clients",
+            "initial-token",
+            "--tenant",
+            "acme",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let iat = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!iat.is_empty() && !iat.contains(' '), "{iat}");
+
+    let node1 = c.client(c.node_addr(1));
+    let node2 = c.client(c.node_addr(2));
+    let r = node1
+        .post(c.node_url(1, "/acme/connect/register"))
+        .bearer_auth(&iat)
+        .json(&serde_json::json!({
+            "redirect_uris": [WEB_CB],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile offline_access",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    let id = reg["client_id"].as_str().unwrap().to_string();
+    let secret = reg["client_secret"].as_str().unwrap().to_string();
+    let rat = reg["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The registration is managed at the public URL.
+    assert_eq!(
+        reg["registration_client_uri"],
+        format!("{}/acme/connect/register/{id}", c.base())
+    );
+
+    let b = Browser::at(&c.ca(), c.lb_addr());
+    let ch = challenge(VERIFIER);
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("client_id", &id);
+    for (k, v) in [
+        ("response_type", "code"),
+        ("redirect_uri", WEB_CB),
+        ("scope", "openid profile offline_access"),
+        ("state", "two"),
+        ("code_challenge", ch.as_str()),
+        ("code_challenge_method", "S256"),
+    ] {
+        q.append_pair(k, v);
+    }
+    let r = b
+        .get(&c.node_url(2, &format!("/acme/connect/authorize?{}", q.finish())))
+        .await;
+    assert_eq!(
+        r.status(),
+        303,
+        "node 2 knows the client registered at node 1"
+    );
+    let r = submit_login(&b, &location(&r), "alice", "alice-password").await;
+    let r = submit_consent(&b, &location(&r), "allow", false).await;
+    let code = params(&location(&r))["code"].clone();
+    let tokens = token(
+        &node2,
+        &c.node_url(2, ""),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", WEB_CB),
+            ("code_verifier", VERIFIER),
+        ],
+        (&id, &secret),
+    )
+    .await
+    .unwrap();
+    // Node 1 uses the client too (and so holds it in its cache).
+    let rotated = token(
+        &node1,
+        &c.node_url(1, ""),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+        (&id, &secret),
+    )
+    .await
+    .unwrap();
+    let refresh = rotated["refresh_token"].as_str().unwrap().to_string();
+
+    let r = node2
+        .delete(c.node_url(2, &format!("/acme/connect/register/{id}")))
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The grant is revoked in the database at once; node 1 forgets its cached client when the
+    // change notice arrives (milliseconds): then the client itself is unknown (401).
+    let mut last = String::new();
+    for _ in 0..50 {
+        last = token(
+            &node1,
+            &c.node_url(1, ""),
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            (&id, &secret),
+        )
+        .await
+        .unwrap_err();
+        if last.starts_with("401") {
+            break;
+        }
+        assert!(
+            last.starts_with("400"),
+            "the refresh token is refused: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        last.starts_with("401"),
+        "node 1 forgot the deleted client: {last}"
+    );
+}

@@ -287,7 +287,7 @@ on_both_engines!(a_registered_client_signs_alice_in_and_is_read_updated_and_dele
 async fn bad_registrations_get_their_rfc_7591_error_and_store_nothing() {
     let acme = ACME.replace(
         "[registration]\n",
-        "[registration]\nsoftware_statement_issuers = [\"https://ci.acme.test\"]\n",
+        "[registration]\nsoftware_statement_issuers = [\"https://ci.acme.test\"]\nmax_clients = 1\n",
     );
     let server = TestServer::start_with(with_twin(acme)).await;
     // globex keeps the default: closed.
@@ -451,6 +451,21 @@ async fn bad_registrations_get_their_rfc_7591_error_and_store_nothing() {
         .await
         .unwrap();
     assert_bearer_error(&r, 401, "invalid_token");
+    // The tenant's quota of one registered client is reached: refused, the token's use kept.
+    let quota = initial_token(&server, "acme", 1).await;
+    let r = register(&server, "acme", Some(&quota), &web_client()).await;
+    assert_oauth_error(r, 403, "access_denied").await;
+    assert!(
+        portcullis::clients::initial_tokens::check(
+            &server.state().store,
+            "acme",
+            &quota,
+            SystemClock.now()
+        )
+        .await
+        .unwrap()
+        .is_ok()
+    );
     server.stop().await;
 }
 
