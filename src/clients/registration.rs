@@ -75,7 +75,7 @@ pub async fn register(
             )
         }
         RegistrationAccess::Open => {
-            let ip = client_ip.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED.into());
+            let ip = address_key(client_ip);
             if !state
                 .registrations
                 .admit((slug.to_string(), ip), policy.open_requests_per_minute)
@@ -122,6 +122,19 @@ pub async fn register(
         secret.as_deref(),
         Some(&access_token),
     ))
+}
+
+/// The address a registration is counted under: IPv4 as it is, IPv6 by its /64 (one host's
+/// usual share, within which it can pick any address).
+fn address_key(ip: Option<std::net::IpAddr>) -> std::net::IpAddr {
+    match ip.map(|i| i.to_canonical()) {
+        Some(std::net::IpAddr::V6(v6)) => {
+            let [a, b, c, d, ..] = v6.segments();
+            std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0).into()
+        }
+        Some(v4) => v4,
+        None => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
 }
 
 /// RFC 7592 §2.1: the client's registration, for the holder of its registration access token.
@@ -436,4 +449,18 @@ pub fn client_uri(tenant: &Tenant, client_id: &str) -> String {
         tenant.spec.issuer,
         crate::registry::discovery::REGISTRATION_PATH
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_key;
+
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_count_together_and_ipv4_ones_apart() {
+        let k = |s: &str| address_key(Some(s.parse().unwrap()));
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_ne!(k("192.0.2.1"), k("192.0.2.2"));
+        assert_eq!(k("::ffff:192.0.2.1"), k("192.0.2.1"));
+    }
 }
