@@ -283,13 +283,16 @@ async fn a_registered_client_signs_alice_in_and_is_read_updated_and_deleted_with
 }
 on_both_engines!(a_registered_client_signs_alice_in_and_is_read_updated_and_deleted_with_its_token);
 
-#[tokio::test]
-async fn bad_registrations_get_their_rfc_7591_error_and_store_nothing() {
+async fn bad_registrations_get_their_rfc_7591_error_and_store_nothing(postgres: bool) {
     let acme = ACME.replace(
         "[registration]\n",
         "[registration]\nsoftware_statement_issuers = [\"https://ci.acme.test\"]\nmax_clients = 1\n",
     );
-    let server = TestServer::start_with(with_twin(acme)).await;
+    let server = TestServer::start_with(Options {
+        postgres,
+        ..with_twin(acme)
+    })
+    .await;
     // globex keeps the default: closed.
     let r = register(&server, "globex", None, &web_client()).await;
     assert_oauth_error(r, 403, "access_denied").await;
@@ -469,10 +472,16 @@ async fn bad_registrations_get_their_rfc_7591_error_and_store_nothing() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_admin_api_keeps_clients_that_sign_in_until_disabled_and_never_takes_a_file_clients_id()
-{
-    let server = TestServer::start().await;
+on_both_engines!(bad_registrations_get_their_rfc_7591_error_and_store_nothing);
+
+async fn the_admin_api_keeps_clients_that_sign_in_until_disabled_and_never_takes_a_file_clients_id(
+    postgres: bool,
+) {
+    let server = TestServer::start_with(Options {
+        postgres,
+        ..Default::default()
+    })
+    .await;
     let admin = admin_token(&server, "acme", "acme-admin", "acme-admin-secret").await;
     let api = server.url("/acme/admin/clients");
     let r = server
@@ -676,6 +685,10 @@ async fn the_admin_api_keeps_clients_that_sign_in_until_disabled_and_never_takes
     server.stop().await;
 }
 
+on_both_engines!(
+    the_admin_api_keeps_clients_that_sign_in_until_disabled_and_never_takes_a_file_clients_id
+);
+
 /// Serves JSON documents by name over TLS (the test's CA), each with `max-age=300`.
 async fn document_server(
     upstreams: &Upstreams,
@@ -695,6 +708,9 @@ async fn document_server(
             move |axum::extract::Path(name): axum::extract::Path<String>| {
                 let d = d.clone();
                 async move {
+                    if name == "slow.json" {
+                        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+                    }
                     match d.lock().unwrap().get(&name).cloned() {
                         Some(body) => (
                             [
@@ -825,6 +841,15 @@ async fn a_metadata_document_client_signs_in_with_pkce_and_lying_or_oversized_do
         let r = b.get(&authorize_as(&server, &url(bad), &ch)).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
+    // A document that takes longer than a fetch may (5 s) is no client either.
+    let started = std::time::Instant::now();
+    let r = b.get(&authorize_as(&server, &url("slow.json"), &ch)).await;
+    assert_eq!(r.status(), 400);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(4) && took < std::time::Duration::from_secs(7),
+        "{took:?}"
+    );
     // A host the tenant does not allow is never fetched.
     let before = server
         .state()
