@@ -478,7 +478,7 @@ impl InternalError {
     /// a client may retry, never with 500 `server_error`.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            InternalError::Database(e) => crate::stores::is_unavailable(e),
+            InternalError::Database(e) => database_unavailable(e),
             InternalError::AtCapacity(_) | InternalError::Unavailable(_) => true,
             _ => false,
         }
@@ -506,6 +506,34 @@ impl From<InternalError> for OAuthError {
     fn from(e: InternalError) -> Self {
         e.failed("request")
     }
+}
+
+/// Whether a database error means "not now" rather than "never": the server cannot be reached
+/// or is going away (PostgreSQL SQLSTATE class 08 connection exception, 57P01-57P03 shutdown
+/// and startup, 53300 too many connections), no pooled connection came free in time, or a
+/// transaction lost a serialization or deadlock conflict (40001, 40P01) more often than
+/// `stores::retry_conflicts` retries it.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+                || is_conflict_code(&c)
+        }),
+        _ => false,
+    }
+}
+
+/// SQLSTATE 40001 (serialization_failure) and 40P01 (deadlock_detected): the transaction was
+/// rolled back and may simply be run again.
+pub(crate) fn is_conflict_code(code: &str) -> bool {
+    matches!(code, "40001" | "40P01")
 }
 
 #[cfg(test)]

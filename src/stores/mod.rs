@@ -548,37 +548,9 @@ async fn prepare_postgres(options: &PgConnectOptions, schema: &str) -> Result<()
     prepared
 }
 
-/// Whether a database error means "not now" rather than "never": the server cannot be reached
-/// or is going away (PostgreSQL SQLSTATE class 08 connection exception, 57P01-57P03 shutdown
-/// and startup, 53300 too many connections), no pooled connection came free in time, or a
-/// transaction lost a serialization or deadlock conflict (40001, 40P01) more often than
-/// [`retry_conflicts`] retries it.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::BeginFailed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08")
-                || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
-                || is_conflict_code(&c)
-        }),
-        _ => false,
-    }
-}
-
-/// SQLSTATE 40001 (serialization_failure) and 40P01 (deadlock_detected): the transaction was
-/// rolled back and may simply be run again.
-fn is_conflict_code(code: &str) -> bool {
-    matches!(code, "40001" | "40P01")
-}
-
 fn is_conflict(e: &InternalError) -> bool {
     matches!(e, InternalError::Database(sqlx::Error::Database(db))
-        if db.code().is_some_and(|c| is_conflict_code(&c)))
+        if db.code().is_some_and(|c| crate::error::is_conflict_code(&c)))
 }
 
 /// How many times a write that lost a serialization or deadlock conflict is run in all.
@@ -589,7 +561,7 @@ const CONFLICT_ATTEMPTS: u32 = 5;
 /// and YugabyteDB report conflicts between concurrent transactions this way and expect the
 /// client to retry; every retried operation here is one whole transaction (or one statement),
 /// so a retry never repeats half of one. A conflict that outlasts the attempts is
-/// [`is_unavailable`]: 503, not 500.
+/// [`InternalError::is_unavailable`]: 503, not 500.
 async fn retry_conflicts<T, F, Fut>(what: &'static str, mut op: F) -> Result<T, InternalError>
 where
     F: FnMut() -> Fut,
