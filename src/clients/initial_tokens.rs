@@ -14,11 +14,21 @@ pub const MAX_LIFETIME: i64 = 366 * 86_400;
 pub const MAX_USES: u32 = 100_000;
 
 /// A new token: shown once.
-#[derive(Debug)]
 pub struct Issued {
     pub token: String,
     pub uses: u32,
     pub expires_at: i64,
+}
+
+/// The token stays out of `Debug` (a log line names it by a short hash at most).
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token", &"<redacted>")
+            .field("uses", &self.uses)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Issues a token for `uses` registrations in `tenant`, living `lifetime` seconds.
@@ -151,7 +161,25 @@ pub fn parse_lifetime(s: &str) -> Result<i64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_lifetime;
+    use super::{Issued, parse_lifetime};
+
+    #[test]
+    fn an_issued_token_never_appears_in_debug_output() {
+        let i = Issued {
+            token: "the-initial-access-token".into(),
+            uses: 2,
+            expires_at: 9,
+        };
+        let text = format!("{i:?}");
+        assert!(!text.contains("the-initial-access-token"), "{text}");
+        let saved = crate::clients::Saved {
+            view: serde_json::json!({"client_id": "c"}),
+            secret: Some("the-client-secret".into()),
+            created: true,
+        };
+        let text = format!("{saved:?}");
+        assert!(!text.contains("the-client-secret"), "{text}");
+    }
 
     #[test]
     fn lifetimes_read_with_or_without_a_unit() {

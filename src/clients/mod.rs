@@ -19,12 +19,22 @@ use crate::stores::{RuntimeClientStore, Store, TenantStore};
 use serde_json::{Value, json};
 
 /// What [`save`] did.
-#[derive(Debug)]
 pub struct Saved {
     pub view: Value,
     /// The new secret, when one was generated: shown this once.
     pub secret: Option<String>,
     pub created: bool,
+}
+
+/// The new secret stays out of `Debug`.
+impl std::fmt::Debug for Saved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Saved")
+            .field("view", &self.view)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("created", &self.created)
+            .finish()
+    }
 }
 
 /// Secrets a client authenticating with `methods` needs, generated: the secret itself (to show

@@ -26,14 +26,8 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !json_body(&headers) {
-        return refused(
-            &tenant,
-            &ctx,
-            Refusal::Metadata(MetadataError::Metadata(
-                "send the client metadata as application/json (RFC 7591 §3.1)".into(),
-            )),
-        );
+    if let Err(e) = json_metadata(&headers) {
+        return refused(&tenant, &ctx, e);
     }
     let result =
         registration::register(&state, &tenant, bearer(&headers), ctx.client_ip, &body).await;
@@ -75,14 +69,8 @@ pub async fn update(
     Path((_, client_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if !json_body(&headers) {
-        return refused(
-            &tenant,
-            &ctx,
-            Refusal::Metadata(MetadataError::Metadata(
-                "send the client metadata as application/json (RFC 7592 §2.2)".into(),
-            )),
-        );
+    if let Err(e) = json_metadata(&headers) {
+        return refused(&tenant, &ctx, e);
     }
     match registration::update(&state, &tenant, &client_id, bearer(&headers), &body).await {
         Ok(v) => super::admin::json_response(StatusCode::OK, v),
@@ -100,6 +88,17 @@ pub async fn delete(
     match registration::delete(&state, &tenant, &client_id, bearer(&headers)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refused(&tenant, &ctx, e),
+    }
+}
+
+/// RFC 7591 §3.1, RFC 7592 §2.2: the metadata is sent as `application/json`.
+fn json_metadata(headers: &HeaderMap) -> Result<(), Refusal> {
+    if json_body(headers) {
+        Ok(())
+    } else {
+        Err(Refusal::Metadata(MetadataError::Metadata(
+            "send the client metadata as application/json (RFC 7591 §3.1)".into(),
+        )))
     }
 }
 
